@@ -1,0 +1,1 @@
+"""Subcommands of `clinie-nemo`, one module each (see :mod:`clinie_nemo.cli` for the contract)."""
