@@ -44,7 +44,7 @@ def test_script_layout(script: str) -> None:
 @pytest.mark.parametrize("script", ["peft_lora.sh", "full_sft.sh"])
 def test_training_scripts_read_the_documented_variables(script: str) -> None:
     text = (REPO / "slurm" / script).read_text(encoding="utf-8")
-    header = text.split("#SBATCH", 1)[0]
+    header = text.split("\n#SBATCH", 1)[0]
     for var in ["ENGINE", "CONTAINER_IMAGE", "CONTAINER_MOUNTS", "MODEL", "RECIPE", "DATA", "OUTPUT", "TP",
                 "PP", "NODES", "GPUS_PER_NODE", "OVERRIDES"]:
         assert f'{var}="${{{var}:-' in text, var
