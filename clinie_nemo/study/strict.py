@@ -30,7 +30,8 @@ def _convert(value: Any, tp: Any, where: str, problems: list[str]) -> Any:
         inner = [a for a in args if a is not type(None)]
         return _convert(value, inner[0], where, problems)
     if dataclasses.is_dataclass(tp):
-        return build(tp, value, where, problems)
+        built = build(tp, value, where, problems)
+        return _MISSING if built is None else built
     if origin is tuple:
         if not isinstance(value, list | tuple):
             problems.append(f"{where}: expected a list, got {type(value).__name__} {value!r}")
