@@ -22,6 +22,7 @@ Example::
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -111,11 +112,16 @@ class StudyConfig:
 
     def resolve(self, path: str) -> str:
         """A path from the YAML, absolute (relative paths are relative to the YAML's folder)."""
-        p = Path(path)
-        return str(p if p.is_absolute() else (Path(self.base_dir) / p).resolve())
+        return _resolve(self.base_dir, path)
 
     def stage_resources(self, kind: str) -> StageResources:
         return self.resources.get(kind, _default_resources()[kind])
+
+
+@functools.lru_cache(maxsize=4096)
+def _resolve(base_dir: str, path: str) -> str:
+    p = Path(path)
+    return str(p if p.is_absolute() else (Path(base_dir) / p).resolve())
 
 
 def _check(cfg: StudyConfig, source: str) -> list[str]:

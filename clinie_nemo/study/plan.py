@@ -15,10 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from clinie_nemo.errors import ConfigError
 from clinie_nemo.study.config import STAGE_KINDS, StudyConfig
 
 KEY_LENGTH = 16
+_Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
 @dataclass(frozen=True)
@@ -128,7 +131,6 @@ def mixture_dict(cfg: StudyConfig, fold: str, fraction: float, seed: int) -> dic
 
 def build_plan(cfg: StudyConfig, study_dir: str | Path) -> StudyPlan:
     """Every cell and its four stages; raises ConfigError naming every missing input file."""
-    import yaml
 
     root = Path(study_dir).resolve()
     hashes = _FileHashes()
@@ -157,9 +159,12 @@ def build_plan(cfg: StudyConfig, study_dir: str | Path) -> StudyPlan:
                                        if k in ("train", "test", "validation")}
                         mix_key = content_key({"kind": "mix", "mixture": mix, "files": file_hashes})
                         mix_dir = sdir("mix", mix_key)
-                        add(Stage("mix", mix_key, ("clinie-nemo", "mix", f"{mix_dir}/mixture.yaml", "--output",
-                                                   f"{mix_dir}/data", "--quiet"), "data", True, (),
-                                  (("mixture.yaml", yaml.safe_dump(mix, sort_keys=False)),)), cell)
+                        if mix_key not in stages:
+                            text = yaml.dump(mix, Dumper=_Dumper, sort_keys=False)
+                            stages[mix_key] = Stage("mix", mix_key, ("clinie-nemo", "mix", f"{mix_dir}/mixture.yaml",
+                                                                     "--output", f"{mix_dir}/data", "--quiet"),
+                                                    "data", True, (), (("mixture.yaml", text),))
+                        add(stages[mix_key], cell)
 
                         model_ref, model_hash = _ref(cfg, cfg.models[model], hashes)
                         recipe_ref, recipe_hash = _ref(cfg, cfg.recipes[method], hashes)
