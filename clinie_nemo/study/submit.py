@@ -111,6 +111,20 @@ def _record_job(stage_dir: Path, job_id: str) -> None:
         json.dump({"jobs": history}, fh, indent=2)
 
 
+def dependency_for(todo: list[Stage], job_of: dict[str, str]) -> str | None:
+    """The --dependency of one array of stages. Only the direct parent (upstream[0]) counts: the chain makes
+    the others transitive. When task i of the parent array feeds task i of this one, ``aftercorr`` lets
+    each cell go on as soon as its own parent finishes (and a failed cell stops only itself); otherwise
+    ``afterok`` on every parent job still queued or running."""
+    parents = [job_of.get(s.upstream[0]) if s.upstream else None for s in todo]
+    arrays = {p.split("_")[0] for p in parents if p}
+    if (len(arrays) == 1 and all(p and "_" in p for p in parents)
+            and [p.split("_")[1] for p in parents] == [str(i) for i in range(len(todo))]):  # type: ignore[union-attr]
+        return f"aftercorr:{arrays.pop()}"
+    active = sorted({p for p in parents if p})
+    return "afterok:" + ":".join(active) if active else None
+
+
 @dataclass
 class Submission:
     """What a submit (or dry run) did: stages per state and the jobs it sent, in order."""
@@ -143,9 +157,7 @@ def submit_plan(plan: StudyPlan, dry_run: bool = False, executor_factory: Any = 
                 todo.append(stage)
         if not todo:
             continue
-        # upstream[0] is the direct parent; the chain makes the others transitive
-        upstream_jobs = sorted({job_of[s.upstream[0]] for s in todo if s.upstream and s.upstream[0] in job_of})
-        dependency = "afterok:" + ":".join(upstream_jobs) if upstream_jobs else None
+        dependency = dependency_for(todo, job_of)
         res = plan.config.stage_resources(kind)
         entry: dict[str, Any] = {"kind": kind, "stages": [s.key for s in todo], "dependency": dependency,
                                  "job_ids": [], "resources": res}
