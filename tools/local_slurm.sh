@@ -73,7 +73,7 @@ JobCompLoc=$DIR/log/jobcomp.txt
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 DefMemPerCPU=1024
-SchedulerParameters=sched_interval=2
+SchedulerParameters=sched_interval=2,bf_interval=2
 ReturnToService=2
 MinJobAge=600
 KillWait=5
