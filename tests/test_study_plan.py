@@ -10,10 +10,11 @@ import pytest
 import yaml
 
 from clinie_nemo.errors import ConfigError
+from clinie_nemo.slurm.sbatch import time_minutes
 from clinie_nemo.study.config import load_study, study_from_dict
 from clinie_nemo.study.cost import cost_table
 from clinie_nemo.study.plan import build_plan
-from clinie_nemo.study.submit import submit_plan, time_minutes
+from clinie_nemo.study.submit import submit_plan
 from tests.conftest import cli
 
 
@@ -83,6 +84,8 @@ def test_mixture_config_of_a_cell(tmp_path: Path) -> None:
     ({"seeds": [1, 1]}, "values repeat"),
     ({"resources": {"train": {"gpus": "two"}}}, "resources.train.gpus: expected int"),
     ({"resources": {"tune": {}}}, "unknown stage 'tune'"),
+    ({"resources": {"train": {"time": "00:02:00"}}}, "signal_seconds 120 must be shorter than time 00:02:00"),
+    ({"resources": {"mix": {"time": "soon"}}}, "invalid Slurm time 'soon'"),
 ])
 def test_invalid_configs_are_rejected(tmp_path: Path, change: dict, message: str) -> None:
     with pytest.raises(ConfigError) as err:

@@ -122,7 +122,7 @@ def test_failed_stage_resubmits_and_keeps_finished_work(slurm_cluster, tmp_path:
 
 
 def test_preempted_stage_requeues_and_resumes(slurm_cluster, tmp_path: Path) -> None:  # noqa: F811
-    steps = 25
+    steps = 50
     plan = fake_plan(tmp_path, train_argv=lambda d: (sys.executable, "-c", TRAINER, str(d / "run"), str(steps)))
     submission = submit_plan(plan)
     train_job = submission.jobs[1]["job_ids"][0]
@@ -150,11 +150,11 @@ def test_rendered_sbatch_script_requeues_and_resumes(slurm_cluster, tmp_path: Pa
     from clinie_nemo.slurm.sbatch import SbatchJob, render_sbatch
     from tests.slurm_fixtures import sbatch
 
-    run, steps = tmp_path / "run", 25
+    run, steps = tmp_path / "run", 50
     script = tmp_path / "job.sbatch"
     script.write_text(render_sbatch(SbatchJob(
         name="rendered-requeue", command=(sys.executable, "-c", TRAINER, str(run), str(steps)), gpus_per_node=1,
-        time="00:05:00", output=str(tmp_path / "job-%j.out"), env=(("CLINIE_TEST", "1"),))))
+        time="00:10:00", output=str(tmp_path / "job-%j.out"), env=(("CLINIE_TEST", "1"),))))
     job = sbatch(str(script))
     deadline = time.monotonic() + 60
     while not (run / "metrics.jsonl").exists() or len((run / "metrics.jsonl").read_text().splitlines()) < 3:

@@ -30,6 +30,7 @@ from typing import Any
 import yaml
 
 from clinie_nemo.errors import ConfigError
+from clinie_nemo.slurm.sbatch import time_minutes
 from clinie_nemo.study.strict import build
 
 ENGINES = ("local", "bridge", "nemo")
@@ -157,8 +158,14 @@ def _check(cfg: StudyConfig, source: str) -> list[str]:
     for kind, r in cfg.resources.items():
         if r.nodes < 1 or r.gpus < 0 or r.cpus < 1:
             problems.append(f"{source}: resources.{kind}: nodes >= 1, gpus >= 0, cpus >= 1 required")
-        if r.time.count(":") not in (1, 2) and "-" not in r.time:
-            problems.append(f"{source}: resources.{kind}.time: expected [D-]HH:MM:SS, got {r.time!r}")
+        try:
+            minutes = time_minutes(r.time)
+        except ConfigError as exc:
+            problems.append(f"{source}: resources.{kind}.time: {exc}")
+            continue
+        if r.signal_seconds >= minutes * 60:
+            problems.append(f"{source}: resources.{kind}: signal_seconds {r.signal_seconds} must be shorter than "
+                            f"time {r.time}")
     if cfg.few_shot_k < 0:
         problems.append(f"{source}: few_shot_k: must be >= 0")
     return problems

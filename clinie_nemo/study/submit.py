@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from clinie_nemo.fileio import atomic_write
-from clinie_nemo.slurm.sbatch import SbatchJob, render_sbatch
+from clinie_nemo.slurm.sbatch import SbatchJob, render_sbatch, time_minutes
 from clinie_nemo.study.config import STAGE_KINDS, StageResources
 from clinie_nemo.study.plan import Stage, StudyPlan, plan_json
 
@@ -61,16 +61,6 @@ def stage_state(stage_dir: Path) -> tuple[str, str | None]:
     if state in ACTIVE:
         return "queued", job
     return "failed", job
-
-
-def time_minutes(text: str) -> int:
-    """Slurm [D-]HH:MM:SS or MM:SS -> minutes (rounded up)."""
-    days, _, rest = text.rpartition("-")
-    parts = [int(p) for p in rest.split(":")]
-    while len(parts) < 3:
-        parts.insert(0, 0)
-    h, m, s = parts
-    return (int(days or 0) * 24 + h) * 60 + m + (1 if s else 0)
 
 
 def sbatch_job(plan: StudyPlan, stage: Stage, res: StageResources, dependency: str | None) -> SbatchJob:
