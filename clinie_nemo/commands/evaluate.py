@@ -58,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
         check_output(args.json, args.force)
     if args.brat_out:
         check_output(args.brat_out, args.force)
+        brat_writer()
     records = read_records(args.records)
     predictions = read_predictions(args.predictions, {r["id"] for r in records}, args.allow_missing)
     corpus = list(docs_jsonl.read(args.corpus))
@@ -77,14 +78,20 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def write_brat(out_dir: str, predicted: dict, force: bool) -> None:
+def brat_writer():
     from clinie_nemo.errors import ConfigError
-    from clinie_nemo.fileio import atomic_dir
 
     try:
         from clinie_nemo.writers import WRITERS
     except ImportError as exc:
         raise ConfigError("--brat-out needs clinie_nemo.writers, not available in this build") from exc
+    return WRITERS["brat"]
+
+
+def write_brat(out_dir: str, predicted: dict, force: bool) -> None:
+    from clinie_nemo.fileio import atomic_dir
+
+    writer = brat_writer()
     with atomic_dir(out_dir, force) as tmp:
         for task, docs in predicted.items():
-            WRITERS["brat"].write(docs, tmp / task)
+            writer.write(docs, tmp / task)
