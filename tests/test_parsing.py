@@ -29,15 +29,18 @@ def record(fmt: str, task: str = "ce") -> dict:
 
 
 def test_the_corpus_is_big_enough():
-    assert len(CASES) >= 40
+    assert len(CASES) >= 50
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
 def test_generation(case):
     p = parse_record(record(case["format"]), case["prediction"], DOC_TEXT, ENTITY_LABELS, RELATION_LABELS,
                      case.get("finish_reason"))
-    got = [f"{label}|{spans[0][0]}|{spans[0][1]}" for label, spans, _ in p.entities]
+    got = [f"{label}|" + ";".join(f"{s}|{e}" for s, e in spans) for label, spans, _ in p.entities]
     assert got == case["expect"]
+    if "attributes" in case:
+        assert [f"{label}|" + ";".join(f"{k}={v}" for k, v in attrs) for label, _, attrs in p.entities] \
+            == case["attributes"]
     expected_failures = case.get("failures", {})
     for cause in CAUSES:
         assert p.failures.get(cause, 0) == expected_failures.get(cause, 0), cause

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from clinie_nemo.parsing.clean import strip_code_fences
-from clinie_nemo.parsing.decode import DECODERS, Decoded, decode_answer
+from clinie_nemo.parsing.decode import DECODERS, Decoded, Link, Mention, decode_answer
 from clinie_nemo.parsing.labels import LabelMap
-from clinie_nemo.parsing.place import PlacementFailure, place_mention
+from clinie_nemo.parsing.place import MATCHERS, MENTION_NOT_IN_TEXT, PlacementFailure, place_mention
 
 CAUSES = ("unparseable", "invalid_label", "mention_not_in_text", "ambiguous_occurrence", "truncated_output")
 
@@ -37,17 +37,55 @@ class RecordParse:
     how: Counter[str] = field(default_factory=Counter)  # which placer found each mention
 
 
-def _decode(fmt: str, text: str, task: str) -> Decoded:
+def exact_formats() -> dict[str, Any]:
+    """Rendering's exact format inverses (``clinie_nemo.formats.FORMATS``), when that package is present."""
+    try:
+        from clinie_nemo.formats import FORMATS
+    except ImportError:
+        return {}
+    return FORMATS
+
+
+def _from_target(target: Any) -> Decoded:
+    out = Decoded()
+    for e in target.entities:
+        out.mentions.append(Mention(e.label, tuple((f.text, f.occurrence) for f in e.fragments), e.attributes))
+    out.links = [Link(r.label, r.head, r.tail) for r in target.relations]
+    return out
+
+
+def decode_prediction(fmt: str, text: str, task: str, chunk: str, labels: tuple[str, ...]) -> Decoded:
+    """The exact inverse first (a well-formed answer means exactly what rendering meant), then the tolerant
+    decoder on the text cleaned of code fences. ValueError when neither can read it."""
+    if fmt not in DECODERS:
+        from clinie_nemo.errors import unknown_name
+
+        raise unknown_name("target format", fmt, DECODERS)
+    exact = exact_formats().get(fmt)
+    if exact is not None:
+        try:
+            if task == "re_pair":
+                return Decoded(answer=exact.decode_answer(text))
+            return _from_target(exact.decode(text, chunk, task == "re_e2e", labels=labels))
+        except ValueError:  # formats.DecodeError is a ValueError
+            pass
     body = strip_code_fences(text)
     if task == "re_pair":
         return decode_answer(body)
-    try:
-        decoder = DECODERS[fmt]
-    except KeyError:
-        from clinie_nemo.errors import unknown_name
+    return DECODERS[fmt](body, chunk)
 
-        raise unknown_name("target format", fmt, DECODERS) from None
-    return decoder(body)
+
+def _place(chunk: str, start: int, mention: Mention) -> tuple[tuple[tuple[int, int], ...], str]:
+    spans, hows = [], []
+    for text, occurrence in mention.fragments:
+        (s, e), how = place_mention(chunk, text, occurrence)
+        spans.append((start + s, start + e))
+        hows.append(how)
+    spans.sort()
+    if any(a[1] > b[0] for a, b in zip(spans, spans[1:])):
+        raise PlacementFailure(MENTION_NOT_IN_TEXT)  # fragments that overlap cannot be one mention
+    worst = max(hows, key=list(MATCHERS).index)
+    return tuple(spans), worst
 
 
 def parse_record(record: dict[str, Any], prediction: str, doc_text: str, entity_labels: LabelMap,
@@ -57,7 +95,7 @@ def parse_record(record: dict[str, Any], prediction: str, doc_text: str, entity_
     start, end = record["chunk"]
     chunk = doc_text[start:end]
     try:
-        decoded = _decode(record.get("format", "lines"), prediction, task)
+        decoded = decode_prediction(record.get("format", "lines"), prediction, task, chunk, entity_labels.labels)
     except ValueError:
         out.failures["unparseable"] += 1
         return out
@@ -76,11 +114,11 @@ def parse_record(record: dict[str, Any], prediction: str, doc_text: str, entity_
             out.failures["invalid_label"] += 1
             continue
         try:
-            (s, e), how = place_mention(chunk, m.text, m.occurrence)
+            spans, how = _place(chunk, start, m)
         except PlacementFailure as exc:
             out.failures[exc.cause] += 1
             continue
-        key: EntityKey = (label, ((start + s, start + e),), m.attributes)
+        key: EntityKey = (label, spans, m.attributes)
         placed[i] = key
         out.how[how] += 1
         if key not in out.entities:
