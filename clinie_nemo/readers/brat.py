@@ -18,8 +18,16 @@ from pathlib import Path
 
 from clinie_nemo.document import Document
 from clinie_nemo.errors import InputError, Problem
-from clinie_nemo.readers._common import FileIndex, Problems, SkipOption, read_annotation_lines, read_note, \
-    relative_id, same_text, stream
+from clinie_nemo.readers._common import (
+    FileIndex,
+    Problems,
+    SkipOption,
+    read_annotation_lines,
+    read_note,
+    relative_id,
+    same_text,
+    stream,
+)
 from clinie_nemo.readers.brat_ann import parse_ann, parse_spans
 
 

@@ -152,7 +152,7 @@ def parse_ann(lines: list[str], text: str, path: Path, problems: Problems, keep_
     dropped: dict[str, str] = {}
     while changed:
         changed = False
-        for lineno, ident, _label, trigger, args in raw_events:
+        for _lineno, ident, _label, trigger, args in raw_events:
             if ident not in live:
                 continue
             missing = [trigger] if trigger not in entity_ids else []
