@@ -36,7 +36,7 @@ class Locator:
         if pos < 0:
             return None
         if entity_id is not None:
-            found = self.raw.find(json.dumps(entity_id), pos)
+            found = self.raw.find(json.dumps(entity_id) + ":", pos)
             pos = found if found >= 0 else pos
         return self.raw.count("\n", 0, pos) + 1
 
