@@ -111,6 +111,7 @@ class Problems:
     def take(self) -> list[Problem]:
         """Problems added since the last call; in skip mode they are reported and forgotten."""
         new, self.found = self.found, []
+        new.sort(key=lambda p: (p.path, p.line or 0))  # one document's problems, in file order
         if new and self.skip_invalid:
             if callable(self.skip_invalid):
                 for p in new:
