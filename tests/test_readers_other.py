@@ -59,6 +59,14 @@ def test_radgraph_labeler_choice_for_test_split():
     assert ("suggestive_of", "3", "2") in [(r.label, r.head, r.tail) for r in two.relations]
 
 
+def test_radgraph_flat_labeler_layout_is_read_too(tmp_path):
+    raw = __import__("json").loads((FIXTURES / "radgraph/test.json").read_text())
+    raw["1"]["labeler_1"] = raw["1"]["labeler_1"]["entities"]
+    (tmp_path / "flat.json").write_text(__import__("json").dumps(raw))
+    flat = next(iter(READERS["radgraph"].read(tmp_path / "flat.json")))
+    assert flat == next(iter(READERS["radgraph"].read(FIXTURES / "radgraph/test.json")))
+
+
 def test_pubtator_offsets_concepts_and_document_relations():
     path = FIXTURES / "pubtator/cdr_sample.PubTator.txt"
     docs = list(READERS["pubtator"].read(path))

@@ -36,7 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", help="replace existing output")
     p.add_argument("--name", default="", help="value of the documents' 'dataset' field (--format)")
     p.add_argument("--split", default="", help="value of the documents' 'split' field (--format)")
-    p.add_argument("--labeler", default="labeler_1", choices=("labeler_1", "labeler_2"),
+    p.add_argument("--labeler", choices=("labeler_1", "labeler_2"),
                    help="RadGraph test split: whose annotations to read (default labeler_1)")
     p.add_argument("--drop-notes", action="store_true", help="brat: drop '#' annotator notes (kept by default)")
     p.add_argument("--schema", help="--dataset brat/ufhealth: the user schema YAML")
@@ -87,13 +87,13 @@ def run(args: argparse.Namespace) -> int:
     if args.dataset:
         from clinie_nemo.datasets import convert_dataset
 
-        extra = {"schema": args.schema} if args.schema else {}
+        extra = {key: value for key, value in (("schema", args.schema), ("labeler", args.labeler)) if value}
         convert_dataset(args.dataset, args.input, args.output, skip_invalid=args.skip_invalid,
                         force=args.force, **extra)
         return 0
     options: dict[str, object] = {"dataset": args.name, "split": args.split}
     if args.format == "radgraph":
-        options["labeler"] = args.labeler
+        options["labeler"] = args.labeler or "labeler_1"
     if args.format == "brat":
         options["notes"] = not args.drop_notes
     counts = convert_format(args.format, args.input, args.output, args.skip_invalid, args.force, **options)

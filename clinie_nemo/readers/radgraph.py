@@ -3,7 +3,8 @@
 
 ``start_ix``/``end_ix`` are 0-based whitespace-token indices over the whole report, end inclusive; they
 become character offsets. Relations are stored on their source entity (head = source). In the test split
-the entities sit under ``labeler_1``/``labeler_2``: option ``labeler`` picks one (default ``labeler_1``;
+the entities sit under ``labeler_1``/``labeler_2`` (``{"labeler_1": {"entities": {...}}}``; a flat
+``{"labeler_1": {id: entity}}`` is read too): option ``labeler`` picks one (default ``labeler_1``;
 the choice is kept in ``metadata["labeler"]``). ``path`` is one ``.json`` file or a folder of them.
 Entity ids are RadGraph's keys; relation ids ``R1..``. ``split`` defaults to the file's ``data_split``.
 """
@@ -57,6 +58,8 @@ def read_report(key: str, report: Any, path: Path, problems: Problems, labeler: 
         raw = report["entities"]
     elif labeler in report:
         raw = report[labeler]
+        if isinstance(raw, dict) and isinstance(raw.get("entities"), dict):
+            raw = raw["entities"]  # the release nests them: {"labeler_1": {"entities": {...}}}
         metadata["labeler"] = labeler
     else:
         problems.add(path, where.line(key), f"report {key}: no 'entities' and no {labeler!r}")
