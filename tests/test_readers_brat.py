@@ -90,3 +90,16 @@ def test_reading_streams_one_document_at_a_time():
     it = brat.read(BRAT)
     first = next(it)
     assert first.id == "bom/note3"  # a generator: later files not needed yet
+
+
+def test_relation_arguments_in_reverse_order_and_attribute_on_relation(tmp_path):
+    (tmp_path / "d.txt").write_text("aspirin 81 mg\n")
+    (tmp_path / "d.ann").write_text("T1\tDrug 0 7\taspirin\nT2\tStrength 8 13\t81 mg\n"
+                                    "R1\tStrength-Drug Arg2:T1 Arg1:T2\nA1\tNegated R1\n")
+    from clinie_nemo.readers import SkipReport
+
+    report = SkipReport()
+    doc = next(iter(brat.read(tmp_path, skip_invalid=report)))
+    assert (doc.relations[0].head, doc.relations[0].tail) == ("T2", "T1")
+    assert [p.message for p in report.problems] == [
+        "an attribute applies to an entity or an event, not to relation R1"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from clinie_nemo import docs_jsonl
-from clinie_nemo.readers import READERS
+from clinie_nemo.readers import READERS, SkipReport
 from tests.corpus_fixtures import FIXTURES, norm
 
 
@@ -102,3 +102,16 @@ def test_jsonl_reader_wraps_docs_jsonl(tmp_path):
     docs_jsonl.write(tmp_path / "d.jsonl", docs)
     back = list(READERS["jsonl"].read(tmp_path / "d.jsonl", split="test"))
     assert [d.with_(split="") for d in back] == docs and {d.split for d in back} == {"test"}
+
+
+def test_jsonl_skip_invalid_skips_bad_lines(tmp_path):
+    docs = list(READERS["pubtator"].read(FIXTURES / "pubtator"))
+    docs_jsonl.write(tmp_path / "d.jsonl", docs)
+    lines = (tmp_path / "d.jsonl").read_text().splitlines()
+    broken = lines[0].replace('"spans": [[0, 22]]', '"spans": [[0, 23]]')
+    (tmp_path / "bad.jsonl").write_text("\n".join([broken, "{not json", lines[1]]) + "\n")
+    report = SkipReport()
+    kept = list(READERS["jsonl"].read(tmp_path / "bad.jsonl", skip_invalid=report))
+    assert [d.id for d in kept] == ["6794356"]
+    assert [(p.line, p.message.split(":")[0]) for p in report.problems] == [
+        (1, "document 26094"), (2, "invalid JSON (Expecting property name enclosed in double quotes at column 2)")]

@@ -102,7 +102,10 @@ def parse_ann(lines: list[str], text: str, path: Path, problems: Problems, keep_
                 bad("malformed relation (expected ID<TAB>Label Arg1:ID Arg2:ID)")
                 continue
             seen.add(ident)
-            raw_relations.append((lineno, ident, parts[0], args[0][1], args[1][1]))  # type: ignore[index]
+            first, second = args[0], args[1]
+            if (first[0], second[0]) == ("Arg2", "Arg1"):  # type: ignore[index]
+                first, second = second, first  # head = Arg1 whatever the order on the line
+            raw_relations.append((lineno, ident, parts[0], first[1], second[1]))  # type: ignore[index]
         elif kind == "E":
             parts = fields[1].split() if len(fields) > 1 else []
             head = _split_role(parts[0]) if parts else None
@@ -181,7 +184,9 @@ def parse_ann(lines: list[str], text: str, path: Path, problems: Problems, keep_
     for lineno, target, name, value in raw_attrs:
         holder = entity_attrs.get(target, event_attrs.get(target))
         if holder is None:
-            problems.add(path, lineno, f"attribute refers to missing id {target}", lines[lineno - 1])
+            what = ("an attribute applies to an entity or an event, not to relation " if target in all_ids
+                    else "attribute refers to missing id ")
+            problems.add(path, lineno, what + target, lines[lineno - 1])
         elif holder.get(name, value) != value:
             problems.add(path, lineno, f"attribute {name} given twice with different values on {target}",
                          lines[lineno - 1])

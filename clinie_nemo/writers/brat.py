@@ -5,7 +5,8 @@ Lines: ``T`` (discontinuous fragments joined by ``;``; the text field has tabs a
 spaces, as brat does), ``R`` (``Arg1:head Arg2:tail``), ``E``, ``A`` (value ``"true"`` -> a binary
 attribute), ``*`` Equiv, ``N`` and ``#`` from metadata (layout in :mod:`clinie_nemo.readers.brat_ann`).
 ``clinie_nemo.readers.brat.read(write(...))`` gives back the same documents (dataset/split excepted: brat
-has no place for them). Ids that brat cannot parse (not starting with T/R/E) are renumbered.
+has no place for them). Ids that brat cannot parse (not starting with T/R/E) are renumbered, and
+whitespace inside labels, roles and attribute names/values becomes ``_`` (brat tokens cannot hold it).
 """
 
 from __future__ import annotations
@@ -23,10 +24,11 @@ _ID = re.compile(r"^[TREAMN#*][^\s]*$")
 
 
 def _token(value: str, what: str, doc_id: str) -> str:
-    if not value or any(c.isspace() for c in value) or ":" in value and what == "label":
-        raise ClinieError(f"document {doc_id}: {what} {value!r} cannot be written to brat "
-                          "(empty, whitespace, or ':' in a label)")
-    return value
+    """A label, role or attribute name/value as one brat token: whitespace runs become ``_``."""
+    token = "_".join(str(value).split())
+    if not token:
+        raise ClinieError(f"document {doc_id}: empty {what} cannot be written to brat")
+    return token
 
 
 def _id_map(doc: Document) -> dict[str, str]:
