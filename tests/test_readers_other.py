@@ -115,3 +115,15 @@ def test_jsonl_skip_invalid_skips_bad_lines(tmp_path):
     assert [d.id for d in kept] == ["6794356"]
     assert [(p.line, p.message.split(":")[0]) for p in report.problems] == [
         (1, "document 26094"), (2, "invalid JSON (Expecting property name enclosed in double quotes at column 2)")]
+
+
+def test_bioc_sentence_level_passages(tmp_path):
+    xml = ('<collection><source>x</source><document><id>7</id><passage><offset>0</offset>'
+           '<sentence><offset>0</offset><text>No fever.</text></sentence>'
+           '<sentence><offset>10</offset><text>Mild cough.</text>'
+           '<annotation id="A1"><infon key="type">Problem</infon><location offset="15" length="5"/>'
+           '<text>cough</text></annotation></sentence></passage></document></collection>')
+    (tmp_path / "s.xml").write_text(xml)
+    doc = next(iter(READERS["bioc"].read(tmp_path / "s.xml")))
+    assert doc.text == "No fever.\nMild cough."
+    assert [(e.id, e.label, doc.text[e.start:e.end]) for e in doc.entities] == [("A1", "Problem", "cough")]

@@ -1,7 +1,8 @@
 """Reader for BioC XML: ``collection/document/passage`` with document-level offsets.
 
-Document text: passages placed at their ``<offset>``, gaps filled with ``\\n`` (a PubTator-derived title at
-0 and abstract at len(title)+1 give title + "\\n" + abstract). Annotations: label = infon ``type``, other
+Document text: passages (or, in sentence-level BioC, their sentences) placed at their ``<offset>``,
+gaps filled with ``\\n`` (a PubTator-derived title at 0 and abstract at len(title)+1 give
+title + "\\n" + abstract). Annotations: label = infon ``type``, other
 infons become attributes (``identifier``/``MESH`` also as ``concept_id``); several ``<location>`` =
 discontinuous fragments; the annotation ``<text>`` is checked (whitespace-normalised) against the note.
 Relations: label = infon ``type`` or ``relation``; with exactly two nodes whose ``refid`` are annotations
@@ -74,17 +75,23 @@ def parse_document(elem: ET.Element, path: Path, lines: dict[ET.Element, int], p
     text = ""
     annotations: list[ET.Element] = list(elem.findall("annotation"))
     for passage in elem.findall("passage"):
-        offset_text = (passage.findtext("offset") or "0").strip()
-        if not offset_text.isdigit():
-            problems.add(path, lines.get(passage), f"document {doc_id}: passage offset is not a number")
-            return None
-        offset = int(offset_text)
-        if offset < len(text):
-            problems.add(path, lines.get(passage), f"document {doc_id}: passage at {offset} overlaps the "
-                         f"previous passage (ends at {len(text)})")
-            return None
-        text += "\n" * (offset - len(text)) + (passage.findtext("text") or "")
+        # A passage carries its text, or (sentence-level BioC) sentences that carry theirs.
+        pieces = [passage] if passage.find("text") is not None or not passage.findall("sentence") \
+            else passage.findall("sentence")
         annotations += passage.findall("annotation")
+        for piece in pieces:
+            offset_text = (piece.findtext("offset") or "0").strip()
+            if not offset_text.isdigit():
+                problems.add(path, lines.get(piece), f"document {doc_id}: {piece.tag} offset is not a number")
+                return None
+            offset = int(offset_text)
+            if offset < len(text):
+                problems.add(path, lines.get(piece), f"document {doc_id}: {piece.tag} at {offset} overlaps the "
+                             f"previous one (ends at {len(text)})")
+                return None
+            text += "\n" * (offset - len(text)) + (piece.findtext("text") or "")
+            if piece is not passage:
+                annotations += piece.findall("annotation")
     entities: list[Entity] = []
     for ann in annotations:
         ann_id, line, infons = ann.get("id", ""), lines.get(ann), _infons(ann)
