@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from clinie_nemo.datasets.builtin import BUILTIN
+from clinie_nemo.datasets.convert import convert_dataset
 from clinie_nemo.datasets.schema_file import (
     EXAMPLE_SCHEMA,
     BratSchema,
@@ -65,6 +66,6 @@ def resolve(name: str, schema: str | Path | None = None) -> DatasetSpec:
 
 
 __all__ = [
-    "DATASETS", "AttributeSpec", "BratSchema", "DatasetSpec", "EventSchema", "EventTypeSpec", "ReleaseLayout",
+    "DATASETS", "AttributeSpec", "convert_dataset", "BratSchema", "DatasetSpec", "EventSchema", "EventTypeSpec", "ReleaseLayout",
     "SplitSource", "get", "load_schema", "resolve", "schema_to_spec", "validate", "validate_issues",
 ]

@@ -3,7 +3,7 @@
 
 Hard cases on purpose: the discontinuous BodySite "left ... knee" in "left and right knee", a BodySite
 nested inside a Problem ("right knee pain"), a Test and the Problem it reveals in different sentences,
-binary ``Negated`` attributes, repeated strings, "µg" doses, CRLF files (every 5th note, index 1 first).
+binary ``Negated`` attributes, the same Problem string twice (ending a line), "µg" doses, CRLF files (every 5th note, index 1 first).
 """
 
 from __future__ import annotations
@@ -91,8 +91,18 @@ def procedure(note: BratNote, rng: random.Random) -> None:
     note.add(". ")
 
 
+def repeated_problem(note: BratNote, rng: random.Random) -> None:
+    """The same Problem string twice, the second one ending its line."""
+    problem = pick(rng, ("hypertension", "gout", "osteoarthritis"))
+    note.add("Assessment: ")
+    note.ent("Problem", problem)
+    note.add(", stable. Will recheck ")
+    note.ent("Problem", problem)
+    note.newline()
+
+
 STATEMENTS: tuple[Callable[[BratNote, random.Random], None], ...] = (
-    nested_site, discontinuous_site, medication, test_next_sentence, negated, procedure)
+    nested_site, discontinuous_site, medication, test_next_sentence, negated, procedure, repeated_problem)
 
 
 def build_note(index: int, seed: int, length: str) -> BratNote:
