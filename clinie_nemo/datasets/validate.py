@@ -52,6 +52,7 @@ def validate_issues(doc: Document, spec: DatasetSpec) -> list[Issue]:
             _check_attributes(e.id, e.label, e.attributes, spec, out)
     for ev in doc.events:
         labels[ev.id] = ev.label
+    events_by_label = spec.events.types if spec.events else {}
     for r in doc.relations:
         if r.label not in spec.relation_labels:
             valid = _valid(spec.relation_labels) or "none (this dataset has no relations)"
@@ -59,7 +60,8 @@ def validate_issues(doc: Document, spec: DatasetSpec) -> list[Issue]:
             continue
         allowed = spec.relation_pairs.get(r.label)
         pair = (labels.get(r.head, "?"), labels.get(r.tail, "?"))
-        if allowed and pair not in allowed:
+        known = all(label in spec.entity_labels or label in events_by_label for label in pair)
+        if allowed and known and pair not in allowed:  # an unknown label is reported once, on its entity
             out.append(Issue(r.id, f"relation {r.id} {r.label} not allowed between {pair[0]} and {pair[1]}; "
                                    f"allowed (head, tail): {_valid(f'{h}->{t}' for h, t in allowed)}"))
     for ev in doc.events:
