@@ -42,17 +42,18 @@ def _check_attributes(ann_id: str, label: str, attributes: tuple[tuple[str, str]
 def validate_issues(doc: Document, spec: DatasetSpec) -> list[Issue]:
     """Every schema problem of ``doc``, each tied to the annotation id at fault."""
     out: list[Issue] = []
+    entity_labels = spec.entity_labels
     labels: dict[str, str] = {}
     for e in doc.entities:
         labels[e.id] = e.label
-        if e.label not in spec.entity_labels:
+        if e.label not in entity_labels:
             out.append(Issue(e.id, f"unknown entity label {e.label!r} ({e.id}); "
-                                   f"valid labels: {_valid(spec.entity_labels)}"))
-        else:
+                                   f"valid labels: {_valid(entity_labels)}"))
+        elif e.attributes:
             _check_attributes(e.id, e.label, e.attributes, spec, out)
     for ev in doc.events:
         labels[ev.id] = ev.label
-    events_by_label = spec.events.types if spec.events else {}
+    known = set(entity_labels) | set(spec.events.types if spec.events else ())
     for r in doc.relations:
         if r.label not in spec.relation_labels:
             valid = _valid(spec.relation_labels) or "none (this dataset has no relations)"
@@ -60,8 +61,8 @@ def validate_issues(doc: Document, spec: DatasetSpec) -> list[Issue]:
             continue
         allowed = spec.relation_pairs.get(r.label)
         pair = (labels.get(r.head, "?"), labels.get(r.tail, "?"))
-        known = all(label in spec.entity_labels or label in events_by_label for label in pair)
-        if allowed and known and pair not in allowed:  # an unknown label is reported once, on its entity
+        # an unknown entity label is reported once, on its entity, not again on its relations
+        if allowed and pair not in allowed and pair[0] in known and pair[1] in known:
             out.append(Issue(r.id, f"relation {r.id} {r.label} not allowed between {pair[0]} and {pair[1]}; "
                                    f"allowed (head, tail): {_valid(f'{h}->{t}' for h, t in allowed)}"))
     for ev in doc.events:
