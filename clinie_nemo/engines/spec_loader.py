@@ -275,3 +275,14 @@ def load_generate_config(name_or_path: str | Path | None = None, overrides: list
 
 def load_nemo_script_config(name_or_path: str | Path) -> NemoScriptConfig:
     return load_yaml_as(NemoScriptConfig, resolve_preset("nemo", name_or_path))
+
+
+def load_run_spec_file(path: str | Path, overrides: list[str] | None = None, validate: bool = True) -> RunSpec:
+    """A resolved spec.yaml plus overrides (how every rank of a multi-GPU run reads its spec)."""
+    data = apply_overrides(read_yaml(path), list(overrides or []), RunSpec, default_section="train")
+    spec = build(RunSpec, data, str(path))
+    if validate:
+        from clinie_nemo.engines.validate import check_run_spec
+
+        check_run_spec(spec)
+    return spec

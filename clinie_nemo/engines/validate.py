@@ -114,7 +114,8 @@ def run_spec_problems(spec: RunSpec) -> list[str]:
     d = t.data
     if not d.chat_template and ("{input}" not in d.prompt_template or "{output}" not in d.prompt_template):
         p.append(f"train.data.prompt_template={d.prompt_template!r} must contain {{input}} and {{output}}")
-    if not d.chat_template and d.prompt_template.index("{output}") < d.prompt_template.find("{input}"):
+    if (not d.chat_template and "{input}" in d.prompt_template and "{output}" in d.prompt_template
+            and d.prompt_template.index("{output}") < d.prompt_template.index("{input}")):
         p.append("train.data.prompt_template: {output} must come after {input}")
     if d.validation_interval < 0:
         p.append("train.data.validation_interval must be >= 0")
@@ -137,12 +138,25 @@ def engine_problems(spec: RunSpec, engine: str) -> list[str]:
         if t.packing and t.batch.micro_batch_size != 1:
             p.append(f"engine bridge: packing needs micro_batch_size=1 (got {t.batch.micro_batch_size}); "
                      "packed sequences already fill a micro batch")
+        if t.data.chat_template:
+            p.append("engine bridge: chat_template=true needs conversation records; our records are "
+                     "input/output pairs (use prompt_template)")
+        if not t.data.prompt_template.endswith("{output}"):
+            p.append(f"engine bridge: prompt_template {t.data.prompt_template!r} must end with {{output}}")
     elif engine == "nemo":
         if m.format != "nemo":
             p.append(f"engine nemo (NeMo 1.x scripts) restores .nemo checkpoints; model {m.name} has "
                      f"format {m.format} (use --engine bridge or local for HF checkpoints)")
-        if t.optim.schedule == "linear":
-            p.append("engine nemo: schedule linear is not mapped; use cosine or constant")
+        if t.optim.schedule != "cosine":
+            p.append(f"engine nemo: schedule {t.optim.schedule} is not mapped; the NeMo 1.x config uses "
+                     "CosineAnnealing (schedule=cosine)")
+        if par.context > 1:
+            p.append("engine nemo: context parallelism is not mapped for NeMo 1.x SFT; use context=1")
+        if t.packing:
+            p.append("engine nemo: packing needs NeMo's offline packed .npy files; use packing=false "
+                     "(or --engine bridge)")
+        if t.data.chat_template:
+            p.append("engine nemo: chat_template=true is not mapped; use prompt_template")
     elif engine == "local":
         if par.nodes != 1 or par.gpus_per_node != 1 or par.model_parallel_size != 1:
             p.append("engine local runs on one device: needs parallel.nodes=1, gpus_per_node=1, "
