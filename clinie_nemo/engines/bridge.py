@@ -15,6 +15,7 @@ import hashlib
 import importlib
 import json
 import os
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -69,6 +70,7 @@ def ensure_imported(spec: RunSpec, wait_s: float = 7200.0) -> Path:
         # AutoBridge.import_ckpt(hf_model_id, megatron_path) (models/conversion/auto_bridge.py:1345)
         auto_bridge = resolve("megatron.bridge.AutoBridge")
         tmp = target.with_name(target.name + ".partial")
+        shutil.rmtree(tmp, ignore_errors=True)  # left by an interrupted import
         auto_bridge.import_ckpt(str(hf), str(tmp))
         tmp.replace(target)
         done.write_text(json.dumps({"hf": str(hf)}))
