@@ -75,6 +75,9 @@ def fake_bridge(monkeypatch, tmp_path):
 
     def finetune(config, forward_step_func, callbacks=None):
         calls["finetune"].append((config, forward_step_func))
+        stop = calls.get("stop_at")  # a signal arrived: Bridge saves iter_<stop> and returns normally
+        last = stop if stop is not None else config.train.train_iters
+        (Path(config.checkpoint.save) / f"iter_{last:07d}").mkdir(parents=True)
 
     def forward_step(state, data_iterator, model, return_schedule_plan=False):
         raise AssertionError("not called on CPU")
@@ -204,3 +207,15 @@ def test_generate_with_fake_vllm(fake_bridge, tmp_path, monkeypatch):
     p = seen["params"]
     assert (p.temperature, p.top_k, p.top_p, p.max_tokens) == (0.7, 50, 0.9, 128)
     assert seen["lora"] == ("run", 1, str(run / "adapter")) and seen["llm"]["max_lora_rank"] == 256
+
+
+def test_signal_stop_exits_124_without_done_and_resume_finishes(fake_bridge, tmp_path):
+    fake_bridge["stop_at"] = 100
+    with pytest.raises(SystemExit) as stop:
+        _train(tmp_path, "run1", [])
+    assert stop.value.code == bridge.PREEMPTED_EXIT_CODE == 124
+    run = tmp_path / "run1"
+    assert not (run / "DONE").exists() and fake_bridge["export_adapter"] == []
+    fake_bridge["stop_at"] = None
+    spec, data, run, facts = _train(tmp_path, "run1", [])  # same spec -> resume, then finish
+    assert (run / "DONE").is_file() and fake_bridge["finetune"][-1][0].checkpoint.load == str(run / "checkpoints")

@@ -29,6 +29,7 @@ from clinie_nemo.fileio import atomic_write, iter_jsonl, sha256_file, write_json
 from clinie_nemo.progress import say
 
 NAME = "bridge"
+PREEMPTED_EXIT_CODE = 124  # same as the local engine: checkpoint saved, requeue me
 CACHE_ENV = "CLINIE_NEMO_CACHE"  # where imported Megatron checkpoints are kept (default ~/.cache/clinie_nemo)
 
 
@@ -81,6 +82,13 @@ def ensure_imported(spec: RunSpec, wait_s: float = 7200.0) -> Path:
             raise ConfigError(f"timed out waiting for rank 0 to import {hf} into {target}")
         time.sleep(5)
     return target
+
+
+def latest_iteration(checkpoints: Path) -> int:
+    """Highest ``iter_NNNNNNN`` folder Bridge saved (checkpoint layout: CheckpointConfig docstring,
+    training/config.py:499); 0 when none."""
+    iters = [int(p.name[5:]) for p in checkpoints.glob("iter_*") if p.name[5:].isdigit()]
+    return max(iters, default=0)
 
 
 def _set_path(root: Any, dotted: str, value: Any) -> None:
@@ -141,6 +149,12 @@ def train(spec: RunSpec, data_dir: str | Path, run_dir: str | Path) -> dict[str,
     finetune = resolve(p["entry"]["function"])  # training/finetune.py:23 finetune(config, forward_step_func)
     forward_step = resolve(p["entry"]["forward_step"])  # training/gpt_step.py:468
     finetune(cfg, forward_step)
+    done_iter = latest_iteration(run / "checkpoints")
+    if spec.train.max_steps is not None and done_iter < spec.train.max_steps:
+        # train.py:1397: on train.exit_signal (SIGTERM) Bridge saves a checkpoint and returns normally
+        say(f"stopped by a signal at iteration {done_iter}/{spec.train.max_steps}; checkpoint saved, "
+            f"exiting {PREEMPTED_EXIT_CODE} so the job can be requeued")
+        raise SystemExit(PREEMPTED_EXIT_CODE)
     if _rank() != 0:
         return {}
     export = p["export"]

@@ -9,7 +9,13 @@ Checked against Megatron-Bridge v0.6.0 (tag v0.6.0, commit 51885cf132b2814188b68
   ``megatron.bridge.recipes.llama`` (src/megatron/bridge/recipes/llama/__init__.py, llama3.py aliases of
   h100/llama3.py ``llama31_8b_peft_1gpu_h100_bf16_config(peft_scheme="lora")`` (TP=1) and
   ``llama31_8b_sft_2gpu_h100_bf16_config()`` (TP=2), both seq 4096).
-- field names cited next to each entry below.
+- field names cited next to each entry below. Bridge's TrainingConfig, ValidationConfig, SchedulerConfig,
+  CheckpointConfig, LoggerConfig and TokenizerConfig extend megatron.training.config (Megatron-LM
+  megatron/training/config/training_config.py @ 008e9cdb53e75bbf9733d0089a5c9bf14553ca1c), where these
+  names were checked: train_iters, global_batch_size, micro_batch_size, exit_signal_handler (SIGTERM),
+  eval_iters, eval_interval, lr_decay_style (constant|linear|cosine|...), lr_warmup_iters, lr_decay_iters,
+  start_weight_decay, end_weight_decay, log_interval, tensorboard_dir, save, load, save_interval,
+  most_recent_k, pretrained_checkpoint, tokenizer_type, tokenizer_model.
 """
 
 from __future__ import annotations
