@@ -36,7 +36,6 @@ def run(args: argparse.Namespace) -> int:
     from clinie_nemo.engines.spec_loader import load_generate_config
     from clinie_nemo.errors import ConfigError
     from clinie_nemo.fileio import check_output
-    from clinie_nemo.progress import say
 
     run_path = Path(args.run)
     if not (run_path / "spec.yaml").is_file():
@@ -50,6 +49,5 @@ def run(args: argparse.Namespace) -> int:
     if name is None:
         info = run_path / "run.json"
         name = json.loads(info.read_text())["engine"] if info.is_file() else "local"
-    n = engines.get(name).generate(run_path, args.records, args.output, gen)
-    say(f"wrote {n} predictions to {args.output}")
+    engines.get(name).generate(run_path, args.records, args.output, gen)  # each engine reports its count
     return 0

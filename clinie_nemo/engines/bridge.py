@@ -259,5 +259,7 @@ def generate(run_dir: str | Path, records_path: str | Path, output_path: str | P
         texts = _generate_vllm(spec, run, prompts, gen)
     except ImportError:
         texts = _generate_mcore(spec, run, prompts, gen)
-    return write_jsonl(output_path, ({"id": i, "prediction": t, "engine": NAME, "model": spec.model.name}
-                                     for i, t in zip(ids, texts)))
+    n = write_jsonl(output_path, ({"id": i, "prediction": t, "engine": NAME, "model": spec.model.name}
+                                  for i, t in zip(ids, texts)))
+    say(f"wrote {n} predictions to {output_path}")
+    return n

@@ -212,4 +212,6 @@ def generate(run_dir: str | Path, records_path: str | Path, output_path: str | P
     prefix = run / "generate" / Path(output_path).stem
     prefix.parent.mkdir(exist_ok=True)
     _run(generate_command(spec, run, records_path, prefix, gen), run / "logs" / "nemo_generate.log")
-    return convert_predictions(output_file(prefix), records_path, output_path, spec.model.name)
+    n = convert_predictions(output_file(prefix), records_path, output_path, spec.model.name)
+    say(f"wrote {n} predictions to {output_path}")
+    return n
