@@ -164,3 +164,15 @@ def test_resolved_spec_yaml_round_trips(tmp_path):
     assert spec_loader.load_spec_file(f) == spec
     assert isinstance(spec, RunSpec)
     assert spec_loader.load_run_spec_file(f, ["lora.dim=8"]).train.lora.dim == 8
+
+
+def test_presets_may_be_given_as_paths(tmp_path, monkeypatch):
+    model = tmp_path / "my_model.yml"
+    model.write_text((CONFIG_ROOT / "models" / "llama31_8b.yaml").read_text().replace("name: llama31_8b",
+                                                                                      "name: my_llama"))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "peft_lora").mkdir()  # a folder named like a preset does not shadow the preset
+    spec = load_run_spec(model, "peft_lora")
+    assert spec.model.name == "my_llama" and spec.train.lora.dim == 256
+    with pytest.raises(ConfigError, match="nope.yaml: file not found"):
+        load_run_spec(tmp_path / "nope.yaml", "peft_lora")

@@ -42,7 +42,7 @@ def presets(kind: str) -> dict[str, Path]:
 def resolve_preset(kind: str, name_or_path: str | Path) -> Path:
     """A preset name (``llama31_8b``) or a path to a YAML file."""
     p = Path(name_or_path)
-    if p.suffix in (".yaml", ".yml") or p.exists():
+    if p.suffix in (".yaml", ".yml") or p.is_file():
         if not p.is_file():
             raise ConfigError(f"{p}: file not found")
         return p
