@@ -12,6 +12,7 @@ predictions file it writes. Whether real Bridge accepts these values is covered 
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import types
 from pathlib import Path
@@ -39,7 +40,7 @@ def _recipe_container(**_kwargs):
         model=ns(tensor_model_parallel_size=9, pipeline_model_parallel_size=9, context_parallel_size=9,
                  sequence_parallel=None, seq_length=0),
         train=ns(train_iters=1000, num_epochs=None, global_batch_size=8, micro_batch_size=1,
-                 exit_signal_handler=False),
+                 exit_signal_handler=False, exit_signal=signal.SIGTERM),
         validation=ns(eval_interval=30, eval_iters=32),
         optimizer=ns(lr=0, min_lr=0, weight_decay=0, adam_beta1=0, adam_beta2=0, clip_grad=0, bf16=None,
                      fp16=None),
@@ -132,7 +133,7 @@ def test_lora_run_sets_every_attribute_and_exports_adapter(fake_bridge, tmp_path
     assert (cfg.model.tensor_model_parallel_size, cfg.model.pipeline_model_parallel_size) == (1, 1)
     assert cfg.model.sequence_parallel is False and cfg.model.seq_length == 4096
     assert (cfg.train.train_iters, cfg.train.global_batch_size, cfg.train.micro_batch_size) == (40, 64, 1)
-    assert cfg.train.exit_signal_handler is True
+    assert cfg.train.exit_signal_handler is True and cfg.train.exit_signal is signal.SIGUSR1
     assert (cfg.optimizer.lr, cfg.scheduler.lr_warmup_iters, cfg.scheduler.lr_decay_style) == (2e-4, 5, "cosine")
     assert cfg.checkpoint.save == str(run / "checkpoints") == cfg.checkpoint.load
     assert cfg.checkpoint.pretrained_checkpoint + ".partial" == fake_bridge["import_ckpt"][0][1]

@@ -15,6 +15,13 @@ from clinie_nemo.engines.validate import check_for_engine
 from tests.engine_fixtures import check_golden
 
 DATA, RUN = "/data/records", "/runs/r"
+
+
+@pytest.fixture(autouse=True)
+def _not_inside_a_launch(monkeypatch):
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+
+
 GRID = [(method, tp, nodes) for method in ("lora", "full") for tp in (1, 2, 4, 8) for nodes in (1, 2)]
 
 
@@ -83,3 +90,10 @@ def test_nemo_generate_golden(method):
     else:
         assert args["model.restore_from_path"] == f"{RUN}/model/clinie_nemo_run.nemo"
     check_golden(f"nemo_generate_{method}.txt", " \\\n  ".join(shlex.quote(c) for c in cmd) + "\n")
+
+
+def test_nemo_runs_the_script_directly_inside_a_slurm_launch(monkeypatch):
+    """The Slurm scripts start one task per GPU (RANK/WORLD_SIZE set): no torchrun/srun inside that."""
+    monkeypatch.setenv("WORLD_SIZE", "16")
+    cmd = nemo.train_command(_spec("gatortrongpt_20b", "lora", 8, 2, ["seq_length=2048"]), DATA, RUN)
+    assert cmd[:2] == ["python", "/opt/NeMo/examples/nlp/language_modeling/tuning/megatron_gpt_finetuning.py"]

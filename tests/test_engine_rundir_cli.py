@@ -141,3 +141,12 @@ def test_generate_refuses_unfinished_runs_and_strict_parity(tmp_path):
     out = cli("generate", "--run", run, "--records", data / "test.jsonl", "--output", tmp_path / "p.jsonl",
               "--config", "greedy", "temperature=0.3")
     assert out.returncode == 2 and "greedy ignores temperature" in out.stderr
+
+
+def test_other_ranks_leave_the_run_directory_to_rank_0(tmp_path, monkeypatch):
+    data, run = write_records(tmp_path / "data"), tmp_path / "run"
+    prepare(_tiny(), "bridge", data, run)  # rank 0
+    monkeypatch.setenv("RANK", "3")
+    (run / "spec.yaml").write_text((run / "spec.yaml").read_text())  # present: rank 3 goes on at once
+    assert prepare(_tiny(["lora.dim=8"]), "bridge", data, run) == "resume"  # rank 0 alone judges the spec
+    assert "dim: 256" in (run / "spec.yaml").read_text()

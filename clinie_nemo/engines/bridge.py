@@ -16,6 +16,7 @@ import importlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -118,6 +119,8 @@ def build_config(plan: dict[str, Any]) -> Any:
     cfg.dataset = _construct(plan["dataset"])  # ConfigContainer.dataset (training/config.py:989)
     cfg.peft = _construct(plan["peft"])  # ConfigContainer.peft: Optional[PEFT] (config.py:1005)
     for dotted, value in plan["set"].items():
+        if dotted == "train.exit_signal":
+            value = getattr(signal, value)  # "SIGUSR1" -> signal.SIGUSR1 (a signal.Signals member)
         _set_path(cfg, dotted, value)
     return cfg
 

@@ -76,7 +76,11 @@ def plan_dict(spec: RunSpec, data_dir: str | Path, run_dir: str | Path,
     s["train.num_epochs"] = t.max_epochs
     s["train.global_batch_size"] = t.batch.global_batch_size
     s["train.micro_batch_size"] = t.batch.micro_batch_size
-    s["train.exit_signal_handler"] = True  # train.py:1397 checkpoints and exits on train.exit_signal (SIGTERM)
+    # train.py:1397 saves a checkpoint and stops when train.exit_signal arrives (Megatron-LM TrainingConfig
+    # exit_signal: signal.Signals, default SIGTERM); the Slurm scripts forward SIGUSR1 to every rank.
+    # bridge.py turns the name into signal.SIGUSR1.
+    s["train.exit_signal_handler"] = True
+    s["train.exit_signal"] = "SIGUSR1"
     # --- validation: ValidationConfig (recipes set cfg.validation.eval_interval / eval_iters)
     s["validation.eval_interval"] = t.data.validation_interval or None
     s["validation.eval_iters"] = 32 if t.data.validation_interval else 0

@@ -13,6 +13,7 @@ nemo/collections/nlp/models/language_modeling/megatron_gpt_sft_model.py write_pr
 
 from __future__ import annotations
 
+import os
 import shlex
 import subprocess
 from pathlib import Path
@@ -46,6 +47,10 @@ def hydra_value(v: Any) -> str:
 
 
 def _launcher(nodes: int, gpus: int) -> list[str]:
+    """torchrun / srun, or plain python when this process already is one rank of a launch (the Slurm
+    scripts start one task per GPU with RANK/WORLD_SIZE set): never launch inside a launch."""
+    if "WORLD_SIZE" in os.environ:
+        return ["python"]
     if nodes > 1:  # PTL SLURMEnvironment: one task per GPU
         return ["srun", f"--nodes={nodes}", f"--ntasks-per-node={gpus}", f"--gpus-per-node={gpus}", "python"]
     return ["torchrun", "--nnodes=1", f"--nproc-per-node={gpus}"]
@@ -190,11 +195,14 @@ def _run(cmd: list[str], log: Path) -> None:
 
 def train(spec: RunSpec, data_dir: str | Path, run_dir: str | Path) -> dict[str, Any]:
     run = Path(run_dir)
-    _run(train_command(spec, data_dir, run), run / "logs" / "nemo_train.log")
+    rank = os.environ.get("RANK", "0")
+    _run(train_command(spec, data_dir, run), run / "logs" / f"nemo_train.rank{rank}.log")
+    if rank != "0":
+        return {}
     name = nemo_file_name(load_nemo_script_config("finetune"))
     produced = run / "checkpoints" / name
     if not produced.exists():
-        raise ConfigError(f"NeMo finished but {produced} is missing; see {run / 'logs' / 'nemo_train.log'}")
+        raise ConfigError(f"NeMo finished but {produced} is missing; see {run / 'logs'}/nemo_train.rank0.log")
     dest = run / ("adapter" if spec.train.method == "lora" else "model")
     dest.mkdir(exist_ok=True)
     produced.replace(dest / name)
@@ -211,7 +219,10 @@ def generate(run_dir: str | Path, records_path: str | Path, output_path: str | P
     gen = gen_config or GenerateConfig()
     prefix = run / "generate" / Path(output_path).stem
     prefix.parent.mkdir(exist_ok=True)
-    _run(generate_command(spec, run, records_path, prefix, gen), run / "logs" / "nemo_generate.log")
+    rank = os.environ.get("RANK", "0")
+    _run(generate_command(spec, run, records_path, prefix, gen), run / "logs" / f"nemo_generate.rank{rank}.log")
+    if rank != "0":
+        return 0
     n = convert_predictions(output_file(prefix), records_path, output_path, spec.model.name)
     say(f"wrote {n} predictions to {output_path}")
     return n

@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -95,8 +96,11 @@ def _rank() -> int:
 def prepare(spec: RunSpec, engine: str, data_dir: str | Path, run_dir: str | Path, force: bool = False) -> str:
     """Create (or reuse, to resume) the run directory; returns "new", "resume" or "done"."""
     run = Path(run_dir)
-    manifest = data_manifest(data_dir, spec)
     spec_file = run / "spec.yaml"
+    if _rank() != 0:  # rank 0 prepares; the other ranks of a multi-GPU launch wait for it
+        _wait_for(spec_file)
+        return "done" if (run / "DONE").is_file() else "resume"
+    manifest = data_manifest(data_dir, spec)
     if spec_file.is_file() and not force:
         old = load_spec_file(spec_file)
         old_engine = json.loads((run / "run.json").read_text()).get("engine") if (run / "run.json").is_file() else None
@@ -115,8 +119,6 @@ def prepare(spec: RunSpec, engine: str, data_dir: str | Path, run_dir: str | Pat
         return "resume"
     if run.exists() and any(run.iterdir()) and not force:
         raise ConfigError(f"{run} exists and is not a run directory; pass --force to replace it")
-    if _rank() != 0:
-        return "new"
     if force and run.exists():
         shutil.rmtree(run)
     for sub in ("logs", "checkpoints"):
@@ -128,6 +130,14 @@ def prepare(spec: RunSpec, engine: str, data_dir: str | Path, run_dir: str | Pat
     with atomic_write(spec_file) as fh:  # last: its presence marks a prepared run directory
         fh.write(dump_yaml(spec))
     return "new"
+
+
+def _wait_for(path: Path, timeout_s: float = 900.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not path.is_file():
+        if time.monotonic() > deadline:
+            raise ConfigError(f"timed out waiting for rank 0 to write {path}")
+        time.sleep(1.0)
 
 
 def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
