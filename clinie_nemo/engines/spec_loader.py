@@ -12,6 +12,8 @@ Overrides use dotted keys: ``model.checkpoint=/ckpt``, ``train.lora.dim=64``; ke
 from __future__ import annotations
 
 import dataclasses
+import os
+import sys
 import types
 import typing
 from pathlib import Path
@@ -22,7 +24,19 @@ import yaml
 from clinie_nemo.engines.spec import GenerateConfig, ModelSpec, NemoScriptConfig, RunSpec, TrainRecipe
 from clinie_nemo.errors import ConfigError, unknown_name
 
-CONFIG_ROOT = Path(__file__).resolve().parents[2] / "nemo_configs"
+
+def _config_root() -> Path:
+    """nemo_configs/: $CLINIE_NEMO_CONFIGS, else the checkout's, else <prefix>/share/clinie_nemo/ (a wheel
+    install, via setuptools data-files)."""
+    candidates = [os.environ.get("CLINIE_NEMO_CONFIGS", ""), Path(__file__).resolve().parents[2] / "nemo_configs",
+                  Path(sys.prefix) / "share" / "clinie_nemo" / "nemo_configs"]
+    for c in candidates:
+        if c and (Path(c) / "models").is_dir():
+            return Path(c)
+    return Path(candidates[1])
+
+
+CONFIG_ROOT = _config_root()
 KINDS: dict[str, tuple[str, type]] = {  # preset folder -> dataclass
     "models": ("models", ModelSpec),
     "train": ("train", TrainRecipe),
