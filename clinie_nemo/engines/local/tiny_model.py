@@ -28,6 +28,7 @@ class TinyModelConfig:
     num_kv_heads: int = 2
     intermediate_size: int = 0  # 0 = 8/3 x hidden rounded to 16 (Llama's ratio)
     max_position_embeddings: int = 4096
+    init_std: float = 0.0  # 0 = 1/sqrt(hidden): unit-gain layers, so LoRA on a random base can learn
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -92,6 +93,7 @@ def build_tiny_model(corpus: str | Path, output: str | Path, config: TinyModelCo
         num_key_value_heads=config.num_kv_heads, max_position_embeddings=config.max_position_embeddings,
         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=False, rms_norm_eps=1e-5,
+        initializer_range=config.init_std or config.hidden_size ** -0.5,
     )
     model = LlamaForCausalLM(llama)
     with atomic_dir(output, force=force) as tmp:
