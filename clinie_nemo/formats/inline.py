@@ -6,15 +6,17 @@ The position in the text makes a repeated mention unambiguous. Rules that keep t
 
 * nesting and overlap: tags open at the mention start and close at its end; a closing tag ``</L>`` closes
   the most recently opened unclosed ``L``; at one offset closing tags come before opening tags, and the
-  longer of two mentions opening together opens first. Overlaps between *different* labels and nesting of
-  any labels are exact; two mentions of the *same* label that cross (a starts, b starts, a ends, b ends)
-  cannot be told apart and the later one is dropped (counted as ``crossing_same_label``).
+  longer of two mentions opening together opens first. Two mentions of the *same* label that cross
+  (a starts, b starts, a ends, b ends) carry an ``id`` on both tags, and their closing tags name it:
+  ``<R id="1">a<R id="2">a</R id="1">a</R id="2">``.
 * discontinuous mentions: every fragment is tagged and carries the same ``id``:
   ``<ADE id="3">rash</ADE> and <ADE id="3">hives</ADE>``.
 * attributes ride on the (first) opening tag: ``<StatusTime StatusTimeVal="past">quit</StatusTime>``
   (values HTML-escaped); relations on their head's tag when the task has relations:
   ``<Strength id="2" rel="Strength-Drug:1">10 mg</Strength>``, every entity then carrying its ``id``.
-* chunk text that already looks like a tag of a schema label is counted (``tag_like_text``).
+* note text that already looks like a tag stays text: the inverse reads a tag-shaped string as text
+  when the chunk has exactly that string at that offset. Only a real tag identical to such a string at the
+  same offset is ambiguous (counted as ``tag_like_text_collision``).
 
 ``re_pair`` answers with the relation label alone, or ``none``.
 """
@@ -61,20 +63,14 @@ def encode(target: Target, chunk_text: str, with_relations: bool = False,
     for i, e in enumerate(target.entities):
         if not _SAFE_LABEL.fullmatch(e.label) or not all(_SAFE_NAME.fullmatch(k) for k, _ in e.attributes):
             losses["label_or_attribute_not_tag_safe"] += 1
-            continue
-        if any(k in RESERVED for k, _ in e.attributes):
+        elif any(k in RESERVED for k, _ in e.attributes):
             losses["reserved_attribute_name"] += 1
-            continue
-        spans = [place_exact(chunk_text, f.text, f.occurrence) for f in e.fragments]
-        crossing = any(target.entities[j].label == e.label and (a < s < b < t or s < a < t < b)
-                       for s, t in spans for (a, b, j, _) in frags)
-        if crossing:
-            losses["crossing_same_label"] += 1
-            continue
-        kept.add(i)
-        frags.extend((s, t, i, k) for k, (s, t) in enumerate(spans))
-    if tag_pattern(labels).search(chunk_text):
-        losses["tag_like_text"] += 1
+        else:
+            kept.add(i)
+            spans = [place_exact(chunk_text, f.text, f.occurrence) for f in e.fragments]
+            frags.extend((s, t, i, k) for k, (s, t) in enumerate(spans))
+    crossing = {i for a, b, i, _ in frags for s, t, j, _ in frags
+                if i != j and target.entities[i].label == target.entities[j].label and (a < s < b < t or s < a < t < b)}
     rels: dict[int, list[str]] = {}
     if with_relations:
         for r in target.relations:
@@ -83,23 +79,25 @@ def encode(target: Target, chunk_text: str, with_relations: bool = False,
             else:
                 losses["relation_argument_dropped"] += 1
     opens = sorted(frags, key=lambda f: (f[0], -f[1], f[2], f[3]))
-    seq = {(f[2], f[3]): n for n, f in enumerate(opens)}
     marks: list[tuple[int, int, int, str]] = []
-    for s, t, i, k in opens:
+    for n, (s, t, i, k) in enumerate(opens):
         e = target.entities[i]
         attrs = []
-        if with_relations or len(e.fragments) > 1:
+        if with_relations or len(e.fragments) > 1 or i in crossing:
             attrs.append(("id", str(i + 1)))
         if k == 0:
             attrs += list(e.attributes)
             if i in rels:
                 attrs.append(("rel", ";".join(rels[i])))
-        tag = "<" + e.label + "".join(f' {n}="{html.escape(v, quote=True)}"' for n, v in attrs) + ">"
-        marks.append((s, 1, seq[(i, k)], tag))
-        marks.append((t, 0, -seq[(i, k)], f"</{e.label}>"))
+        tag = "<" + e.label + "".join(f' {a}="{html.escape(v, quote=True)}"' for a, v in attrs) + ">"
+        close = f'</{e.label} id="{i + 1}">' if i in crossing else f"</{e.label}>"
+        marks.append((s, 1, n, tag))
+        marks.append((t, 0, -n, close))
     marks.sort()
     out, pos = [], 0
     for at, _, _, tag in marks:
+        if chunk_text.startswith(tag, at):
+            losses["tag_like_text_collision"] += 1
         out.append(chunk_text[pos:at])
         out.append(tag)
         pos = at
@@ -115,14 +113,22 @@ def decode(text: str, chunk_text: str, with_relations: bool = False,
     plain: list[str] = []
     pos = last = 0
     for m in tag_pattern(labels).finditer(text):
-        plain.append(text[last:m.start()])
         pos += m.start() - last
+        plain.append(text[last:m.start()])
         last = m.end()
+        if chunk_text.startswith(m.group(0), pos):  # text of the note that looks like a tag
+            plain.append(m.group(0))
+            pos += len(m.group(0))
+            continue
         label = m.group(2)
         if m.group(1):
-            if not stacks.get(label):
+            close_id = dict(_ATTR.findall(m.group(3))).get("id")
+            stack = stacks.get(label) or []
+            k = len(stack) - 1 if close_id is None else next(
+                (k for k in range(len(stack) - 1, -1, -1) if stack[k][2].get("id") == close_id), -1)
+            if k < 0:
                 raise DecodeError("unmatched_closing_tag")
-            start, n, _ = stacks[label].pop()
+            start, n, _ = stack.pop(k)
             spans.setdefault(n, []).append((start, pos))
         else:
             attrs = {k: html.unescape(v) for k, v in _ATTR.findall(m.group(3))}
@@ -148,6 +154,8 @@ def decode(text: str, chunk_text: str, with_relations: bool = False,
         if any(opened[n][0] != label for n in members):
             raise DecodeError("id_reused_across_labels")
         frag_spans = sorted(s for n in members for s in spans[n])
+        if any(s == t for s, t in frag_spans):
+            raise DecodeError("empty_mention")
         attrs = {k: v for n in members for k, v in opened[n][1].items() if k not in RESERVED}
         fragments = tuple(Fragment(chunk_text[s:t], occurrence_index(chunk_text, chunk_text[s:t], s))
                           for s, t in frag_spans)
