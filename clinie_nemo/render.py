@@ -26,6 +26,7 @@ from clinie_nemo.roundtrip import RoundTripStats
 from clinie_nemo.schema import TaskSchema, merged, schema_for_dataset, schema_from_documents
 from clinie_nemo.target import Annotations, ChunkView
 from clinie_nemo.tasks import TaskOptions
+from clinie_nemo.tasks.re_pair import MARKERS
 from clinie_nemo.templates import Template, build_prompt, choose, templates_for
 from clinie_nemo.tokens import SPECIAL_TOKENS_PER_RECORD, TokenCounter, load_counter
 
@@ -144,16 +145,20 @@ class _Renderer:
         return build_prompt(template, self.instruction(template, labels), text, self.options.few_shot)
 
     def fits(self, doc: Document, start: int, end: int) -> bool:
+        """Does the chunk [start, end) fit max_tokens with the longest template? For ``re_pair`` the pair
+        markers are bounded by their own tokens plus one split token on each side of each marker."""
         view = view_for(doc, start, end)
+        extra = 0
         if self.options.task == "re_pair":
-            text = view.text + "".join(("[E1]", "[/E1]", "[E2]", "[/E2]"))
-            output = max((self.fmt.encode_answer(r) for r in (*self.schema.relation_names, "none")), key=len)
+            answers = (self.fmt.encode_answer(r) for r in (*self.schema.relation_names, "none"))
+            out_tokens = max(self.counter.count(a) for a in answers)
+            extra = sum(self.counter.count(m) + 2 for m in MARKERS)
         else:
             items = self.task.items(view, self.schema, self.fmt, self.options.task_options)
-            text, output = view.text, max((i.output for i in items), key=len, default="")
-        out_tokens = self.counter.count(output) + SPECIAL_TOKENS_PER_RECORD
-        return max(self.counter.count(self.prompt(t, self.schema.entity_names, text)) for t in self.templates) \
-            + out_tokens <= self.options.max_tokens
+            out_tokens = max((self.counter.count(i.output) for i in items), default=0)
+        prompt_tokens = max(self.counter.count(self.prompt(t, self.schema.entity_names, view.text))
+                            for t in self.templates)
+        return prompt_tokens + extra + out_tokens + SPECIAL_TOKENS_PER_RECORD <= self.options.max_tokens
 
     def render_doc(self, doc: Document, result: RenderResult) -> None:
         fits = None if self.options.max_tokens is None else (lambda s, e: self.fits(doc, s, e))

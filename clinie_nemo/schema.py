@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from clinie_nemo.document import Document
-from clinie_nemo.errors import unknown_name
+from clinie_nemo.errors import ConfigError, unknown_name
 
 Pair = tuple[str, str, str]  # (relation label, head entity label, tail entity label)
 
@@ -58,8 +58,10 @@ def _pairs_from_mapping(mapping: Mapping[str, Iterable[tuple[str, str]]]) -> tup
 
 def schema_for_dataset(name: str) -> TaskSchema:
     """The schema of a registered dataset (``clinie_nemo.datasets.get``)."""
-    from clinie_nemo import datasets
-
+    try:
+        from clinie_nemo import datasets
+    except ImportError:  # the registry is a separate module; without it no name is registered
+        raise ConfigError(f"unknown dataset {name!r}: no dataset registry is installed") from None
     spec = datasets.get(name)
     event_labels: list[str] = []
     roles: set[Pair] = set()
