@@ -24,7 +24,10 @@ from clinie_nemo.progress import progress
 from clinie_nemo.scoring import RuleSet, Scores, score_pairs
 from clinie_nemo.scoring.bootstrap import add_confidence_intervals
 
-HEADLINE = {"entities": ("ce", "re_e2e"), "relations": ("re_pair", "re_e2e"), "events": ("ce", "re_e2e", "re_pair")}
+HEADLINE = {"entities": ("ce", "re_e2e"), "relations": ("re_pair", "re_e2e"), "events": ("re_e2e", "re_pair")}
+# what each task's predictions can say: ce has no relations or events; re_pair copies the gold entities
+TASK_KINDS = {"ce": ("entities",), "re_pair": ("relations", "relations_untyped", "events"),
+              "re_e2e": ("entities", "relations", "relations_untyped", "events")}
 
 
 def label_maps(docs: Sequence[Document]) -> dict[str, tuple[LabelMap, LabelMap]]:
@@ -91,8 +94,9 @@ def evaluate_predictions(records: Sequence[dict[str, Any]], predictions: dict[st
     task_scores: dict[str, Scores] = {}
     for task, per_doc in sorted(by_task.items()):
         gold = [docs[d] for d in sorted(per_doc)]
-        pred = [merge_document(g, per_doc[g.id], triggers, roles) for g in gold]
-        scores = score_pairs(zip(gold, pred), rules)
+        with_events = task != "ce"
+        pred = [merge_document(g, per_doc[g.id], triggers if with_events else set(), roles) for g in gold]
+        scores = score_pairs(zip(gold, pred), rules, kinds=TASK_KINDS.get(task))
         task_scores[task] = scores
         result["by_task"][task] = scores.to_json()
         if bootstrap:
@@ -101,7 +105,7 @@ def evaluate_predictions(records: Sequence[dict[str, Any]], predictions: dict[st
     for kind, tasks in HEADLINE.items():
         for task in tasks:
             block = result["by_task"].get(task, {}).get(kind)
-            if block and (block["strict"]["tp"] + block["strict"]["fp"] + block["strict"]["fn"] or kind != "events"):
+            if block and (kind != "events" or block["strict"]["tp"] + block["strict"]["fp"] + block["strict"]["fn"]):
                 result[kind] = {**block, "task": task}
                 break
         else:

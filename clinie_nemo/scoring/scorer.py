@@ -45,23 +45,26 @@ def empty_like(doc: Document) -> Document:
     return Document(id=doc.id, text=doc.text, dataset=doc.dataset, split=doc.split)
 
 
-def score_document(gold: Document, pred: Document, rules: RuleSet,
-                   labels: Collection[str] | None = None) -> DocumentScore:
+def score_document(gold: Document, pred: Document, rules: RuleSet, labels: Collection[str] | None = None,
+                   kinds: Collection[str] | None = None) -> DocumentScore:
+    """Counts of one document; ``kinds`` limits what is scored (default: every kind of the rule set)."""
     score = DocumentScore(gold.id, gold.dataset)
-    kinds: dict[str, tuple[Any, Any]] = {
-        "entities": (entity_items(gold, rules, labels), entity_items(pred, rules, labels)),
-        "relations": (relation_items(gold, rules, True, labels), relation_items(pred, rules, True, labels)),
-    }
-    if rules.untyped_relations_too:
-        kinds["relations_untyped"] = (relation_items(gold, rules, False, labels),
+    wanted = set(kinds_of(rules) if kinds is None else kinds)
+    items: dict[str, tuple[Any, Any]] = {}
+    if "entities" in wanted:
+        items["entities"] = (entity_items(gold, rules, labels), entity_items(pred, rules, labels))
+    if "relations" in wanted:
+        items["relations"] = (relation_items(gold, rules, True, labels), relation_items(pred, rules, True, labels))
+    if "relations_untyped" in wanted:
+        items["relations_untyped"] = (relation_items(gold, rules, False, labels),
                                       relation_items(pred, rules, False, labels))
-    for kind, (g, p) in kinds.items():
+    for kind, (g, p) in items.items():
         if not g and not p:
             continue
         for mode, rows in zip(MODES, count_by_label(g, p, rules.multiple_matches)):
             for label, row in rows.items():
                 score.counts[(kind, mode, label)] = row
-    if gold.events or pred.events:
+    if "events" in wanted and (gold.events or pred.events):
         g_ev, p_ev = event_items(gold, rules, labels), event_items(pred, rules, labels)
         for mode in MODES:
             for label, row in count_events(g_ev, p_ev, mode == "lenient").items():
@@ -83,20 +86,22 @@ def gc_paused() -> Iterator[None]:
 
 
 def score_pairs(pairs: Iterable[tuple[Document, Document | None]], rules: RuleSet,
-                labels: Collection[str] | None = None) -> Scores:
+                labels: Collection[str] | None = None, kinds: Collection[str] | None = None) -> Scores:
+    """Score gold/pred pairs (a missing prediction scores as empty); ``kinds`` as in score_document."""
     with gc_paused():
-        docs = [score_document(g, p if p is not None else empty_like(g), rules, labels) for g, p in pairs]
-    return Scores(docs, rules)
+        docs = [score_document(g, p if p is not None else empty_like(g), rules, labels, kinds) for g, p in pairs]
+    return Scores(docs, rules, tuple(k for k in kinds_of(rules) if kinds is None or k in kinds))
 
 
 @dataclass
 class Scores:
     documents: list[DocumentScore]
     rules: RuleSet
+    kinds: tuple[str, ...] = ()
 
-    @property
-    def kinds(self) -> tuple[str, ...]:
-        return kinds_of(self.rules)
+    def __post_init__(self) -> None:
+        if not self.kinds:
+            self.kinds = kinds_of(self.rules)
 
     def totals(self, documents: Iterable[DocumentScore] | None = None) -> dict[Key, Counts]:
         summed: dict[Key, list[int]] = defaultdict(lambda: [0, 0, 0])
