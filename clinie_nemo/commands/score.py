@@ -47,6 +47,27 @@ def read_documents(path: str, fmt: str) -> list:
     return list(READERS[fmt].read(path))
 
 
+def read_brat_system(pred_dir: str, gold_dir: str) -> list:
+    """A system's brat folder, which like the official scorers' input may hold only ``.ann`` files: a
+    missing ``.txt`` is taken from the gold folder (same relative name). A system file with no note on
+    either side becomes an empty document, so the document-set policy of the rules decides about it."""
+    from pathlib import Path
+
+    from clinie_nemo.document import Document
+    from clinie_nemo.readers._common import Problems, stream
+    from clinie_nemo.readers.brat import find_pairs, read_pair
+
+    gold_txt = {doc_id: txt for _, txt, doc_id in find_pairs(Path(gold_dir)) if txt is not None}
+    problems = Problems()
+
+    def docs():
+        for ann, txt, doc_id in find_pairs(Path(pred_dir)):
+            txt = txt or gold_txt.get(doc_id)
+            yield read_pair(ann, txt, doc_id, problems) if txt is not None else Document(doc_id, "")
+
+    return list(stream(docs(), problems))
+
+
 def run(args: argparse.Namespace) -> int:
     import json
 
@@ -62,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         check_output(args.json, args.force)
     labels = {x.strip() for x in args.labels.split(",") if x.strip()} if args.labels else None
     gold = read_documents(args.gold, args.format)
-    pred = read_documents(args.pred, args.format)
+    pred = read_brat_system(args.pred, args.gold) if args.format == "brat" else read_documents(args.pred, args.format)
     alignment = align_documents(gold, pred, rules, args.gold, args.pred)
     for note in alignment.notes(rules.documents):
         say(note)

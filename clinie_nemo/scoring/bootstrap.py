@@ -71,6 +71,8 @@ def paired_bootstrap(a: np.ndarray, b: np.ndarray, n: int = 1000, seed: int = 0)
 def add_confidence_intervals(result: dict[str, Any], scores: Scores, n: int, seed: int = 0) -> None:
     """Put ``ci95`` beside every kind's strict and lenient micro figures in ``result`` (in place)."""
     for kind in scores.kinds:
+        if kind not in result:
+            continue
         for mode in MODES:
             result[kind][mode]["ci95"] = confidence_interval(doc_matrix(scores, kind, mode), n, seed)
     result["bootstrap"] = {"replicates": n, "seed": seed, "unit": "document"}

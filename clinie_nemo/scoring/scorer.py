@@ -9,7 +9,7 @@ those counts, so nothing is matched twice. Kinds: ``entities``, ``relations``, `
 from __future__ import annotations
 
 import gc
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -37,7 +37,16 @@ class DocumentScore:
 
 
 def kinds_of(rules: RuleSet) -> tuple[str, ...]:
-    return ("entities", "relations", "events") + (("relations_untyped",) if rules.untyped_relations_too else ())
+    untyped = ("relations_untyped",) if rules.untyped_relations_too else ()
+    return ("entities", "relations", "events", *untyped, "document_relations")
+
+
+def document_relations(doc: Document, labels: Collection[str] | None) -> Counter[tuple[str, ...]]:
+    """PubTator/BioC document-level relations (``metadata["relations"]``: [label, id1, id2, extra...]),
+    compared as (label, id1, id2) with no span; extra columns such as system scores are ignored."""
+    rows = doc.metadata.get("relations") or ()
+    return Counter(tuple(str(x) for x in r[:3]) for r in rows
+                   if isinstance(r, (list, tuple)) and len(r) >= 3 and (labels is None or r[0] in labels))
 
 
 def empty_like(doc: Document) -> Document:
@@ -64,6 +73,14 @@ def score_document(gold: Document, pred: Document, rules: RuleSet, labels: Colle
         for mode, rows in zip(MODES, count_by_label(g, p, rules.multiple_matches)):
             for label, row in rows.items():
                 score.counts[(kind, mode, label)] = row
+    if "document_relations" in wanted and (gold.metadata.get("relations") or pred.metadata.get("relations")):
+        g_rel, p_rel = document_relations(gold, labels), document_relations(pred, labels)
+        for label in {k[0] for k in g_rel} | {k[0] for k in p_rel}:
+            tp = sum((g_rel & p_rel)[k] for k in g_rel if k[0] == label)
+            row = [tp, sum(n for k, n in p_rel.items() if k[0] == label) - tp,
+                   sum(n for k, n in g_rel.items() if k[0] == label) - tp]
+            for mode in MODES:
+                score.counts[("document_relations", mode, label)] = list(row)
     if "events" in wanted and (gold.events or pred.events):
         g_ev, p_ev = event_items(gold, rules, labels), event_items(pred, rules, labels)
         for mode in MODES:
@@ -133,7 +150,8 @@ class Scores:
 
     def to_json(self) -> dict[str, Any]:
         totals = self.totals()
-        out: dict[str, Any] = {kind: self.kind_json(kind, totals) for kind in self.kinds}
+        out: dict[str, Any] = {kind: self.kind_json(kind, totals) for kind in self.kinds
+                               if kind != "document_relations" or any(k[0] == kind for k in totals)}
         datasets = sorted({d.dataset for d in self.documents})
         if len(datasets) > 1:
             out["by_dataset"] = {}
