@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from clinie_nemo.document import Document
 from clinie_nemo.errors import InputError, Problem
@@ -79,10 +79,15 @@ def parse_summary(parses: Sequence[RecordParse]) -> dict[str, Any]:
     return {**block(parses), "by_dataset_task": {k: block(v) for k, v in sorted(groups.items())}}
 
 
+class Evaluation(NamedTuple):
+    result: dict[str, Any]  # the scores JSON (CONTRACT item 6)
+    predicted: dict[str, list[Document]]  # task -> predicted documents (gold order)
+    scores: dict[str, Scores]  # task -> per-document counts (for bootstrap comparisons)
+
+
 def evaluate_predictions(records: Sequence[dict[str, Any]], predictions: dict[str, Prediction],
                          corpus: Sequence[Document], rules: RuleSet, bootstrap: int = 0,
-                         seed: int = 0) -> tuple[dict[str, Any], dict[str, list[Document]]]:
-    """(result JSON, predicted documents per task)."""
+                         seed: int = 0) -> Evaluation:
     docs = {d.id: d for d in corpus}
     parses = parse_all(records, predictions, docs)
     triggers, roles = event_schema(corpus)
@@ -114,4 +119,4 @@ def evaluate_predictions(records: Sequence[dict[str, Any]], predictions: dict[st
     result["rules"] = {"name": rules.name, "description": rules.description}
     if bootstrap:
         result["bootstrap"] = {"replicates": bootstrap, "seed": seed, "unit": "document"}
-    return result, predicted
+    return Evaluation(result, predicted, task_scores)

@@ -38,7 +38,7 @@ def test_gold_outputs_score_one(corpora, dataset, fmt):
         if not records:
             continue
         predictions = {r["id"]: Prediction(r["id"], r["output"]) for r in records}
-        result, _ = evaluate_predictions(records, predictions, docs, rules)
+        result = evaluate_predictions(records, predictions, docs, rules).result
         assert sum(result["parse"]["failures"].values()) == 0, (task, result["parse"]["failures"])
         block = result["by_task"][task]
         scored = [k for k in block if isinstance(block[k], dict) and "strict" in block[k]
@@ -103,6 +103,6 @@ def test_gold_outputs_score_one_across_chunks(corpora, dataset):
     rendered = render_documents(docs, RenderOptions(task="ce", format="inline", dataset=dataset, max_tokens=400))
     assert len(rendered.records) > len(docs)
     predictions = {r["id"]: Prediction(r["id"], r["output"]) for r in rendered.records}
-    result, _ = evaluate_predictions(rendered.records, predictions, docs, get_rules("default"))
+    result = evaluate_predictions(rendered.records, predictions, docs, get_rules("default")).result
     assert result["entities"]["strict"]["f1"] == 1.0
     assert result["entities"]["strict"]["tp"] == sum(len(d.entities) for d in docs)
