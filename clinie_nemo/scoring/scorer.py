@@ -153,7 +153,7 @@ class Scores:
         out: dict[str, Any] = {kind: self.kind_json(kind, totals) for kind in self.kinds
                                if kind != "document_relations" or any(k[0] == kind for k in totals)}
         datasets = sorted({d.dataset for d in self.documents})
-        if len(datasets) > 1:
+        if datasets:
             out["by_dataset"] = {}
             for name in datasets:
                 docs = [d for d in self.documents if d.dataset == name]
