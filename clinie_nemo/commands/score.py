@@ -5,14 +5,14 @@ from __future__ import annotations
 import argparse
 
 NAME = "score"
-HELP = "Score predicted annotations against gold ones (brat folders, PubTator/BioC files or documents JSONL)."
+HELP = "Score predicted annotations against gold ones (brat folders, PubTator/BioC files, i2b2, RadGraph or documents JSONL)."
 EXAMPLES = """
   clinie-nemo score --gold gold_brat/ --pred system_brat/ --format brat --rules n2c2_2018
   clinie-nemo score --gold test.pubtator --pred pred.pubtator --format pubtator --labels Chemical,Disease
   clinie-nemo score --gold gold.jsonl --pred pred.jsonl --bootstrap 1000 --json scores.json
 """
 
-FORMATS = ("brat", "pubtator", "bioc", "jsonl")
+FORMATS = ("brat", "pubtator", "bioc", "jsonl", "i2b2", "radgraph")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
