@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 from clinie_nemo.document import Document
 from clinie_nemo.errors import InputError, Problem
-from clinie_nemo.parsing.labels import LabelMap
+from clinie_nemo.parsing.clean import LabelMap
 from clinie_nemo.parsing.merge import event_schema, merge_document
 from clinie_nemo.parsing.parse import CAUSES, RecordParse, parse_record
 from clinie_nemo.predictions import Prediction

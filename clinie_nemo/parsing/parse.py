@@ -13,9 +13,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from clinie_nemo.parsing.clean import strip_code_fences
+from clinie_nemo.parsing.clean import LabelMap, strip_code_fences
 from clinie_nemo.parsing.decode import DECODERS, Decoded, Link, Mention, decode_answer
-from clinie_nemo.parsing.labels import LabelMap
 from clinie_nemo.parsing.place import (
     MATCHERS,
     MENTION_NOT_IN_TEXT,
