@@ -154,3 +154,20 @@ def test_per_label_ce_gives_one_record_per_label_and_round_trips() -> None:
     assert sorted(r["label"] for r in result.records) == sorted(result.schema.entity_names)
     assert all(r["id"].endswith("/" + r["label"]) for r in result.records)
     assert result.roundtrip.exact
+
+
+def test_re_pair_role_answers_assemble_into_events() -> None:
+    from clinie_nemo.target import assemble_events
+
+    doc = hard_document()
+    result = render_documents([doc], RenderOptions(task="re_pair", format="json"))
+    relations = []
+    for record in result.records:
+        ann, failures = decode_record(record, record["output"], doc, schema=result.schema)
+        assert not failures
+        relations.extend(ann.relations)
+    plain, events = assemble_events(doc.entities, tuple(relations), result.schema)
+    assert [(e.label, e.trigger, [(a.role, a.ref) for a in e.arguments]) for e in events] == \
+        [("Tobacco", "T7", [("Status", "T8")])]
+    assert sorted((r.label, r.head, r.tail) for r in plain) == sorted(
+        (r.label, r.head, r.tail) for r in doc.relations)
