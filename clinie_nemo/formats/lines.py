@@ -20,7 +20,15 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from clinie_nemo.formats._common import NONE_ANSWER, DecodeError, escape, split_unescaped, unescape
+from clinie_nemo.formats._common import (
+    NONE_ANSWER,
+    DecodeError,
+    check_answer,
+    check_target,
+    escape,
+    split_unescaped,
+    unescape,
+)
 from clinie_nemo.target import Fragment, Target, TargetEntity, TargetRelation
 
 NAME = "lines"
@@ -111,15 +119,15 @@ def decode(text: str, chunk_text: str, with_relations: bool = False,
             raise DecodeError("bad_occurrence")
         entities.append(TargetEntity(unescape(fields[0]), tuple(Fragment(m, k) for m, k in zip(mentions, occ)),
                                      attrs))
-    return Target(tuple(entities), tuple(relations))
+    return check_target(Target(tuple(entities), tuple(relations)), chunk_text, labels)
 
 
 def encode_answer(label: str) -> str:
     return label
 
 
-def decode_answer(text: str) -> str:
-    return text
+def decode_answer(text: str, labels: tuple[str, ...] | None = None) -> str:
+    return check_answer(text, labels)
 
 
 def describe_answer() -> str:

@@ -18,7 +18,7 @@ from typing import Any
 
 from clinie_nemo.chunking import sentence_index
 from clinie_nemo.document import Entity, Relation
-from clinie_nemo.formats import NONE_ANSWER, DecodeError
+from clinie_nemo.formats import NONE_ANSWER
 from clinie_nemo.schema import TaskSchema
 from clinie_nemo.target import Annotations, ChunkView, entity_order
 from clinie_nemo.tasks import TaskItem, TaskOptions
@@ -110,10 +110,8 @@ def gold(view: ChunkView, schema: TaskSchema, options: TaskOptions) -> Annotatio
 
 def decode(output: str, view: ChunkView, extras: dict[str, Any], schema: TaskSchema, fmt: ModuleType,
            id_prefix: str) -> tuple[Annotations, Counter[str]]:
-    label = fmt.decode_answer(output)
+    label = fmt.decode_answer(output, labels=schema.relation_names)
     if label == NONE_ANSWER:
         return Annotations(), Counter()
-    if label not in schema.relation_names:
-        raise DecodeError("unknown_relation_label")
     head, tail = extras["pair"]
     return Annotations(relations=(Relation(f"{id_prefix}R1", label, head, tail),)), Counter()
