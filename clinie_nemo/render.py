@@ -154,7 +154,7 @@ class _Renderer:
             out_tokens = max(self.counter.count(a) for a in answers)
             extra = sum(self.counter.count(m) + 2 for m in MARKERS)
         else:
-            items = self.task.items(view, self.schema, self.fmt, self.options.task_options)
+            items, _ = self.task.items(view, self.schema, self.fmt, self.options.task_options)
             out_tokens = max((self.counter.count(i.output) for i in items), default=0)
         prompt_tokens = max(self.counter.count(self.prompt(t, self.schema.entity_names, view.text))
                             for t in self.templates)
@@ -168,12 +168,10 @@ class _Renderer:
         result.chunks += len(views)
         doc_entities = doc.entity_index()
         for view in views:
-            items = self.task.items(view, self.schema, self.fmt, self.options.task_options)
+            items, losses = self.task.items(view, self.schema, self.fmt, self.options.task_options)
+            result.roundtrip.losses.update(losses)
             decoded = Annotations()
             for item in items:
-                result.roundtrip.losses.update(item.losses)
-                if item.extras.get("no_record"):
-                    continue
                 record_id = f"{self.dataset}/{doc.id}/{self.options.task}/{view.index}{item.suffix}"
                 template = choose(self.templates, self.policy, self.options.seed, record_id)
                 prompt = self.prompt(template, item.entity_labels, item.text)

@@ -77,7 +77,8 @@ def candidates(view: ChunkView, schema: TaskSchema, options: TaskOptions) -> tup
     return pairs, losses
 
 
-def items(view: ChunkView, schema: TaskSchema, fmt: ModuleType, options: TaskOptions) -> list[TaskItem]:
+def items(view: ChunkView, schema: TaskSchema, fmt: ModuleType,
+          options: TaskOptions) -> tuple[list[TaskItem], Counter[str]]:
     pairs, losses = candidates(view, schema, options)
     labels: dict[tuple[str, str], str] = {}
     for label, head, tail in sorted(gold_pairs(view)):
@@ -93,14 +94,11 @@ def items(view: ChunkView, schema: TaskSchema, fmt: ModuleType, options: TaskOpt
         chosen = set(rng.sample(range(len(negatives)), keep))
         negatives = [p for k, p in enumerate(negatives) if k in chosen]
     keep_set = {(h.id, t.id) for h, t in positives + negatives}
-    out = []
-    for n, (h, t) in enumerate(p for p in pairs if (p[0].id, p[1].id) in keep_set):
-        answer = labels.get((h.id, t.id), NONE_ANSWER)
-        out.append(TaskItem(f"/{h.id}-{t.id}", mark_pair(view, h, t), fmt.encode_answer(answer),
-                            schema.entity_names, {"pair": [h.id, t.id]}, losses if n == 0 else Counter()))
-    if not out and losses:
-        out.append(TaskItem("", "", "", (), {"no_record": True}, losses))
-    return out
+    out = [TaskItem(f"/{h.id}-{t.id}", mark_pair(view, h, t),
+                    fmt.encode_answer(labels.get((h.id, t.id), NONE_ANSWER)), schema.entity_names,
+                    {"pair": [h.id, t.id]})
+           for h, t in pairs if (h.id, t.id) in keep_set]
+    return out, losses
 
 
 def gold(view: ChunkView, schema: TaskSchema, options: TaskOptions) -> Annotations:
