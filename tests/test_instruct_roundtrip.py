@@ -3,6 +3,8 @@ annotations, on hand-made hard cases and on random documents (hypothesis)."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -171,3 +173,34 @@ def test_re_pair_role_answers_assemble_into_events() -> None:
         [("Tobacco", "T7", [("Status", "T8")])]
     assert sorted((r.label, r.head, r.tail) for r in plain) == sorted(
         (r.label, r.head, r.tail) for r in doc.relations)
+
+
+def test_re_pair_negative_sampling_is_seeded_and_follows_the_ratio() -> None:
+    docs = [hard_document(f"d{i}") for i in range(4)]
+
+    def render(seed: int, ratio: float | None):
+        return render_documents(docs, RenderOptions(task="re_pair", format="lines", seed=seed,
+                                                    task_options=TaskOptions(negative_ratio=ratio, seed=seed)))
+
+    everything = render(1, None)
+    positives = sum(r["output"] != "none" for r in everything.records)
+    assert positives == 4 * 5
+    sampled = render(1, 1.0)
+    assert sum(r["output"] != "none" for r in sampled.records) == positives
+    assert sum(r["output"] == "none" for r in sampled.records) == positives  # 5 per chunk, 36 available
+    assert render(1, 1.0).records == sampled.records
+    assert {r["id"] for r in render(2, 1.0).records} != {r["id"] for r in sampled.records}
+    assert sampled.roundtrip.exact
+
+
+def test_re_pair_window_counts_the_relations_it_excludes() -> None:
+    doc = hard_document()
+    narrow = render_documents([doc], RenderOptions(task="re_pair", format="json",
+                                                   task_options=TaskOptions(pair_window_sentences=0)))
+    # only Reason-Drug (cafe-au-lait spots -> 2nd Aspirin, a line earlier) crosses a sentence
+    assert narrow.roundtrip.losses["pair_outside_window"] == 1
+    assert narrow.roundtrip.recovered["relations"] == narrow.roundtrip.gold["relations"] - 1
+    chars = render_documents([doc], RenderOptions(task="re_pair", format="json",
+                                                  task_options=TaskOptions(pair_window_chars=5)))
+    assert chars.roundtrip.losses["pair_outside_window"] >= 1
+    assert all(len(json.loads(r["output"])) == 1 for r in chars.records)
