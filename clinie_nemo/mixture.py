@@ -20,7 +20,6 @@ same config gives byte-identical files.
 from __future__ import annotations
 
 import json
-import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -41,6 +40,7 @@ from clinie_nemo.mixture_select import (
     weighted_copies,
 )
 from clinie_nemo.progress import progress, say
+from clinie_nemo.records_stats import length_summary
 from clinie_nemo.render_bridge import (
     RenderOptions,
     attach_few_shot,
@@ -94,18 +94,6 @@ def _render(config: MixtureConfig, entry: DatasetEntry, docs: Sequence[Document]
         by_task[task] = result.records
         reports[f"{split}/{entry.name}/{task}"] = result.report
     return by_task
-
-
-def _length_stats(lengths: Sequence[int]) -> dict[str, float | int]:
-    if not lengths:
-        return {"records": 0}
-    ordered = sorted(lengths)
-
-    def pct(p: float) -> int:  # nearest-rank percentile
-        return ordered[max(0, math.ceil(p * len(ordered) - 1e-9) - 1)]
-
-    return {"records": len(ordered), "min": ordered[0], "mean": round(sum(ordered) / len(ordered), 2),
-            "p50": pct(0.50), "p95": pct(0.95), "max": ordered[-1]}
 
 
 def _counts(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -208,7 +196,7 @@ def _manifest(config: MixtureConfig, hashes: dict[str, str], training: list[dict
         batches = -(-len(records) // 256)
         lengths = record_token_lengths(records, counter, lambda it, n=name, b=batches: progress(
             it, f"tokens {n}", total=b, unit="batch", disable=not show_progress))
-        splits[name] = {**_counts(records), "tokens": _length_stats(lengths)}
+        splits[name] = {**_counts(records), "tokens": length_summary(lengths)}
     return {
         "clinie_nemo_version": __version__,
         "kind": "mixture",

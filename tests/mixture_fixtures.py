@@ -56,3 +56,20 @@ def mixture_yaml(root: Path, corpora: dict[str, dict[str, Path]], name: str = "m
     path = root / name
     path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     return path
+
+
+def build_tokenizer_folder(folder: Path, texts: list[str], vocab_size: int = 400) -> Path:
+    """A real fast BPE tokenizer trained offline on ``texts`` and saved as a Hugging Face folder
+    (tokenizer.json + tokenizer_config.json), loadable by transformers.AutoTokenizer(local_files_only)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<unk>", "<s>", "</s>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(texts, trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", bos_token="<s>", eos_token="</s>")
+    folder.mkdir(parents=True, exist_ok=True)
+    fast.save_pretrained(str(folder))
+    return folder
