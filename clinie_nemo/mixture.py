@@ -11,6 +11,7 @@ Splits:
 * held_out = D: training/validation from the other datasets, plus ``ceil(held_out_fraction * n)`` of D's
   training documents (all in training; weight/cap of D applies); test = D's test split only, each prompt
   preceded by ``few_shot_k`` examples drawn from D's training documents.
+* few_shot_k > 0 without held_out: every dataset's test prompts get examples from its own train split.
 
 Output order: training is shuffled by seeded key of the record id (datasets interleaved); validation and
 test follow config dataset order, task order, then document order. The manifest has no timestamps, so the
@@ -132,21 +133,9 @@ def build_mixture(config: MixtureConfig, show_progress: bool = True) -> MixtureO
                                      "training_documents": len(chosen), "fraction": config.held_out_fraction}
             weighted = _weighted(config, entry, _render(config, entry, chosen, reports, "training"))
             training.extend(weighted)
-            test_docs = inputs.read(entry.test)
-            test_by_task = _render(config, entry, test_docs, reports, "test")
-            if config.few_shot_k > 0:
-                pool = _few_shot_pool(config, entry, train_all, reports)
-                for task, records in test_by_task.items():
-                    shots = few_shot_examples(pool[task], config.few_shot_k)
-                    few_shot_info[task] = [s["id"] for s in shots]
-                    if len(shots) < config.few_shot_k:
-                        say(f"mix: only {len(shots)} few-shot examples for {entry.name}/{task} "
-                            f"(asked for {config.few_shot_k})")
-                    test_by_task[task] = [attach_few_shot(r, shots) for r in records]
-            for records in test_by_task.values():
-                test.extend(records)
+            test.extend(_test_records(config, entry, train_all, inputs, reports, few_shot_info))
             continue
-        train_docs = inputs.read(entry.train)
+        train_all = train_docs = inputs.read(entry.train)
         if entry.validation is not None:
             val_docs = inputs.read(entry.validation)
         else:
@@ -158,12 +147,27 @@ def build_mixture(config: MixtureConfig, show_progress: bool = True) -> MixtureO
         for records in _render(config, entry, val_docs, reports, "validation").values():
             validation.extend(records)
         if config.held_out is None:
-            for records in _render(config, entry, inputs.read(entry.test), reports, "test").values():
-                test.extend(records)
+            test.extend(_test_records(config, entry, train_all, inputs, reports, few_shot_info))
     training.sort(key=lambda r: seeded_key(config.seed, "order", "", r["id"]))
     manifest = _manifest(config, inputs.hashes, training, validation, test, selection, few_shot_info, reports,
                          show_progress)
     return MixtureOutput(training, validation, test, manifest)
+
+
+def _test_records(config: MixtureConfig, entry: DatasetEntry, train_all: Sequence[Document], inputs: _Inputs,
+                  reports: dict[str, Any], few_shot_info: dict[str, Any]) -> list[dict[str, Any]]:
+    """The dataset's test records, each prompt preceded by ``few_shot_k`` examples from its train split."""
+    test_by_task = _render(config, entry, inputs.read(entry.test), reports, "test")
+    if config.few_shot_k > 0:
+        pool = _few_shot_pool(config, entry, train_all, reports)
+        for task, records in test_by_task.items():
+            shots = few_shot_examples(pool[task], config.few_shot_k)
+            few_shot_info[f"{entry.name}/{task}"] = [s["id"] for s in shots]
+            if len(shots) < config.few_shot_k:
+                say(f"mix: only {len(shots)} few-shot examples for {entry.name}/{task} "
+                    f"(asked for {config.few_shot_k})")
+            test_by_task[task] = [attach_few_shot(r, shots) for r in records]
+    return [r for records in test_by_task.values() for r in records]
 
 
 def _few_shot_pool(config: MixtureConfig, entry: DatasetEntry, train_docs: Sequence[Document],

@@ -207,8 +207,8 @@ def mixture_config_from_dict(data: Any, source: str = "<config>", base_dir: str 
     if kv.get("held_out") is not None and entries and kv["held_out"] not in {e.name for e in entries}:
         problems.append(f"{source}.held_out: unknown dataset {kv['held_out']!r}; "
                         f"valid: {', '.join(sorted(e.name for e in entries))}")
-    if kv.get("held_out") is None and (kv.get("held_out_fraction") or kv.get("few_shot_k")):
-        problems.append(f"{source}: held_out_fraction and few_shot_k need held_out (the fold's dataset)")
+    if kv.get("held_out") is None and kv.get("held_out_fraction"):
+        problems.append(f"{source}: held_out_fraction needs held_out (the fold's dataset)")
     if problems:
         raise ConfigError("invalid mixture config:\n  " + "\n  ".join(problems))
     return MixtureConfig(**kv, base_dir=str(base_dir))

@@ -183,3 +183,12 @@ def test_records_match_nemo_and_bridge_sft_loaders(corpora, tmp_path):
             assert 0 <= start <= end
             ids.add(example["id"])
         assert len(ids) == len(raw.splitlines())
+
+
+def test_few_shot_without_held_out_uses_each_datasets_own_train_split(corpora):
+    out = _mix(corpora, name="fs_all.yaml", few_shot_k=2)
+    assert {r["dataset"] for r in out.test} == set(FIVE_DATASETS)
+    for record in out.test:
+        assert len(record["few_shot"]) == 2
+        assert all(s.startswith(f"{record['dataset']}/train-") for s in record["few_shot"])
+    assert all("few_shot" not in r for r in out.training + out.validation)

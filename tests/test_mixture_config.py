@@ -53,7 +53,7 @@ def test_every_problem_reported_together():
 
 
 def test_fraction_needs_held_out_and_duplicates_rejected():
-    with pytest.raises(ConfigError, match="need held_out"):
+    with pytest.raises(ConfigError, match="needs held_out"):
         mixture_config_from_dict({**_base(), "held_out_fraction": 0.2})
     data = _base()
     data["datasets"][1]["name"] = "a"
