@@ -13,6 +13,7 @@ the record contract (``input``, ``output``, ``id``, ``dataset``, ``task``, ``tem
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -69,6 +70,13 @@ class TokenCounter:
             return len(_FALLBACK_PATTERN.findall(text))
         return len(self._tokenizer(text, add_special_tokens=False)["input_ids"])
 
+    def token_starts(self, text: str) -> list[int]:
+        """Character offset where each token of ``text`` starts (tokenized as a whole)."""
+        if self._tokenizer is None:
+            return [m.start() for m in _FALLBACK_PATTERN.finditer(text)]
+        enc = self._tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        return [start for start, _ in enc["offset_mapping"]]
+
     def count_many(self, texts: Sequence[str]) -> list[int]:
         if self._tokenizer is None or not texts:
             return [self.count(t) for t in texts]
@@ -96,28 +104,65 @@ _INTERIM_TEMPLATES = {
 }
 
 
-def _interim_render(docs: Iterable[Document], dataset: str, options: RenderOptions) -> RenderResult:
+def _interim_chunks(doc: Document, budget: int, counter: TokenCounter, with_entities: bool) -> list[tuple[int, int]]:
+    """Greedy sentence/line windows whose text tokens (plus, when ``with_entities``, the target lines of
+    the entities inside) sum to at most ``budget``; never cut inside an entity. A segment longer than the
+    budget becomes its own chunk."""
+    inside = [False] * (len(doc.text) + 1)
+    for e in doc.entities:
+        for i in range(e.start + 1, e.end):
+            inside[i] = True
+    cuts = [m.end() for m in re.finditer(r"\n+|(?<=[.;:!?])\s+", doc.text) if not inside[m.end()]]
+    edges = [0, *cuts, len(doc.text)]
+    segments = [(a, b) for a, b in zip(edges, edges[1:]) if b > a]
+    starts = [a for a, _ in segments]
+    needs = [0] * len(segments)
+    for token_start in counter.token_starts(doc.text):  # tokens of the whole text, by segment
+        needs[max(0, bisect.bisect_right(starts, token_start) - 1)] += 1
+    if with_entities:  # plus each segment's target lines ("label | mention\n")
+        lines = ["" for _ in segments]
+        for e in doc.entities:
+            lines[max(0, bisect.bisect_right(starts, e.start) - 1)] += f"{e.label} | {e.text}\n"
+        needs = [n + c for n, c in zip(needs, counter.count_many(lines))]
+    chunks: list[tuple[int, int]] = []
+    start, used = 0, 0
+    for (a, _end), need in zip(segments, needs):
+        if used and used + need > budget:
+            chunks.append((start, a))
+            start, used = a, 0
+        used += need
+    chunks.append((start, len(doc.text)))
+    return chunks
+
+
+def _interim_render(docs: Sequence[Document], dataset: str, options: RenderOptions) -> RenderResult:
     if options.task not in _INTERIM_TEMPLATES:
         raise ConfigError(f"unknown task {options.task!r}; valid: {', '.join(sorted(_INTERIM_TEMPLATES))}")
     name, instruction = _INTERIM_TEMPLATES[options.task]
     template_hash = hashlib.sha256(instruction.encode()).hexdigest()[:12]
-    records = []
+    counter = token_counter(options.tokenizer)
+    # prompt + chunk + target + EOS within max_tokens; 2% slack (relations, token merges at the joins)
+    budget = max(8, int((options.max_tokens - counter.count(instruction) - 1) * 0.98))
+    records: list[dict[str, Any]] = []
+    relations_cut = 0
     for doc in docs:
         by_id = doc.entity_index()
-        if options.task == "ce":
-            lines = [f"{e.label} | {e.text}" for e in doc.entities]
-        else:
-            lines = [f"{r.label} | {by_id[r.head].text if r.head in by_id else r.head} | "
-                     f"{by_id[r.tail].text if r.tail in by_id else r.tail}" for r in doc.relations]
-            if options.task == "re_e2e":
-                lines = [f"{e.label} | {e.text}" for e in doc.entities] + lines
-        records.append({
-            "input": instruction + doc.text, "output": "\n".join(lines) or "none",
-            "id": f"{dataset}/{doc.id}/{options.task}/0", "dataset": dataset, "task": options.task,
-            "template": options.template_name or name, "template_hash": template_hash, "format": options.format,
-            "doc_id": doc.id, "chunk": [0, len(doc.text)],
-        })
-    return RenderResult(records, {"renderer": "interim", "documents": len(records)})
+        for index, (cs, ce) in enumerate(_interim_chunks(doc, budget, counter, options.task != "re_pair")):
+            ents = [e for e in doc.entities if cs <= e.start and e.end <= ce]
+            ids = {e.id for e in ents}
+            rels = [r for r in doc.relations if r.head in ids and r.tail in ids]
+            relations_cut += sum(1 for r in doc.relations if (r.head in ids) != (r.tail in ids))
+            lines = [f"{e.label} | {e.text}" for e in ents] if options.task != "re_pair" else []
+            if options.task != "ce":
+                lines += [f"{r.label} | {by_id[r.head].text} | {by_id[r.tail].text}" for r in rels]
+            records.append({
+                "input": instruction + doc.text[cs:ce], "output": "\n".join(lines) or "none",
+                "id": f"{dataset}/{doc.id}/{options.task}/{index}", "dataset": dataset, "task": options.task,
+                "template": options.template_name or name, "template_hash": template_hash,
+                "format": options.format, "doc_id": doc.id, "chunk": [cs, ce],
+            })
+    return RenderResult(records, {"renderer": "interim", "documents": len(docs),
+                                  "records": len(records), "relations_cut_by_chunking": relations_cut})
 
 
 def render_documents(docs: Sequence[Document], dataset: str, options: RenderOptions) -> RenderResult:
