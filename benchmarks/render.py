@@ -26,7 +26,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from clinie_nemo.document import Document, Entity  # noqa: E402
 from clinie_nemo.packing import packing_stats  # noqa: E402
-from clinie_nemo.render_bridge import RenderOptions, record_token_lengths, render_documents, token_counter  # noqa: E402
+from clinie_nemo.render_bridge import (  # noqa: E402
+    RENDERER,
+    RenderSettings,
+    record_token_lengths,
+    render_documents,
+    token_counter,
+)
 
 DRUGS = ("metoprolol", "lisinopril", "heparin", "warfarin", "vancomycin", "furosemide", "insulin glargine",
          "acetaminophen", "pantoprazole", "atorvastatin")
@@ -89,7 +95,7 @@ def build_tokenizer(folder: Path, docs: list[Document]) -> Path:
 def render_rate(docs: list[Document], tokenizer: str | None, max_tokens: int, repeats: int) -> tuple[float, list[int]]:
     """Best-of-``repeats`` records/s for render + token count; and the record lengths."""
     counter = token_counter(tokenizer)
-    options = RenderOptions(task="ce", format="json", max_tokens=max_tokens, tokenizer=tokenizer, seed=13)
+    options = RenderSettings(task="ce", format="json", max_tokens=max_tokens, tokenizer=tokenizer, seed=13)
     best = float("inf")
     lengths: list[int] = []
     n_records = 0
@@ -137,7 +143,7 @@ def main() -> int:
           f"--max-tokens {args.max_tokens} --seq-length {args.seq_length} --micro-batch {args.micro_batch}`.\n")
     print(f"{args.docs} synthetic n2c2-2018-like notes (log-normal length), task `ce`, chunks of at most "
           f"{args.max_tokens} tokens, rendered through "
-          "`render_bridge.render_documents` + `record_token_lengths` (the `mix` path), best of "
+          f"`render_bridge.render_documents` ({RENDERER}) + `record_token_lengths` (the `mix` path), best of "
           f"{args.repeats}.\n")
     print("| token counter | records/s | ratio vs fallback |")
     print("|---|---:|---:|")

@@ -29,6 +29,7 @@ from typing import Any
 
 from clinie_nemo import __version__, docs_jsonl
 from clinie_nemo.document import Document
+from clinie_nemo.errors import InputError, Problem
 from clinie_nemo.fileio import atomic_dir, sha256_file, write_jsonl
 from clinie_nemo.mixture_config import DatasetEntry, MixtureConfig, mixture_config_to_dict
 from clinie_nemo.mixture_select import (
@@ -43,8 +44,10 @@ from clinie_nemo.mixture_select import (
 from clinie_nemo.progress import progress, say
 from clinie_nemo.records_stats import length_summary
 from clinie_nemo.render_bridge import (
-    RenderOptions,
-    attach_few_shot,
+    RENDERER,
+    RenderSettings,
+    dataset_schema,
+    few_shot_pair,
     record_token_lengths,
     render_documents,
     token_counter,
@@ -69,7 +72,7 @@ def _doc_id(doc: Document) -> str:
 
 
 class _Inputs:
-    """Reads each documents file once and remembers its hash."""
+    """Reads each documents file once, remembers its hash, and rejects duplicate document ids."""
 
     def __init__(self, config: MixtureConfig):
         self.config = config
@@ -79,22 +82,61 @@ class _Inputs:
         resolved = self.config.resolve(path)
         docs = list(docs_jsonl.read(resolved))
         self.hashes[path] = sha256_file(resolved)
+        seen: set[str] = set()
+        duplicates = sorted({d.id for d in docs if d.id in seen or seen.add(d.id)})
+        if duplicates:
+            raise InputError(Problem(str(resolved), None, f"{len(duplicates)} duplicate document ids "
+                                                          f"(first: {duplicates[0]})"))
         return docs
 
 
-def _render(config: MixtureConfig, entry: DatasetEntry, docs: Sequence[Document],
-            reports: dict[str, Any], split: str) -> dict[str, list[dict[str, Any]]]:
+@dataclass
+class _DatasetDocs:
+    entry: DatasetEntry
+    train: list[Document]
+    validation: list[Document] | None
+    test: list[Document]
+    schema: Any  # one label schema for every split's prompts
+
+
+def _read_dataset(inputs: _Inputs, entry: DatasetEntry) -> _DatasetDocs:
+    train = inputs.read(entry.train)
+    validation = inputs.read(entry.validation) if entry.validation is not None else None
+    test = inputs.read(entry.test)
+    schema = dataset_schema([*train, *(validation or []), *test], entry.name)
+    return _DatasetDocs(entry, train, validation, test, schema)
+
+
+def _render(config: MixtureConfig, data: _DatasetDocs, docs: Sequence[Document], reports: dict[str, Any],
+            split: str, few_shot: dict[str, tuple[tuple[str, str], ...]] | None = None
+            ) -> dict[str, list[dict[str, Any]]]:
     """Records per task for ``docs`` (document order kept)."""
     by_task: dict[str, list[dict[str, Any]]] = {}
-    for task in config.tasks_for(entry):
-        options = RenderOptions(task=task, format=config.format, template_policy=config.template.policy,
-                                template_name=config.template.name, max_tokens=config.max_tokens,
-                                tokenizer=str(config.resolve(config.tokenizer)) if config.tokenizer else None,
-                                seed=config.seed)
-        result = render_documents(docs, entry.name, options)
+    for task in config.tasks_for(data.entry):
+        settings = RenderSettings(task=task, format=config.format, template_policy=config.template.policy,
+                                  template_name=config.template.name, max_tokens=config.max_tokens,
+                                  tokenizer=str(config.resolve(config.tokenizer)) if config.tokenizer else None,
+                                  seed=config.seed, few_shot=(few_shot or {}).get(task, ()), schema=data.schema)
+        result = render_documents(docs, data.entry.name, settings)
         by_task[task] = result.records
-        reports[f"{split}/{entry.name}/{task}"] = result.report
+        key = f"{split}/{data.entry.name}/{task}"
+        reports[key] = _merge_reports(reports.get(key), result.report)
     return by_task
+
+
+def _merge_reports(old: Any, new: dict[str, Any]) -> dict[str, Any]:
+    """Sum two count reports (nested dicts of numbers); non-numbers keep the latest value."""
+    if old is None:
+        return new
+    out = dict(old)
+    for k, v in new.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _merge_reports(out[k], v)
+        elif isinstance(v, (int, float)) and not isinstance(v, bool) and isinstance(out.get(k), (int, float)):
+            out[k] = max(out[k], v) if k.startswith("max") else out[k] + v
+        else:
+            out[k] = v
+    return out
 
 
 def _counts(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -125,60 +167,58 @@ def build_mixture(config: MixtureConfig, show_progress: bool = True) -> MixtureO
     for entry in config.datasets:
         held = entry.name == config.held_out
         say(f"mix: {entry.name}{' (held out)' if held else ''}")
+        data = _read_dataset(inputs, entry)
         if held:
-            need_train = config.held_out_fraction > 0 or config.few_shot_k > 0
-            train_all = inputs.read(entry.train) if need_train else []
-            chosen = nested_fraction(train_all, _doc_id, config.held_out_fraction, config.seed, entry.name)
-            selection[entry.name] = {"role": "held_out", "train_documents": len(train_all),
+            chosen = nested_fraction(data.train, _doc_id, config.held_out_fraction, config.seed, entry.name)
+            selection[entry.name] = {"role": "held_out", "train_documents": len(data.train),
                                      "training_documents": len(chosen), "fraction": config.held_out_fraction}
-            weighted = _weighted(config, entry, _render(config, entry, chosen, reports, "training"))
-            training.extend(weighted)
-            test.extend(_test_records(config, entry, train_all, inputs, reports, few_shot_info))
+            training.extend(_weighted(config, entry, _render(config, data, chosen, reports, "training")))
+            test.extend(_test_records(config, data, reports, few_shot_info))
             continue
-        train_all = train_docs = inputs.read(entry.train)
-        if entry.validation is not None:
-            val_docs = inputs.read(entry.validation)
+        if data.validation is not None:
+            train_docs, val_docs = data.train, data.validation
         else:
-            train_docs, val_docs = carve_validation(train_docs, _doc_id, config.validation_fraction, config.seed,
+            train_docs, val_docs = carve_validation(data.train, _doc_id, config.validation_fraction, config.seed,
                                                     entry.name)
         selection[entry.name] = {"role": "train", "training_documents": len(train_docs),
                                  "validation_documents": len(val_docs)}
-        training.extend(_weighted(config, entry, _render(config, entry, train_docs, reports, "training")))
-        for records in _render(config, entry, val_docs, reports, "validation").values():
+        training.extend(_weighted(config, entry, _render(config, data, train_docs, reports, "training")))
+        for records in _render(config, data, val_docs, reports, "validation").values():
             validation.extend(records)
         if config.held_out is None:
-            test.extend(_test_records(config, entry, train_all, inputs, reports, few_shot_info))
+            test.extend(_test_records(config, data, reports, few_shot_info))
     training.sort(key=lambda r: seeded_key(config.seed, "order", "", r["id"]))
     manifest = _manifest(config, inputs.hashes, training, validation, test, selection, few_shot_info, reports,
                          show_progress)
     return MixtureOutput(training, validation, test, manifest)
 
 
-def _test_records(config: MixtureConfig, entry: DatasetEntry, train_all: Sequence[Document], inputs: _Inputs,
-                  reports: dict[str, Any], few_shot_info: dict[str, Any]) -> list[dict[str, Any]]:
-    """The dataset's test records, each prompt preceded by ``few_shot_k`` examples from its train split."""
-    test_by_task = _render(config, entry, inputs.read(entry.test), reports, "test")
+def _test_records(config: MixtureConfig, data: _DatasetDocs, reports: dict[str, Any],
+                  few_shot_info: dict[str, Any]) -> list[dict[str, Any]]:
+    """The dataset's test records; with few_shot_k, every prompt shows k examples from its train split."""
+    shots: dict[str, tuple[tuple[str, str], ...]] = {}
     if config.few_shot_k > 0:
-        pool = _few_shot_pool(config, entry, train_all, reports)
-        for task, records in test_by_task.items():
-            shots = few_shot_examples(pool[task], config.few_shot_k)
-            few_shot_info[f"{entry.name}/{task}"] = [s["id"] for s in shots]
-            if len(shots) < config.few_shot_k:
-                say(f"mix: only {len(shots)} few-shot examples for {entry.name}/{task} "
+        pool = _few_shot_pool(config, data, reports)
+        for task, records in pool.items():
+            chosen = few_shot_examples(records, config.few_shot_k)
+            few_shot_info[f"{data.entry.name}/{task}"] = [r["id"] for r in chosen]
+            if len(chosen) < config.few_shot_k:
+                say(f"mix: only {len(chosen)} few-shot examples for {data.entry.name}/{task} "
                     f"(asked for {config.few_shot_k})")
-            test_by_task[task] = [attach_few_shot(r, shots) for r in records]
-    return [r for records in test_by_task.values() for r in records]
+            shots[task] = tuple(few_shot_pair(r) for r in chosen)
+    by_task = _render(config, data, data.test, reports, "test", shots)
+    return [r for records in by_task.values() for r in records]
 
 
-def _few_shot_pool(config: MixtureConfig, entry: DatasetEntry, train_docs: Sequence[Document],
+def _few_shot_pool(config: MixtureConfig, data: _DatasetDocs,
                    reports: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
-    """Records of the held-out training documents in the seeded fraction order, rendered a few documents
-    at a time until every task has ``few_shot_k`` of them (or the documents run out)."""
-    ordered = seeded_order(train_docs, _doc_id, config.seed, "fraction", entry.name)
-    pool: dict[str, list[dict[str, Any]]] = {task: [] for task in config.tasks_for(entry)}
+    """Records of the training documents in the seeded fraction order, rendered a few documents at a
+    time until every task has ``few_shot_k`` of them (or the documents run out)."""
+    ordered = seeded_order(data.train, _doc_id, config.seed, "fraction", data.entry.name)
+    pool: dict[str, list[dict[str, Any]]] = {task: [] for task in config.tasks_for(data.entry)}
     step = max(1, config.few_shot_k)
     for start in range(0, len(ordered), step):
-        for task, records in _render(config, entry, ordered[start:start + step], reports, "few_shot").items():
+        for task, records in _render(config, data, ordered[start:start + step], reports, "few_shot").items():
             pool[task].extend(records)
         if all(len(v) >= config.few_shot_k for v in pool.values()):
             break
@@ -194,7 +234,7 @@ def _weighted(config: MixtureConfig, entry: DatasetEntry,
 def _manifest(config: MixtureConfig, hashes: dict[str, str], training: list[dict[str, Any]],
               validation: list[dict[str, Any]], test: list[dict[str, Any]], selection: dict[str, Any],
               few_shot_info: dict[str, Any], reports: dict[str, Any], show_progress: bool) -> dict[str, Any]:
-    counter = token_counter(config.resolve(config.tokenizer) if config.tokenizer else None)
+    counter = token_counter(str(config.resolve(config.tokenizer)) if config.tokenizer else None)
     splits = {}
     for name, records in (("training", training), ("validation", validation), ("test", test)):
         batches = -(-len(records) // 256)
@@ -204,6 +244,7 @@ def _manifest(config: MixtureConfig, hashes: dict[str, str], training: list[dict
     return {
         "clinie_nemo_version": __version__,
         "kind": "mixture",
+        "renderer": RENDERER,
         "name": config.name,
         "seed": config.seed,
         "held_out": config.held_out,

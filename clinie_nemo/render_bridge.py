@@ -1,189 +1,127 @@
 """The one place where mixing calls into rendering (task kinds, templates, chunking, target formats).
 
-:func:`render_documents` turns documents of one dataset into records for one task kind, and
-:func:`token_counter` gives the token counter rendering uses (a local tokenizer folder or the fallback).
-Mixing, packing statistics and the benchmarks call only these, so the renderer behind them can change
-without touching them.
+Mixing, ``stats`` on records and the benchmarks call only these:
 
-INTERIM: until the instruction renderer (issue 3, helper "instruct") is merged, a minimal renderer lives
-here: one record per document and task, the whole document as one chunk, ``lines``-style targets. It keeps
-the record contract (``input``, ``output``, ``id``, ``dataset``, ``task``, ``template``, ``template_hash``,
-``format``, ``doc_id``, ``chunk``) so everything downstream is exercised for real.
+* :func:`render_documents` (documents of one dataset -> records of one task kind, plus a count report),
+* :func:`dataset_schema` (one label schema per dataset, so every split's prompts list the same labels),
+* :func:`few_shot_pair` (a rendered record -> the (text, answer) example shown in other prompts),
+* :func:`token_counter` / :func:`record_token_lengths` (the renderer's own counter: a local tokenizer
+  folder or the fallback; a record is prompt + target + BOS + EOS).
+
+Behind them is the instruction renderer :mod:`clinie_nemo.render` (helper "instruct") when this checkout
+has it, else the stand-in :mod:`clinie_nemo.render_interim`.
 """
 
 from __future__ import annotations
 
-import bisect
-import hashlib
-import re
+import importlib.util
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from clinie_nemo.document import Document
-from clinie_nemo.errors import ConfigError
 
-FALLBACK_TOKENIZER = "fallback"
-_FALLBACK_PATTERN = re.compile(r"\w+|[^\w\s]")
+HAVE_RENDERER = importlib.util.find_spec("clinie_nemo.render") is not None
+RENDERER = "clinie_nemo.render" if HAVE_RENDERER else "clinie_nemo.render_interim"
 
 
 @dataclass(frozen=True)
-class RenderOptions:
+class RenderSettings:
     task: str
     format: str = "json"
     template_policy: str = "rotate"  # fixed | rotate
-    template_name: str | None = None
+    template_name: str | None = None  # the fixed template (policy fixed)
     max_tokens: int = 2048
     tokenizer: str | None = None  # local tokenizer folder; None = fallback counter
     seed: int = 13
+    few_shot: tuple[tuple[str, str], ...] = ()  # (example text, example answer) shown in every prompt
+    schema: Any = field(default=None, compare=False)  # from dataset_schema(); None: the renderer decides
 
 
 @dataclass
-class RenderResult:
+class BridgeResult:
     records: list[dict[str, Any]]
-    report: dict[str, Any] = field(default_factory=dict)  # counts only (losses by cause, cut relations)
+    report: dict[str, Any]  # counts only (round-trip losses by cause, relations split across chunks)
 
 
-class TokenCounter:
-    """Counts tokens of a text: a local Hugging Face tokenizer folder (offline) or the fallback counter
-    (one token per word or punctuation character, a stated approximation)."""
+def token_counter(tokenizer: str | None = None) -> Any:
+    """The counter rendering uses (``.count``, ``.count_many``, ``.name``), cached per tokenizer."""
+    if HAVE_RENDERER:
+        from clinie_nemo.tokens import load_counter
 
-    def __init__(self, tokenizer: str | Path | None = None):
-        self.name = FALLBACK_TOKENIZER
-        self._tokenizer: Any = None
-        if tokenizer is not None:
-            folder = Path(tokenizer)
-            if not folder.is_dir():
-                raise ConfigError(f"tokenizer folder {folder} not found (give a local folder, or no tokenizer "
-                                  "for the fallback counter)")
-            from transformers import AutoTokenizer  # the tokenizer loader: imported lazily
+        return load_counter(tokenizer)
+    from clinie_nemo.render_interim import token_counter as interim_counter
 
-            try:
-                self._tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-            except (OSError, ValueError) as exc:
-                raise ConfigError(f"cannot load a tokenizer from {folder}: {exc}") from None
-            self.name = str(folder)
-
-    def count(self, text: str) -> int:
-        if self._tokenizer is None:
-            return len(_FALLBACK_PATTERN.findall(text))
-        return len(self._tokenizer(text, add_special_tokens=False)["input_ids"])
-
-    def token_starts(self, text: str) -> list[int]:
-        """Character offset where each token of ``text`` starts (tokenized as a whole)."""
-        if self._tokenizer is None:
-            return [m.start() for m in _FALLBACK_PATTERN.finditer(text)]
-        enc = self._tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-        return [start for start, _ in enc["offset_mapping"]]
-
-    def count_many(self, texts: Sequence[str]) -> list[int]:
-        if self._tokenizer is None or not texts:
-            return [self.count(t) for t in texts]
-        return [len(ids) for ids in self._tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
+    return interim_counter(tokenizer)
 
 
-_COUNTERS: dict[str, TokenCounter] = {}
+def special_tokens_per_record() -> int:
+    if HAVE_RENDERER:
+        from clinie_nemo.tokens import SPECIAL_TOKENS_PER_RECORD
+    else:
+        from clinie_nemo.render_interim import SPECIAL_TOKENS_PER_RECORD
+    return SPECIAL_TOKENS_PER_RECORD
 
 
-def token_counter(tokenizer: str | Path | None = None) -> TokenCounter:
-    """The (cached) counter rendering uses for ``tokenizer``."""
-    key = str(Path(tokenizer).resolve()) if tokenizer is not None else FALLBACK_TOKENIZER
-    if key not in _COUNTERS:
-        _COUNTERS[key] = TokenCounter(tokenizer)
-    return _COUNTERS[key]
+def dataset_schema(docs: Sequence[Document], dataset: str) -> Any:
+    """The label schema of ``dataset``: the registered one merged with labels seen in ``docs``, or, for a
+    dataset the registry does not know (a user's own corpus), the labels collected from ``docs``."""
+    if not HAVE_RENDERER:
+        return None
+    from clinie_nemo.render import RenderOptions, resolve_schema
+    from clinie_nemo.schema import schema_from_documents
+
+    try:
+        from clinie_nemo.datasets import DATASETS
+    except ImportError:
+        DATASETS = {}  # noqa: N806
+    if dataset in DATASETS:
+        return resolve_schema(docs, RenderOptions(task="ce", dataset=dataset))
+    return schema_from_documents(docs, dataset)
 
 
-# ------------------------------------------------------------------------------------ interim renderer
-
-_INTERIM_TEMPLATES = {
-    "ce": ("ce_list", "Extract every clinical concept from the note below. Answer one 'label | mention' per line.\n\n"),
-    "re_pair": ("re_list", "List the relations between concepts in the note below, one "
-                           "'label | head | tail' per line.\n\n"),
-    "re_e2e": ("re_e2e_list", "Extract the concepts and the relations between them from the note below.\n\n"),
-}
-
-
-def _interim_chunks(doc: Document, budget: int, counter: TokenCounter, with_entities: bool) -> list[tuple[int, int]]:
-    """Greedy sentence/line windows whose text tokens (plus, when ``with_entities``, the target lines of
-    the entities inside) sum to at most ``budget``; never cut inside an entity. A segment longer than the
-    budget becomes its own chunk."""
-    inside = [False] * (len(doc.text) + 1)
-    for e in doc.entities:
-        for i in range(e.start + 1, e.end):
-            inside[i] = True
-    cuts = [m.end() for m in re.finditer(r"\n+|(?<=[.;:!?])\s+", doc.text) if not inside[m.end()]]
-    edges = [0, *cuts, len(doc.text)]
-    segments = [(a, b) for a, b in zip(edges, edges[1:]) if b > a]
-    starts = [a for a, _ in segments]
-    needs = [0] * len(segments)
-    for token_start in counter.token_starts(doc.text):  # tokens of the whole text, by segment
-        needs[max(0, bisect.bisect_right(starts, token_start) - 1)] += 1
-    if with_entities:  # plus each segment's target lines ("label | mention\n")
-        lines = ["" for _ in segments]
-        for e in doc.entities:
-            lines[max(0, bisect.bisect_right(starts, e.start) - 1)] += f"{e.label} | {e.text}\n"
-        needs = [n + c for n, c in zip(needs, counter.count_many(lines))]
-    chunks: list[tuple[int, int]] = []
-    start, used = 0, 0
-    for (a, _end), need in zip(segments, needs):
-        if used and used + need > budget:
-            chunks.append((start, a))
-            start, used = a, 0
-        used += need
-    chunks.append((start, len(doc.text)))
-    return chunks
-
-
-def _interim_render(docs: Sequence[Document], dataset: str, options: RenderOptions) -> RenderResult:
-    if options.task not in _INTERIM_TEMPLATES:
-        raise ConfigError(f"unknown task {options.task!r}; valid: {', '.join(sorted(_INTERIM_TEMPLATES))}")
-    name, instruction = _INTERIM_TEMPLATES[options.task]
-    template_hash = hashlib.sha256(instruction.encode()).hexdigest()[:12]
-    counter = token_counter(options.tokenizer)
-    # prompt + chunk + target + EOS within max_tokens; 2% slack (relations, token merges at the joins)
-    budget = max(8, int((options.max_tokens - counter.count(instruction) - 1) * 0.98))
-    records: list[dict[str, Any]] = []
-    relations_cut = 0
-    for doc in docs:
-        by_id = doc.entity_index()
-        for index, (cs, ce) in enumerate(_interim_chunks(doc, budget, counter, options.task != "re_pair")):
-            ents = [e for e in doc.entities if cs <= e.start and e.end <= ce]
-            ids = {e.id for e in ents}
-            rels = [r for r in doc.relations if r.head in ids and r.tail in ids]
-            relations_cut += sum(1 for r in doc.relations if (r.head in ids) != (r.tail in ids))
-            lines = [f"{e.label} | {e.text}" for e in ents] if options.task != "re_pair" else []
-            if options.task != "ce":
-                lines += [f"{r.label} | {by_id[r.head].text} | {by_id[r.tail].text}" for r in rels]
-            records.append({
-                "input": instruction + doc.text[cs:ce], "output": "\n".join(lines) or "none",
-                "id": f"{dataset}/{doc.id}/{options.task}/{index}", "dataset": dataset, "task": options.task,
-                "template": options.template_name or name, "template_hash": template_hash,
-                "format": options.format, "doc_id": doc.id, "chunk": [cs, ce],
-            })
-    return RenderResult(records, {"renderer": "interim", "documents": len(docs),
-                                  "records": len(records), "relations_cut_by_chunking": relations_cut})
-
-
-def render_documents(docs: Sequence[Document], dataset: str, options: RenderOptions) -> RenderResult:
+def render_documents(docs: Sequence[Document], dataset: str, settings: RenderSettings) -> BridgeResult:
     """Records for ``docs`` (all of one dataset) and one task kind, in document order."""
-    return _interim_render(docs, dataset, options)
+    if not HAVE_RENDERER:
+        from clinie_nemo.render_interim import interim_render
+
+        result = interim_render(docs, dataset, settings)
+        return BridgeResult(result.records, result.report)
+    from clinie_nemo.render import RenderOptions
+    from clinie_nemo.render import render_documents as render
+
+    fixed = settings.template_policy == "fixed"
+    options = RenderOptions(task=settings.task, format=settings.format, dataset=dataset, schema=settings.schema,
+                            template=settings.template_name if fixed else None,
+                            template_policy="fixed" if fixed else "rotate", seed=settings.seed,
+                            max_tokens=settings.max_tokens, tokenizer=settings.tokenizer,
+                            few_shot=settings.few_shot)
+    result = render(docs, options)
+    return BridgeResult(result.records, result.report())
 
 
-def attach_few_shot(record: dict[str, Any], examples: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """The record with ``examples`` (records of the same task) shown before its prompt; the example ids
-    are kept in ``few_shot`` so a reader can check where they came from."""
-    if not examples:
-        return record
-    shots = "".join(f"### Example {i}\n{ex['input']}\n### Answer\n{ex['output']}\n\n"
-                    for i, ex in enumerate(examples, 1))
-    return {**record, "input": f"{shots}### Task\n{record['input']}", "few_shot": [ex["id"] for ex in examples]}
+def few_shot_pair(record: dict[str, Any]) -> tuple[str, str]:
+    """(text, answer) of a record rendered without examples: the text between the template's text
+    header and the closing answer header of its prompt (pair markers of re_pair included)."""
+    if HAVE_RENDERER:
+        from clinie_nemo.templates import templates_for
+
+        template = next(t for t in templates_for(record["task"]) if t.name == record["template"])
+        text_header, answer_header = template.text_header, template.answer_header
+    else:
+        from clinie_nemo.render_interim import ANSWER_HEADER as answer_header
+        from clinie_nemo.render_interim import TEXT_HEADER as text_header
+    prompt, opening, closing = record["input"], f"\n\n{text_header}\n", f"\n{answer_header}"
+    start = prompt.index(opening) + len(opening)
+    assert prompt.endswith(closing), "prompt layout changed: text header ... answer header"
+    return prompt[start:len(prompt) - len(closing)], record["output"]
 
 
-def record_token_lengths(records: Sequence[dict[str, Any]], counter: TokenCounter,
+def record_token_lengths(records: Sequence[dict[str, Any]], counter: Any,
                          progress_wrap: Callable[[Iterable[Any]], Iterable[Any]] | None = None) -> list[int]:
-    """Tokens per record as the SFT loaders build it: prompt + target + EOS (NeMo add_eos=true)."""
+    """Tokens per record as the SFT loaders build it: prompt + target + BOS + EOS."""
     batch = 256
+    special = special_tokens_per_record()
     lengths: list[int] = []
     starts: Iterable[int] = range(0, len(records), batch)
     if progress_wrap is not None:
@@ -192,5 +130,5 @@ def record_token_lengths(records: Sequence[dict[str, Any]], counter: TokenCounte
         chunk = records[start:start + batch]
         ins = counter.count_many([r["input"] for r in chunk])
         outs = counter.count_many([r["output"] for r in chunk])
-        lengths.extend(a + b + 1 for a, b in zip(ins, outs))
+        lengths.extend(a + b + special for a, b in zip(ins, outs))
     return lengths

@@ -9,6 +9,7 @@ from collections import Counter
 
 import pytest
 
+from clinie_nemo import docs_jsonl
 from clinie_nemo.fileio import sha256_file
 from clinie_nemo.mixture import build_mixture, write_mixture
 from clinie_nemo.mixture_config import load_mixture_config
@@ -101,19 +102,42 @@ def test_other_datasets_unchanged_across_fractions(corpora):
     assert others_a == others_b and [r["id"] for r in a.validation] == [r["id"] for r in b.validation]
 
 
+def _shot_ids(out, dataset, task):
+    return out.manifest["few_shot_examples"][f"{dataset}/{task}"]
+
+
 def test_few_shot_examples_come_from_held_out_train_split(corpora):
     k = 3
+    root, paths = corpora
     out = _mix(corpora, name="fs.yaml", held_out="ufhealth", held_out_fraction=0.0, few_shot_k=k)
     assert out.test and all(r["dataset"] == "ufhealth" for r in out.test)
+    train_ids = {d.id for d in docs_jsonl.read(paths["ufhealth"]["train"])}
+    texts = {d.id: d.text for d in docs_jsonl.read(paths["ufhealth"]["train"])}
+    for task in ("ce", "re_pair"):
+        shots = _shot_ids(out, "ufhealth", task)
+        assert len(shots) == k
+        for shot in shots:
+            dataset, doc_id, shot_task = shot.split("/")[:3]
+            assert dataset == "ufhealth" and doc_id in train_ids and shot_task == task
+    ce_shot_docs = [s.split("/")[1] for s in _shot_ids(out, "ufhealth", "ce")]
     for record in out.test:
-        assert len(record["few_shot"]) == k
-        for shot in record["few_shot"]:
-            dataset, doc_id, task = shot.split("/")[:3]
-            assert dataset == "ufhealth" and doc_id.startswith("train-") and task == record["task"]
+        assert record["few_shot"] == k
+        if record["task"] == "ce":  # the example notes (train split) are shown in every test prompt
+            assert all(texts[d] in record["input"] for d in ce_shot_docs)
     # the k shots are the first documents of the nested fraction order: inside the 10% set (4 docs)
     tenth = _mix(corpora, name="fs10.yaml", held_out="ufhealth", held_out_fraction=0.1)
     tenth_docs = {r["doc_id"] for r in tenth.training if r["dataset"] == "ufhealth"}
-    assert {s.split("/")[1] for r in out.test for s in r["few_shot"]} <= tenth_docs
+    assert set(ce_shot_docs) <= tenth_docs
+    assert all("few_shot" not in r for r in out.training + out.validation)
+
+
+def test_few_shot_without_held_out_uses_each_datasets_own_train_split(corpora):
+    out = _mix(corpora, name="fs_all.yaml", few_shot_k=2)
+    assert {r["dataset"] for r in out.test} == set(FIVE_DATASETS)
+    for name in FIVE_DATASETS:
+        assert all(s.startswith(f"{name}/train-") for s in _shot_ids(out, name, "ce"))
+    assert all(r["few_shot"] == 2 for r in out.test)
+    assert all("few_shot" not in r for r in out.training + out.validation)
 
 
 def test_validation_carved_by_seed_and_disjoint(corpora):
@@ -137,7 +161,9 @@ def test_manifest_hashes_counts_and_token_stats(corpora, tmp_path):
     assert manifest == out.manifest
     for rel, info in manifest["inputs"].items():
         assert info["sha256"] == sha256_file(root / rel)
-    assert "radgraph/train.jsonl" in manifest["inputs"] and "i2b2_2010/test.jsonl" not in manifest["inputs"]
+    # every file read is hashed: test splits too (one label schema per dataset covers all its splits)
+    assert sorted(manifest["inputs"]) == sorted(f"{ds}/{split}.jsonl" for ds in FIVE_DATASETS
+                                                for split in ("train", "test"))
     for split in ("training", "validation", "test"):
         lines = (tmp_path / "out" / f"{split}.jsonl").read_text().splitlines()
         s = manifest["splits"][split]
@@ -184,11 +210,3 @@ def test_records_match_nemo_and_bridge_sft_loaders(corpora, tmp_path):
             ids.add(example["id"])
         assert len(ids) == len(raw.splitlines())
 
-
-def test_few_shot_without_held_out_uses_each_datasets_own_train_split(corpora):
-    out = _mix(corpora, name="fs_all.yaml", few_shot_k=2)
-    assert {r["dataset"] for r in out.test} == set(FIVE_DATASETS)
-    for record in out.test:
-        assert len(record["few_shot"]) == 2
-        assert all(s.startswith(f"{record['dataset']}/train-") for s in record["few_shot"])
-    assert all("few_shot" not in r for r in out.training + out.validation)

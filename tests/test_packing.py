@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from clinie_nemo.packing import first_fit_decreasing, packing_stats
+from clinie_nemo.render_bridge import special_tokens_per_record
 from tests.conftest import cli
 from tests.mixture_fixtures import build_tokenizer_folder
 
@@ -71,10 +72,10 @@ def test_stats_cli_on_records_with_fallback_counter(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "packed FFD (256)" in result.stdout and "pad to max (256)" in result.stdout
     s = json.loads((tmp_path / "s.json").read_text())
-    # fallback counter: words and punctuation; input has 3 + 4*(1 + i%5) tokens... count directly
-    import re
-    expected = [len(re.findall(r"\w+|[^\w\s]", r["input"])) + len(re.findall(r"\w+|[^\w\s]", r["output"])) + 1
-                for r in rows]
+    import re  # the fallback counter: one token per word or punctuation character
+    special = special_tokens_per_record()  # BOS + EOS
+    expected = [len(re.findall(r"\w+|[^\w\s]", r["input"])) + len(re.findall(r"\w+|[^\w\s]", r["output"]))
+                + special for r in rows]
     assert s["tokens"]["max"] == max(expected) and s["packing"]["real_tokens"] == sum(expected)
     assert s["packing"]["pad_to_max"] == pytest.approx(sum(expected) / (len(rows) * 256))
     assert s["packing"]["packed"] > s["packing"]["pad_to_longest"] > s["packing"]["pad_to_max"]
@@ -89,9 +90,9 @@ def test_stats_records_with_real_tokenizer_and_documents_unchanged(tmp_path):
 
     raw = Tokenizer.from_file(str(folder / "tokenizer.json"))
     expected = [len(raw.encode(r["input"], add_special_tokens=False).ids)
-                + len(raw.encode(r["output"], add_special_tokens=False).ids) + 1 for r in rows]
+                + len(raw.encode(r["output"], add_special_tokens=False).ids) + special_tokens_per_record() for r in rows]
     s = json.loads((tmp_path / "s.json").read_text())
-    assert s["tokenizer"] == str(folder) and s["packing"]["real_tokens"] == sum(expected)
+    assert str(folder) in s["tokenizer"] and s["packing"]["real_tokens"] == sum(expected)
     docs = tmp_path / "docs.jsonl"
     docs.write_text(json.dumps({"id": "a", "text": "x y", "entities": [{"id": "T1", "label": "L", "spans": [[0, 1]],
                                                                        "text": "x"}]}) + "\n")
