@@ -210,3 +210,18 @@ def test_records_match_nemo_and_bridge_sft_loaders(corpora, tmp_path):
             ids.add(example["id"])
         assert len(ids) == len(raw.splitlines())
 
+
+
+def test_bad_corpus_exits_2_without_output(tmp_path):
+    corpora = make_corpora(tmp_path / "c", {"a": (4, 2), "b": (4, 2)})
+    train = corpora["a"]["train"]
+    lines = train.read_text().splitlines()
+    train.write_text("\n".join([*lines, lines[0]]) + "\n")  # a document id twice
+    config = mixture_yaml(tmp_path, corpora)
+    result = cli("mix", config, "--output", tmp_path / "out", "--quiet")
+    assert result.returncode == 2 and "duplicate document ids (first: train-0000)" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "out").exists()
+    corpora["b"]["test"].unlink()
+    train.write_text("\n".join(lines) + "\n")
+    result = cli("mix", config, "--output", tmp_path / "out", "--quiet")
+    assert result.returncode == 2 and "file not found" in result.stderr and not (tmp_path / "out").exists()
