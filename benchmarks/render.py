@@ -29,6 +29,7 @@ from clinie_nemo.packing import packing_stats  # noqa: E402
 from clinie_nemo.render_bridge import (  # noqa: E402
     RENDERER,
     RenderSettings,
+    dataset_schema,
     record_token_lengths,
     render_documents,
     token_counter,
@@ -95,7 +96,8 @@ def build_tokenizer(folder: Path, docs: list[Document]) -> Path:
 def render_rate(docs: list[Document], tokenizer: str | None, max_tokens: int, repeats: int) -> tuple[float, list[int]]:
     """Best-of-``repeats`` records/s for render + token count; and the record lengths."""
     counter = token_counter(tokenizer)
-    options = RenderSettings(task="ce", format="json", max_tokens=max_tokens, tokenizer=tokenizer, seed=13)
+    options = RenderSettings(task="ce", format="json", max_tokens=max_tokens, tokenizer=tokenizer, seed=13,
+                             schema=dataset_schema(docs, "n2c2_2018"))
     best = float("inf")
     lengths: list[int] = []
     n_records = 0

@@ -24,14 +24,30 @@ def length_summary(lengths: Sequence[int]) -> dict[str, Any]:
             "p50": pct(0.50), "p95": pct(0.95), "max": ordered[-1]}
 
 
+def _chat_turns(obj: dict[str, Any]) -> dict[str, Any] | None:
+    """The chat form {"messages": [{"role": "user"|"assistant", "content"}...]} as input/output."""
+    messages = obj.get("messages")
+    if not isinstance(messages, list):
+        return None
+    user = [m.get("content") for m in messages if isinstance(m, dict) and m.get("role") == "user"]
+    assistant = [m.get("content") for m in messages if isinstance(m, dict) and m.get("role") == "assistant"]
+    if not user or not assistant or not all(isinstance(t, str) for t in user + assistant):
+        return None
+    return {**obj, "input": "\n".join(user), "output": "\n".join(assistant)}
+
+
 def read_records(path: str) -> list[dict[str, Any]]:
-    """Records with string "input"/"output"; every bad line is reported (by line number, no text)."""
+    """Records with string "input"/"output" (or the chat "messages" form); every bad line is reported
+    (by line number, no text)."""
     from clinie_nemo.fileio import iter_jsonl
 
     records, problems = [], []
     for lineno, obj in iter_jsonl(path):
+        if "messages" in obj:
+            obj = _chat_turns(obj) or {}
         if not isinstance(obj.get("input"), str) or not isinstance(obj.get("output"), str):
-            problems.append(Problem(path, lineno, 'not a record: "input" and "output" must be strings'))
+            problems.append(Problem(path, lineno, 'not a record: "input" and "output" (or "messages" with user '
+                                                  'and assistant turns) must be strings'))
             continue
         records.append(obj)
     if problems:

@@ -100,3 +100,19 @@ def test_stats_records_with_real_tokenizer_and_documents_unchanged(tmp_path):
     assert doc_result.returncode == 0 and "documents: 1" in doc_result.stdout and "packed" not in doc_result.stdout
     bad = cli("stats", tmp_path / "r.jsonl", "--tokenizer", tmp_path / "missing")
     assert bad.returncode == 2 and "tokenizer folder" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_stats_reads_the_chat_messages_form(tmp_path):
+    rows = _records_file(tmp_path / "plain.jsonl", n=8)
+    chat = [{"messages": [{"role": "user", "content": r["input"]}, {"role": "assistant", "content": r["output"]}],
+             "id": r["id"]} for r in rows]
+    (tmp_path / "chat.jsonl").write_text("".join(json.dumps(r) + "\n" for r in chat))
+    outs = []
+    for name in ("plain", "chat"):
+        result = cli("stats", tmp_path / f"{name}.jsonl", "--seq-length", "128", "--json", tmp_path / f"{name}.s.json")
+        assert result.returncode == 0, result.stderr
+        outs.append(json.loads((tmp_path / f"{name}.s.json").read_text())["packing"])
+    assert outs[0] == outs[1]
+    (tmp_path / "bad.jsonl").write_text(json.dumps({"messages": [{"role": "user", "content": 3}]}) + "\n")
+    bad = cli("stats", tmp_path / "bad.jsonl")
+    assert bad.returncode == 2 and "bad.jsonl:1: not a record" in bad.stderr and "Traceback" not in bad.stderr

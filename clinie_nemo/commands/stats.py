@@ -29,11 +29,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def is_records_file(path: str) -> bool:
-    """True when the first JSON object of the file has "input" and "output" (a records JSONL)."""
+    """True when the first JSON object of the file is a record: "input" and "output", or "messages"."""
     from clinie_nemo.fileio import iter_jsonl
 
     for _, obj in iter_jsonl(path):
-        return "input" in obj and "output" in obj
+        return ("input" in obj and "output" in obj) or "messages" in obj
     return False
 
 
