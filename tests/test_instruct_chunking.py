@@ -127,3 +127,13 @@ def test_random_notes_chunk_within_budget_without_cutting_entities(sentences, bu
     for e in entities:
         assert sum(1 for s, t in chunks if s <= e.start and e.end <= t) == 1
     assert result.roundtrip.exact
+
+
+def test_tokenizer_json_counts_equal_autotokenizer_counts(tokenizer_dir: Path, real_tokenizer) -> None:
+    counter = HFTokenCounter(tokenizer_dir)
+    texts = [hard_document().text, long_document().text, "", "café ≥ 2 cm\r\n<Drug>"]
+    expected = [len(real_tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
+    assert [counter.count(t) for t in texts] == expected
+    assert counter.count_many(texts) == expected
+    spans = counter.spans(texts[0])
+    assert len(spans) == expected[0] and spans[0][0] == 0
