@@ -11,7 +11,7 @@ trigger. What cannot travel this way is counted by cause, never dropped silently
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from clinie_nemo.document import Attributes, Document, Entity, Event, EventArgument, Relation, fragments_text
 from clinie_nemo.placement import PlacementError, occurrence_index, place_exact
@@ -64,7 +64,6 @@ class ChunkView:
     entities: tuple[Entity, ...] = ()
     relations: tuple[Relation, ...] = ()
     events: tuple[Event, ...] = ()  # trigger inside; arguments outside the chunk removed
-    meta: dict = field(default_factory=dict, compare=False)
 
     @property
     def text(self) -> str:

@@ -204,3 +204,15 @@ def test_re_pair_window_counts_the_relations_it_excludes() -> None:
                                                   task_options=TaskOptions(pair_window_chars=5)))
     assert chars.roundtrip.losses["pair_outside_window"] >= 1
     assert all(len(json.loads(r["output"])) == 1 for r in chars.records)
+
+
+def test_restricted_labels_count_what_they_leave_out() -> None:
+    doc = hard_document()
+    pairs = render_documents([doc], RenderOptions(task="re_pair", format="lines", labels=("Drug", "Strength")))
+    # ADE-Drug x2, Reason-Drug, the Tobacco event role: their entities are outside the kept labels
+    assert pairs.roundtrip.losses["pair_label_not_in_schema"] == 4
+    assert pairs.roundtrip.recovered["relations"] == 1
+    ce = render_documents([doc], RenderOptions(task="ce", format="json", labels=("Drug",)))
+    drugs = sum(e.label == "Drug" for e in doc.entities)
+    assert ce.roundtrip.losses["entity_label_not_in_schema"] == len(doc.entities) - drugs
+    assert ce.roundtrip.recovered["entities"] == drugs

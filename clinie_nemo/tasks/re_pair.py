@@ -53,8 +53,10 @@ def mark_pair(view: ChunkView, head: Entity, tail: Entity) -> str:
 def candidates(view: ChunkView, schema: TaskSchema, options: TaskOptions) -> tuple[list[tuple[Entity, Entity]], Counter[str]]:
     allowed = {(h, t) for _, h, t in schema.candidate_pairs()}
     sentence_of = sentence_index(view.doc.text)
-    entities = sorted(view.entities, key=entity_order)
+    known = set(schema.entity_names)
+    entities = sorted((e for e in view.entities if e.label in known), key=entity_order)
     by_id = {e.id: e for e in entities}
+    all_ids = {e.id for e in view.entities}
     losses: Counter[str] = Counter()
 
     def in_window(h: Entity, t: Entity) -> bool:
@@ -69,7 +71,8 @@ def candidates(view: ChunkView, schema: TaskSchema, options: TaskOptions) -> tup
     for _, head, tail in gold_pairs(view):
         h, t = by_id.get(head), by_id.get(tail)
         if h is None or t is None:
-            losses["pair_argument_not_an_entity"] += 1
+            in_chunk = head in all_ids and tail in all_ids
+            losses["pair_label_not_in_schema" if in_chunk else "pair_argument_not_an_entity"] += 1
         elif (h.label, t.label) not in allowed:
             losses["pair_labels_not_allowed_by_schema"] += 1
         elif not in_window(h, t):
