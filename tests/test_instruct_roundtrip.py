@@ -216,3 +216,22 @@ def test_restricted_labels_count_what_they_leave_out() -> None:
     drugs = sum(e.label == "Drug" for e in doc.entities)
     assert ce.roundtrip.losses["entity_label_not_in_schema"] == len(doc.entities) - drugs
     assert ce.roundtrip.recovered["entities"] == drugs
+
+
+@pytest.mark.parametrize("fmt", sorted(FORMATS))
+def test_event_attributes_and_nested_event_arguments_round_trip(fmt: str) -> None:
+    """brat ``A1 Negation E1`` (an attribute on the event) and an event argument that is another event."""
+    from tests.instruct_fixtures import ent
+
+    text = "Denies smoking; drinks beer daily."
+    entities = (ent(text, "T1", "Tobacco", "smoking"), ent(text, "T2", "StatusTime", "Denies",
+                                                           attrs={"StatusTimeVal": "none"}),
+                ent(text, "T3", "Alcohol", "drinks"), ent(text, "T4", "Amount", "beer"),
+                ent(text, "T5", "Frequency", "daily"))
+    events = (Event("E1", "Tobacco", "T1", (EventArgument("Status", "T2"),), (("Negation", "true"),)),
+              Event("E2", "Alcohol", "T3", (EventArgument("Amount", "T4"), EventArgument("Frequency", "T5"),
+                                            EventArgument("Related", "E1"))))
+    doc = Document("ev", text, entities=entities, events=events)
+    rt = render_documents([doc], RenderOptions(task="re_e2e", format=fmt)).roundtrip
+    assert rt.exact and not rt.losses, rt.to_json()
+    assert rt.recovered["events"] == 2
