@@ -62,6 +62,7 @@ class RenderResult:
     token_lengths: list[int]
     schema: TaskSchema
     chunks: int = 0
+    counter_name: str = ""
 
     def report(self) -> dict[str, Any]:
         """Counts only: safe to print or write to a manifest."""
@@ -253,7 +254,7 @@ def render_documents(docs: Iterable[Document], options: RenderOptions) -> Render
     """Records for ``docs`` (in document order, chunks in text order), with the round-trip check."""
     docs = list(docs)
     renderer = _Renderer(docs, options)
-    result = RenderResult([], RoundTripStats(), Counter(), [], renderer.schema)
+    result = RenderResult([], RoundTripStats(), Counter(), [], renderer.schema, counter_name=renderer.counter.name)
     for doc in docs:
         renderer.render_doc(doc, result)
         renderer.forget_document()

@@ -22,8 +22,13 @@ def corpus(tmp_path: Path) -> Path:
 
 def test_render_writes_records_and_prints_round_trip_counts(corpus: Path, tmp_path: Path) -> None:
     out = tmp_path / "records.jsonl"
-    proc = cli("render", "--corpus", corpus, "--task", "re_e2e", "--format", "inline", "--output", out)
+    report = tmp_path / "report.json"
+    proc = cli("render", "--corpus", corpus, "--task", "re_e2e", "--format", "inline", "--output", out,
+               "--report", report)
     assert proc.returncode == 0, proc.stderr
+    counts = json.loads(report.read_text())
+    assert counts["records"] == 2 and counts["roundtrip"]["events"] == {"gold": 2, "recovered": 2, "spurious": 0}
+    assert counts["tokens"] == "fallback:words+punct" and counts["cross_chunk"] == {}
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["id"] for r in rows] == ["documents/a/re_e2e/0", "documents/b/re_e2e/0"]
     assert {k for k in rows[0]} >= {"input", "output", "id", "dataset", "task", "template", "template_hash",
