@@ -65,8 +65,8 @@ def chunk_spans(doc: Document, fits: Callable[[int, int], bool] | None, budget_n
             inside = sum(1 for e in doc.entities for s, _ in e.spans if start <= s < end)
             raise InputError(Problem(f"document {doc.id}", None,
                                      f"characters {start}-{end} ({inside} annotated spans) do not fit "
-                                     f"{budget_note or 'the token budget'} and cannot be split at a line or "
-                                     "sentence boundary without cutting an entity"))
+                                     f"{budget_note or 'the token budget'} with the prompt and target, and cannot be "
+                                     "split further at a line or sentence boundary outside an entity"))
         lo, hi = i + 1, len(points) - 1  # fits(start, points[lo]) holds
         while lo < hi:
             mid = (lo + hi + 1) // 2

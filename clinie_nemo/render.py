@@ -177,6 +177,17 @@ class _Renderer:
             self._prompt_tokens[key] = self.counter.count(self.prompt(template, labels, text))
         return self._prompt_tokens[key]
 
+    def check_overhead(self) -> None:
+        """The instruction alone (longest template, no text, empty target) must leave room for text."""
+        if self._overhead is None:
+            self._overhead = max(self.counter.count(self.prompt(t, self.schema.entity_names, ""))
+                                 for t in self.templates)
+        need = self._overhead + self._extra_tokens() + SPECIAL_TOKENS_PER_RECORD
+        if need >= self.options.max_tokens:
+            raise ConfigError(f"the {self.options.task} prompt without any text already takes {need} tokens "
+                              f"({self.counter.name}); max_tokens={self.options.max_tokens} leaves no room: "
+                              "raise --max-tokens or use a shorter template")
+
     def fits_estimate(self, doc: Document, start: int, end: int) -> bool:
         """Cheap: prompt overhead (longest template, counted once) + chunk tokens + target tokens, with a
         margin for tokens merging across the joins. :meth:`fits` decides."""
@@ -204,6 +215,7 @@ class _Renderer:
         if self.options.max_tokens is None:
             spans = chunk_spans(doc, None)
         else:
+            self.check_overhead()
             spans = chunk_spans(doc, lambda s, e: self.fits_estimate(doc, s, e),
                                 f"max_tokens={self.options.max_tokens}", verify=lambda s, e: self.fits(doc, s, e))
         views, crossing = chunk_views(doc, spans)

@@ -49,7 +49,8 @@ def test_render_writes_records_and_prints_round_trip_counts(corpus: Path, tmp_pa
     (("--task", "ce", "--format", "xml"), "unknown format 'xml'; valid: inline, json, lines"),
     (("--task", "ce", "--template", "nope"), "valid: ce_annotator, ce_extract"),
     (("--task", "ce", "--labels", "Drug,Nope"), "unknown entity label 'Nope'; valid: ADE, Drug"),
-    (("--task", "ce", "--max-tokens", "20"), "do not fit max_tokens=20"),
+    (("--task", "ce", "--max-tokens", "20"), "prompt without any text already takes"),
+    (("--task", "ce", "--max-tokens", "200"), "document a: characters 22-61 (5 annotated spans) do not fit max_tokens=200"),
     (("--task", "ce", "--dataset", "n2c2_2019"), "unknown dataset 'n2c2_2019'; valid: i2b2_2010, n2c2_2018"),
 ])
 def test_bad_input_exits_2_with_valid_names(corpus: Path, tmp_path: Path, args: tuple[str, ...],
