@@ -238,3 +238,16 @@ def test_event_attributes_and_nested_event_arguments_round_trip(fmt: str) -> Non
     rt = render_documents([doc], RenderOptions(task="re_e2e", format=fmt)).roundtrip
     assert rt.exact and not rt.losses, rt.to_json()
     assert rt.recovered["events"] == 2
+
+
+@pytest.mark.parametrize("fmt", sorted(FORMATS))
+def test_target_survives_the_loaders_space_strip(fmt: str) -> None:
+    """NeMo/Bridge GPTSFTDataset read ``example[key].strip(" ")``: a mention ending with a space (brat
+    oddity) on the last line must not lose it."""
+    text = "took foo  now"
+    doc = Document("sp", text, entities=(Entity("T1", "Drug", ((5, 9),), "foo "),))
+    record = render_documents([doc], RenderOptions(task="ce", format=fmt)).records[0]
+    stripped = record["output"].strip(" ")
+    assert stripped == record["output"]
+    ann, failures = decode_record(record, stripped, doc)
+    assert not failures and [e.spans for e in ann.entities] == [((5, 9),)]

@@ -1,5 +1,6 @@
 """What the target formats share: the decode error, backslash escaping, and splitting on unescaped
-separators. Escapes: ``\\n`` newline, ``\\r`` carriage return, ``\\t`` tab; ``\\x`` is ``x`` otherwise."""
+separators. Escapes: ``\\n`` newline, ``\\r`` carriage return, ``\\t`` tab, ``\\s`` space (used only where a
+space would end a target line); ``\\x`` is ``x`` otherwise."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from clinie_nemo.target import Target
 
 NONE_ANSWER = "none"
 _CONTROL = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
-_UNCONTROL = {"n": "\n", "r": "\r", "t": "\t"}
+_UNCONTROL = {"n": "\n", "r": "\r", "t": "\t", "s": " "}
 
 
 class DecodeError(ValueError):

@@ -12,7 +12,7 @@ backslash-escaped)::
     => relation | 2 | 1                  relation from entity line 2 to entity line 1 (1-based)
     none                                 nothing to extract
 
-A space ending a line is written ``\\ `` (NeMo and Megatron-Bridge strip spaces off the ends of a target).
+A space ending a line is written ``\\s`` (NeMo and Megatron-Bridge strip spaces off the ends of a target).
 
 For ``re_pair`` the answer is the relation label alone, or ``none``.
 """
@@ -65,7 +65,7 @@ def encode(target: Target, chunk_text: str, with_relations: bool = False,
             fields.append("; ".join(f"{escape(k, '|;=')}={escape(v, '|;=')}" for k, v in e.attributes))
         line = " | ".join(fields)
         # a space at the end of a line is escaped: the SFT loaders strip spaces off the whole target
-        lines.append(line[:-1] + "\\ " if line.endswith(" ") else line)
+        lines.append(line[:-1] + "\\s" if line.endswith(" ") else line)
     if with_relations:
         lines += [f"{RELATION_PREFIX}{escape(r.label, '|')} | {r.head + 1} | {r.tail + 1}" for r in target.relations]
     return ("\n".join(lines) if lines else NONE_ANSWER), Counter()
