@@ -37,6 +37,8 @@ def child(mode: str, release: Path, out: Path) -> dict:
     """Run one mode in this process; returns docs, bytes, seconds and peak RSS."""
     start, cpu_start = time.perf_counter(), time.process_time()
     docs = 0
+    if mode == "breakdown":
+        return breakdown(release)
     if mode == "read_files":
         for p in sorted(release.rglob("*.ann")):
             p.read_bytes().decode("utf-8")
@@ -63,6 +65,38 @@ def child(mode: str, release: Path, out: Path) -> dict:
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     return {"mode": mode, "docs": docs, "seconds": seconds, "cpu_seconds": cpu,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def breakdown(release: Path, n: int = 1000) -> dict:
+    """Where convert's CPU time goes, per note: the reader's top functions (cProfile, own time) and, on
+    documents already in memory, schema validation, Document -> dict, and json.dumps."""
+    import cProfile
+    import itertools
+    import pstats
+
+    from clinie_nemo import readers
+    from clinie_nemo.datasets import get
+    from clinie_nemo.datasets.validate import validate_issues
+    from clinie_nemo.document import document_to_json
+
+    profile = cProfile.Profile()
+    profile.enable()
+    docs = list(itertools.islice(readers.READERS["brat"].read(release / "train"), n))
+    profile.disable()
+    stats = pstats.Stats(profile).stats  # type: ignore[attr-defined]
+    top = sorted(stats.items(), key=lambda kv: kv[1][2], reverse=True)[:4]
+    hot = [{"function": f"{Path(k[0]).name}:{k[1]}({k[2]})", "share_of_reader": v[2] / sum(x[2] for x in stats.values())}
+           for k, v in top]
+    spec = get("n2c2_2018")
+    out = {"documents": len(docs), "reader_hot_spots": hot}
+    for name, fn in (("validate", lambda d: validate_issues(d, spec)), ("to_dict", document_to_json),
+                     ("json_dumps", None)):
+        objs = [document_to_json(d) for d in docs] if fn is None else docs
+        t = time.process_time()
+        for o in objs:
+            fn(o) if fn else json.dumps(o, ensure_ascii=False)
+        out[f"{name}_ms"] = (time.process_time() - t) / len(docs) * 1e3
+    return out
 
 
 def run_child(mode: str, release: Path, work: Path) -> dict:
@@ -127,6 +161,8 @@ def main() -> int:
                 rows.append(r)
                 print(f"{n:>6} {mode:<10} {r['docs_per_s']:>9.0f} docs/CPU-s {r['mb_per_s']:>7.1f} MB/CPU-s "
                       f"{r['wall_docs_per_s']:>9.0f} docs/wall-s  peak RSS {r['peak_rss_mb']:>7.1f} MB", flush=True)
+            if n == args.small:
+                split_costs = run_child("breakdown", work / f"rel{n}", work)
             shutil.rmtree(work / f"rel{n}", ignore_errors=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -168,6 +204,11 @@ def main() -> int:
         f"({files_small['peak_rss_mb']:.0f} / {files_big['peak_rss_mb']:.0f} MB), whose growth is the list of "
         f"file paths (about 1 KB per note). Reading everything first grows {naive_small['peak_rss_mb']:.0f} -> "
         f"{naive_big['peak_rss_mb']:.0f} MB (x{naive_big['peak_rss_mb'] / naive_small['peak_rss_mb']:.1f}).",
+        f"- Where the time goes (per note, CPU, {split_costs['documents']:,} notes in memory): schema validation "
+        f"{split_costs['validate_ms']:.3f} ms, Document -> dict {split_costs['to_dict_ms']:.3f} ms, `json.dumps` "
+        f"{split_costs['json_dumps_ms']:.3f} ms, against {1e3 / reader_big['docs_per_s']:.3f} ms for the reader. "
+        "Reader hot spots (own time under cProfile): "
+        + ", ".join(f"`{h['function']}` {h['share_of_reader']:.0%}" for h in split_costs["reader_hot_spots"]) + ".",
         "",
     ]
     section = "\n".join(lines) + "\n"

@@ -163,6 +163,7 @@ def convert_dataset(name: str, input_dir: str | Path, output_dir: str | Path, *,
     for split_name, c in summary["splits"].items():
         say(f"{spec.name} {split_name}: {c['documents']} documents, {c['entities']} entities, "
             f"{c['relations']} relations, {c['events']} events -> {Path(output_dir) / (split_name + '.jsonl')}")
+    say(f"licence: {spec.licence}")
     if skip_invalid:
         say(f"skipped {len(skipped)} invalid annotations/documents; see {Path(output_dir) / 'skipped.json'}")
     return summary
