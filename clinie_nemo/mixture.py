@@ -255,9 +255,34 @@ def _manifest(config: MixtureConfig, hashes: dict[str, str], training: list[dict
         "inputs": {path: {"sha256": digest} for path, digest in sorted(hashes.items())},
         "selection": selection,
         "splits": splits,
+        "roundtrip": _total(reports, "roundtrip"),
+        "cross_chunk": _total(reports, "cross_chunk"),
         "render": reports,
         "config": mixture_config_to_dict(config, relative_to=config.base_dir),
     }
+
+
+def _total(reports: dict[str, Any], key: str) -> dict[str, Any]:
+    """One count report summed over every (split, dataset, task) render (few-shot pools excluded)."""
+    total: dict[str, Any] | None = None
+    for name, report in sorted(reports.items()):
+        if not name.startswith("few_shot/") and isinstance(report.get(key), dict):
+            total = _merge_reports(total, report[key])
+    return total or {}
+
+
+def roundtrip_lines(manifest: dict[str, Any]) -> list[str]:
+    """Round-trip and cross-chunk counts for people (no text)."""
+    rt = manifest.get("roundtrip", {})
+    lines = []
+    for kind in ("entities", "relations", "events"):
+        c = rt.get(kind) or {}
+        if c.get("gold") or c.get("spurious"):
+            lines.append(f"round trip {kind:<10} {c['recovered']}/{c['gold']} recovered, {c['spurious']} spurious")
+    lines += [f"round trip loss {cause}: {n}" for cause, n in sorted(rt.get("losses", {}).items())]
+    lines += [f"round trip failure {cause}: {n}" for cause, n in sorted(rt.get("failures", {}).items())]
+    lines += [f"split across chunks {cause}: {n}" for cause, n in sorted(manifest.get("cross_chunk", {}).items())]
+    return lines
 
 
 def write_mixture(config: MixtureConfig, output_dir: str | Path, force: bool = False,

@@ -8,21 +8,18 @@ Mixing, ``stats`` on records and the benchmarks call only these:
 * :func:`token_counter` / :func:`record_token_lengths` (the renderer's own counter: a local tokenizer
   folder or the fallback; a record is prompt + target + BOS + EOS).
 
-Behind them is the instruction renderer :mod:`clinie_nemo.render` (helper "instruct") when this checkout
-has it, else the stand-in :mod:`clinie_nemo.render_interim`.
+Behind them is the instruction renderer :mod:`clinie_nemo.render` and its counters :mod:`clinie_nemo.tokens`.
 """
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from clinie_nemo.document import Document
 
-HAVE_RENDERER = importlib.util.find_spec("clinie_nemo.render") is not None
-RENDERER = "clinie_nemo.render" if HAVE_RENDERER else "clinie_nemo.render_interim"
+RENDERER = "clinie_nemo.render"
 
 
 @dataclass(frozen=True)
@@ -46,28 +43,20 @@ class BridgeResult:
 
 def token_counter(tokenizer: str | None = None) -> Any:
     """The counter rendering uses (``.count``, ``.count_many``, ``.name``), cached per tokenizer."""
-    if HAVE_RENDERER:
-        from clinie_nemo.tokens import load_counter
+    from clinie_nemo.tokens import load_counter
 
-        return load_counter(tokenizer)
-    from clinie_nemo.render_interim import token_counter as interim_counter
-
-    return interim_counter(tokenizer)
+    return load_counter(tokenizer)
 
 
 def special_tokens_per_record() -> int:
-    if HAVE_RENDERER:
-        from clinie_nemo.tokens import SPECIAL_TOKENS_PER_RECORD
-    else:
-        from clinie_nemo.render_interim import SPECIAL_TOKENS_PER_RECORD
+    from clinie_nemo.tokens import SPECIAL_TOKENS_PER_RECORD
+
     return SPECIAL_TOKENS_PER_RECORD
 
 
 def dataset_schema(docs: Sequence[Document], dataset: str) -> Any:
     """The label schema of ``dataset``: the registered one merged with labels seen in ``docs``, or, for a
     dataset the registry does not know (a user's own corpus), the labels collected from ``docs``."""
-    if not HAVE_RENDERER:
-        return None
     from clinie_nemo.render import RenderOptions, resolve_schema
     from clinie_nemo.schema import schema_from_documents
 
@@ -82,11 +71,6 @@ def dataset_schema(docs: Sequence[Document], dataset: str) -> Any:
 
 def render_documents(docs: Sequence[Document], dataset: str, settings: RenderSettings) -> BridgeResult:
     """Records for ``docs`` (all of one dataset) and one task kind, in document order."""
-    if not HAVE_RENDERER:
-        from clinie_nemo.render_interim import interim_render
-
-        result = interim_render(docs, dataset, settings)
-        return BridgeResult(result.records, result.report)
     from clinie_nemo.render import RenderOptions
     from clinie_nemo.render import render_documents as render
 
@@ -103,14 +87,10 @@ def render_documents(docs: Sequence[Document], dataset: str, settings: RenderSet
 def few_shot_pair(record: dict[str, Any]) -> tuple[str, str]:
     """(text, answer) of a record rendered without examples: the text between the template's text
     header and the closing answer header of its prompt (pair markers of re_pair included)."""
-    if HAVE_RENDERER:
-        from clinie_nemo.templates import templates_for
+    from clinie_nemo.templates import templates_for
 
-        template = next(t for t in templates_for(record["task"]) if t.name == record["template"])
-        text_header, answer_header = template.text_header, template.answer_header
-    else:
-        from clinie_nemo.render_interim import ANSWER_HEADER as answer_header
-        from clinie_nemo.render_interim import TEXT_HEADER as text_header
+    template = next(t for t in templates_for(record["task"]) if t.name == record["template"])
+    text_header, answer_header = template.text_header, template.answer_header
     prompt, opening, closing = record["input"], f"\n\n{text_header}\n", f"\n{answer_header}"
     start = prompt.index(opening) + len(opening)
     assert prompt.endswith(closing), "prompt layout changed: text header ... answer header"

@@ -1,0 +1,72 @@
+"""`mix` end to end on synthetic releases of the five datasets (clinie_nemo.synth -> convert_dataset ->
+documents JSONL -> mix): files whose fields are what NeMo's and Megatron-Bridge's SFT JSONL loaders read,
+a leave-one-dataset-out test split, and a complete round trip in the json format."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from clinie_nemo import synth
+from clinie_nemo.datasets.convert import convert_dataset
+from tests.conftest import cli
+from tests.mixture_fixtures import check_sft_loader_fields
+
+FIVE = ("i2b2_2010", "n2c2_2018", "n2c2_2022_sdoh", "radgraph", "ufhealth")
+
+
+@pytest.fixture(scope="module")
+def synthetic_docs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synth_mix")
+    for name in FIVE:
+        synth.generate(name, root / "native" / name, 8, seed=5)
+        convert_dataset(name, root / "native" / name, root / "docs" / name, show_progress=False)
+    return root
+
+
+def _config(root, **top):
+    datasets = []
+    for name in FIVE:
+        entry = {"name": name, "train": f"docs/{name}/train.jsonl", "test": f"docs/{name}/test.jsonl"}
+        if (root / "docs" / name / "dev.jsonl").exists():
+            entry["validation"] = f"docs/{name}/dev.jsonl"  # RadGraph ships a dev split
+        datasets.append(entry)
+    data = {"name": "synth", "seed": 3, "datasets": datasets, "tasks": ["ce", "re_pair", "re_e2e"],
+            "format": "json", "max_tokens": 1536, "validation_fraction": 0.2, **top}
+    path = root / f"mix-{len(list(root.glob('mix-*.yaml')))}.yaml"
+    path.write_text(json.dumps(data))  # JSON is YAML
+    return path
+
+
+def test_mix_synthetic_five_datasets_loader_fields(synthetic_docs, tmp_path):
+    config = _config(synthetic_docs, held_out="radgraph", held_out_fraction=0.25, few_shot_k=1)
+    result = cli("mix", config, "--output", tmp_path / "out", "--quiet")
+    assert result.returncode == 0, result.stderr
+    out = tmp_path / "out"
+    for split in ("training", "validation", "test"):
+        check_sft_loader_fields(out / f"{split}.jsonl")
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["renderer"] == "clinie_nemo.render"
+    assert set(manifest["splits"]["training"]["by_dataset"]) == set(FIVE)  # radgraph: its 25%
+    n_train = len((synthetic_docs / "docs" / "radgraph" / "train.jsonl").read_text().splitlines())
+    assert manifest["selection"]["radgraph"]["training_documents"] == math.ceil(0.25 * n_train)
+    assert set(manifest["splits"]["test"]["by_dataset"]) == {"radgraph"}
+    assert "radgraph" not in manifest["splits"]["validation"]["by_dataset"]
+    assert set(manifest["splits"]["training"]["by_task"]) == {"ce", "re_pair", "re_e2e"}
+    rt = manifest["roundtrip"]
+    assert rt["entities"]["gold"] > 0 and rt["entities"]["recovered"] == rt["entities"]["gold"]
+    assert rt["relations"]["recovered"] == rt["relations"]["gold"] and not rt["failures"]
+    assert "round trip entities" in result.stderr
+    assert all(r["few_shot"] == 1 for r in map(json.loads, (out / "test.jsonl").read_text().splitlines()))
+
+
+def test_zero_shot_fold_has_no_held_out_training(synthetic_docs, tmp_path):
+    config = _config(synthetic_docs, held_out="n2c2_2022_sdoh", held_out_fraction=0.0, tasks=["ce"])
+    result = cli("mix", config, "--output", tmp_path / "out", "--quiet")
+    assert result.returncode == 0, result.stderr
+    training = [json.loads(line) for line in (tmp_path / "out" / "training.jsonl").read_text().splitlines()]
+    assert training and "n2c2_2022_sdoh" not in {r["dataset"] for r in training}
+    test = [json.loads(line) for line in (tmp_path / "out" / "test.jsonl").read_text().splitlines()]
+    assert {r["dataset"] for r in test} == {"n2c2_2022_sdoh"}
