@@ -116,7 +116,8 @@ def _render(config: MixtureConfig, data: _DatasetDocs, docs: Sequence[Document],
         settings = RenderSettings(task=task, format=config.format, template_policy=config.template.policy,
                                   template_name=config.template.name, max_tokens=config.max_tokens,
                                   tokenizer=str(config.resolve(config.tokenizer)) if config.tokenizer else None,
-                                  seed=config.seed, few_shot=(few_shot or {}).get(task, ()), schema=data.schema)
+                                  seed=config.seed, few_shot=(few_shot or {}).get(task, ()), schema=data.schema,
+                                  messages=config.messages)
         result = render_documents(docs, data.entry.name, settings)
         by_task[task] = result.records
         key = f"{split}/{data.entry.name}/{task}"

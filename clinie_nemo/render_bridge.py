@@ -32,6 +32,7 @@ class RenderSettings:
     tokenizer: str | None = None  # local tokenizer folder; None = fallback counter
     seed: int = 13
     few_shot: tuple[tuple[str, str], ...] = ()  # (example text, example answer) shown in every prompt
+    messages: bool = False  # chat form {"messages": [user, assistant]} instead of input/output
     schema: Any = field(default=None, compare=False)  # from dataset_schema(); None: the renderer decides
 
 
@@ -79,27 +80,31 @@ def render_documents(docs: Sequence[Document], dataset: str, settings: RenderSet
                             template=settings.template_name if fixed else None,
                             template_policy="fixed" if fixed else "rotate", seed=settings.seed,
                             max_tokens=settings.max_tokens, tokenizer=settings.tokenizer,
-                            few_shot=settings.few_shot)
+                            few_shot=settings.few_shot, messages=settings.messages)
     result = render(docs, options)
     return BridgeResult(result.records, result.report())
 
 
 def few_shot_pair(record: dict[str, Any]) -> tuple[str, str]:
-    """(text, answer) of a record rendered without examples: the text between the template's text
+    """(text, answer) of a record (either form) rendered without examples: the text between the template's text
     header and the closing answer header of its prompt (pair markers of re_pair included)."""
     from clinie_nemo.templates import templates_for
 
     template = next(t for t in templates_for(record["task"]) if t.name == record["template"])
     text_header, answer_header = template.text_header, template.answer_header
-    prompt, opening, closing = record["input"], f"\n\n{text_header}\n", f"\n{answer_header}"
+    from clinie_nemo.records import prompt_of, target_of
+
+    prompt, opening, closing = prompt_of(record), f"\n\n{text_header}\n", f"\n{answer_header}"
     start = prompt.index(opening) + len(opening)
     assert prompt.endswith(closing), "prompt layout changed: text header ... answer header"
-    return prompt[start:len(prompt) - len(closing)], record["output"]
+    return prompt[start:len(prompt) - len(closing)], target_of(record)
 
 
 def record_token_lengths(records: Sequence[dict[str, Any]], counter: Any,
                          progress_wrap: Callable[[Iterable[Any]], Iterable[Any]] | None = None) -> list[int]:
-    """Tokens per record as the SFT loaders build it: prompt + target + BOS + EOS."""
+    """Tokens per record as the SFT loaders build it: prompt + target + BOS + EOS (either record form)."""
+    from clinie_nemo.records import prompt_of, target_of
+
     batch = 256
     special = special_tokens_per_record()
     lengths: list[int] = []
@@ -108,7 +113,7 @@ def record_token_lengths(records: Sequence[dict[str, Any]], counter: Any,
         starts = progress_wrap(starts)
     for start in starts:
         chunk = records[start:start + batch]
-        ins = counter.count_many([r["input"] for r in chunk])
-        outs = counter.count_many([r["output"] for r in chunk])
+        ins = counter.count_many([prompt_of(r) for r in chunk])
+        outs = counter.count_many([target_of(r) for r in chunk])
         lengths.extend(a + b + special for a, b in zip(ins, outs))
     return lengths

@@ -70,3 +70,25 @@ def test_zero_shot_fold_has_no_held_out_training(synthetic_docs, tmp_path):
     assert training and "n2c2_2022_sdoh" not in {r["dataset"] for r in training}
     test = [json.loads(line) for line in (tmp_path / "out" / "test.jsonl").read_text().splitlines()]
     assert {r["dataset"] for r in test} == {"n2c2_2022_sdoh"}
+
+
+def test_chat_messages_form_for_bridge_chat_dataset(synthetic_docs, tmp_path):
+    """messages: true writes the form Megatron-Bridge's GPTSFTChatDataset reads with
+    use_hf_tokenizer_chat_template (src/megatron/bridge/data/datasets/sft.py @ 355cef457010f70533a5c83f1ed97899d0e0af43:
+    {"messages": [{"role", "content"}...]}, every other key kept as metadata)."""
+    config = _config(synthetic_docs, held_out="ufhealth", held_out_fraction=0.5, few_shot_k=1, tasks=["ce"],
+                     messages=True)
+    result = cli("mix", config, "--output", tmp_path / "out", "--quiet")
+    assert result.returncode == 0, result.stderr
+    for split in ("training", "validation", "test"):
+        for line in (tmp_path / "out" / f"{split}.jsonl").read_text().splitlines():
+            example = json.loads(line)
+            assert "input" not in example and "output" not in example
+            roles = [m["role"] for m in example["messages"]]
+            assert roles == ["user", "assistant"] and all(isinstance(m["content"], str) for m in example["messages"])
+            metadata = {k: v for k, v in example.items() if k not in ("conversations", "messages")}
+            assert {"id", "dataset", "task", "doc_id", "chunk"} <= set(metadata)
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["splits"]["test"]["tokens"]["min"] > 0
+    stats = cli("stats", tmp_path / "out" / "training.jsonl", "--seq-length", "4096")
+    assert stats.returncode == 0 and "packed FFD (4096)" in stats.stdout
