@@ -97,14 +97,18 @@ class _DatasetDocs:
     validation: list[Document] | None
     test: list[Document]
     schema: Any  # one label schema for every split's prompts
+    show_progress: bool = True
 
 
-def _read_dataset(inputs: _Inputs, entry: DatasetEntry) -> _DatasetDocs:
+RENDER_BATCH = 32  # documents per render call (records do not depend on it; progress does)
+
+
+def _read_dataset(inputs: _Inputs, entry: DatasetEntry, show_progress: bool) -> _DatasetDocs:
     train = inputs.read(entry.train)
     validation = inputs.read(entry.validation) if entry.validation is not None else None
     test = inputs.read(entry.test)
     schema = dataset_schema([*train, *(validation or []), *test], entry.name)
-    return _DatasetDocs(entry, train, validation, test, schema)
+    return _DatasetDocs(entry, train, validation, test, schema, show_progress)
 
 
 def _render(config: MixtureConfig, data: _DatasetDocs, docs: Sequence[Document], reports: dict[str, Any],
@@ -118,10 +122,14 @@ def _render(config: MixtureConfig, data: _DatasetDocs, docs: Sequence[Document],
                                   tokenizer=str(config.resolve(config.tokenizer)) if config.tokenizer else None,
                                   seed=config.seed, few_shot=(few_shot or {}).get(task, ()), schema=data.schema,
                                   messages=config.messages)
-        result = render_documents(docs, data.entry.name, settings)
-        by_task[task] = result.records
         key = f"{split}/{data.entry.name}/{task}"
-        reports[key] = _merge_reports(reports.get(key), result.report)
+        batches = [docs[i:i + RENDER_BATCH] for i in range(0, len(docs), RENDER_BATCH)]
+        by_task[task] = []
+        for batch in progress(batches, f"{split} {data.entry.name} {task}", total=len(batches), unit="batch",
+                              disable=not data.show_progress or split == "few_shot" or len(batches) < 2):
+            result = render_documents(batch, data.entry.name, settings)
+            by_task[task].extend(result.records)
+            reports[key] = _merge_reports(reports.get(key), result.report)
     return by_task
 
 
@@ -168,7 +176,7 @@ def build_mixture(config: MixtureConfig, show_progress: bool = True) -> MixtureO
     for entry in config.datasets:
         held = entry.name == config.held_out
         say(f"mix: {entry.name}{' (held out)' if held else ''}")
-        data = _read_dataset(inputs, entry)
+        data = _read_dataset(inputs, entry, show_progress)
         if held:
             chosen = nested_fraction(data.train, _doc_id, config.held_out_fraction, config.seed, entry.name)
             selection[entry.name] = {"role": "held_out", "train_documents": len(data.train),
