@@ -165,7 +165,17 @@ def _docs_per_dataset(records: Sequence[dict[str, Any]]) -> dict[str, set[str]]:
     return out
 
 
+def check_inputs_exist(config: MixtureConfig) -> None:
+    """Every corpus file of the config exists (all missing ones reported at once, before any work)."""
+    missing = [Problem(str(config.resolve(path)), None, f"{entry.name} {key}: documents file not found")
+               for entry in config.datasets for key in ("train", "validation", "test")
+               if (path := getattr(entry, key)) is not None and not config.resolve(path).is_file()]
+    if missing:
+        raise InputError(missing)
+
+
 def build_mixture(config: MixtureConfig, show_progress: bool = True) -> MixtureOutput:
+    check_inputs_exist(config)
     inputs = _Inputs(config)
     reports: dict[str, Any] = {}
     training: list[dict[str, Any]] = []

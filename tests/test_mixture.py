@@ -192,6 +192,8 @@ def test_bad_corpus_exits_2_without_output(tmp_path):
     assert result.returncode == 2 and "duplicate document ids (first: train-0000)" in result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "out").exists()
     corpora["b"]["test"].unlink()
+    corpora["a"]["test"].unlink()
     train.write_text("\n".join(lines) + "\n")
     result = cli("mix", config, "--output", tmp_path / "out", "--quiet")
-    assert result.returncode == 2 and "file not found" in result.stderr and not (tmp_path / "out").exists()
+    assert result.returncode == 2 and not (tmp_path / "out").exists()
+    assert "a test: documents file not found" in result.stderr and "b test: documents file not found" in result.stderr
