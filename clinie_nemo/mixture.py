@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -126,7 +126,7 @@ def _render(config: MixtureConfig, data: _DatasetDocs, docs: Sequence[Document],
         batches = [docs[i:i + RENDER_BATCH] for i in range(0, len(docs), RENDER_BATCH)]
         by_task[task] = []
         for batch in progress(batches, f"{split} {data.entry.name} {task}", total=len(batches), unit="batch",
-                              disable=not data.show_progress or split == "few_shot" or len(batches) < 2):
+                              disable=not data.show_progress or split.startswith("few_shot") or len(batches) < 2):
             result = render_documents(batch, data.entry.name, settings)
             by_task[task].extend(result.records)
             reports[key] = _merge_reports(reports.get(key), result.report)
@@ -229,18 +229,57 @@ def _test_records(config: MixtureConfig, data: _DatasetDocs, reports: dict[str, 
     return [r for records in by_task.values() for r in records]
 
 
+def _prompt_overhead(config: MixtureConfig, data: _DatasetDocs, docs: Sequence[Document], task: str,
+                     reports: dict[str, Any]) -> int | None:
+    """Tokens of a record that are neither its chunk text nor its target (instruction, label list, headers,
+    BOS/EOS): the largest over the records of the first document that renders; None when none does."""
+    counter = token_counter(str(config.resolve(config.tokenizer)) if config.tokenizer else None)
+    for doc in docs:
+        try:
+            records = _render(config, data, [doc], reports, "few_shot_probe")[task]
+        except InputError:
+            continue
+        if records:
+            lengths = record_token_lengths(records, counter)
+            return max(n - sum(counter.count_many(few_shot_pair(r))) for r, n in zip(records, lengths))
+    return None
+
+
+FEW_SHOT_HEADER_TOKENS = 16  # "Example k", the text and answer headers around each example
+
+
+def few_shot_budget(max_tokens: int, k: int, overhead: int) -> int:
+    """Token limit of one example record: its overhead plus a (k + 1)-th of the room the overhead leaves
+    (less the example's own headers), so k examples (text + answer) and the test chunk with its target share
+    one test prompt."""
+    return overhead + (max_tokens - overhead) // (k + 1) - FEW_SHOT_HEADER_TOKENS
+
+
 def _few_shot_pool(config: MixtureConfig, data: _DatasetDocs,
                    reports: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
-    """Records of the training documents in the seeded fraction order, rendered a few documents at a
-    time until every task has ``few_shot_k`` of them (or the documents run out)."""
+    """Per task, the first ``few_shot_k`` records of the training documents in the seeded fraction order,
+    rendered with chunks small enough (:func:`few_shot_budget`) for k of them and a test chunk to share one
+    prompt. A document with a sentence too long for that budget is skipped (counted in the manifest under
+    ``render["few_shot/<dataset>/<task>"]["skipped_documents"]``)."""
     ordered = seeded_order(data.train, _doc_id, config.seed, "fraction", data.entry.name)
-    pool: dict[str, list[dict[str, Any]]] = {task: [] for task in config.tasks_for(data.entry)}
-    step = max(1, config.few_shot_k)
-    for start in range(0, len(ordered), step):
-        for task, records in _render(config, data, ordered[start:start + step], reports, "few_shot").items():
-            pool[task].extend(records)
-        if all(len(v) >= config.few_shot_k for v in pool.values()):
-            break
+    task_data = replace(data, entry=replace(data.entry, tasks=None))
+    pool: dict[str, list[dict[str, Any]]] = {}
+    for task in config.tasks_for(data.entry):
+        pool[task] = []
+        one_task = replace(config, tasks=(task,))
+        overhead = _prompt_overhead(one_task, task_data, ordered, task, reports)
+        if overhead is None:
+            continue
+        budget = replace(one_task, max_tokens=few_shot_budget(config.max_tokens, config.few_shot_k, overhead))
+        key = f"few_shot/{data.entry.name}/{task}"
+        for doc in ordered:
+            if len(pool[task]) >= config.few_shot_k:
+                break
+            try:
+                pool[task].extend(_render(budget, task_data, [doc], reports, "few_shot")[task])
+            except InputError:
+                reports.setdefault(key, {})
+                reports[key]["skipped_documents"] = reports[key].get("skipped_documents", 0) + 1
     return pool
 
 
@@ -285,7 +324,7 @@ def _total(reports: dict[str, Any], key: str) -> dict[str, Any]:
     """One count report summed over every (split, dataset, task) render (few-shot pools excluded)."""
     total: dict[str, Any] | None = None
     for name, report in sorted(reports.items()):
-        if not name.startswith("few_shot/") and isinstance(report.get(key), dict):
+        if not name.startswith("few_shot") and isinstance(report.get(key), dict):
             total = _merge_reports(total, report[key])
     return total or {}
 

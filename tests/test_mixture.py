@@ -109,7 +109,7 @@ def _shot_ids(out, dataset, task):
 def test_few_shot_examples_come_from_held_out_train_split(corpora):
     k = 3
     root, paths = corpora
-    out = _mix(corpora, name="fs.yaml", held_out="ufhealth", held_out_fraction=0.0, few_shot_k=k)
+    out = _mix(corpora, name="fs.yaml", held_out="ufhealth", held_out_fraction=0.0, few_shot_k=k, max_tokens=2048)
     assert out.test and all(r["dataset"] == "ufhealth" for r in out.test)
     train_ids = {d.id for d in docs_jsonl.read(paths["ufhealth"]["train"])}
     texts = {d.id: d.text for d in docs_jsonl.read(paths["ufhealth"]["train"])}

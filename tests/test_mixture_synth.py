@@ -92,3 +92,23 @@ def test_chat_messages_form_for_bridge_chat_dataset(synthetic_docs, tmp_path):
     assert manifest["splits"]["test"]["tokens"]["min"] > 0
     stats = cli("stats", tmp_path / "out" / "training.jsonl", "--seq-length", "4096")
     assert stats.returncode == 0 and "packed FFD (4096)" in stats.stdout
+
+
+def test_few_shot_examples_leave_room_for_long_notes(tmp_path):
+    """Discharge-summary-length notes: without a smaller chunk budget for the examples, one example chunk
+    would fill max_tokens and no test prompt could fit."""
+    root = tmp_path
+    for name, length in (("n2c2_2018", "n2c2"), ("radgraph", "short")):
+        synth.generate(name, root / "native" / name, 6, seed=2, length=length)
+        convert_dataset(name, root / "native" / name, root / "docs" / name, show_progress=False)
+    data = {"datasets": [{"name": n, "train": f"docs/{n}/train.jsonl", "test": f"docs/{n}/test.jsonl"}
+                         for n in ("n2c2_2018", "radgraph")],
+            "tasks": ["ce"], "max_tokens": 1536, "held_out": "n2c2_2018", "few_shot_k": 2}
+    (root / "m.yaml").write_text(json.dumps(data))
+    result = cli("mix", root / "m.yaml", "--output", root / "out", "--quiet")
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((root / "out" / "manifest.json").read_text())
+    assert len(manifest["few_shot_examples"]["n2c2_2018/ce"]) == 2
+    assert 0 < manifest["splits"]["test"]["tokens"]["max"] <= 1536
+    test = [json.loads(line) for line in (root / "out" / "test.jsonl").read_text().splitlines()]
+    assert test and all(r["few_shot"] == 2 for r in test)
