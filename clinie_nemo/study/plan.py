@@ -169,7 +169,7 @@ def build_plan(cfg: StudyConfig, study_dir: str | Path) -> StudyPlan:
                         model_ref, model_hash = _ref(cfg, cfg.models[model], hashes)
                         recipe_ref, recipe_hash = _ref(cfg, cfg.recipes[method], hashes)
                         res = cfg.stage_resources("train")
-                        overrides = [f"seed={seed}", *cfg.train_overrides]
+                        overrides = [f"seed={seed}", *cfg.train_overrides, *cfg.method_overrides.get(method, ())]
                         if cfg.engine != "local":
                             overrides = [f"parallel.nodes={res.nodes}", f"parallel.gpus_per_node={res.gpus}",
                                          *overrides]
