@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -18,8 +19,13 @@ from typing import Any
 from clinie_nemo.fileio import atomic_write
 
 
-@functools.lru_cache(maxsize=1)
 def accounting_available() -> bool:
+    """Whether `sacct` answers (Slurm accounting on), asked once per cluster config."""
+    return _accounting_available(os.environ.get("SLURM_CONF", ""))
+
+
+@functools.lru_cache(maxsize=8)
+def _accounting_available(_slurm_conf: str) -> bool:
     try:
         proc = subprocess.run(["sacct", "-n", "-X", "-o", "JobID", "-S", "now"], capture_output=True, text=True,
                               timeout=20)
