@@ -46,12 +46,14 @@ def test_stage_cost_comes_from_sacct(accounting_cluster, tmp_path: Path, monkeyp
     assert accounting_available()
     deadline = time.monotonic() + 90
     while True:
+        state = subprocess.run(["sacct", "-n", "-X", "-P", "-j", job, "-o", "State"], env=env,
+                               capture_output=True, text=True).stdout.strip()
         cost = stage_cost(stage)
-        if cost["source"] == "sacct" and cost["elapsed_s"] >= 2:
+        if state == "COMPLETED" and cost["source"] == "sacct":
             break
         assert time.monotonic() < deadline, cost
         time.sleep(1)
-    assert cost["gpu_hours"] == pytest.approx(cost["elapsed_s"] / 3600, abs=1e-6) and cost["job_ids"] == [job]
+    assert cost["elapsed_s"] >= 2 and cost["gpu_hours"] == pytest.approx(cost["elapsed_s"] / 3600, abs=1e-6) and cost["job_ids"] == [job]
     sacct = subprocess.run(["sacct", "-n", "-X", "-P", "-j", job, "-o", "AllocTRES"], env=env,
                            capture_output=True, text=True).stdout
     assert "gres/gpu=1" in sacct
