@@ -31,14 +31,20 @@ class ParsedAnn:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
+MALFORMED_T = "malformed text-bound annotation (expected ID<TAB>Label START END[;START END]<TAB>text)"
+
+
 def parse_spans(field_text: str) -> list[Span] | None:
-    """``"0 7;9 12"`` -> [(0, 7), (9, 12)]; None when malformed."""
+    """``"0 7;9 12"`` -> [(0, 7), (9, 12)]; None when malformed (offsets are decimal digits only)."""
     spans: list[Span] = []
     for frag in field_text.split(";"):
         parts = frag.split()
-        if len(parts) != 2 or not all(p.isdigit() for p in parts):
+        if len(parts) != 2:
             return None
-        spans.append((int(parts[0]), int(parts[1])))
+        start, end = parts
+        if not (start.isdecimal() and end.isdecimal()):
+            return None
+        spans.append((int(start), int(end)))
     return spans
 
 
@@ -47,106 +53,129 @@ def _split_role(token: str) -> tuple[str, str] | None:
     return (role, ref) if sep and role and ref else None
 
 
+def parse_text_bound(ident: str, body: str, annotated: str | None, text: str, shift: int = 0) -> Entity | str:
+    """One ``T`` line (``body`` = ``Label START END[;START END]``, ``annotated`` = the text column or None
+    when the line has none) -> its Entity, or the problem message. The common case (one fragment whose note
+    slice equals the annotated text) costs one slice and one comparison; whitespace-normalised comparison
+    only runs when the two differ."""
+    label, _, offsets = body.strip().partition(" ")
+    spans = parse_spans(offsets) if label else None
+    if not spans:
+        return MALFORMED_T
+    if shift:
+        spans = [(s - shift, e - shift) for s, e in spans]
+    n = len(text)
+    if len(spans) == 1:
+        start, end = spans[0]
+        if not 0 <= start < end <= n:
+            return f"offsets {offsets.strip()} outside the text (length {n}) or empty"
+        ordered, note = spans, text[start:end]
+    else:
+        if any(not 0 <= s < e <= n for s, e in spans):
+            return f"offsets {offsets.strip()} outside the text (length {n}) or empty"
+        ordered = sorted(spans)
+        if any(ordered[i][1] > ordered[i + 1][0] for i in range(len(ordered) - 1)):
+            return "overlapping fragments"
+        note = " ".join(text[s:e] for s, e in spans)  # fragments in line order, as annotated
+    if annotated is not None and annotated != note and not same_text(annotated, note):
+        return f"annotated text disagrees with the note at {offsets.strip()}"
+    if ordered != spans:
+        note = " ".join(text[s:e] for s, e in ordered)
+    return Entity(ident, label, tuple(ordered), note)
+
+
+def parse_relation(body: str) -> tuple[str, str, str] | None:
+    """``Label Arg1:T1 Arg2:T2`` -> (label, head, tail), head = Arg1 whatever the order; None when malformed."""
+    parts = body.split()
+    if len(parts) != 3:
+        return None
+    first, second = _split_role(parts[1]), _split_role(parts[2])
+    if first is None or second is None:
+        return None
+    if first[0] == "Arg2" and second[0] == "Arg1":
+        first, second = second, first
+    return parts[0], first[1], second[1]
+
+
 def parse_ann(lines: list[str], text: str, path: Path, problems: Problems, keep_notes: bool = True,
               offset_shift: int = 0) -> ParsedAnn:
     """Parse every line, then resolve references; ``offset_shift`` is subtracted from every offset
     (1 when a BOM was counted by the annotation tool)."""
     out = ParsedAnn()
-    n = len(text)
     seen: set[str] = set()
     raw_relations: list[tuple[int, str, str, str, str]] = []  # line, id, label, head, tail
     raw_events: list[tuple[int, str, str, str, list[tuple[str, str]]]] = []
     raw_attrs: list[tuple[int, str, str, str]] = []  # line, target, name, value
     raw_refs: list[tuple[str, int, dict[str, Any], list[str]]] = []  # metadata key, line, item, ids
+    add_problem = problems.add
 
     for lineno, line in enumerate(lines, 1):
-        if not line.strip():
+        if not line or line.isspace():
             continue
-        fields = line.split("\t")
+        fields = line.split("\t", 2)  # id, body, text column (which may itself hold tabs)
         ident = fields[0].strip()
         kind = ident[:1] or "?"
-
-        def bad(message: str, lineno: int = lineno, line: str = line) -> None:
-            problems.add(path, lineno, message, line)
+        body = fields[1] if len(fields) > 1 else ""
+        column = fields[2] if len(fields) > 2 else None
 
         if kind in "TREAMN" and ident in seen:
-            bad(f"duplicate annotation id {ident}")
+            add_problem(path, lineno, f"duplicate annotation id {ident}", line)
             continue
         if kind == "T":
-            if len(fields) < 2:
-                bad("malformed text-bound annotation (expected ID<TAB>Label START END<TAB>text)")
-                continue
-            label, _, offsets = fields[1].strip().partition(" ")
-            spans = parse_spans(offsets) if label else None
-            if not spans:
-                bad("malformed text-bound annotation (expected ID<TAB>Label START END[;START END]<TAB>text)")
-                continue
-            spans = [(s - offset_shift, e - offset_shift) for s, e in spans]
-            if any(not (0 <= s < e <= n) for s, e in spans):
-                bad(f"offsets {offsets.strip()} outside the text (length {n}) or empty")
-                continue
-            ordered = sorted(spans)
-            if any(ordered[i][1] > ordered[i + 1][0] for i in range(len(ordered) - 1)):
-                bad("overlapping fragments")
-                continue
-            annotated = "\t".join(fields[2:])
-            if len(fields) > 2 and not same_text(annotated, " ".join(text[s:e] for s, e in spans)):
-                bad(f"annotated text disagrees with the note at {offsets.strip()}")
+            entity = (parse_text_bound(ident, body, column, text, offset_shift) if len(fields) > 1 else
+                      "malformed text-bound annotation (expected ID<TAB>Label START END<TAB>text)")
+            if isinstance(entity, str):
+                add_problem(path, lineno, entity, line)
                 continue
             seen.add(ident)
-            out.entities.append(Entity(ident, label, tuple(ordered), " ".join(text[s:e] for s, e in ordered)))
+            out.entities.append(entity)
         elif kind == "R":
-            parts = fields[1].split() if len(fields) > 1 else []
-            args = [_split_role(p) for p in parts[1:]]
-            if len(parts) != 3 or any(a is None for a in args):
-                bad("malformed relation (expected ID<TAB>Label Arg1:ID Arg2:ID)")
+            relation = parse_relation(body)
+            if relation is None:
+                add_problem(path, lineno, "malformed relation (expected ID<TAB>Label Arg1:ID Arg2:ID)", line)
                 continue
             seen.add(ident)
-            first, second = args[0], args[1]
-            if (first[0], second[0]) == ("Arg2", "Arg1"):  # type: ignore[index]
-                first, second = second, first  # head = Arg1 whatever the order on the line
-            raw_relations.append((lineno, ident, parts[0], first[1], second[1]))  # type: ignore[index]
+            raw_relations.append((lineno, ident, *relation))
         elif kind == "E":
-            parts = fields[1].split() if len(fields) > 1 else []
+            parts = body.split()
             head = _split_role(parts[0]) if parts else None
             args = [_split_role(p) for p in parts[1:]]
             if head is None or any(a is None for a in args):
-                bad("malformed event (expected ID<TAB>Label:TRIGGER [Role:ID ...])")
+                add_problem(path, lineno, "malformed event (expected ID<TAB>Label:TRIGGER [Role:ID ...])", line)
                 continue
             seen.add(ident)
             raw_events.append((lineno, ident, head[0], head[1], args))  # type: ignore[arg-type]
         elif kind in "AM":
-            parts = fields[1].split() if len(fields) > 1 else []
+            parts = body.split()
             if len(parts) not in (2, 3):
-                bad("malformed attribute (expected ID<TAB>Name TARGET [VALUE])")
+                add_problem(path, lineno, "malformed attribute (expected ID<TAB>Name TARGET [VALUE])", line)
                 continue
             seen.add(ident)
             raw_attrs.append((lineno, parts[1], parts[0], parts[2] if len(parts) == 3 else "true"))
         elif kind == "*":
-            parts = fields[1].split() if len(fields) > 1 else []
+            parts = body.split()
             if len(parts) < 2:
-                bad("malformed equivalence (expected *<TAB>Equiv ID ID ...)")
+                add_problem(path, lineno, "malformed equivalence (expected *<TAB>Equiv ID ID ...)", line)
                 continue
             raw_refs.append(("equiv", lineno, {"label": parts[0], "ids": parts[1:]}, parts[1:]))
         elif kind == "N":
-            parts = fields[1].split() if len(fields) > 1 else []
+            parts = body.split()
             if len(parts) != 3:
-                bad("malformed normalization (expected ID<TAB>Type TARGET DB:ID<TAB>text)")
+                add_problem(path, lineno, "malformed normalization (expected ID<TAB>Type TARGET DB:ID<TAB>text)", line)
                 continue
             seen.add(ident)
-            item = {"id": ident, "label": parts[0], "target": parts[1], "ref": parts[2],
-                    "text": "\t".join(fields[2:])}
+            item = {"id": ident, "label": parts[0], "target": parts[1], "ref": parts[2], "text": column or ""}
             raw_refs.append(("normalizations", lineno, item, [parts[1]]))
         elif kind == "#":
-            parts = fields[1].split() if len(fields) > 1 else []
+            parts = body.split()
             if len(parts) != 2:
-                bad("malformed note (expected #ID<TAB>Type TARGET<TAB>text)")
+                add_problem(path, lineno, "malformed note (expected #ID<TAB>Type TARGET<TAB>text)", line)
                 continue
             if keep_notes:
-                item = {"id": ident, "label": parts[0], "target": parts[1], "text": "\t".join(fields[2:])}
+                item = {"id": ident, "label": parts[0], "target": parts[1], "text": column or ""}
                 raw_refs.append(("notes", lineno, item, [parts[1]]))
         else:
-            bad("unknown annotation line type (expected T, R, E, A, M, N, * or #)")
+            add_problem(path, lineno, "unknown annotation line type (expected T, R, E, A, M, N, * or #)", line)
 
     entity_ids = {e.id for e in out.entities}
     # Events: drop, to a fixpoint, those whose trigger or arguments do not exist (nested events included).
@@ -180,9 +209,9 @@ def parse_ann(lines: list[str], text: str, path: Path, problems: Problems, keep_
             continue
         out.relations.append(Relation(ident, label, head, tail))
     all_ids = target_ids | {r.id for r in out.relations}
-    entity_attrs: dict[str, dict[str, str]] = {e.id: {} for e in out.entities}
+    entity_attrs: dict[str, dict[str, str]] = {}  # only entities that have attributes
     for lineno, target, name, value in raw_attrs:
-        holder = entity_attrs.get(target, event_attrs.get(target))
+        holder = entity_attrs.setdefault(target, {}) if target in entity_ids else event_attrs.get(target)
         if holder is None:
             what = ("an attribute applies to an entity or an event, not to relation " if target in all_ids
                     else "attribute refers to missing id ")
@@ -198,9 +227,10 @@ def parse_ann(lines: list[str], text: str, path: Path, problems: Problems, keep_
             problems.add(path, lineno, f"refers to missing id {', '.join(missing)}", lines[lineno - 1])
         else:
             out.metadata.setdefault(key, []).append(item)
-    out.entities = [e if not entity_attrs[e.id] else Entity(e.id, e.label, e.spans, e.text,
-                                                          tuple(sorted(entity_attrs[e.id].items())))
-                    for e in out.entities]
+    if entity_attrs:
+        out.entities = [e if not entity_attrs.get(e.id) else Entity(e.id, e.label, e.spans, e.text,
+                                                                    tuple(sorted(entity_attrs[e.id].items())))
+                        for e in out.entities]
     out.events = [ev if not event_attrs[ev.id] else Event(ev.id, ev.label, ev.trigger, ev.arguments,
                                                            tuple(sorted(event_attrs[ev.id].items())))
                   for ev in out.events]
