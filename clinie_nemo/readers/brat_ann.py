@@ -15,6 +15,7 @@ Metadata layout (only keys with content are present)::
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,10 @@ class ParsedAnn:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
+# The two line shapes nearly every .ann line has; anything else (and any problem) takes the general path.
+# \S and \d mean what str.strip() and str.isdecimal() mean, so a match parses exactly as the general path.
+PLAIN_T_LINE = re.compile(r"(T\S*)\t(\S+) (\d+) (\d+)\t(.*)", re.DOTALL)  # one fragment, with text column
+PLAIN_R_LINE = re.compile(r"(R\S*)\t(\S+) Arg1:([^\s:]+) Arg2:([^\s:]+)")
 MALFORMED_T = "malformed text-bound annotation (expected ID<TAB>Label START END[;START END]<TAB>text)"
 
 
@@ -84,6 +89,16 @@ def parse_text_bound(ident: str, body: str, annotated: str | None, text: str, sh
     return Entity(ident, label, tuple(ordered), note)
 
 
+def plain_entity(match: re.Match[str], text: str, shift: int) -> Entity | None:
+    """The entity of a :data:`PLAIN_T_LINE` match whose note slice is exactly the annotated text, else None
+    (the line then takes the general path, which reports the problem or compares whitespace-normalised)."""
+    ident, label, start, end, annotated = match.groups()
+    s, e = int(start) - shift, int(end) - shift
+    if 0 <= s < e <= len(text) and text[s:e] == annotated:
+        return Entity(ident, label, ((s, e),), annotated)
+    return None
+
+
 def parse_relation(body: str) -> tuple[str, str, str] | None:
     """``Label Arg1:T1 Arg2:T2`` -> (label, head, tail), head = Arg1 whatever the order; None when malformed."""
     parts = body.split()
@@ -108,8 +123,21 @@ def parse_ann(lines: list[str], text: str, path: Path, problems: Problems, keep_
     raw_attrs: list[tuple[int, str, str, str]] = []  # line, target, name, value
     raw_refs: list[tuple[str, int, dict[str, Any], list[str]]] = []  # metadata key, line, item, ids
     add_problem = problems.add
+    plain_t, plain_r = PLAIN_T_LINE.fullmatch, PLAIN_R_LINE.fullmatch
 
     for lineno, line in enumerate(lines, 1):
+        fast = plain_t(line)
+        if fast is not None and fast[1] not in seen:
+            entity = plain_entity(fast, text, offset_shift)
+            if entity is not None:
+                seen.add(entity.id)
+                out.entities.append(entity)
+                continue
+        fast = plain_r(line)
+        if fast is not None and fast[1] not in seen:
+            seen.add(fast[1])
+            raw_relations.append((lineno, *fast.groups()))  # type: ignore[arg-type]
+            continue
         if not line or line.isspace():
             continue
         fields = line.split("\t", 2)  # id, body, text column (which may itself hold tabs)
