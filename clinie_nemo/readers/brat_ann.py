@@ -32,6 +32,17 @@ class ParsedAnn:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class RawAnn:
+    """What :func:`parse_lines` found, before references between annotations are resolved."""
+
+    entities: list[Entity] = field(default_factory=list)
+    relations: list[tuple[int, str, str, str, str]] = field(default_factory=list)  # line, id, label, head, tail
+    events: list[tuple[int, str, str, str, list[tuple[str, str]]]] = field(default_factory=list)  # line, id, ...
+    attributes: list[tuple[int, str, str, str]] = field(default_factory=list)  # line, target, name, value
+    refs: list[tuple[str, int, dict[str, Any], list[str]]] = field(default_factory=list)  # key, line, item, ids
+
+
 # The two line shapes nearly every .ann line has; anything else (and any problem) takes the general path.
 # \S and \d mean what str.strip() and str.isdecimal() mean, so a match parses exactly as the general path.
 PLAIN_T_LINE = re.compile(r"(T\S*)\t(\S+) (\d+) (\d+)\t(.*)", re.DOTALL)  # one fragment, with text column
@@ -116,12 +127,18 @@ def parse_ann(lines: list[str], text: str, path: Path, problems: Problems, keep_
               offset_shift: int = 0) -> ParsedAnn:
     """Parse every line, then resolve references; ``offset_shift`` is subtracted from every offset
     (1 when a BOM was counted by the annotation tool)."""
-    out = ParsedAnn()
+    return resolve_references(parse_lines(lines, text, path, problems, keep_notes, offset_shift), lines, path,
+                              problems)
+
+
+def parse_lines(lines: list[str], text: str, path: Path, problems: Problems, keep_notes: bool = True,
+                offset_shift: int = 0) -> RawAnn:
+    """Each line on its own: entities complete, everything that refers to ids still unresolved. The two
+    common line shapes (:data:`PLAIN_T_LINE`, :data:`PLAIN_R_LINE`) are handled first, in one regex match."""
+    out = RawAnn()
     seen: set[str] = set()
-    raw_relations: list[tuple[int, str, str, str, str]] = []  # line, id, label, head, tail
-    raw_events: list[tuple[int, str, str, str, list[tuple[str, str]]]] = []
-    raw_attrs: list[tuple[int, str, str, str]] = []  # line, target, name, value
-    raw_refs: list[tuple[str, int, dict[str, Any], list[str]]] = []  # metadata key, line, item, ids
+    entities, raw_relations, raw_events = out.entities, out.relations, out.events
+    raw_attrs, raw_refs = out.attributes, out.refs
     add_problem = problems.add
     plain_t, plain_r = PLAIN_T_LINE.fullmatch, PLAIN_R_LINE.fullmatch
 
@@ -131,7 +148,7 @@ def parse_ann(lines: list[str], text: str, path: Path, problems: Problems, keep_
             entity = plain_entity(fast, text, offset_shift)
             if entity is not None:
                 seen.add(entity.id)
-                out.entities.append(entity)
+                entities.append(entity)
                 continue
         fast = plain_r(line)
         if fast is not None and fast[1] not in seen:
@@ -156,7 +173,7 @@ def parse_ann(lines: list[str], text: str, path: Path, problems: Problems, keep_
                 add_problem(path, lineno, entity, line)
                 continue
             seen.add(ident)
-            out.entities.append(entity)
+            entities.append(entity)
         elif kind == "R":
             relation = parse_relation(body)
             if relation is None:
@@ -204,12 +221,16 @@ def parse_ann(lines: list[str], text: str, path: Path, problems: Problems, keep_
                 raw_refs.append(("notes", lineno, item, [parts[1]]))
         else:
             add_problem(path, lineno, "unknown annotation line type (expected T, R, E, A, M, N, * or #)", line)
+    return out
 
-    entity_ids = {e.id for e in out.entities}
-    # Events: drop, to a fixpoint, those whose trigger or arguments do not exist (nested events included).
+
+def live_events(raw_events: list[tuple[int, str, str, str, list[tuple[str, str]]]],
+                entity_ids: set[str]) -> tuple[set[str], dict[str, str]]:
+    """Drop, to a fixpoint, the events whose trigger or arguments do not exist (nested events included):
+    (ids of the events kept, {dropped event id: the missing ids})."""
     live = {ev[1] for ev in raw_events}
-    changed = True
     dropped: dict[str, str] = {}
+    changed = True
     while changed:
         changed = False
         for _lineno, ident, _label, trigger, args in raw_events:
@@ -221,6 +242,16 @@ def parse_ann(lines: list[str], text: str, path: Path, problems: Problems, keep_
                 live.discard(ident)
                 dropped[ident] = ", ".join(missing)
                 changed = True
+    return live, dropped
+
+
+def resolve_references(raw: RawAnn, lines: list[str], path: Path, problems: Problems) -> ParsedAnn:
+    """Drop (and report, quoting the line) events, relations, attributes and metadata that refer to ids
+    that do not exist or were dropped; attach attributes to their entity or event."""
+    out = ParsedAnn(entities=raw.entities)
+    raw_events, raw_relations, raw_attrs, raw_refs = raw.events, raw.relations, raw.attributes, raw.refs
+    entity_ids = {e.id for e in out.entities}
+    live, dropped = live_events(raw_events, entity_ids)
     event_attrs: dict[str, dict[str, str]] = {}
     for lineno, ident, label, trigger, args in raw_events:
         if ident in dropped:
@@ -230,12 +261,11 @@ def parse_ann(lines: list[str], text: str, path: Path, problems: Problems, keep_
         out.events.append(Event(ident, label, trigger, tuple(EventArgument(r, ref) for r, ref in args)))
     target_ids = entity_ids | live
     for lineno, ident, label, head, tail in raw_relations:
-        missing = [x for x in (head, tail) if x not in target_ids]
-        if missing:
-            problems.add(path, lineno, f"relation {ident} refers to missing id {', '.join(missing)}",
-                         lines[lineno - 1])
-            continue
-        out.relations.append(Relation(ident, label, head, tail))
+        if head in target_ids and tail in target_ids:
+            out.relations.append(Relation(ident, label, head, tail))
+        else:
+            missing = ", ".join(x for x in (head, tail) if x not in target_ids)
+            problems.add(path, lineno, f"relation {ident} refers to missing id {missing}", lines[lineno - 1])
     all_ids = target_ids | {r.id for r in out.relations}
     entity_attrs: dict[str, dict[str, str]] = {}  # only entities that have attributes
     for lineno, target, name, value in raw_attrs:
