@@ -26,6 +26,8 @@ from clinie_nemo.readers._common import Problems, same_text
 
 @dataclass
 class ParsedAnn:
+    """One .ann file, resolved: what becomes the Document's entities, relations, events and metadata."""
+
     entities: list[Entity] = field(default_factory=list)
     relations: list[Relation] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
