@@ -21,7 +21,7 @@ from tests.slurm_fixtures import job_fields, sbatch, slurm_cluster, wait_job  # 
 pytestmark = pytest.mark.slurm
 
 DATASETS = ("radgraph", "i2b2_2010")
-FAST = ["seq_length=128", "batch.global_batch_size=4", "batch.micro_batch_size=4", "lora.dim=8", "lora.alpha=16",
+FAST = ["seq_length=512", "batch.global_batch_size=4", "batch.micro_batch_size=4", "lora.dim=8", "lora.alpha=16",
         "lora.dropout=0.0", "optim.lr=0.005", "data.validation_interval=0", "precision=32"]
 
 
@@ -37,7 +37,7 @@ def world(tmp_path_factory, slurm_cluster) -> dict[str, Path]:  # noqa: F811
     for i, name in enumerate(DATASETS):
         ok(cli("synth", "--dataset", name, "--docs", "8", "--seed", str(i), "--output", root / "release" / name))
         ok(cli("convert", "--dataset", name, "--input", root / "release" / name, "--output", root / "docs" / name))
-    mixture = {"name": "slurm-test", "seed": 3, "tasks": ["ce"], "format": "json", "max_tokens": 256,
+    mixture = {"name": "slurm-test", "seed": 3, "tasks": ["ce"], "format": "json", "max_tokens": 512,
                "validation_fraction": 0.2, "held_out": "radgraph", "held_out_fraction": 0.5,
                "datasets": [{"name": n, "train": str(root / "docs" / n / "train.jsonl"),
                              "test": str(root / "docs" / n / "test.jsonl")} for n in DATASETS]}
@@ -122,7 +122,7 @@ def test_mini_study_submits_finishes_reports_and_resubmits_nothing(world) -> Non
                            "test": str(world["docs"] / n / "test.jsonl")} for n in DATASETS],
              "held_out": list(DATASETS), "fractions": [0.0, 0.5], "seeds": [3], "models": {"tiny": str(world["model"])},
              "methods": ["lora"], "train_overrides": [*FAST, "max_steps=2", "checkpoint.save_interval=2"],
-             "mixture": {"tasks": ["ce"], "format": "json", "max_tokens": 256, "validation_fraction": 0.2},
+             "mixture": {"tasks": ["ce"], "format": "json", "max_tokens": 512, "validation_fraction": 0.2},
              "resources": {"train": {"gpus": 1, "cpus": 1, "time": "00:10:00"},
                            "generate": {"cpus": 1, "time": "00:10:00"},  # CPU: runs beside a training job
                            "mix": {"cpus": 1, "time": "00:10:00"}, "evaluate": {"cpus": 1, "time": "00:10:00"}}}
