@@ -73,6 +73,10 @@ cn_on_stop() {
   kill -USR1 "$CN_STEP_PID" 2>/dev/null || true
   local rc=0
   wait "$CN_STEP_PID" || rc=$?
+  if ((rc == 0)); then
+    cn_log "the step finished before it could stop: nothing to requeue"
+    exit 0
+  fi
   if [[ -n "${SLURM_JOB_ID:-}" ]]; then
     cn_log "step exited $rc after the signal; requeueing job $SLURM_JOB_ID (it resumes from its checkpoint)"
     scontrol requeue "$SLURM_JOB_ID"

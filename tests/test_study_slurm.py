@@ -163,11 +163,12 @@ def test_rendered_sbatch_script_requeues_and_resumes(slurm_cluster, tmp_path: Pa
     subprocess.run(["scancel", "--signal=USR1", "--batch", job], check=True)
     fields = wait_job(job, timeout=120)
     log = (tmp_path / f"job-{job}.out").read_text()
+    log += "\nstarts: " + (run / "starts.txt").read_text().replace("\n", " ")
     assert fields["JobState"] == "COMPLETED" and int(fields["Restarts"]) == 1, log
     assert "forwarding SIGUSR1 to the step" in log
     recorded = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
-    assert recorded == list(range(1, steps + 1))
-    assert len((run / "starts.txt").read_text().split()) == 2
+    assert recorded == list(range(1, steps + 1)), log
+    assert len((run / "starts.txt").read_text().split()) == 2, log
     env = json.loads((run / "env.json").read_text())
     assert env["RANK"] == "0" and env["LOCAL_RANK"] == "0" and env["WORLD_SIZE"] == "1"
     assert env["MASTER_ADDR"] and env["MASTER_PORT"] == "29500" and env["CLINIE_TEST"] == "1"
