@@ -4,7 +4,8 @@
 ``re_e2e``) it builds one predicted document per gold document and scores it with the rule set. The
 headline figures in the result: ``entities`` from ``ce`` (else ``re_e2e``), ``relations`` from
 ``re_pair`` (else ``re_e2e``), ``events`` from the task that predicted events; every task's full scores
-are under ``by_task``. ``parse`` counts records, placed mentions and failures by cause, overall and per
+are under ``by_task``; per template name under ``by_template``, with ``template_spread`` (see
+:mod:`clinie_nemo.template_scores`). ``parse`` counts records, placed mentions and failures by cause, overall and per
 ``dataset/task``.
 """
 
@@ -23,6 +24,7 @@ from clinie_nemo.predictions import Prediction
 from clinie_nemo.progress import progress
 from clinie_nemo.scoring import RuleSet, Scores, score_pairs
 from clinie_nemo.scoring.bootstrap import add_confidence_intervals
+from clinie_nemo.template_scores import by_template
 
 HEADLINE = {"entities": ("ce", "re_e2e"), "relations": ("re_pair", "re_e2e"), "events": ("re_e2e", "re_pair")}
 # what each task's predictions can say: ce has no relations or events; re_pair copies the gold entities
@@ -115,6 +117,8 @@ def evaluate_predictions(records: Sequence[dict[str, Any]], predictions: dict[st
                 break
         else:
             result[kind] = {}
+    result["by_template"], result["template_spread"] = by_template(records, parses, docs, rules, triggers, roles,
+                                                                   TASK_KINDS, HEADLINE)
     result["parse"] = parse_summary(parses)
     result["rules"] = {"name": rules.name, "description": rules.description}
     if bootstrap:

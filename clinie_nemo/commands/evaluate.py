@@ -72,6 +72,12 @@ def run(args: argparse.Namespace) -> int:
     for task, block in result["by_task"].items():
         print(f"== task {task}")
         print(summary_table(block, by_label=True))
+    if len(result["by_template"]) > 1:
+        from clinie_nemo.template_scores import spread_lines, template_table
+
+        print("== by template (each template's records against the gold they cover)")
+        print(template_table(result["by_template"]))
+        print("\n".join(spread_lines(result["template_spread"])))
     print("== parse")
     print(parse_table(result["parse"]))
     if args.compare:
