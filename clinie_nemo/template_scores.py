@@ -67,6 +67,22 @@ class Scope:
         return False
 
 
+def template_coverage(records: Sequence[dict[str, Any]]) -> str:
+    """``single`` (one template), ``all`` (every item — chunk, plus its pair or label — of a task has a record
+    under every template of that task seen in the records: ``render --all-templates``) or ``split``
+    (templates spread over the records: rotate)."""
+    per_chunk: dict[tuple[Any, ...], set[str]] = defaultdict(set)
+    per_task: dict[str, set[str]] = defaultdict(set)
+    for r in records:
+        template = str(r.get("template", ""))
+        item = (r["task"], r["doc_id"], int(r["chunk"][0]), int(r["chunk"][1]), str(r.get("pair")), r.get("label"))
+        per_chunk[item].add(template)
+        per_task[r["task"]].add(template)
+    if all(len(t) <= 1 for t in per_task.values()):
+        return "single"
+    return "all" if all(per_task[key[0]] == seen for key, seen in per_chunk.items()) else "split"
+
+
 def scopes_of(records: Sequence[dict[str, Any]]) -> dict[str, dict[tuple[str, str], Scope]]:
     """template -> (task, doc_id) -> Scope."""
     out: dict[str, dict[tuple[str, str], Scope]] = defaultdict(lambda: defaultdict(Scope))

@@ -77,8 +77,9 @@ def test_cli_all_templates_is_byte_deterministic_and_scores_one_per_template(tmp
         assert s["by_template"][name]["entities"]["strict"] == {"tp": gold_entities, "fp": 0, "fn": 0,
                                                                  "precision": 1.0, "recall": 1.0, "f1": 1.0}
     assert s["template_spread"]["entities"] == {"min": 1.0, "max": 1.0, "mean": 1.0, "sd": 0.0, "templates": 4}
-    # merged over templates the predictions coincide: the headline counts are the gold once
-    assert s["entities"]["strict"]["tp"] == gold_entities and s["entities"]["strict"]["fp"] == 0
+    # each (document, template) is its own unit: the headline sums the templates, the gold once per template
+    assert s["template_coverage"] == "all" and s["by_task"]["ce"]["documents"] == 2 * 4
+    assert s["entities"]["strict"]["tp"] == 4 * gold_entities and s["entities"]["strict"]["fp"] == 0
     assert "== by template" in r.stdout
 
 

@@ -138,3 +138,19 @@ def test_scope_rule_cross_chunk_relation_and_events():
 def test_spread_edge_cases():
     assert spread([]) == {"templates": 0}
     assert spread([0.5]) == {"min": 0.5, "max": 0.5, "mean": 0.5, "sd": 0.0, "templates": 1}
+
+
+def test_coverage_kinds():
+    from clinie_nemo.template_scores import template_coverage
+
+    assert template_coverage([{**r, "template": "alpha"} for r in RECORDS]) == "single"
+    assert template_coverage(RECORDS) == "split"
+    both = [{**r, "id": r["id"] + "@" + t, "template": t} for r in RECORDS for t in ("alpha", "beta")]
+    assert template_coverage(both) == "all"
+    # a re_pair chunk holding pairs under both templates is still a split, not every item under every template
+    assert template_coverage(both[:6] + RECORDS[3:]) == "split"
+
+
+def test_scored_split_coverage_keeps_documents_as_units(scored):
+    _, s = scored
+    assert s["template_coverage"] == "split" and s["by_task"]["ce"]["documents"] == 2

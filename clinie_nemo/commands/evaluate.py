@@ -68,6 +68,9 @@ def run(args: argparse.Namespace) -> int:
     say(f"{len(records)} records, {len(predictions)} predictions, {len(corpus)} documents; rules {rules.name!r}")
     evaluation = evaluate_predictions(records, predictions, corpus, rules, args.bootstrap, args.seed)
     result, predicted = evaluation.result, evaluation.predicted
+    if result["template_coverage"] == "all":
+        say(f"every chunk under each of {len(result['by_template'])} templates: each (document, template) is "
+            "scored as its own unit; the headline sums the templates")
     result["meta"] = meta
     for task, block in result["by_task"].items():
         print(f"== task {task}")
