@@ -130,7 +130,7 @@ def evaluate_predictions(records: Sequence[dict[str, Any]], predictions: dict[st
         else:
             result[kind] = {}
     result["by_template"], result["template_spread"] = by_template(records, parses, docs, rules, triggers, roles,
-                                                                   TASK_KINDS, HEADLINE)
+                                                                   TASK_KINDS, HEADLINE, bootstrap, seed)
     result["parse"] = parse_summary(parses)
     result["rules"] = {"name": rules.name, "description": rules.description}
     if bootstrap:

@@ -140,8 +140,10 @@ def spread(values: Sequence[float]) -> dict[str, Any]:
 
 def by_template(records: Sequence[dict[str, Any]], parses: Sequence[RecordParse], docs: dict[str, Document],
                 rules: RuleSet, triggers: set[str], roles: set[str], task_kinds: dict[str, tuple[str, ...]],
-                headline: dict[str, tuple[str, ...]]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(``by_template`` section, ``template_spread`` section) of the scores JSON."""
+                headline: dict[str, tuple[str, ...]], bootstrap: int = 0,
+                seed: int = 0) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(``by_template`` section, ``template_spread`` section) of the scores JSON; with ``bootstrap`` N, the
+    spread's sd gets a document-bootstrap 95% interval (``sd_ci95``)."""
     template_of = {r["id"]: str(r.get("template", "")) for r in records}
     asked: dict[tuple[str, str], set[tuple[str, str]]] = defaultdict(set)
     for r in records:
@@ -151,7 +153,9 @@ def by_template(records: Sequence[dict[str, Any]], parses: Sequence[RecordParse]
     for p in parses:
         grouped[(template_of.get(p.record_id, ""), p.task)][p.doc_id].append(p)
     out: dict[str, Any] = {}
+    kept: dict[str, dict[str, Scores]] = defaultdict(dict)  # kind -> template -> scores of the headline task
     for template, per_key in sorted(scopes_of(records).items()):
+        task_scores: dict[str, Scores] = {}
         block: dict[str, Any] = {"records": sum(1 for r in records if str(r.get("template", "")) == template),
                                  "by_task": {}}
         for task in sorted({t for t, _ in per_key}):
@@ -159,6 +163,7 @@ def by_template(records: Sequence[dict[str, Any]], parses: Sequence[RecordParse]
             kinds = task_kinds.get(task, ("entities", "relations", "events"))
             scores = score_template(task, kinds, docs, scopes, grouped[(template, task)],
                                     {d: asked[(task, d)] for d in scopes}, rules, triggers, roles)
+            task_scores[task] = scores
             full = scores.to_json()
             block["by_task"][task] = {k: {m: full[k][m] for m in ("strict", "lenient")}
                                       for k in kinds if k in full} | {"documents": full["documents"]}
@@ -167,10 +172,35 @@ def by_template(records: Sequence[dict[str, Any]], parses: Sequence[RecordParse]
                 found = block["by_task"].get(task, {}).get(kind)
                 if found and (kind != "events" or sum(found["strict"][c] for c in ("tp", "fp", "fn"))):
                     block[kind] = {**found, "task": task}
+                    kept[kind][template] = task_scores[task]
                     break
         out[template] = block
     summary = {kind: spread([b[kind]["strict"]["f1"] for b in out.values() if kind in b]) for kind in SPREAD_KINDS}
+    if bootstrap:
+        for kind in SPREAD_KINDS:
+            if len(kept[kind]) >= 2:
+                summary[kind]["sd_ci95"] = spread_interval(kind, kept[kind], bootstrap, seed)
     return out, summary
+
+
+def spread_interval(kind: str, per_template: dict[str, Scores], n: int, seed: int) -> list[float]:
+    """2.5th-97.5th percentile of the per-template strict F1 sd over document resamples (the same draws for
+    every template; a document outside a template's scope adds nothing to that template)."""
+    import numpy as np
+
+    from clinie_nemo.scoring.bootstrap import _replicates, doc_matrix
+
+    doc_ids = sorted({d.doc_id for s in per_template.values() for d in s.documents})
+    row = {d: i for i, d in enumerate(doc_ids)}
+    matrices = []
+    for scores in per_template.values():
+        m = np.zeros((len(doc_ids), 3), dtype=np.int64)
+        for d, counts in zip(scores.documents, doc_matrix(scores, kind, "strict")):
+            m[row[d.doc_id]] = counts
+        matrices.append(m)
+    f1 = np.stack([reps[:, 2] for reps in _replicates(matrices, n, seed)], axis=1)
+    sds = f1.std(axis=1, ddof=1)
+    return [float(np.percentile(sds, 2.5)), float(np.percentile(sds, 97.5))]
 
 
 def template_table(section: dict[str, Any]) -> str:
@@ -189,6 +219,7 @@ def template_table(section: dict[str, Any]) -> str:
 
 
 def spread_lines(summary: dict[str, Any]) -> list[str]:
-    return [f"template spread {kind}: strict F1 sd {s['sd']:.4f}, min {s['min']:.4f}, max {s['max']:.4f}, "
-            f"mean {s['mean']:.4f} over {s['templates']} templates"
+    return [f"template spread {kind}: strict F1 sd {s['sd']:.4f}"
+            + (" [{:.4f}, {:.4f}]".format(*s["sd_ci95"]) if "sd_ci95" in s else "")
+            + f", min {s['min']:.4f}, max {s['max']:.4f}, mean {s['mean']:.4f} over {s['templates']} templates"
             for kind, s in summary.items() if s.get("templates")]

@@ -69,14 +69,17 @@ def test_cli_all_templates_is_byte_deterministic_and_scores_one_per_template(tmp
     (tmp_path / "pred.jsonl").write_text("".join(json.dumps({"id": r["id"], "prediction": r["output"]}) + "\n"
                                                  for r in records))
     r = cli("evaluate", "--records", outs[0], "--predictions", tmp_path / "pred.jsonl", "--corpus",
-            tmp_path / "docs.jsonl", "--json", tmp_path / "scores.json")
+            tmp_path / "docs.jsonl", "--json", tmp_path / "scores.json", "--bootstrap", "30")
     assert r.returncode == 0, r.stderr
     s = json.loads((tmp_path / "scores.json").read_text())
     gold_entities = 2 * (20 + 9)
     for name in (t.name for t in templates_for("ce")):
         assert s["by_template"][name]["entities"]["strict"] == {"tp": gold_entities, "fp": 0, "fn": 0,
                                                                  "precision": 1.0, "recall": 1.0, "f1": 1.0}
-    assert s["template_spread"]["entities"] == {"min": 1.0, "max": 1.0, "mean": 1.0, "sd": 0.0, "templates": 4}
+    # identical answers under every template: no spread in any document resample either
+    assert s["template_spread"]["entities"] == {"min": 1.0, "max": 1.0, "mean": 1.0, "sd": 0.0, "templates": 4,
+                                                "sd_ci95": [0.0, 0.0]}
+    assert s["bootstrap"]["unit"] == "document x template"
     # each (document, template) is its own unit: the headline sums the templates, the gold once per template
     assert s["template_coverage"] == "all" and s["by_task"]["ce"]["documents"] == 2 * 4
     assert s["entities"]["strict"]["tp"] == 4 * gold_entities and s["entities"]["strict"]["fp"] == 0

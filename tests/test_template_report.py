@@ -19,7 +19,8 @@ def evaluated_run(root, name: str, records: list[dict], keep) -> dict:
     write_jsonl(run / "pred.jsonl", [{"id": r["id"], "prediction": r["output"] if keep(r) else "[]"}
                                      for r in records])
     r = cli("evaluate", "--records", root / "test.jsonl", "--predictions", run / "pred.jsonl", "--corpus",
-            root / "docs.jsonl", "--json", run / "scores.json", "--tag", "model=tiny", "--tag", f"method={name}")
+            root / "docs.jsonl", "--json", run / "scores.json", "--tag", "model=tiny", "--tag", f"method={name}",
+            *(["--bootstrap", "40"] if name == "shaky" else []))
     assert r.returncode == 0, r.stderr
     return json.loads((run / "scores.json").read_text())
 
@@ -45,7 +46,9 @@ def test_report_spread_column_and_template_variance_png(tmp_path):
     md = (tmp_path / "report" / "report.md").read_text()
     assert "| template spread | GPU-h |" in md
     shaky_row = next(line for line in md.splitlines() if "shaky/scores.json" in line)
-    assert f"| CE sd {sd:.3f} (4 tpl) |" in shaky_row
+    lo, hi = shaky["template_spread"]["entities"]["sd_ci95"]
+    assert 0.0 < lo <= hi
+    assert f"| CE sd {sd:.3f} [{lo:.3f}, {hi:.3f}] (4 tpl) |" in shaky_row
     assert "| CE sd 0.000 (4 tpl) |" in next(line for line in md.splitlines() if "steady/scores.json" in line)
     png = tmp_path / "report" / "template_variance.png"
     data = png.read_bytes()

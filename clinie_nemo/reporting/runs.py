@@ -119,9 +119,15 @@ def _f1(f1: float | None, ci: tuple[float, float] | None) -> str:
 
 
 def spread_cell(run: Run) -> str:
-    """``CE sd 0.031 (4 tpl); RE sd 0.020 (4 tpl)``: sample sd of per-template strict F1."""
-    parts = [f"{name} sd {run.spread[kind]['sd']:.3f} ({run.spread[kind]['templates']} tpl)"
-             for kind, name in (("entities", "CE"), ("relations", "RE")) if kind in run.spread]
+    """``CE sd 0.031 [0.012, 0.054] (4 tpl); RE sd 0.020 (4 tpl)``: sample sd of per-template strict F1, with
+    its bootstrap 95% interval when evaluate ran with --bootstrap."""
+    parts = []
+    for kind, name in (("entities", "CE"), ("relations", "RE")):
+        s = run.spread.get(kind)
+        if s:
+            ci = s.get("sd_ci95")
+            parts.append(f"{name} sd {s['sd']:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
+                         + f" ({s['templates']} tpl)")
     return "; ".join(parts) or "-"
 
 
