@@ -93,7 +93,7 @@ class Evaluation(NamedTuple):
 
 def evaluate_predictions(records: Sequence[dict[str, Any]], predictions: dict[str, Prediction],
                          corpus: Sequence[Document], rules: RuleSet, bootstrap: int = 0,
-                         seed: int = 0) -> Evaluation:
+                         seed: int = 0, per_template: bool = True) -> Evaluation:
     docs = {d.id: d for d in corpus}
     parses = parse_all(records, predictions, docs)
     triggers, roles = event_schema(corpus)
@@ -129,8 +129,9 @@ def evaluate_predictions(records: Sequence[dict[str, Any]], predictions: dict[st
                 break
         else:
             result[kind] = {}
-    result["by_template"], result["template_spread"] = by_template(records, parses, docs, rules, triggers, roles,
-                                                                   TASK_KINDS, HEADLINE, bootstrap, seed)
+    if per_template:
+        result["by_template"], result["template_spread"] = by_template(
+            records, parses, docs, rules, triggers, roles, TASK_KINDS, HEADLINE, bootstrap, seed)
     result["parse"] = parse_summary(parses)
     result["rules"] = {"name": rules.name, "description": rules.description}
     if bootstrap:
