@@ -87,7 +87,8 @@ def run(args: argparse.Namespace) -> int:
         from clinie_nemo.scoring.bootstrap import compare_systems, comparison_lines
 
         other = evaluate_predictions(records, read_predictions(args.compare, {r["id"] for r in records},
-                                                               args.allow_missing), corpus, rules)
+                                                               args.allow_missing), corpus, rules,
+                                     per_template=False)
         result["comparison"] = {"a": args.predictions, "b": args.compare}
         for task, scores in evaluation.scores.items():
             result["comparison"][task] = compare_systems(scores, other.scores[task], args.bootstrap or 1000, args.seed)
