@@ -160,3 +160,16 @@ def test_plan_names_the_settings_and_the_call(tiny_model_dir):  # noqa: F811
     text = local.plan(small_settings(tiny_model_dir), "data", "runs/x")
     assert "LoRA r=8" in text and "global 8 = micro 4 x 2" in text and "exit 124" in text
     assert str(Path("runs/x") / "checkpoints") in text
+
+
+def test_lora_merged_export_predicts_like_the_adapter(tmp_path, tiny_model_dir, records_dir):  # noqa: F811
+    import shutil
+
+    run = tmp_path / "merged"
+    local.train(small_settings(tiny_model_dir, max_steps=6, lr=2e-2, export="merged"), records_dir, run)
+    assert (run / "adapter" / "adapter_config.json").is_file() and (run / "model" / "config.json").is_file()
+    gen = {"max_new_tokens": 8}
+    local.generate(run, records_dir / "validation.jsonl", tmp_path / "a.jsonl", gen)
+    shutil.rmtree(run / "adapter")
+    local.generate(run, records_dir / "validation.jsonl", tmp_path / "m.jsonl", gen)
+    assert (tmp_path / "a.jsonl").read_text() == (tmp_path / "m.jsonl").read_text()

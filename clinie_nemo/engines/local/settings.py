@@ -50,6 +50,7 @@ class LocalSettings:
     precision: str = "bf16-mixed"  # bf16-mixed | fp16-mixed | 32 (CPU always runs fp32)
     save_interval: int = 100
     keep_last: int = 2
+    export: str = "adapter"  # LoRA: adapter | merged (adapter/ and the merged weights in model/) | none
     prompt_template: str = "{input} {output}"  # the prompt is the text before {output}
     answer_only_loss: bool = True
     add_eos: bool = True
@@ -75,6 +76,8 @@ class LocalSettings:
         if bad:
             problems.append(f"unknown LoRA target(s) {bad}; valid: {sorted(HF_LORA_TARGETS)} "
                             f"or HF names {sorted(HF_MODULE_NAMES)}")
+        if self.export not in ("adapter", "merged", "none"):
+            problems.append(f"export must be adapter, merged or none, not {self.export!r}")
         if "{input}" not in self.prompt_template or not self.prompt_template.endswith("{output}"):
             problems.append("prompt_template must contain {input} and end with {output}")
         if problems:
@@ -112,6 +115,9 @@ def from_run_spec(spec: Any) -> LocalSettings:
     if getattr(model, "format", "hf") != "hf":
         raise ConfigError(f"the local engine loads HF folders; model {model.name!r} is format {model.format!r} "
                           "(use --engine nemo for .nemo checkpoints)")
+    if getattr(train.data, "chat_template", False):
+        raise ConfigError("the local engine does not apply chat templates (data.chat_template=true); "
+                          "use the prompt_template")
     notes = []
     par = train.parallel
     if par.world_size > 1 or par.model_parallel_size > 1:
@@ -129,7 +135,7 @@ def from_run_spec(spec: Any) -> LocalSettings:
         global_batch=train.batch.global_batch_size, micro_batch=train.batch.micro_batch_size,
         max_steps=train.max_steps, max_epochs=train.max_epochs, seq_length=train.seq_length,
         packing=train.packing, precision=train.precision, save_interval=train.checkpoint.save_interval,
-        keep_last=train.checkpoint.keep_last, prompt_template=train.data.prompt_template,
+        keep_last=train.checkpoint.keep_last, export=train.checkpoint.export, prompt_template=train.data.prompt_template,
         add_bos=train.data.add_bos, answer_only_loss=train.data.answer_only_loss,
         add_eos=train.data.add_eos, validation_interval=train.data.validation_interval, seed=train.seed,
         notes=tuple(notes),

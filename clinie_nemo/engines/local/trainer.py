@@ -243,6 +243,10 @@ def finish(settings: LocalSettings, model: Any, tokenizer: Any, run_dir: Path, s
     with atomic_dir(run_dir / kind, force=True) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
+    if settings.method == "lora" and settings.export == "merged":
+        with atomic_dir(run_dir / "model", force=True) as tmp:
+            model.merge_and_unload().save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
     facts = {"steps": steps, "final_loss": loss, "elapsed_s": round(elapsed, 2), "output": kind}
     with atomic_write(run_dir / "DONE") as fh:
         json.dump(facts, fh, indent=2)
