@@ -1,0 +1,175 @@
+"""Benchmark: converting synthetic n2c2-like brat notes (3-6 KB each) to documents JSONL.
+
+Measures, each in its own single-threaded child process (so peak RSS is clean):
+  * baseline ``read_files``: read and decode every .txt/.ann (the floor any converter pays),
+  * baseline ``naive``: parse every note into memory first, then write (what streaming avoids),
+  * ``reader``: the brat reader alone (``clinie_nemo.readers.READERS["brat"]``),
+  * ``convert``: ``convert_dataset("n2c2_2018", ...)``: reader + schema validation + JSONL writing.
+at 5,000 and 20,000 notes, and writes a ``## convert`` section into benchmarks/RESULTS.md.
+
+    python benchmarks/convert.py                  # 20,000 and 5,000 notes (about 2-4 minutes)
+    python benchmarks/convert.py --docs 2000 --small 500 --no-write   # quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+RESULTS = REPO / "benchmarks" / "RESULTS.md"
+MODES = ("read_files", "naive", "reader", "convert")
+
+
+def child(mode: str, release: Path, out: Path) -> dict:
+    """Run one mode in this process; returns docs, bytes, seconds and peak RSS."""
+    start = time.perf_counter()
+    docs = 0
+    if mode == "read_files":
+        for p in sorted(release.rglob("*.ann")):
+            p.read_bytes().decode("utf-8")
+            p.with_suffix(".txt").read_bytes().decode("utf-8")
+            docs += 1
+    elif mode == "naive":
+        from clinie_nemo import docs_jsonl, readers
+
+        brat = readers.READERS["brat"]
+        everything = [d for split in ("train", "test") for d in brat.read(release / split)]
+        docs = len(everything)
+        docs_jsonl.write(out / "all.jsonl", everything)
+    elif mode == "reader":
+        from clinie_nemo import readers
+
+        for split in ("train", "test"):
+            for _ in readers.READERS["brat"].read(release / split):
+                docs += 1
+    else:
+        from clinie_nemo.datasets import convert_dataset
+
+        summary = convert_dataset("n2c2_2018", release, out / "docs", show_progress=False)
+        docs = sum(s["documents"] for s in summary["splits"].values())
+    seconds = time.perf_counter() - start
+    return {"mode": mode, "docs": docs, "seconds": seconds,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def run_child(mode: str, release: Path, work: Path) -> dict:
+    out = Path(tempfile.mkdtemp(dir=work))
+    cmd = [sys.executable, __file__, "--child", mode, str(release), str(out)]
+    if shutil.which("taskset"):
+        cmd = ["taskset", "-c", "0", *cmd]  # one core
+    result = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    shutil.rmtree(out, ignore_errors=True)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def machine() -> str:
+    try:
+        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        model = re.search(r"Model name:\s*(.+)", lscpu)
+        cpus = re.search(r"^CPU\(s\):\s*(\d+)", lscpu, re.M)
+        return f"{model.group(1).strip() if model else platform.processor()}, {cpus.group(1) if cpus else os.cpu_count()} CPUs"
+    except OSError:
+        return f"{platform.processor()}, {os.cpu_count()} CPUs"
+
+
+def input_mb(release: Path) -> float:
+    return sum(p.stat().st_size for p in release.rglob("*") if p.is_file()) / 1e6
+
+
+def write_section(text: str) -> None:
+    """Replace (or append) the ``## convert`` section of RESULTS.md."""
+    old = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n"
+    pattern = re.compile(r"^## convert\n.*?(?=^## |\Z)", re.M | re.S)
+    new = pattern.sub(text, old) if pattern.search(old) else old.rstrip("\n") + "\n\n" + text
+    RESULTS.write_text(new, encoding="utf-8")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--docs", type=int, default=20_000)
+    ap.add_argument("--small", type=int, default=5_000)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-write", action="store_true", help="print only, leave RESULTS.md alone")
+    ap.add_argument("--child", nargs=3, metavar=("MODE", "RELEASE", "OUT"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        print(json.dumps(child(args.child[0], Path(args.child[1]), Path(args.child[2]))))
+        return 0
+
+    from clinie_nemo.synth import generate
+
+    work = Path(tempfile.mkdtemp(prefix="bench_convert_"))
+    try:
+        rows = []
+        gen = {}
+        for n in (args.small, args.docs):
+            t = time.perf_counter()
+            generate("n2c2_2018", work / f"rel{n}", n, args.seed, length="n2c2")
+            gen[n] = time.perf_counter() - t
+            mb = input_mb(work / f"rel{n}")
+            for mode in MODES:
+                r = run_child(mode, work / f"rel{n}", work)
+                r.update(n=n, mb=mb, docs_per_s=r["docs"] / r["seconds"], mb_per_s=mb / r["seconds"])
+                rows.append(r)
+                print(f"{n:>6} {mode:<10} {r['docs_per_s']:>9.0f} docs/s {r['mb_per_s']:>7.1f} MB/s "
+                      f"peak RSS {r['peak_rss_mb']:>7.1f} MB", flush=True)
+            shutil.rmtree(work / f"rel{n}", ignore_errors=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    by = {(r["n"], r["mode"]): r for r in rows}
+    big, small = args.docs, args.small
+    base = by[(big, "read_files")]
+    lines = [
+        "## convert", "",
+        f"`python benchmarks/convert.py` on {dt.date.today().isoformat()}, {machine()}; every measurement in its own "
+        f"child process pinned to one core (`taskset -c 0`), Python {platform.python_version()}. Input: "
+        f"synthetic 2018 n2c2 brat notes (`clinie-nemo synth --dataset n2c2_2018 --length n2c2`), "
+        f"{by[(big, 'convert')]['mb']:.1f} MB of .txt+.ann for {big:,} notes "
+        f"(generated at {big / gen[big]:,.0f} notes/s). The machine is shared, so read the ratios.", "",
+        "| notes | pass | notes/s | MB/s | x file reading | peak RSS (MB) |",
+        "|---:|---|---:|---:|---:|---:|",
+    ]
+    for n in (small, big):
+        for mode in MODES:
+            r = by[(n, mode)]
+            ratio = r["docs_per_s"] / by[(n, "read_files")]["docs_per_s"]
+            lines.append(f"| {n:,} | {mode} | {r['docs_per_s']:,.0f} | {r['mb_per_s']:.1f} | {ratio:.2f} | "
+                         f"{r['peak_rss_mb']:.0f} |")
+    conv_big, conv_small = by[(big, "convert")], by[(small, "convert")]
+    naive_big, naive_small = by[(big, "naive")], by[(small, "naive")]
+    goal = "meets" if conv_big["docs_per_s"] >= 2000 else "misses"
+    lines += [
+        "",
+        f"- `convert_dataset` (reader + schema validation + JSONL): **{conv_big['docs_per_s']:,.0f} notes/s**, "
+        f"{conv_big['mb_per_s']:.1f} MB/s on one core at {big:,} notes; it {goal} the 2,000 notes/s goal. "
+        f"File reading alone runs {base['docs_per_s']:,.0f} notes/s.",
+        f"- Memory is flat: peak RSS {conv_small['peak_rss_mb']:.0f} MB at {small:,} notes vs "
+        f"{conv_big['peak_rss_mb']:.0f} MB at {big:,} (x{conv_big['peak_rss_mb'] / conv_small['peak_rss_mb']:.2f}); "
+        f"the read-everything-first baseline grows {naive_small['peak_rss_mb']:.0f} -> "
+        f"{naive_big['peak_rss_mb']:.0f} MB (x{naive_big['peak_rss_mb'] / naive_small['peak_rss_mb']:.2f}).",
+        "",
+    ]
+    section = "\n".join(lines) + "\n"
+    print(section)
+    if not args.no_write:
+        write_section(section)
+        print(f"wrote {RESULTS}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
