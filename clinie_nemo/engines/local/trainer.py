@@ -140,6 +140,7 @@ def run_training(settings: LocalSettings, data_dir: str | Path, run_dir: str | P
     import torch
 
     run_dir, data_dir = Path(run_dir), Path(data_dir)
+    settings = resolve_paths(settings)
     if (run_dir / "DONE").is_file():
         say(f"{run_dir} is already DONE; nothing to train")
         return json.loads((run_dir / "DONE").read_text())
@@ -252,6 +253,17 @@ def finish(settings: LocalSettings, model: Any, tokenizer: Any, run_dir: Path, s
         json.dump(facts, fh, indent=2)
     say(f"training done: {steps} steps, final loss {loss:.4f}; wrote {run_dir / kind}")
     return facts
+
+
+def resolve_paths(settings: LocalSettings) -> LocalSettings:
+    """Absolute model/tokenizer paths, so generation finds them from any working directory."""
+    from dataclasses import replace
+
+    def absolute(path: str) -> str:
+        return str(Path(path).resolve()) if path and Path(path).exists() else path
+
+    return replace(settings, model_path=absolute(settings.model_path),
+                   tokenizer_path=absolute(settings.tokenizer_path))
 
 
 def check_restart_settings(run_dir: Path, settings: LocalSettings) -> None:
