@@ -10,7 +10,7 @@ import json
 import pytest
 
 from clinie_nemo.engines.local import data
-from clinie_nemo.engines.local.schedule import lr_at
+from clinie_nemo.engines.local.settings import lr_at
 from clinie_nemo.errors import ConfigError
 from tests.conftest import cli
 from tests.local_engine_fixtures import records_dir, small_settings, synthetic_records, tiny_model_dir  # noqa: F401

@@ -2,11 +2,13 @@
 
 The local engine (transformers + peft, CPU or one GPU) reads only what it can honour; parallelism
 beyond one device is ignored (:func:`from_run_spec` says so in :attr:`LocalSettings.notes`).
-Nothing here imports torch.
+The learning rate is a pure function of the step (:func:`lr_at`: linear warmup, then cosine/linear/constant
+decay), so a checkpoint's step restores the schedule. Nothing here imports torch.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -105,6 +107,20 @@ class LocalSettings:
         d["lora_targets"] = list(self.lora_targets)
         d["notes"] = list(self.notes)
         return d
+
+
+def lr_at(step: int, total_steps: int, lr: float, min_lr: float = 0.0, warmup_steps: int = 0,
+          schedule: str = "cosine") -> float:
+    """The learning rate for optimiser step ``step`` (0-based) of ``total_steps``."""
+    if warmup_steps > 0 and step < warmup_steps:
+        return lr * (step + 1) / warmup_steps
+    if schedule == "constant":
+        return lr
+    span = max(1, total_steps - warmup_steps)
+    progress = min(1.0, (step - warmup_steps) / span)
+    if schedule == "linear":
+        return min_lr + (lr - min_lr) * (1.0 - progress)
+    return min_lr + (lr - min_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 def from_run_spec(spec: Any) -> LocalSettings:

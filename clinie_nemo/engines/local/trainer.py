@@ -5,7 +5,8 @@
 ``global_batch`` rows each, accumulated over ``global_batch / micro_batch`` micro batches, with the loss
 averaged over all completion tokens of the step. AdamW, linear warmup then cosine/linear/constant decay.
 
-Run directory: ``metrics.jsonl`` (one line per step: step, loss, lr, tokens_per_s, step_time_s, elapsed_s),
+Run directory: ``metrics.jsonl`` (one line per step: step, loss, lr, tokens_per_s = real (non-padding) tokens
+per second, step_time_s, elapsed_s, epoch, and val_loss every ``validation_interval`` steps),
 ``checkpoints/step-<n>/`` every ``save_interval`` steps (last ``keep_last`` kept), then ``adapter/`` (HF PEFT)
 or ``model/`` (full weights) with the tokenizer, ``local_engine.json`` and ``DONE``.
 
@@ -28,8 +29,7 @@ from typing import Any
 
 from clinie_nemo.engines.local import checkpoint as ckpt
 from clinie_nemo.engines.local import data, runtime
-from clinie_nemo.engines.local.schedule import lr_at
-from clinie_nemo.engines.local.settings import LocalSettings
+from clinie_nemo.engines.local.settings import LocalSettings, lr_at
 from clinie_nemo.errors import ConfigError
 from clinie_nemo.progress import progress, say
 
@@ -135,8 +135,15 @@ def format_eta(seconds: float) -> str:
 
 def run_training(settings: LocalSettings, data_dir: str | Path, run_dir: str | Path,
                  on_step: Callable[[int], None] | None = None) -> dict[str, Any]:
-    """Train (or resume) into ``run_dir``; returns the DONE facts. Raises :class:`Preempted` on a stop signal.
-    ``on_step(step)`` is called after every completed step (tests use it to send themselves a signal)."""
+    """Train (or resume) into ``run_dir``; returns the DONE facts. Raises :class:`Preempted` (exit 124) on
+    SIGUSR1/SIGTERM, after the current step and a checkpoint; a signal while loading is acted on after the
+    first step. ``on_step(step)`` is called after every completed step (tests send themselves a signal)."""
+    with stop_requests() as stop:
+        return _train(settings, data_dir, run_dir, on_step, stop)
+
+
+def _train(settings: LocalSettings, data_dir: str | Path, run_dir: str | Path,
+           on_step: Callable[[int], None] | None, stop: dict[str, int]) -> dict[str, Any]:
     import torch
 
     run_dir, data_dir = Path(run_dir), Path(data_dir)
@@ -187,7 +194,7 @@ def run_training(settings: LocalSettings, data_dir: str | Path, run_dir: str | P
     stream = data.row_stream(examples, settings.seed, settings.packing, settings.seq_length, skip=rows_done)
     t_start = time.perf_counter()
     loss = float("nan")
-    with stop_requests() as stop, (run_dir / "metrics.jsonl").open("a", encoding="utf-8") as metrics:
+    with (run_dir / "metrics.jsonl").open("a", encoding="utf-8") as metrics:
         for step in range(start, total_steps):
             t0 = time.perf_counter()
             lr = lr_at(step, total_steps, settings.lr, settings.min_lr, settings.warmup_steps, settings.schedule)
