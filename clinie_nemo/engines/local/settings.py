@@ -66,6 +66,8 @@ class LocalSettings:
         problems = []
         if self.method not in ("lora", "full"):
             problems.append(f"method must be lora or full, not {self.method!r}")
+        if self.method == "lora" and self.lora_r < 1:
+            problems.append("LoRA needs a rank (lora dim) >= 1")
         if self.micro_batch < 1 or self.global_batch % self.micro_batch:
             problems.append(f"global batch {self.global_batch} is not a multiple of micro batch {self.micro_batch}")
         if (self.max_steps is None) == (self.max_epochs is None):
