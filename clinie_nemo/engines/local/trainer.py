@@ -177,11 +177,12 @@ def _train(settings: LocalSettings, data_dir: str | Path, run_dir: str | Path,
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=settings.lr, betas=(settings.adam_beta1, settings.adam_beta2),
                                   weight_decay=settings.weight_decay)
-    start, rows_done, elapsed0 = 0, 0, 0.0
+    start, rows_done, elapsed0, loss = 0, 0, 0.0, float("nan")
     latest = ckpt.latest_checkpoint(run_dir)
     if latest is not None:
         state = ckpt.load_checkpoint(latest, model, optimizer)
         start, rows_done, elapsed0 = state["step"], state["rows_consumed"], state.get("elapsed_s", 0.0)
+        loss = state.get("loss", loss)
         say(f"resuming from {latest.name}: step {start}/{total_steps}, data position {rows_done} rows")
     truncate_metrics(run_dir / "metrics.jsonl", start)
     pad_id = tokenizer.pad_token_id
@@ -193,7 +194,6 @@ def _train(settings: LocalSettings, data_dir: str | Path, run_dir: str | Path,
 
     stream = data.row_stream(examples, settings.seed, settings.packing, settings.seq_length, skip=rows_done)
     t_start = time.perf_counter()
-    loss = float("nan")
     with (run_dir / "metrics.jsonl").open("a", encoding="utf-8") as metrics:
         for step in range(start, total_steps):
             t0 = time.perf_counter()
