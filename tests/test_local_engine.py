@@ -148,7 +148,7 @@ def test_sigterm_to_a_real_training_process_exits_124_and_resumes(tmp_path, tiny
     saved = max(int(p.name.split("-")[1]) for p in (run / "checkpoints").glob("step-*"))
     assert 0 < saved < 400 and not (run / "DONE").exists()
     assert read_metrics(run)[-1]["step"] == saved
-    # restart with fewer remaining steps is the same run (same settings) -> refuse nothing, finish all 400
+    # the same command again resumes from the newest checkpoint and finishes all 400 steps
     res = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr
     assert f"resuming from step-{saved}: step {saved}/400" in res.stderr
