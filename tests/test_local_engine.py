@@ -173,3 +173,19 @@ def test_lora_merged_export_predicts_like_the_adapter(tmp_path, tiny_model_dir, 
     shutil.rmtree(run / "adapter")
     local.generate(run, records_dir / "validation.jsonl", tmp_path / "m.jsonl", gen)
     assert (tmp_path / "a.jsonl").read_text() == (tmp_path / "m.jsonl").read_text()
+
+
+def test_sampling_is_reproducible_by_seed(trained_run, tmp_path):
+    run, _ = trained_run
+    path = tmp_path / "test.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in synthetic_records(6, seed=2)))
+    study = {"strategy": "sample", "temperature": 0.7, "top_k": 50, "top_p": 0.9, "max_new_tokens": 10}
+    outs = []
+    for name, seed in (("a", 1), ("b", 1)):
+        local.generate(run, path, tmp_path / f"{name}.jsonl", {**study, "seed": seed})
+        outs.append([json.loads(x)["prediction"] for x in (tmp_path / f"{name}.jsonl").read_text().splitlines()])
+    assert outs[0] == outs[1] and len(outs[0]) == 6
+    from clinie_nemo.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown generation option"):
+        local.generate(run, path, tmp_path / "x.jsonl", {"temprature": 0.7})

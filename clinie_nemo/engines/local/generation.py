@@ -87,7 +87,7 @@ def generate_batch(model: Any, tokenizer: Any, prompts: list[list[int]], opts: G
     kwargs: dict[str, Any] = {"max_new_tokens": opts.max_new_tokens, "pad_token_id": pad,
                               "eos_token_id": tokenizer.eos_token_id}
     if opts.strategy == "sample":
-        kwargs.update(do_sample=True, temperature=opts.temperature, top_k=opts.top_k or None, top_p=opts.top_p)
+        kwargs.update(do_sample=True, temperature=opts.temperature, top_k=opts.top_k, top_p=opts.top_p)  # top_k 0: off
     else:
         kwargs.update(do_sample=False, temperature=None, top_k=None, top_p=None)
     with torch.no_grad():
