@@ -38,6 +38,7 @@ from typing import Any
 
 import yaml
 
+from clinie_nemo.config_yaml import read_yaml
 from clinie_nemo.errors import ConfigError
 
 TASK_KINDS = ("ce", "re_pair", "re_e2e")
@@ -224,12 +225,7 @@ def mixture_config_from_dict(data: Any, source: str = "<config>", base_dir: str 
 
 def load_mixture_config(path: str | Path) -> MixtureConfig:
     p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"{p}: mixture config not found")
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{p}: not valid YAML: {exc}") from None
+    data = read_yaml(p, "mixture config")
     return mixture_config_from_dict(data, source=str(p), base_dir=p.resolve().parent)
 
 

@@ -21,8 +21,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from clinie_nemo.config_yaml import read_yaml
 from clinie_nemo.datasets.spec import AttributeSpec, DatasetSpec, ReleaseLayout, SplitSource
 from clinie_nemo.errors import ConfigError
 
@@ -68,12 +67,7 @@ def _str_map(where: str, obj: Any) -> dict[str, str]:
 def load_schema(path: str | Path) -> BratSchema:
     """Read and validate a schema YAML; raises ConfigError naming the file and the problem."""
     p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"schema file not found: {p}")
-    try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{p}: invalid YAML: {exc}") from None
+    raw = read_yaml(p, "schema")
     valid = tuple(f.name for f in fields(BratSchema))
     _check_keys(str(p), raw, valid, required=("name", "entity_labels"))
     schema = BratSchema(**{k: raw[k] for k in raw})

@@ -21,6 +21,7 @@ from typing import Any, Literal, TypeVar, Union
 
 import yaml
 
+from clinie_nemo.config_yaml import read_yaml
 from clinie_nemo.engines.spec import GenerateConfig, ModelSpec, NemoScriptConfig, RunSpec, TrainRecipe
 from clinie_nemo.errors import ConfigError, unknown_name
 
@@ -65,20 +66,6 @@ def resolve_preset(kind: str, name_or_path: str | Path) -> Path:
         raise unknown_name(f"{kind} preset", str(name_or_path), found)
     return found[str(name_or_path)]
 
-
-def read_yaml(path: str | Path) -> dict[str, Any]:
-    p = Path(path)
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{p}: file not found") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{p}: invalid YAML: {exc}") from None
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{p}: expected a mapping at the top level")
-    return data
 
 
 # ---------------------------------------------------------------- typed construction

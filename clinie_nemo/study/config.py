@@ -28,8 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from clinie_nemo.config_yaml import read_yaml
 from clinie_nemo.errors import ConfigError
 from clinie_nemo.slurm.sbatch import time_minutes
 from clinie_nemo.study.strict import build
@@ -190,10 +189,5 @@ def study_from_dict(data: Any, source: str = "<study>", base_dir: str | Path = "
 
 def load_study(path: str | Path) -> StudyConfig:
     p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"study config not found: {p}")
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{p}: invalid YAML: {exc}") from None
+    data = read_yaml(p, "study config")
     return study_from_dict(data, str(p), p.parent)

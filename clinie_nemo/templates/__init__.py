@@ -17,8 +17,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from clinie_nemo.config_yaml import read_yaml
 from clinie_nemo.errors import ConfigError, unknown_name
 
 TEMPLATE_DIR = Path(__file__).resolve().parent
@@ -72,10 +71,7 @@ def _validate_instruction(text: str, where: str) -> None:
 
 def load_template_file(path: str | Path) -> TemplateFile:
     where = str(path)
-    try:
-        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{where}: cannot read templates: {exc}") from None
+    raw = read_yaml(path, "templates")
     obj = _check_keys(raw, TemplateFile, where)
     task = obj.get("task")
     if task not in TASK_NAMES:
