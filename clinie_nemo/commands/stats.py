@@ -1,4 +1,5 @@
-"""`clinie-nemo stats`: counts of a documents JSONL (documents, entities/relations per label)."""
+"""`clinie-nemo stats`: counts of a documents JSONL (documents, entities/relations per label), or, for a
+records JSONL (lines with "input" and "output"), record counts, token lengths and packing statistics."""
 
 from __future__ import annotations
 
@@ -6,16 +7,34 @@ import argparse
 from collections import Counter
 
 NAME = "stats"
-HELP = "Count documents, entities and relations per label, and discontinuous entities, in a documents JSONL."
+HELP = ("Counts of a documents JSONL (entities, relations per label), or of a records JSONL (tokens, "
+        "real-token fraction padded vs packed).")
 EXAMPLES = """
   clinie-nemo stats docs/train.jsonl
   clinie-nemo stats docs/train.jsonl --json stats.json
+  clinie-nemo stats data/multitask/training.jsonl --seq-length 4096 --micro-batch 4
+  clinie-nemo stats data/multitask/training.jsonl --tokenizer models/llama31-tokenizer --json packing.json
 """
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("path", help="documents JSONL")
+    p.add_argument("path", help="documents JSONL, or records JSONL (training.jsonl etc.; detected by its fields)")
     p.add_argument("--json", help="also write the counts as JSON to this file")
+    p.add_argument("--seq-length", type=int, default=4096, help="records: sequence length for packing (4096)")
+    p.add_argument("--tokenizer", default=None,
+                   help="records: local tokenizer folder for token counts (default: the fallback counter)")
+    p.add_argument("--micro-batch", type=int, default=1, help="records: micro-batch size for pad-to-longest (1)")
+    p.add_argument("--pad-multiple", type=int, default=16,
+                   help="records: pad-to-longest rounds up to this multiple (NeMo/Bridge default 16)")
+
+
+def is_records_file(path: str) -> bool:
+    """True when the first JSON object of the file is a record: "input" and "output", or "messages"."""
+    from clinie_nemo.fileio import iter_jsonl
+
+    for _, obj in iter_jsonl(path):
+        return ("input" in obj and "output" in obj) or "messages" in obj
+    return False
 
 
 def document_stats(path: str) -> dict:
@@ -44,6 +63,15 @@ def run(args: argparse.Namespace) -> int:
 
     from clinie_nemo.fileio import atomic_write
 
+    if is_records_file(args.path):
+        from clinie_nemo.records_stats import print_records_stats, records_stats
+
+        s = records_stats(args.path, args.seq_length, args.tokenizer, args.micro_batch, args.pad_multiple)
+        print_records_stats(s)
+        if args.json:
+            with atomic_write(args.json) as fh:
+                json.dump(s, fh, indent=2)
+        return 0
     s = document_stats(args.path)
     print(f"documents: {s['documents']}  characters: {s['characters']}  "
           f"discontinuous entities: {s['discontinuous_entities']}")

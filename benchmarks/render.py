@@ -1,0 +1,168 @@
+"""Benchmark: rendering throughput (records/s) with the fallback token counter versus a real fast tokenizer,
+and packing efficiency (real-token fraction) at a sequence length for n2c2-like notes.
+
+Everything is built here, offline: n2c2-2018-like discharge summaries (medication sentences, long and
+variable length), and a byte-level BPE tokenizer trained with the `tokenizers` library on that synthetic
+text and saved as a Hugging Face folder. Rendering goes through clinie_nemo.render_bridge, the same path
+`clinie-nemo mix` uses: render_documents(...) then record_token_lengths(...).
+
+    python benchmarks/render.py                  # prints a markdown section for benchmarks/RESULTS.md
+    python benchmarks/render.py --docs 200 --seq-length 4096 --micro-batch 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import platform
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from clinie_nemo.document import Document, Entity  # noqa: E402
+from clinie_nemo.packing import packing_stats  # noqa: E402
+from clinie_nemo.render_bridge import (  # noqa: E402
+    RENDERER,
+    RenderSettings,
+    dataset_schema,
+    record_token_lengths,
+    render_documents,
+    token_counter,
+)
+
+DRUGS = ("metoprolol", "lisinopril", "heparin", "warfarin", "vancomycin", "furosemide", "insulin glargine",
+         "acetaminophen", "pantoprazole", "atorvastatin")
+SENTENCES = (
+    "Patient was started on {drug} {dose} mg {route} {freq} for {reason}.",
+    "{drug} was held because of {reason}.",
+    "He developed {reason} after {drug} and it was discontinued.",
+    "Continue {drug} {dose} mg {freq} at discharge.",
+    "Labs on admission were notable for a creatinine of 1.{dose} and potassium of 4.{freq_n}.",
+)
+FILLER = (
+    "Vital signs stable, afebrile, tolerating diet, ambulating with assistance.",
+    "The patient was seen and examined by the team this morning and the plan was discussed with the family.",
+    "Physical therapy evaluated the patient and recommended discharge home with outpatient services.",
+    "Review of systems otherwise negative for chest pain, shortness of breath, nausea or vomiting.",
+    "Follow up with primary care physician in one to two weeks with repeat basic metabolic panel.",
+)
+REASONS = ("atrial fibrillation", "hypertension", "cellulitis", "acute kidney injury", "hypokalemia", "pain")
+
+
+def n2c2_like_note(rng: random.Random, index: int) -> Document:
+    """A discharge-summary-like note with Drug and Reason entities; length log-normal (median ~220
+    sentences, about 3 entities per 100 tokens), like the long, variable n2c2 2018 notes."""
+    n_sentences = max(20, min(900, int(rng.lognormvariate(5.3, 0.6))))
+    parts: list[str] = []
+    entities: list[Entity] = []
+    pos = 0
+    for s in range(n_sentences):
+        drug, reason = rng.choice(DRUGS), rng.choice(REASONS)
+        template = rng.choice(SENTENCES) if rng.random() < 0.3 else rng.choice(FILLER)
+        sentence = template.format(drug=drug, dose=rng.choice((5, 10, 20, 40)), route="PO",
+                                                freq=rng.choice(("daily", "BID", "q8h")), reason=reason,
+                                                freq_n=rng.randint(0, 9))
+        if s % 25 == 0:
+            sentence = f"\n\nSection {s // 25 + 1}:\n" + sentence
+        for label, mention in (("Drug", drug), ("Reason", reason)):
+            at = sentence.find(mention)
+            if at >= 0:
+                entities.append(Entity(f"T{len(entities) + 1}", label, ((pos + at, pos + at + len(mention)),), mention))
+        parts.append(sentence + " ")
+        pos += len(sentence) + 1
+    return Document(id=f"note-{index:05d}", text="".join(parts), dataset="n2c2_2018", split="train",
+                    entities=tuple(entities))
+
+
+def build_tokenizer(folder: Path, docs: list[Document]) -> Path:
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    trainer = trainers.BpeTrainer(vocab_size=2000, special_tokens=["<unk>", "<s>", "</s>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator((d.text for d in docs), trainer)
+    PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", bos_token="<s>",
+                            eos_token="</s>").save_pretrained(str(folder))
+    return folder
+
+
+def render_rate(docs: list[Document], tokenizer: str | None, max_tokens: int, repeats: int) -> tuple[float, list[int]]:
+    """Best-of-``repeats`` records/s for render + token count; and the record lengths."""
+    counter = token_counter(tokenizer)
+    options = RenderSettings(task="ce", format="json", max_tokens=max_tokens, tokenizer=tokenizer, seed=13,
+                             schema=dataset_schema(docs, "n2c2_2018"))
+    best = float("inf")
+    lengths: list[int] = []
+    n_records = 0
+    for _ in range(repeats):
+        start = time.perf_counter()
+        records = render_documents(docs, "n2c2_2018", options).records
+        lengths = record_token_lengths(records, counter)
+        best = min(best, time.perf_counter() - start)
+        n_records = len(records)
+    return n_records / best, lengths
+
+
+def machine() -> str:
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
+        model = next((ln.split(":", 1)[1].strip() for ln in out.splitlines() if ln.startswith("Model name")), "?")
+        cpus = next((ln.split(":", 1)[1].strip() for ln in out.splitlines() if ln.startswith("CPU(s)")), "?")
+    except OSError:
+        model, cpus = platform.processor() or "?", "?"
+    return f"{model}, {cpus} CPUs, Python {platform.python_version()}"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--docs", type=int, default=300)
+    ap.add_argument("--seq-length", type=int, default=4096)
+    ap.add_argument("--max-tokens", type=int, default=2048, help="render chunk limit (prompt + target)")
+    ap.add_argument("--micro-batch", type=int, default=4)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--seed", type=int, default=13)
+    args = ap.parse_args()
+    rng = random.Random(args.seed)
+    docs = [n2c2_like_note(rng, i) for i in range(args.docs)]
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = str(build_tokenizer(Path(tmp) / "tok", docs[: min(len(docs), 100)]))
+        fallback_rate, fallback_lengths = render_rate(docs, None, args.max_tokens, args.repeats)
+        real_rate, real_lengths = render_rate(docs, folder, args.max_tokens, args.repeats)
+    rows = []
+    for name, lengths in (("fallback counter", fallback_lengths), ("BPE tokenizer (2k vocab)", real_lengths)):
+        s = packing_stats(lengths, args.seq_length, args.micro_batch, pad_multiple=16)
+        rows.append((name, s))
+    today = datetime.date.today().isoformat()
+    print("## render\n")
+    print(f"Machine: {machine()}. Date: {today}. Command: `python benchmarks/render.py --docs {args.docs} "
+          f"--max-tokens {args.max_tokens} --seq-length {args.seq_length} --micro-batch {args.micro_batch}`.\n")
+    print(f"{args.docs} synthetic n2c2-2018-like notes (log-normal length), task `ce`, chunks of at most "
+          f"{args.max_tokens} tokens, rendered through "
+          f"`render_bridge.render_documents` ({RENDERER}) + `record_token_lengths` (the `mix` path), best of "
+          f"{args.repeats}.\n")
+    print("| token counter | records/s | ratio vs fallback |")
+    print("|---|---:|---:|")
+    print(f"| fallback (regex words/punctuation) | {fallback_rate:,.0f} | 1.00 |")
+    print(f"| real fast tokenizer (tokenizers BPE, HF folder) | {real_rate:,.0f} | {real_rate / fallback_rate:.2f} |")
+    print(f"\nPacking at seq {args.seq_length} (real-token fraction; pad-to-longest uses micro-batch "
+          f"{args.micro_batch}, rounded to 16 like GPTSFTDataset):\n")
+    print("| lengths from | records | tokens p50 / max | pad to max (baseline) | pad to longest | packed FFD "
+          "| packed / pad-to-max | sequences packed |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for name, s in rows:
+        ordered = sorted(real_lengths if name.startswith("BPE") else fallback_lengths)
+        print(f"| {name} | {s.records} | {ordered[len(ordered) // 2]} / {ordered[-1]} | {s.pad_to_max:.4f} | "
+              f"{s.pad_to_longest:.4f} | {s.packed:.4f} | {s.packed / s.pad_to_max:.2f}x | "
+              f"{s.packed_sequences} (overlong {s.overlong}) |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,97 @@
+"""`clinie-nemo evaluate`: parse generated predictions, merge chunks, score against the corpus."""
+
+from __future__ import annotations
+
+import argparse
+
+NAME = "evaluate"
+HELP = "Parse generated predictions of test records, merge them into documents and score them."
+EXAMPLES = """
+  clinie-nemo evaluate --records data/test.jsonl --predictions run/predictions.jsonl --corpus docs/test.jsonl
+  clinie-nemo evaluate --records test.jsonl --predictions pred.jsonl --corpus docs.jsonl --rules n2c2_2018 \\
+      --bootstrap 1000 --json run/scores.json --tag model=llama3-8b --tag method=lora --tag fold=n2c2_2018
+"""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--records", required=True, help="test records JSONL (from `clinie-nemo mix` or `render`)")
+    p.add_argument("--predictions", required=True, help="predictions JSONL ({\"id\", \"prediction\"} per line)")
+    p.add_argument("--corpus", required=True, help="gold documents JSONL the records were rendered from")
+    p.add_argument("--rules", default="default", help="scoring rule set (default, n2c2_2018, sdoh, radgraph, "
+                   "i2b2_2010)")
+    p.add_argument("--bootstrap", type=int, default=0, metavar="N", help="document bootstrap replicates for 95%% CIs")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    p.add_argument("--json", help="write the scores as JSON (e.g. RUN_DIR/scores.json)")
+    p.add_argument("--brat-out", help="also write the predicted documents as brat folders (one per task)")
+    p.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE",
+                   help="run metadata for reports (model, method, fold, fraction, seed, engine, few_shot_k)")
+    p.add_argument("--allow-missing", action="store_true", help="score records without a prediction as empty")
+    p.add_argument("--force", action="store_true", help="replace existing outputs")
+
+
+def parse_tags(tags: list[str]) -> dict[str, str]:
+    from clinie_nemo.errors import ConfigError
+
+    meta = {}
+    for tag in tags:
+        key, sep, value = tag.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--tag {tag!r}: expected KEY=VALUE")
+        meta[key.strip()] = value.strip()
+    return meta
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+
+    from clinie_nemo import docs_jsonl
+    from clinie_nemo.evaluation import evaluate_predictions
+    from clinie_nemo.fileio import atomic_write, check_output
+    from clinie_nemo.predictions import read_predictions, read_records
+    from clinie_nemo.progress import say
+    from clinie_nemo.scoring import get_rules
+    from clinie_nemo.scoring.table import parse_table, summary_table
+
+    rules = get_rules(args.rules)
+    meta = parse_tags(args.tag)
+    if args.json:
+        check_output(args.json, args.force)
+    if args.brat_out:
+        check_output(args.brat_out, args.force)
+        brat_writer()
+    records = read_records(args.records)
+    predictions = read_predictions(args.predictions, {r["id"] for r in records}, args.allow_missing)
+    corpus = list(docs_jsonl.read(args.corpus))
+    say(f"{len(records)} records, {len(predictions)} predictions, {len(corpus)} documents; rules {rules.name!r}")
+    result, predicted = evaluate_predictions(records, predictions, corpus, rules, args.bootstrap, args.seed)
+    result["meta"] = meta
+    for task, block in result["by_task"].items():
+        print(f"== task {task}")
+        print(summary_table(block, by_label=True))
+    print("== parse")
+    print(parse_table(result["parse"]))
+    if args.brat_out:
+        write_brat(args.brat_out, predicted, args.force)
+    if args.json:
+        with atomic_write(args.json) as fh:
+            json.dump(result, fh, indent=2)
+    return 0
+
+
+def brat_writer():
+    from clinie_nemo.errors import ConfigError
+
+    try:
+        from clinie_nemo.writers import WRITERS
+    except ImportError as exc:
+        raise ConfigError("--brat-out needs clinie_nemo.writers, not available in this build") from exc
+    return WRITERS["brat"]
+
+
+def write_brat(out_dir: str, predicted: dict, force: bool) -> None:
+    from clinie_nemo.fileio import atomic_dir
+
+    writer = brat_writer()
+    with atomic_dir(out_dir, force) as tmp:
+        for task, docs in predicted.items():
+            writer.write(docs, tmp / task)

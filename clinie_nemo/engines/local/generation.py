@@ -1,0 +1,136 @@
+"""Batched generation for the local engine: records JSONL -> predictions JSONL (CONTRACT item 5).
+
+Prompts are built exactly as in training (:func:`.data.prompt_ids`), sorted by token length, cut into
+batches of ``batch_size``, left-padded and decoded greedily (default) or by sampling (temperature, top_k,
+top_p, seeded). Generation stops at EOS or after ``max_new_tokens``. Predictions are written atomically in
+the records' order: ``{"id", "prediction", "engine": "local", "tokens", "finish_reason"}`` where
+``tokens`` counts generated tokens without the EOS and ``finish_reason`` is ``stop`` (EOS) or ``length``.
+
+``run_dir`` may be a local-engine run (``adapter/`` merged into its base, or ``model/``) or a plain HF model
+folder (zero-shot baselines).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from clinie_nemo.engines.local import data, runtime
+from clinie_nemo.engines.local.settings import LocalSettings
+from clinie_nemo.errors import ConfigError
+from clinie_nemo.fileio import write_jsonl
+from clinie_nemo.progress import progress, say
+
+
+@dataclass(frozen=True)
+class GenOptions:
+    strategy: str = "greedy"
+    max_new_tokens: int = 128
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    batch_size: int = 16
+    seed: int = 1234
+
+
+def gen_options(gen_config: Any) -> GenOptions:
+    """Accept None, a dict or a GenerateConfig-like object (attributes of the same names)."""
+    if gen_config is None:
+        return GenOptions()
+    fields = GenOptions.__dataclass_fields__
+    if isinstance(gen_config, dict):
+        unknown = sorted(set(gen_config) - set(fields))
+        if unknown:
+            raise ConfigError(f"unknown generation option(s) {unknown}; valid: {sorted(fields)}")
+        return GenOptions(**gen_config)
+    return GenOptions(**{k: getattr(gen_config, k) for k in fields if hasattr(gen_config, k)})
+
+
+def load_for_generation(run_dir: Path, device: Any, amp: Any) -> tuple[Any, Any, LocalSettings | None]:
+    """(model in eval mode, tokenizer, training settings or None for a plain model folder)."""
+    facts = runtime.read_engine_file(run_dir)
+    settings = LocalSettings(**{**facts["settings"], "lora_targets": tuple(facts["settings"]["lora_targets"]),
+                                "notes": ()}) if facts.get("settings") else None
+    if (run_dir / "adapter").is_dir():
+        from peft import PeftModel
+
+        base = runtime.load_causal_lm(settings.model_path if settings else _adapter_base(run_dir), dtype=amp)
+        model = PeftModel.from_pretrained(base, str(run_dir / "adapter")).merge_and_unload()
+        tokenizer = runtime.load_tokenizer(run_dir / "adapter")
+    elif (run_dir / "model").is_dir():
+        model = runtime.load_causal_lm(run_dir / "model", dtype=amp)
+        tokenizer = runtime.load_tokenizer(run_dir / "model")
+    elif (run_dir / "config.json").is_file():
+        model = runtime.load_causal_lm(run_dir, dtype=amp)
+        tokenizer = runtime.load_tokenizer(run_dir)
+    else:
+        raise ConfigError(f"{run_dir} has no adapter/ or model/ (training not finished?) and is no HF model folder")
+    return model.to(device).eval(), tokenizer, settings
+
+
+def _adapter_base(run_dir: Path) -> str:
+    cfg = json.loads((run_dir / "adapter" / "adapter_config.json").read_text())
+    return cfg["base_model_name_or_path"]
+
+
+def generate_batch(model: Any, tokenizer: Any, prompts: list[list[int]], opts: GenOptions,
+                   device: Any) -> list[tuple[list[int], str]]:
+    """Generate for token-id prompts (left padded); returns (new tokens without EOS/pad, finish_reason)."""
+    import torch
+
+    width = max(len(p) for p in prompts)
+    pad = tokenizer.pad_token_id
+    ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=device)
+    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=device)
+    kwargs: dict[str, Any] = {"max_new_tokens": opts.max_new_tokens, "pad_token_id": pad,
+                              "eos_token_id": tokenizer.eos_token_id}
+    if opts.strategy == "sample":
+        kwargs.update(do_sample=True, temperature=opts.temperature, top_k=opts.top_k or None, top_p=opts.top_p)
+    else:
+        kwargs.update(do_sample=False, temperature=None, top_k=None, top_p=None)
+    with torch.no_grad():
+        out = model.generate(input_ids=ids, attention_mask=mask, **kwargs)[:, width:].tolist()
+    results = []
+    for row in out:
+        if tokenizer.eos_token_id in row:
+            results.append((row[: row.index(tokenizer.eos_token_id)], "stop"))
+        else:
+            results.append(([t for t in row if t != pad] if pad != tokenizer.eos_token_id else row, "length"))
+    return results
+
+
+def run_generation(run_dir: str | Path, records_path: str | Path, output_path: str | Path,
+                   gen_config: Any = None) -> int:
+    """Write one prediction per record to ``output_path`` (atomically); returns the count."""
+    import torch
+
+    run_dir = Path(run_dir)
+    opts = gen_options(gen_config)
+    if opts.strategy not in ("greedy", "sample"):
+        raise ConfigError(f"strategy must be greedy or sample, not {opts.strategy!r}")
+    runtime.quiet_transformers()
+    runtime.configure_threads()
+    device, amp = runtime.device_and_dtype()
+    records = data.read_records(records_path)
+    model, tokenizer, settings = load_for_generation(run_dir, device, amp)
+    settings = settings or LocalSettings(model_path=str(run_dir), max_steps=1)
+    prompts = [data.prompt_ids(tokenizer, settings.prompt_of(r["input"]), settings.add_bos) for r in records]
+    limit = getattr(model.config, "max_position_embeddings", 1 << 30) - opts.max_new_tokens
+    prompts = [p[-limit:] if len(p) > limit else p for p in prompts]
+    order = sorted(range(len(records)), key=lambda i: len(prompts[i]))
+    batches = [order[i:i + opts.batch_size] for i in range(0, len(order), opts.batch_size)]
+    torch.manual_seed(opts.seed)
+    outputs: dict[int, tuple[list[int], str]] = {}
+    say(f"generating {len(records)} predictions on {device.type} ({opts.strategy}, batch {opts.batch_size}, "
+        f"max {opts.max_new_tokens} new tokens)")
+    for batch in progress(batches, "generate", len(batches), unit="batch"):
+        for i, res in zip(batch, generate_batch(model, tokenizer, [prompts[i] for i in batch], opts, device)):
+            outputs[i] = res
+    rows = ({"id": r.get("id", str(i)), "prediction": tokenizer.decode(outputs[i][0], skip_special_tokens=True),
+             "engine": "local", "tokens": len(outputs[i][0]), "finish_reason": outputs[i][1]}
+            for i, r in enumerate(records))
+    n = write_jsonl(output_path, rows)
+    say(f"wrote {n} predictions to {output_path}")
+    return n

@@ -1,0 +1,271 @@
+"""The local engine's training loop: LoRA (peft) or full fine-tuning of an HF causal LM on one device.
+
+``run_training(settings, data_dir, run_dir)`` reads ``data_dir/training.jsonl`` (and validation.jsonl when
+``validation_interval`` > 0), trains ``max_steps`` optimiser steps (or ``max_epochs`` epochs) of
+``global_batch`` rows each, accumulated over ``global_batch / micro_batch`` micro batches, with the loss
+averaged over all completion tokens of the step. AdamW, linear warmup then cosine/linear/constant decay.
+
+Run directory: ``metrics.jsonl`` (one line per step: step, loss, lr, tokens_per_s, step_time_s, elapsed_s),
+``checkpoints/step-<n>/`` every ``save_interval`` steps (last ``keep_last`` kept), then ``adapter/`` (HF PEFT)
+or ``model/`` (full weights) with the tokenizer, ``local_engine.json`` and ``DONE``.
+
+Restart: a run with checkpoints resumes from the newest at its step and data position and ends at the
+same step count. Preemption: SIGUSR1 or SIGTERM lets the current step finish, writes a checkpoint and
+exits with code 124 (:class:`Preempted`, a SystemExit) so a Slurm script can requeue the job.
+Progress lines (stderr) carry step, loss, tokens/s and ETA, never record text.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import signal
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from clinie_nemo.engines.local import checkpoint as ckpt
+from clinie_nemo.engines.local import data, runtime
+from clinie_nemo.engines.local.schedule import lr_at
+from clinie_nemo.engines.local.settings import LocalSettings
+from clinie_nemo.errors import ConfigError
+from clinie_nemo.progress import progress, say
+
+PREEMPTED_EXIT_CODE = 124
+STOP_SIGNALS = (signal.SIGUSR1, signal.SIGTERM)
+# settings that may change between a run and its restart
+RESTART_MUTABLE = {"log_interval", "notes", "save_interval", "keep_last"}
+
+
+class Preempted(SystemExit):
+    """Training stopped on SIGUSR1/SIGTERM after writing a checkpoint: exit code 124, requeue me."""
+
+    def __init__(self, step: int):
+        super().__init__(PREEMPTED_EXIT_CODE)
+        self.step = step
+
+
+@contextlib.contextmanager
+def stop_requests() -> Iterator[dict[str, int]]:
+    """Install SIGUSR1/SIGTERM handlers that only record the request (restored on exit)."""
+    flag = {"signal": 0}
+
+    def handler(signum: int, _frame: Any) -> None:
+        flag["signal"] = signum
+
+    previous = {}
+    with contextlib.suppress(ValueError):  # not the main thread: no handlers
+        for sig in STOP_SIGNALS:
+            previous[sig] = signal.signal(sig, handler)
+    try:
+        yield flag
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def build_model(settings: LocalSettings, device: Any, amp: Any) -> Any:
+    """Base model (bf16 base under LoRA on GPU), wrapped with a peft LoRA adapter unless method is full."""
+    import torch
+
+    base_dtype = amp if (amp is not None and settings.method == "lora") else None
+    model = runtime.load_causal_lm(settings.model_path, dtype=base_dtype)
+    model.config.use_cache = False
+    if settings.method == "lora":
+        from peft import LoraConfig, get_peft_model
+
+        model = get_peft_model(model, LoraConfig(
+            r=settings.lora_r, lora_alpha=settings.lora_alpha, lora_dropout=settings.lora_dropout,
+            target_modules=settings.hf_target_modules(), task_type="CAUSAL_LM", bias="none"))
+        for p in model.parameters():
+            if p.requires_grad:
+                p.data = p.data.float()
+    else:
+        model = model.float()
+    model.to(device)
+    model.train()
+    torch.manual_seed(settings.seed)  # dropout stream independent of how many params were initialised
+    return model
+
+
+def loss_sum(model: Any, batch: dict[str, Any], device: Any, amp: Any) -> tuple[Any, int]:
+    """Summed cross-entropy over labelled tokens (the LM head runs on those positions only), and their count."""
+    import torch
+    import torch.nn.functional as F
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    ids = batch["input_ids"].to(device)
+    labels = batch["labels"].to(device)[:, 1:]
+    ctx = torch.autocast(device.type, dtype=amp) if amp is not None else contextlib.nullcontext()
+    with ctx:
+        hidden = base.model(input_ids=ids, position_ids=batch["position_ids"].to(device),
+                            attention_mask=None, use_cache=False).last_hidden_state[:, :-1]
+        keep = labels != data.IGNORE
+        logits = base.lm_head(hidden[keep])
+    return F.cross_entropy(logits.float(), labels[keep], reduction="sum"), int(keep.sum())
+
+
+def take(stream: Iterator[tuple[int, data.Row]], n: int) -> list[tuple[int, data.Row]]:
+    rows = [r for _, r in zip(range(n), stream)]
+    if len(rows) < n:
+        raise ConfigError("no training rows (is training.jsonl empty?)")
+    return rows
+
+
+def validation_loss(model: Any, rows: list[data.Row], settings: LocalSettings, pad_id: int, device: Any,
+                    amp: Any) -> float:
+    import torch
+
+    model.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for i in range(0, len(rows), settings.micro_batch):
+            s, n = loss_sum(model, data.collate(rows[i:i + settings.micro_batch], pad_id), device, amp)
+            total, count = total + float(s), count + n
+    model.train()
+    return total / max(1, count)
+
+
+def format_eta(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def run_training(settings: LocalSettings, data_dir: str | Path, run_dir: str | Path,
+                 on_step: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Train (or resume) into ``run_dir``; returns the DONE facts. Raises :class:`Preempted` on a stop signal.
+    ``on_step(step)`` is called after every completed step (tests use it to send themselves a signal)."""
+    import torch
+
+    run_dir, data_dir = Path(run_dir), Path(data_dir)
+    if (run_dir / "DONE").is_file():
+        say(f"{run_dir} is already DONE; nothing to train")
+        return json.loads((run_dir / "DONE").read_text())
+    run_dir.mkdir(parents=True, exist_ok=True)
+    runtime.quiet_transformers()
+    threads = runtime.configure_threads()
+    device, amp = runtime.device_and_dtype(settings.precision)
+    check_restart_settings(run_dir, settings)
+    for note in settings.notes:
+        say(f"local engine: {note}")
+
+    tokenizer = runtime.load_tokenizer(settings.tokenizer_path or settings.model_path)
+    records = data.read_records(data_dir / "training.jsonl")
+    examples = [data.encode_example(tokenizer, settings, r) for r in progress(records, "tokenise", len(records))]
+    truncated = sum(e.truncated for e in examples)
+    if truncated:
+        say(f"{truncated} of {len(examples)} examples longer than seq_length {settings.seq_length}: prompt cut")
+    rows_per_epoch = len(data.epoch_rows(examples, settings.seed, 0, settings.packing, settings.seq_length))
+    total_steps = settings.max_steps or math.ceil(settings.max_epochs * rows_per_epoch / settings.global_batch)
+    val_rows: list[data.Row] = []
+    if settings.validation_interval and (data_dir / "validation.jsonl").is_file():
+        val_rows = [data.single_row(data.encode_example(tokenizer, settings, r))
+                    for r in data.read_records(data_dir / "validation.jsonl")[:64]]
+
+    torch.manual_seed(settings.seed)
+    model = build_model(settings, device, amp)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=settings.lr, betas=(settings.adam_beta1, settings.adam_beta2),
+                                  weight_decay=settings.weight_decay)
+    start, rows_done, elapsed0 = 0, 0, 0.0
+    latest = ckpt.latest_checkpoint(run_dir)
+    if latest is not None:
+        state = ckpt.load_checkpoint(latest, model, optimizer)
+        start, rows_done, elapsed0 = state["step"], state["rows_consumed"], state.get("elapsed_s", 0.0)
+        say(f"resuming from {latest.name}: step {start}/{total_steps}, data position {rows_done} rows")
+    truncate_metrics(run_dir / "metrics.jsonl", start)
+    pad_id = tokenizer.pad_token_id
+    n_trainable = sum(p.numel() for p in params)
+    say(f"local engine: {settings.method} on {device.type}{' ' + str(amp).split('.')[-1] if amp else ''}"
+        f"{f', {threads} threads' if threads else ''}; {len(examples)} examples, {rows_per_epoch} rows/epoch, "
+        f"{total_steps} steps x {settings.global_batch} rows (micro {settings.micro_batch}); "
+        f"{n_trainable:,} trainable parameters")
+
+    stream = data.row_stream(examples, settings.seed, settings.packing, settings.seq_length, skip=rows_done)
+    t_start = time.perf_counter()
+    loss = float("nan")
+    with stop_requests() as stop, (run_dir / "metrics.jsonl").open("a", encoding="utf-8") as metrics:
+        for step in range(start, total_steps):
+            t0 = time.perf_counter()
+            lr = lr_at(step, total_steps, settings.lr, settings.min_lr, settings.warmup_steps, settings.schedule)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            taken = take(stream, settings.global_batch)
+            epoch = taken[-1][0]
+            rows = [r for _, r in taken]
+            micro = [data.collate(rows[i:i + settings.micro_batch], pad_id)
+                     for i in range(0, len(rows), settings.micro_batch)]
+            n_labels = max(1, sum(int((b["labels"][:, 1:] != data.IGNORE).sum()) for b in micro))
+            step_loss = 0.0
+            for batch in micro:
+                s, _ = loss_sum(model, batch, device, amp)
+                (s / n_labels).backward()
+                step_loss += float(s.detach())
+            if settings.clip_grad > 0:
+                torch.nn.utils.clip_grad_norm_(params, settings.clip_grad)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            rows_done += len(rows)
+            loss = step_loss / n_labels
+            dt = time.perf_counter() - t0
+            elapsed = elapsed0 + time.perf_counter() - t_start
+            tokens = sum(b["tokens"] for b in micro)
+            line = {"step": step + 1, "loss": round(loss, 6), "lr": lr, "tokens_per_s": round(tokens / dt, 1),
+                    "step_time_s": round(dt, 4), "elapsed_s": round(elapsed, 2), "epoch": epoch}
+            if val_rows and (step + 1) % settings.validation_interval == 0:
+                line["val_loss"] = round(validation_loss(model, val_rows, settings, pad_id, device, amp), 6)
+            metrics.write(json.dumps(line) + "\n")
+            metrics.flush()
+            done = step + 1
+            if done == 1 or done % settings.log_interval == 0 or done == total_steps:
+                rate = (time.perf_counter() - t_start) / (done - start)
+                say(f"step {done}/{total_steps} loss {loss:.4f} lr {lr:.2e} tokens/s {tokens / dt:,.0f} "
+                    f"eta {format_eta(rate * (total_steps - done))}")
+            state = {"rows_consumed": rows_done, "elapsed_s": elapsed, "total_steps": total_steps, "loss": loss}
+            if on_step is not None:
+                on_step(done)
+            if done % settings.save_interval == 0 or (stop["signal"] and done < total_steps):
+                ckpt.save_checkpoint(run_dir, done, model, optimizer, state, settings.keep_last)
+            if stop["signal"] and done < total_steps:
+                say(f"signal {stop['signal']}: checkpoint at step {done} written; exiting {PREEMPTED_EXIT_CODE}")
+                raise Preempted(done)
+    return finish(settings, model, tokenizer, run_dir, total_steps, loss, elapsed0 + time.perf_counter() - t_start)
+
+
+def finish(settings: LocalSettings, model: Any, tokenizer: Any, run_dir: Path, steps: int, loss: float,
+           elapsed: float) -> dict[str, Any]:
+    """Save adapter/ (LoRA, HF PEFT format) or model/ (full) atomically with the tokenizer, then DONE."""
+    from clinie_nemo.fileio import atomic_dir, atomic_write
+
+    kind = "adapter" if settings.method == "lora" else "model"
+    with atomic_dir(run_dir / kind, force=True) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+    facts = {"steps": steps, "final_loss": loss, "elapsed_s": round(elapsed, 2), "output": kind}
+    with atomic_write(run_dir / "DONE") as fh:
+        json.dump(facts, fh, indent=2)
+    say(f"training done: {steps} steps, final loss {loss:.4f}; wrote {run_dir / kind}")
+    return facts
+
+
+def check_restart_settings(run_dir: Path, settings: LocalSettings) -> None:
+    """Record the settings on the first start; refuse a restart whose settings differ (beyond logging)."""
+    recorded = runtime.read_engine_file(run_dir).get("settings")
+    current = settings.to_dict()
+    if recorded is not None:
+        changed = sorted(k for k in current if k not in RESTART_MUTABLE and recorded.get(k) != current[k])
+        if changed:
+            raise ConfigError(f"{run_dir} was started with different settings ({', '.join(changed)}); "
+                              "use a new run directory")
+    runtime.write_engine_file(run_dir, {"engine": "local", "settings": current})
+
+
+def truncate_metrics(path: Path, step: int) -> None:
+    """Drop metric lines after ``step`` (written by a run killed after its last checkpoint)."""
+    if not path.is_file():
+        return
+    lines = [ln for ln in path.read_text(encoding="utf-8").splitlines()
+             if ln.strip() and json.loads(ln)["step"] <= step]
+    path.write_text("".join(ln + "\n" for ln in lines), encoding="utf-8")

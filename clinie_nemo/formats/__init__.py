@@ -1,0 +1,23 @@
+"""Target formats: ``FORMATS`` maps a name to a module with ``encode(target, chunk_text, with_relations)
+-> (text, losses)``, its exact inverse ``decode(text, chunk_text, with_relations, labels) -> Target``
+(raises :class:`DecodeError`), ``encode_answer``/``decode_answer`` (the ``re_pair`` answer) and
+``describe(with_relations)`` (the format instruction put into prompts)."""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from clinie_nemo.errors import unknown_name
+from clinie_nemo.formats import inline, json_target, lines
+from clinie_nemo.formats._common import NONE_ANSWER, DecodeError
+
+FORMATS: dict[str, ModuleType] = {"lines": lines, "json": json_target, "inline": inline}
+
+
+def get(name: str) -> ModuleType:
+    if name not in FORMATS:
+        raise unknown_name("format", name, FORMATS)
+    return FORMATS[name]
+
+
+__all__ = ["FORMATS", "NONE_ANSWER", "DecodeError", "get"]

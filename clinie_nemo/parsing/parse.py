@@ -1,0 +1,151 @@
+"""Parsing one generated prediction into annotations with document offsets, counting every failure.
+
+Chain: clean (fences) -> decode (per format, see decode.py) -> map labels onto the schema -> place each
+mention in the record's chunk (exact, case-insensitive, whitespace-normalised) -> shift by the chunk start.
+Causes of a prediction that cannot be placed: ``unparseable`` (output or element unreadable),
+``invalid_label``, ``mention_not_in_text``, ``ambiguous_occurrence``, ``truncated_output`` (the engine
+stopped at its token limit, or JSON had to be cut back: the cut-off tail is lost).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from clinie_nemo.parsing.clean import strip_code_fences
+from clinie_nemo.parsing.decode import DECODERS, Decoded, Link, Mention, decode_answer
+from clinie_nemo.parsing.labels import LabelMap
+from clinie_nemo.parsing.place import MATCHERS, MENTION_NOT_IN_TEXT, PlacementFailure, place_mention
+
+CAUSES = ("unparseable", "invalid_label", "mention_not_in_text", "ambiguous_occurrence", "truncated_output")
+
+# an entity as merge needs it: (label, spans in document offsets, attributes)
+EntityKey = tuple[str, tuple[tuple[int, int], ...], tuple[tuple[str, str], ...]]
+
+
+@dataclass
+class RecordParse:
+    record_id: str
+    doc_id: str
+    dataset: str
+    task: str
+    entities: list[EntityKey] = field(default_factory=list)
+    relations: list[tuple[str, EntityKey | str, EntityKey | str]] = field(default_factory=list)
+    failures: Counter[str] = field(default_factory=Counter)
+    placed: int = 0
+    how: Counter[str] = field(default_factory=Counter)  # which placer found each mention
+
+
+def exact_formats() -> dict[str, Any]:
+    """Rendering's exact format inverses (``clinie_nemo.formats.FORMATS``), when that package is present."""
+    try:
+        from clinie_nemo.formats import FORMATS
+    except ImportError:
+        return {}
+    return FORMATS
+
+
+def _from_target(target: Any) -> Decoded:
+    out = Decoded()
+    for e in target.entities:
+        out.mentions.append(Mention(e.label, tuple((f.text, f.occurrence) for f in e.fragments), e.attributes))
+    out.links = [Link(r.label, r.head, r.tail) for r in target.relations]
+    return out
+
+
+def decode_prediction(fmt: str, text: str, task: str, chunk: str, labels: tuple[str, ...]) -> Decoded:
+    """The exact inverse first (a well-formed answer means exactly what rendering meant), then the tolerant
+    decoder on the text cleaned of code fences. ValueError when neither can read it."""
+    if fmt not in DECODERS:
+        from clinie_nemo.errors import unknown_name
+
+        raise unknown_name("target format", fmt, DECODERS)
+    exact = exact_formats().get(fmt)
+    if exact is not None:
+        try:
+            if task == "re_pair":
+                return Decoded(answer=exact.decode_answer(text))
+            return _from_target(exact.decode(text, chunk, task == "re_e2e", labels=labels))
+        except ValueError:  # formats.DecodeError is a ValueError
+            pass
+    body = strip_code_fences(text)
+    if task == "re_pair":
+        return decode_answer(body)
+    return DECODERS[fmt](body, chunk)
+
+
+def _place(chunk: str, start: int, mention: Mention) -> tuple[tuple[tuple[int, int], ...], str]:
+    spans, hows = [], []
+    for text, occurrence in mention.fragments:
+        (s, e), how = place_mention(chunk, text, occurrence)
+        spans.append((start + s, start + e))
+        hows.append(how)
+    spans.sort()
+    if any(a[1] > b[0] for a, b in zip(spans, spans[1:])):
+        raise PlacementFailure(MENTION_NOT_IN_TEXT)  # fragments that overlap cannot be one mention
+    worst = max(hows, key=list(MATCHERS).index)
+    return tuple(spans), worst
+
+
+def parse_record(record: dict[str, Any], prediction: str, doc_text: str, entity_labels: LabelMap,
+                 relation_labels: LabelMap, finish_reason: str | None = None) -> RecordParse:
+    task = record.get("task", "ce")
+    out = RecordParse(record["id"], record["doc_id"], record.get("dataset", ""), task)
+    start, end = record["chunk"]
+    chunk = doc_text[start:end]
+    try:
+        decoded = decode_prediction(record.get("format", "lines"), prediction, task, chunk, entity_labels.labels)
+    except ValueError:
+        out.failures["unparseable"] += 1
+        return out
+    out.failures["unparseable"] += decoded.unreadable
+    if finish_reason == "length" or decoded.truncated:
+        out.failures["truncated_output"] += 1
+        if finish_reason == "length" and not decoded.truncated and decoded.mentions:
+            decoded.mentions.pop()  # the last mention may be cut mid-word: not trusted
+    if task == "re_pair":
+        _pair(record, decoded, relation_labels, out)
+        return out
+    placed: dict[int, EntityKey] = {}
+    for i, m in enumerate(decoded.mentions):
+        label = entity_labels.get(m.label)
+        if label is None:
+            out.failures["invalid_label"] += 1
+            continue
+        try:
+            spans, how = _place(chunk, start, m)
+        except PlacementFailure as exc:
+            out.failures[exc.cause] += 1
+            continue
+        key: EntityKey = (label, spans, m.attributes)
+        placed[i] = key
+        out.how[how] += 1
+        if key not in out.entities:
+            out.entities.append(key)
+    out.placed = len(placed)
+    for link in decoded.links:
+        label = relation_labels.get(link.label)
+        if label is None:
+            out.failures["invalid_label"] += 1
+        elif link.head in placed and link.tail in placed:
+            out.relations.append((label, placed[link.head], placed[link.tail]))
+    return out
+
+
+def _pair(record: dict[str, Any], decoded: Decoded, relation_labels: LabelMap, out: RecordParse) -> None:
+    answer = decoded.answer
+    if answer is None:
+        if decoded.unreadable == 0:
+            out.failures["unparseable"] += 1
+        return
+    if answer.strip().lower() == "none":
+        out.placed = 1
+        return
+    label = relation_labels.get(answer)
+    if label is None:
+        out.failures["invalid_label"] += 1
+        return
+    head, tail = record["pair"]
+    out.relations.append((label, str(head), str(tail)))
+    out.placed = 1

@@ -1,0 +1,245 @@
+"""Public render API: documents -> instruction records (+ round-trip stats and cross-chunk counts), and
+the exact inverse used at evaluation (:func:`decode_record`).
+
+    result = render_documents(docs, RenderOptions(task="ce", format="inline", dataset="n2c2_2018",
+                                                  max_tokens=4096, tokenizer="models/llama/"))
+    result.records          # list of dicts (clinie_nemo.records)
+    result.roundtrip        # RoundTripStats (counts only)
+    result.cross_chunk      # Counter: relations / event arguments split across chunks
+    result.token_lengths    # prompt + target + 2 special tokens, per record
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from clinie_nemo import formats, tasks
+from clinie_nemo.chunking import chunk_spans, chunk_views, view_for
+from clinie_nemo.document import Document
+from clinie_nemo.errors import ConfigError, unknown_name
+from clinie_nemo.formats import DecodeError
+from clinie_nemo.records import make_record
+from clinie_nemo.roundtrip import RoundTripStats
+from clinie_nemo.schema import TaskSchema, merged, schema_for_dataset, schema_from_documents
+from clinie_nemo.target import Annotations, ChunkView
+from clinie_nemo.tasks import TaskOptions
+from clinie_nemo.tasks.re_pair import MARKERS
+from clinie_nemo.templates import Template, build_prompt, choose, templates_for
+from clinie_nemo.tokens import SPECIAL_TOKENS_PER_RECORD, TokenCounter, load_counter
+
+TEMPLATE_POLICIES = ("fixed", "rotate")
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    task: str
+    format: str = "json"
+    dataset: str | None = None  # registered dataset: its schema and the records' "dataset"
+    schema: TaskSchema | None = None  # explicit schema (else the dataset's, else collected from docs)
+    template: str | None = None  # a fixed template name (implies policy "fixed")
+    template_policy: str = "fixed"  # fixed (first template) | rotate (hash of seed and record id)
+    seed: int = 13
+    max_tokens: int | None = None  # None: one chunk per document
+    tokenizer: str | None = None  # local tokenizer folder; None: fallback counter
+    token_counter: TokenCounter | None = field(default=None, compare=False)
+    few_shot: tuple[tuple[str, str], ...] = ()  # (example text, example answer) pairs put in every prompt
+    messages: bool = False  # chat form {"messages": [...]} instead of input/output
+    labels: tuple[str, ...] | None = None  # restrict entity labels
+    task_options: TaskOptions = TaskOptions()
+    check_roundtrip: bool = True
+
+
+@dataclass
+class RenderResult:
+    records: list[dict[str, Any]]
+    roundtrip: RoundTripStats
+    cross_chunk: Counter[str]
+    token_lengths: list[int]
+    schema: TaskSchema
+    chunks: int = 0
+
+    def report(self) -> dict[str, Any]:
+        """Counts only: safe to print or write to a manifest."""
+        return {"records": len(self.records), "chunks": self.chunks, "roundtrip": self.roundtrip.to_json(),
+                "cross_chunk": dict(sorted(self.cross_chunk.items())),
+                "max_tokens_seen": max(self.token_lengths, default=0)}
+
+    def lines(self) -> list[str]:
+        out = self.roundtrip.lines()
+        if self.cross_chunk:
+            out.append("  split across chunks (not in any record):")
+            out += [f"    {cause:<44} {n:>7}" for cause, n in sorted(self.cross_chunk.items())]
+        return out
+
+
+def resolve_schema(docs: Sequence[Document], options: RenderOptions) -> TaskSchema:
+    if options.schema is not None:
+        schema = options.schema
+    else:
+        name = options.dataset or _only_dataset(docs)
+        observed = schema_from_documents(docs, name or "documents")
+        schema = merged(schema_for_dataset(name), observed) if name and _registered(name) else observed
+        if options.dataset and not _registered(options.dataset):
+            schema_for_dataset(options.dataset)  # raises the unknown-dataset error with valid names
+    return schema.restrict_entities(options.labels) if options.labels else schema
+
+
+def _only_dataset(docs: Sequence[Document]) -> str | None:
+    names = {d.dataset for d in docs}
+    return names.pop() if len(names) == 1 and "" not in names else None
+
+
+def _registered(name: str) -> bool:
+    try:
+        from clinie_nemo import datasets
+    except ImportError:
+        return False
+    return name in datasets.DATASETS
+
+
+def label_block(pairs: Iterable[tuple[str, str]]) -> str:
+    return "\n".join(f"- {label}: {definition}" if definition else f"- {label}" for label, definition in pairs)
+
+
+def relation_block(schema: TaskSchema) -> str:
+    defs = dict(schema.relation_labels)
+    heads_tails: dict[str, list[str]] = {}
+    for rel, h, t in schema.candidate_pairs():
+        heads_tails.setdefault(rel, []).append(f"{h} -> {t}")
+    lines = []
+    for rel in schema.relation_names:
+        pairs = ", ".join(heads_tails.get(rel, []))
+        text = f"- {rel}" + (f" ({pairs})" if pairs else "") + (f": {defs[rel]}" if defs.get(rel) else "")
+        lines.append(text)
+    return "\n".join(lines)
+
+
+class _Renderer:
+    def __init__(self, docs: Sequence[Document], options: RenderOptions):
+        if options.template_policy not in TEMPLATE_POLICIES:
+            raise unknown_name("template policy", options.template_policy, TEMPLATE_POLICIES)
+        self.options = options
+        self.task = tasks.get(options.task)
+        self.fmt = formats.get(options.format)
+        self.schema = resolve_schema(docs, options)
+        self.templates = templates_for(options.task, options.template)
+        self.policy = "fixed" if options.template else options.template_policy
+        self.counter = options.token_counter or load_counter(options.tokenizer)
+        self.format_text = self.fmt.describe_answer() if options.task == "re_pair" \
+            else self.fmt.describe(self.task.WITH_RELATIONS)
+        self.dataset = options.dataset or self.schema.name
+        self._instructions: dict[tuple[str, tuple[str, ...]], str] = {}
+
+    def instruction(self, template: Template, labels: tuple[str, ...]) -> str:
+        key = (template.name, labels)
+        if key not in self._instructions:
+            defs = dict(self.schema.entity_labels)
+            self._instructions[key] = template.fill(label_block((lb, defs.get(lb, "")) for lb in labels),
+                                                    relation_block(self.schema), self.format_text)
+        return self._instructions[key]
+
+    def prompt(self, template: Template, labels: tuple[str, ...], text: str) -> str:
+        return build_prompt(template, self.instruction(template, labels), text, self.options.few_shot)
+
+    def fits(self, doc: Document, start: int, end: int) -> bool:
+        """Does the chunk [start, end) fit max_tokens with the longest template? For ``re_pair`` the pair
+        markers are bounded by their own tokens plus one split token on each side of each marker."""
+        view = view_for(doc, start, end)
+        extra = 0
+        if self.options.task == "re_pair":
+            answers = (self.fmt.encode_answer(r) for r in (*self.schema.relation_names, "none"))
+            out_tokens = max(self.counter.count(a) for a in answers)
+            extra = sum(self.counter.count(m) + 2 for m in MARKERS)
+        else:
+            items = self.task.items(view, self.schema, self.fmt, self.options.task_options)
+            out_tokens = max((self.counter.count(i.output) for i in items), default=0)
+        prompt_tokens = max(self.counter.count(self.prompt(t, self.schema.entity_names, view.text))
+                            for t in self.templates)
+        return prompt_tokens + extra + out_tokens + SPECIAL_TOKENS_PER_RECORD <= self.options.max_tokens
+
+    def render_doc(self, doc: Document, result: RenderResult) -> None:
+        fits = None if self.options.max_tokens is None else (lambda s, e: self.fits(doc, s, e))
+        spans = chunk_spans(doc, fits, f"max_tokens={self.options.max_tokens}")
+        views, crossing = chunk_views(doc, spans)
+        result.cross_chunk.update(crossing)
+        result.chunks += len(views)
+        doc_entities = doc.entity_index()
+        for view in views:
+            items = self.task.items(view, self.schema, self.fmt, self.options.task_options)
+            decoded = Annotations()
+            for item in items:
+                result.roundtrip.losses.update(item.losses)
+                if item.extras.get("no_record"):
+                    continue
+                record_id = f"{self.dataset}/{doc.id}/{self.options.task}/{view.index}{item.suffix}"
+                template = choose(self.templates, self.policy, self.options.seed, record_id)
+                prompt = self.prompt(template, item.entity_labels, item.text)
+                extras = dict(item.extras)
+                if self.options.few_shot:
+                    extras["few_shot"] = len(self.options.few_shot)
+                result.records.append(make_record(
+                    prompt=prompt, output=item.output, record_id=record_id, dataset=self.dataset,
+                    task=self.options.task, template=template.name, template_hash=template.hash,
+                    fmt=self.options.format, doc_id=doc.id, chunk=(view.start, view.end), extras=extras,
+                    messages=self.options.messages))
+                result.token_lengths.append(self.counter.count(prompt) + self.counter.count(item.output)
+                                            + SPECIAL_TOKENS_PER_RECORD)
+                result.roundtrip.records += 1
+                if self.options.check_roundtrip:
+                    decoded = _union(decoded, self.decode(item.output, view, item.extras, record_id, result))
+            if self.options.check_roundtrip:
+                gold = self.task.gold(view, self.schema, self.options.task_options)
+                result.roundtrip.add_chunk(gold, decoded, doc_entities)
+
+    def decode(self, output: str, view: ChunkView, extras: dict[str, Any], record_id: str,
+               result: RenderResult) -> Annotations:
+        try:
+            ann, failures = self.task.decode(output, view, extras, self.schema, self.fmt, f"{record_id}:")
+        except DecodeError as exc:
+            result.roundtrip.failures[exc.cause] += 1
+            return Annotations()
+        result.roundtrip.failures.update(failures)
+        return ann
+
+
+def _union(a: Annotations, b: Annotations) -> Annotations:
+    return Annotations(a.entities + b.entities, a.relations + b.relations, a.events + b.events)
+
+
+def render_documents(docs: Iterable[Document], options: RenderOptions) -> RenderResult:
+    """Records for ``docs`` (in document order, chunks in text order), with the round-trip check."""
+    docs = list(docs)
+    renderer = _Renderer(docs, options)
+    result = RenderResult([], RoundTripStats(), Counter(), [], renderer.schema)
+    for doc in docs:
+        renderer.render_doc(doc, result)
+    if options.max_tokens is not None:
+        too_long = [r["id"] for r, n in zip(result.records, result.token_lengths) if n > options.max_tokens]
+        if too_long:
+            raise ConfigError(f"{len(too_long)} records exceed max_tokens={options.max_tokens} "
+                              f"(first: {too_long[0]}); raise --max-tokens")
+    return result
+
+
+def decode_record(record: dict[str, Any], prediction: str, document: Document,
+                  schema: TaskSchema | None = None) -> tuple[Annotations, Counter[str]]:
+    """Exact inverse for one record: a prediction -> annotations with document offsets, and failures by
+    cause (an unreadable prediction gives no annotations and one failure). ``schema`` defaults to the
+    record's registered dataset, else the labels of ``document``."""
+    task = tasks.get(record["task"])
+    fmt = formats.get(record["format"])
+    if schema is None:
+        name = record.get("dataset", "")
+        schema = merged(schema_for_dataset(name), schema_from_documents([document])) if _registered(name) \
+            else schema_from_documents([document], name or "documents")
+    start, end = record["chunk"]
+    view = ChunkView(document, 0, int(start), int(end))
+    extras = {k: v for k, v in record.items() if k in ("pair", "label")}
+    try:
+        return task.decode(prediction, view, extras, schema, fmt, f"{record['id']}:")
+    except DecodeError as exc:
+        return Annotations(), Counter({exc.cause: 1})
+

@@ -1,0 +1,88 @@
+"""Collecting runs for a report: every ``scores.json`` under the given folders, with its ``meta`` tags
+(model, method, fold, fraction, seed, few_shot_k) and the optional ``cost.json`` beside it."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from clinie_nemo.errors import InputError, Problem
+
+META_COLUMNS = ("model", "method", "fold", "fraction", "seed", "few_shot_k")
+
+
+@dataclass(frozen=True)
+class Run:
+    path: str  # the scores.json
+    meta: dict[str, str]
+    ce_f1: float | None
+    ce_ci: tuple[float, float] | None
+    re_f1: float | None
+    re_ci: tuple[float, float] | None
+    gpu_hours: float | None
+
+    def tag(self, key: str, default: str = "") -> str:
+        return str(self.meta.get(key, default))
+
+    @property
+    def fraction(self) -> float | None:
+        try:
+            return float(self.meta["fraction"])
+        except (KeyError, ValueError):
+            return None
+
+    @property
+    def few_shot_k(self) -> int:
+        try:
+            return int(self.meta.get("few_shot_k", 0))
+        except ValueError:
+            return 0
+
+
+def _figure(block: Any) -> tuple[float | None, tuple[float, float] | None]:
+    if not isinstance(block, dict) or "strict" not in block:
+        return None, None
+    strict = block["strict"]
+    total = strict.get("tp", 0) + strict.get("fp", 0) + strict.get("fn", 0)
+    if not total:
+        return None, None
+    ci = strict.get("ci95", {}).get("f1")
+    return float(strict["f1"]), (tuple(ci) if ci else None)
+
+
+def load_run(path: Path) -> Run:
+    try:
+        scores = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputError(Problem(str(path), None, f"not a readable scores.json ({exc})")) from None
+    if not isinstance(scores, dict) or "entities" not in scores:
+        raise InputError(Problem(str(path), None, "not a scores.json from `clinie-nemo evaluate`"))
+    gpu_hours = None
+    cost = path.with_name("cost.json")
+    if cost.is_file():
+        try:
+            gpu_hours = float(json.loads(cost.read_text(encoding="utf-8"))["gpu_hours"])
+        except (OSError, ValueError, KeyError, TypeError):
+            raise InputError(Problem(str(cost), None, 'expected {"gpu_hours": number, ...}')) from None
+    meta = {str(k): str(v) for k, v in (scores.get("meta") or {}).items()}
+    ce_f1, ce_ci = _figure(scores.get("entities"))
+    re_f1, re_ci = _figure(scores.get("relations"))
+    return Run(str(path), meta, ce_f1, ce_ci, re_f1, re_ci, gpu_hours)
+
+
+def collect_runs(folders: list[str]) -> list[Run]:
+    paths: list[Path] = []
+    for folder in folders:
+        root = Path(folder)
+        if root.is_file() and root.name == "scores.json":
+            paths.append(root)
+        elif root.is_dir():
+            paths.extend(sorted(root.rglob("scores.json")))
+        else:
+            raise InputError(Problem(folder, None, "not a folder (or scores.json)"))
+    if not paths:
+        raise InputError(Problem(", ".join(folders), None, "no scores.json found"))
+    runs = [load_run(p) for p in sorted(set(paths))]
+    return sorted(runs, key=lambda r: tuple(r.tag(k) for k in META_COLUMNS) + (r.path,))

@@ -1,0 +1,134 @@
+"""Matching gold and predicted annotations of one document, counted per label.
+
+An annotation to match is an ``Item``: a plain tuple ``(group, exact, segments)`` where ``group`` is
+``(label, argument types)`` (only items of the same group can match), ``exact`` the hashable span key
+compared in strict mode, and ``segments`` one outer ``(start, end)`` per argument (one for an entity,
+head and tail for a relation) compared by overlap in lenient mode.
+
+Strict matching is set arithmetic on the hashable keys. Lenient matching first takes the exact matches,
+then sweeps the leftovers per group with a start-sorted index and a window of the longest gold span, so
+only candidates that can overlap are looked at (never all pairs).
+
+Two counting policies (see :mod:`clinie_nemo.scoring.rules`):
+``one_to_one``: each gold item matches at most one prediction; TP = matches, FP = predicted - TP.
+``n2c2``: Track2-evaluate-ver4 literally: predictions in order; one that matches a gold item already
+matched by an earlier prediction is dropped (neither TP nor FP); FP = kept predictions matching nothing.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from clinie_nemo.scoring.rules import N2C2
+
+Segment = tuple[int, int]
+Item = tuple[tuple[Any, ...], Any, tuple[Segment, ...]]
+
+
+def overlaps(a: Segment, b: Segment) -> bool:
+    return a[0] < b[1] and b[0] < a[1]
+
+
+def lenient_equal(a: Item, b: Item) -> bool:
+    return a[0] == b[0] and all(overlaps(x, y) for x, y in zip(a[2], b[2]))
+
+
+class OverlapIndex:
+    """Gold items of one group sorted by their first segment's start: finds the items a prediction
+    overlaps by bisecting into the window ``(pred.start - longest, pred.end)``."""
+
+    def __init__(self, items: Sequence[Item], indices: Sequence[int] | None = None):
+        order = sorted(indices if indices is not None else range(len(items)), key=lambda i: items[i][2][0][0])
+        self.items = items
+        self.order = order
+        self.starts = [items[i][2][0][0] for i in order]
+        self.longest = max((items[i][2][0][1] - items[i][2][0][0] for i in order), default=0)
+
+    def overlapping(self, pred: Item) -> list[int]:
+        start, end = pred[2][0]
+        lo = bisect_left(self.starts, start - self.longest + 1)
+        hi = bisect_right(self.starts, end - 1)
+        return [i for i in self.order[lo:hi] if lenient_equal(self.items[i], pred)]
+
+
+def _one_to_one(gold: Sequence[Item], pred: Sequence[Item], lenient: bool) -> int:
+    by_exact: dict[Any, list[int]] = defaultdict(list)
+    for i, g in enumerate(gold):
+        by_exact[g[1]].append(i)
+    tp = 0
+    left_gold = set(range(len(gold)))
+    left_pred: list[Item] = []
+    for p in pred:
+        bucket = by_exact.get(p[1])
+        if bucket:
+            left_gold.discard(bucket.pop())
+            tp += 1
+        else:
+            left_pred.append(p)
+    if not lenient or not left_pred or not left_gold:
+        return tp
+    index = OverlapIndex(gold, sorted(left_gold))
+    for p in left_pred:
+        for i in index.overlapping(p):
+            if i in left_gold:
+                left_gold.discard(i)
+                tp += 1
+                break
+    return tp
+
+
+def _n2c2(gold: Sequence[Item], pred: Sequence[Item], lenient: bool) -> tuple[int, int]:
+    """(TP, kept predictions) by the pare-down rule of Track2-evaluate-ver4.py."""
+    tp = kept = 0
+    if not lenient:
+        gold_keys = {g[1] for g in gold}
+        seen: set[Any] = set()
+        for p in pred:
+            if p[1] in gold_keys:
+                if p[1] in seen:
+                    continue  # matches a gold tag already matched: dropped
+                seen.add(p[1])
+                tp += 1
+            kept += 1
+        return tp, kept
+    index = OverlapIndex(gold)
+    matched: set[int] = set()
+    for p in pred:
+        hits = index.overlapping(p) if gold else []
+        if not hits:
+            kept += 1
+            continue
+        already = any(h in matched for h in hits)
+        matched.update(hits)
+        if not already:
+            tp += 1
+            kept += 1
+    return tp, kept
+
+
+def _groups(items: Sequence[Item]) -> dict[tuple[Any, ...], list[Item]]:
+    out: dict[tuple[Any, ...], list[Item]] = defaultdict(list)
+    for item in items:
+        out[item[0]].append(item)
+    return out
+
+
+def count_by_label(gold: Sequence[Item], pred: Sequence[Item], lenient: bool,
+                   policy: str) -> dict[str, list[int]]:
+    """``{label: [tp, fp, fn]}`` for one document (labels with no gold and no prediction are absent)."""
+    out: dict[str, list[int]] = {}
+    gold_groups, pred_groups = _groups(gold), _groups(pred)
+    for group in gold_groups.keys() | pred_groups.keys():
+        gs, ps = gold_groups.get(group, []), pred_groups.get(group, [])
+        if policy == N2C2:
+            tp, kept = _n2c2(gs, ps, lenient)
+        else:
+            tp, kept = _one_to_one(gs, ps, lenient), len(ps)
+        row = out.setdefault(group[0], [0, 0, 0])
+        row[0] += tp
+        row[1] += kept - tp
+        row[2] += len(gs) - tp
+    return out

@@ -1,0 +1,1 @@
+"""Slurm support: pure sbatch rendering (:mod:`clinie_nemo.slurm.sbatch`)."""

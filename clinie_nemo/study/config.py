@@ -1,0 +1,187 @@
+"""The study YAML: a leave-one-dataset-out grid (held-out folds x fractions x models x methods x seeds) with
+the Slurm resources of each stage. It maps 1:1 onto the frozen :class:`StudyConfig`; loading collects every
+problem (unknown keys listed with the valid ones, wrong types, unknown names) into one ConfigError.
+
+Example::
+
+    name: mini
+    engine: local                      # local | bridge | nemo
+    datasets:                          # documents JSONL per split (clinie-nemo convert / synth output)
+      - {name: i2b2_2010, train: corpora/i2b2/train.jsonl, test: corpora/i2b2/test.jsonl}
+      - {name: radgraph,  train: corpora/rg/train.jsonl,   test: corpora/rg/test.jsonl}
+    held_out: [i2b2_2010, radgraph]    # the folds; default: every dataset
+    fractions: [0.0, 0.2, 1.0]
+    seeds: [1]
+    models: {tiny: tiny.yaml}          # name -> model preset (nemo_configs/models) or YAML path
+    methods: [lora, full]
+    train_overrides: [max_steps=8]
+    mixture: {tasks: [ce], format: json, max_tokens: 256, template: rotate}
+    resources:
+      train: {partition: gpu, gpus: 1, cpus: 8, time: "04:00:00", container: nvcr.io/nvidia/nemo:26.04}
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from clinie_nemo.errors import ConfigError
+from clinie_nemo.study.strict import build
+
+ENGINES = ("local", "bridge", "nemo")
+METHODS = ("lora", "full")
+STAGE_KINDS = ("mix", "train", "generate", "evaluate")
+DEFAULT_RECIPES = {"lora": "peft_lora", "full": "full_sft"}
+
+
+@dataclass(frozen=True)
+class StudyDataset:
+    """One corpus: documents JSONL per split (same keys as a mixture's dataset entries)."""
+
+    name: str
+    train: str
+    test: str
+    validation: str | None = None
+    weight: float | None = None
+    cap: int | None = None
+    tasks: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class MixSettings:
+    """Passed to every cell's mixture config (clinie-nemo mix)."""
+
+    tasks: tuple[str, ...] = ("ce",)
+    format: str = "json"
+    max_tokens: int = 2048
+    template: str = "rotate"  # rotate, or one template name (fixed)
+    tokenizer: str | None = None
+    validation_fraction: float = 0.1
+
+
+@dataclass(frozen=True)
+class StageResources:
+    partition: str | None = None
+    account: str | None = None
+    time: str = "01:00:00"
+    nodes: int = 1
+    gpus: int = 0  # per node
+    cpus: int = 1  # per task
+    mem: str | None = None  # e.g. "16G"
+    container: str | None = None  # pyxis --container-image
+    container_mounts: str | None = None
+    signal_seconds: int = 120  # preemption / time-limit warning before the end
+
+
+def _default_resources() -> dict[str, StageResources]:
+    return {"mix": StageResources(cpus=1, time="00:30:00"),
+            "train": StageResources(gpus=1, cpus=2, time="04:00:00", signal_seconds=300),
+            "generate": StageResources(gpus=1, cpus=2, time="02:00:00"),
+            "evaluate": StageResources(cpus=1, time="00:30:00")}
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    datasets: tuple[StudyDataset, ...]
+    models: dict[str, str]
+    name: str = "study"
+    engine: str = "local"
+    held_out: tuple[str, ...] | None = None  # None = every dataset
+    fractions: tuple[float, ...] = (0.0, 0.05, 0.1, 0.2, 0.5, 1.0)
+    seeds: tuple[int, ...] = (1,)
+    methods: tuple[str, ...] = ("lora",)
+    recipes: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_RECIPES))
+    train_overrides: tuple[str, ...] = ()
+    generate_config: str = "greedy"
+    few_shot_k: int = 0
+    rules: str | None = None
+    mixture: MixSettings = field(default_factory=MixSettings)
+    resources: dict[str, StageResources] = field(default_factory=_default_resources)
+    base_dir: str = field(default=".", metadata={"yaml": False})
+
+    @property
+    def folds(self) -> tuple[str, ...]:
+        return self.held_out if self.held_out is not None else tuple(d.name for d in self.datasets)
+
+    def dataset(self, name: str) -> StudyDataset:
+        return next(d for d in self.datasets if d.name == name)
+
+    def resolve(self, path: str) -> str:
+        """A path from the YAML, absolute (relative paths are relative to the YAML's folder)."""
+        return _resolve(self.base_dir, path)
+
+    def stage_resources(self, kind: str) -> StageResources:
+        return self.resources.get(kind, _default_resources()[kind])
+
+
+@functools.lru_cache(maxsize=4096)
+def _resolve(base_dir: str, path: str) -> str:
+    p = Path(path)
+    return str(p if p.is_absolute() else (Path(base_dir) / p).resolve())
+
+
+def _check(cfg: StudyConfig, source: str) -> list[str]:
+    problems: list[str] = []
+    names = [d.name for d in cfg.datasets]
+    if len(names) < 2:
+        problems.append(f"{source}: datasets: leave-one-dataset-out needs at least two datasets")
+    for dup in sorted({n for n in names if names.count(n) > 1}):
+        problems.append(f"{source}: datasets: {dup!r} listed more than once")
+    for fold in cfg.folds:
+        if fold not in names:
+            problems.append(f"{source}: held_out: unknown dataset {fold!r}; valid: {', '.join(names)}")
+    if cfg.engine not in ENGINES:
+        problems.append(f"{source}: engine: unknown engine {cfg.engine!r}; valid: {', '.join(ENGINES)}")
+    for m in cfg.methods:
+        if m not in METHODS:
+            problems.append(f"{source}: methods: unknown method {m!r}; valid: {', '.join(METHODS)}")
+        elif m not in cfg.recipes:
+            problems.append(f"{source}: recipes: no recipe for method {m!r}")
+    for f in cfg.fractions:
+        if not 0.0 <= f <= 1.0:
+            problems.append(f"{source}: fractions: {f} is outside [0, 1]")
+    for key, values in (("fractions", cfg.fractions), ("seeds", cfg.seeds), ("methods", cfg.methods)):
+        if not values:
+            problems.append(f"{source}: {key}: must not be empty")
+        if len(set(values)) != len(values):
+            problems.append(f"{source}: {key}: values repeat: {list(values)}")
+    if not cfg.models:
+        problems.append(f"{source}: models: name at least one model (name: preset or YAML path)")
+    for kind in cfg.resources:
+        if kind not in STAGE_KINDS:
+            problems.append(f"{source}: resources: unknown stage {kind!r}; valid: {', '.join(STAGE_KINDS)}")
+    for kind, r in cfg.resources.items():
+        if r.nodes < 1 or r.gpus < 0 or r.cpus < 1:
+            problems.append(f"{source}: resources.{kind}: nodes >= 1, gpus >= 0, cpus >= 1 required")
+        if r.time.count(":") not in (1, 2) and "-" not in r.time:
+            problems.append(f"{source}: resources.{kind}.time: expected [D-]HH:MM:SS, got {r.time!r}")
+    if cfg.few_shot_k < 0:
+        problems.append(f"{source}: few_shot_k: must be >= 0")
+    return problems
+
+
+def study_from_dict(data: Any, source: str = "<study>", base_dir: str | Path = ".") -> StudyConfig:
+    problems: list[str] = []
+    cfg = build(StudyConfig, data, source, problems)
+    if cfg is not None:
+        resources = {**_default_resources(), **cfg.resources}
+        cfg = StudyConfig(**{**cfg.__dict__, "resources": resources, "base_dir": str(Path(base_dir).resolve())})
+        problems += _check(cfg, source)
+    if problems or cfg is None:
+        raise ConfigError("invalid study config:\n  " + "\n  ".join(problems))
+    return cfg
+
+
+def load_study(path: str | Path) -> StudyConfig:
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"study config not found: {p}")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p}: invalid YAML: {exc}") from None
+    return study_from_dict(data, str(p), p.parent)

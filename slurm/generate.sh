@@ -1,0 +1,56 @@
+#!/bin/bash
+# Generate predictions for a record set with a trained clinie-nemo run (after peft_lora.sh / full_sft.sh).
+#
+# usage: RUN=run_dir DATA=mix_dir [OUTPUT=pred.jsonl] sbatch --dependency=afterok:<train job> slurm/generate.sh
+#   ENGINE           bridge (default) | nemo | local: the engine the run was trained with
+#   RUN              the training run folder (must hold DONE)                                 [required]
+#   DATA or RECORDS  DATA: a mix folder (uses DATA/test.jsonl); RECORDS: a records JSONL     [one required]
+#   OUTPUT           predictions JSONL (default RUN/predictions.jsonl); an existing one is kept, not redone
+#   GEN_CONFIG       generation preset or YAML (nemo_configs/generate/: greedy, study_sampling; default greedy)
+#   NODES, GPUS_PER_NODE   default: what Slurm allocated; one task per GPU for bridge/nemo
+#   OVERRIDES        extra key=value generation overrides, space-separated
+#   CONTAINER_IMAGE, CONTAINER_MOUNTS   run inside a container via pyxis
+#   PYTHON           interpreter on bare metal (default python3); CLINIE_NEMO_HOME: the checkout
+# Preemption/time limit: SIGUSR1 is forwarded to the generator, and the job requeues itself.
+#SBATCH --job-name=clinie-generate
+#SBATCH --nodes=1
+#SBATCH --ntasks-per-node=1
+#SBATCH --gpus-per-node=1
+#SBATCH --cpus-per-task=8
+#SBATCH --time=02:00:00
+#SBATCH --signal=B:USR1@120
+#SBATCH --requeue
+#SBATCH --open-mode=append
+#SBATCH --output=slurm-%x-%j.out
+set -euo pipefail
+
+if [[ -z "${CLINIE_NEMO_HOME:-}" && -n "${SLURM_JOB_ID:-}" ]]; then  # sbatch runs a spool copy: ask Slurm
+  CLINIE_NEMO_HOME="$(scontrol show job -o "$SLURM_JOB_ID" | grep -o 'Command=[^ ]*' | head -n1 | cut -d= -f2)"
+  CLINIE_NEMO_HOME="$(cd "$(dirname "$CLINIE_NEMO_HOME")/.." && pwd)"
+fi
+CLINIE_NEMO_HOME="${CLINIE_NEMO_HOME:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}"
+# shellcheck source=slurm/common.sh
+. "$CLINIE_NEMO_HOME/slurm/common.sh"
+
+ENGINE="${ENGINE:-bridge}"
+RUN="${RUN:-}"
+DATA="${DATA:-}"
+RECORDS="${RECORDS:-${DATA:+$DATA/test.jsonl}}"
+OUTPUT="${OUTPUT:-${RUN:+$RUN/predictions.jsonl}}"
+GEN_CONFIG="${GEN_CONFIG:-greedy}"
+NODES="${NODES:-${SLURM_JOB_NUM_NODES:-1}}"
+GPUS_PER_NODE="${GPUS_PER_NODE:-${SLURM_GPUS_PER_NODE:-1}}"
+OVERRIDES="${OVERRIDES:-}"
+CONTAINER_IMAGE="${CONTAINER_IMAGE:-}"
+CONTAINER_MOUNTS="${CONTAINER_MOUNTS:-}"
+
+cn_bare_metal_path
+cn_header ENGINE RUN RECORDS OUTPUT GEN_CONFIG NODES GPUS_PER_NODE OVERRIDES
+cn_require RUN RECORDS OUTPUT
+cn_require_path "$RUN/DONE" "$RECORDS"
+if [[ -e "$OUTPUT" ]]; then cn_log "$OUTPUT exists: predictions finished earlier, nothing to do"; exit 0; fi
+
+read -r -a EXTRA <<<"$OVERRIDES"
+cn_launch "$(cn_tasks_per_node "$ENGINE" "$GPUS_PER_NODE")" \
+  "$PYTHON" -m clinie_nemo generate --engine "$ENGINE" --run "$RUN" --records "$RECORDS" --output "$OUTPUT" \
+  --config "$GEN_CONFIG" "${EXTRA[@]}"

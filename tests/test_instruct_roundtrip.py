@@ -1,0 +1,156 @@
+"""Every task x target format round-trips exactly: gold -> target text -> exact inverse -> the same
+annotations, on hand-made hard cases and on random documents (hypothesis)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from clinie_nemo.document import (
+    Document,
+    Entity,
+    Event,
+    EventArgument,
+    Relation,
+    check_offsets,
+    fragments_text,
+)
+from clinie_nemo.formats import FORMATS
+from clinie_nemo.render import RenderOptions, decode_record, render_documents
+from clinie_nemo.roundtrip import annotation_keys
+from clinie_nemo.tasks import TASKS, TaskOptions
+from tests.instruct_fixtures import hard_document
+
+CASES = [(t, f) for t in sorted(TASKS) for f in sorted(FORMATS)]
+
+
+@pytest.mark.parametrize(("task", "fmt"), CASES)
+def test_hard_document_round_trips_exactly(task: str, fmt: str) -> None:
+    result = render_documents([hard_document()], RenderOptions(task=task, format=fmt))
+    rt = result.roundtrip
+    assert rt.exact, rt.to_json()
+    assert not rt.losses
+    if task == "re_pair":
+        assert rt.gold["relations"] == 5  # 4 relations + 1 event role
+    else:
+        assert rt.gold["entities"] == 16
+    if task == "re_e2e":
+        assert (rt.gold["relations"], rt.gold["events"]) == (4, 1)
+
+
+@pytest.mark.parametrize("fmt", sorted(FORMATS))
+def test_repeated_mention_maps_back_to_its_occurrence(fmt: str) -> None:
+    doc = hard_document()
+    result = render_documents([doc], RenderOptions(task="ce", format=fmt))
+    record = result.records[0]
+    ann, failures = decode_record(record, record["output"], doc)
+    assert not failures
+    second_aspirin = next(e for e in doc.entities if e.id == "T3")
+    decoded = [e for e in ann.entities if e.label == "Drug" and e.text == "Aspirin"]
+    assert sorted(e.spans for e in decoded) == sorted([((0, 7),), second_aspirin.spans])
+    assert doc.text[second_aspirin.start - 2:second_aspirin.start] == "\r\n"
+
+
+def test_lines_format_spells_occurrence_and_fragments() -> None:
+    out = render_documents([hard_document()], RenderOptions(task="ce", format="lines")).records[0]["output"]
+    lines = out.split("\n")
+    assert "Drug | Aspirin | #2" in lines
+    assert "ADE | rash ... hives" in lines
+    assert "ADE | hives \\| itch" in lines
+    assert "Reason | aa | #2" in lines
+    assert "StatusTime | quit | StatusTimeVal=past" in lines
+
+
+def test_inline_output_is_the_text_with_tags() -> None:
+    doc = hard_document()
+    out = render_documents([doc], RenderOptions(task="ce", format="inline")).records[0]["output"]
+    import re
+    # the note's own "<Drug>" stays (it is text), every real tag goes
+    tag = r'</?(Drug|Strength|ADE|Tobacco|StatusTime|Reason)( [a-zA-Z]+="[^"]*")*>'
+    stripped = re.sub(tag, "", out.replace("<Drug> tag", "§ tag"))
+    assert stripped == doc.text.strip().replace("<Drug> tag", "§ tag")
+
+
+# ------------------------------------------------------------------------------------- property-based
+
+ALPHABET = "ab .|\\\r\n<>é≥#=;\"Dx"
+LABELS = ("Drug", "ADE", "Tobacco", "StatusTime")
+
+
+@st.composite
+def documents(draw: st.DrawFn) -> Document:
+    text = draw(st.text(alphabet=ALPHABET, min_size=4, max_size=60))
+    n = len(text)
+    entities: list[Entity] = []
+    for k in range(draw(st.integers(0, 8))):
+        s = draw(st.integers(0, n - 1))
+        e = draw(st.integers(s + 1, min(n, s + 12)))
+        spans = [(s, e)]
+        if draw(st.booleans()) and e < n - 1:
+            s2 = draw(st.integers(e, n - 1))
+            spans.append((s2, draw(st.integers(s2 + 1, min(n, s2 + 6)))))
+        label = draw(st.sampled_from(LABELS))
+        attrs = (("StatusTimeVal", draw(st.sampled_from(["past", "a=b;c"]))),) if label == "StatusTime" else ()
+        entities.append(Entity(f"T{k + 1}", label, tuple(spans), fragments_text(text, spans), attrs))
+    relations, events = [], []
+    plain = [e for e in entities if e.label in ("Drug", "ADE")]
+    for k in range(draw(st.integers(0, 4))):
+        if len(plain) >= 2:
+            h, t = draw(st.sampled_from(plain)), draw(st.sampled_from(plain))
+            if h.id != t.id:
+                relations.append(Relation(f"R{k}", f"{h.label}-{t.label}", h.id, t.id))
+    status = [e for e in entities if e.label == "StatusTime"]
+    for k, trig in enumerate(e for e in entities if e.label == "Tobacco"):
+        args = tuple(EventArgument("Status", s.id) for s in status[:draw(st.integers(0, len(status)))])
+        events.append(Event(f"E{k + 1}", "Tobacco", trig.id, args))
+    return Document("prop", text, "", "", tuple(entities), tuple(relations), tuple(events))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(doc=documents(), task=st.sampled_from(sorted(TASKS)), fmt=st.sampled_from(sorted(FORMATS)))
+def test_random_documents_round_trip(doc: Document, task: str, fmt: str) -> None:
+    assert check_offsets(doc) == []
+    result = render_documents([doc], RenderOptions(task=task, format=fmt))
+    rt = result.roundtrip
+    declared = set(rt.losses) - {"pair_has_several_labels"}
+    if fmt == "inline" and "tag_like_text_collision" in declared:
+        return  # the one ambiguity inline cannot express; counted, asserted in a unit test below
+    assert not declared, rt.to_json()
+    if "pair_has_several_labels" in rt.losses:
+        assert rt.recovered["relations"] + rt.losses["pair_has_several_labels"] == rt.gold["relations"]
+        return
+    assert rt.exact, rt.to_json()
+
+
+def test_tag_like_text_collision_is_counted() -> None:
+    text = "<Drug>x</Drug>"
+    doc = Document("c", text, entities=(Entity("T1", "Drug", ((0, 6),), "<Drug>"),))
+    rt = render_documents([doc], RenderOptions(task="ce", format="inline")).roundtrip
+    assert rt.losses["tag_like_text_collision"] >= 1
+
+
+def test_decode_record_reports_unreadable_predictions_by_cause() -> None:
+    doc = hard_document()
+    for fmt, bad, cause in (("json", "[{", "unparseable_json"), ("inline", "<Drug>Aspirin", "unclosed_tag"), ("inline", "Aspirin", "text_altered"),
+                            ("lines", "Drug | nowhere", "mention_not_in_text")):
+        record = render_documents([doc], RenderOptions(task="ce", format=fmt)).records[0]
+        ann, failures = decode_record(record, bad, doc)
+        assert failures[cause] == 1, (fmt, failures)
+
+
+def test_keys_ignore_ids() -> None:
+    doc = hard_document()
+    from clinie_nemo.target import Annotations
+    a = annotation_keys(Annotations(doc.entities, doc.relations, doc.events), doc.entity_index())
+    renamed = tuple(Entity("X" + e.id, e.label, e.spans, e.text, e.attributes) for e in doc.entities)
+    b = annotation_keys(Annotations(renamed), {})
+    assert a["entities"] == b["entities"]
+
+
+def test_per_label_ce_gives_one_record_per_label_and_round_trips() -> None:
+    result = render_documents([hard_document()], RenderOptions(task="ce", format="json",
+                                                               task_options=TaskOptions(per_label=True)))
+    assert sorted(r["label"] for r in result.records) == sorted(result.schema.entity_names)
+    assert all(r["id"].endswith("/" + r["label"]) for r in result.records)
+    assert result.roundtrip.exact

@@ -1,0 +1,101 @@
+"""The parser on a corpus of realistic malformed generations (tests/data/parser_generations.yaml), and
+its building blocks: JSON repair, label mapping, placement fallbacks, chunk merging."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from clinie_nemo.document import Document, Entity
+from clinie_nemo.parsing.clean import load_json
+from clinie_nemo.parsing.labels import LabelMap
+from clinie_nemo.parsing.merge import merge_document
+from clinie_nemo.parsing.parse import CAUSES, parse_record
+from clinie_nemo.parsing.place import PlacementFailure, place_mention
+
+CHUNK = "Pt started on aspirin 81 mg daily. Aspirin held for GI bleed. Rash  and hives noted.\nNo ibuprofen; aspirin restarted."
+CHUNK_START = 1000
+DOC_TEXT = "x" * CHUNK_START + CHUNK + " trailing text outside the chunk"
+ENTITY_LABELS = LabelMap(["ADE", "Drug", "Frequency", "Strength"])
+RELATION_LABELS = LabelMap(["Reason-Drug", "Strength-Drug"])
+CASES = yaml.safe_load((Path(__file__).parent / "data" / "parser_generations.yaml").read_text())
+
+
+def record(fmt: str, task: str = "ce") -> dict:
+    return {"id": "r1", "doc_id": "d1", "dataset": "n2c2_2018", "task": task, "format": fmt,
+            "chunk": [CHUNK_START, CHUNK_START + len(CHUNK)], "pair": ["T1", "T2"]}
+
+
+def test_the_corpus_is_big_enough():
+    assert len(CASES) >= 50
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
+def test_generation(case):
+    p = parse_record(record(case["format"]), case["prediction"], DOC_TEXT, ENTITY_LABELS, RELATION_LABELS,
+                     case.get("finish_reason"))
+    got = [f"{label}|" + ";".join(f"{s}|{e}" for s, e in spans) for label, spans, _ in p.entities]
+    assert got == case["expect"]
+    if "attributes" in case:
+        assert [f"{label}|" + ";".join(f"{k}={v}" for k, v in attrs) for label, _, attrs in p.entities] \
+            == case["attributes"]
+    expected_failures = case.get("failures", {})
+    for cause in CAUSES:
+        assert p.failures.get(cause, 0) == expected_failures.get(cause, 0), cause
+    rels = [f"{label}|{h[1][0][0]}|{t[1][0][0]}" for label, h, t in p.relations]
+    assert rels == case.get("relations", [])
+
+
+@pytest.mark.parametrize("answer,label,failure", [
+    ("Strength-Drug", "Strength-Drug", None), ("strength drug", "Strength-Drug", None),
+    ("Answer: Reason-Drug.", "Reason-Drug", None), ("none", None, None), ("None.", None, None),
+    ('{"relation": "Strength-Drug"}', "Strength-Drug", None), ("- Causes", None, "invalid_label"),
+])
+def test_relation_classification_answers(answer, label, failure):
+    p = parse_record(record("lines", "re_pair"), answer, DOC_TEXT, ENTITY_LABELS, RELATION_LABELS)
+    assert [r[0] for r in p.relations] == ([label] if label else [])
+    if label:
+        assert p.relations[0][1:] == ("T1", "T2")
+    assert sum(p.failures.values()) == (1 if failure else 0)
+    if failure:
+        assert p.failures[failure] == 1
+
+
+def test_json_repair_keeps_only_complete_elements():
+    value, truncated = load_json('{"entities": [{"label": "A", "text": "x"}, {"label": "B", "te')
+    assert truncated and value == {"entities": [{"label": "A", "text": "x"}]}
+    with pytest.raises(ValueError):
+        load_json("no json here")
+
+
+def test_placement_prefers_exact_then_casefold_then_whitespace():
+    assert place_mention("Aspirin and aspirin", "aspirin") == ((12, 19), "exact")
+    assert place_mention("Aspirin and x", "ASPIRIN") == ((0, 7), "casefold")
+    assert place_mention("rash\n and  hives", "rash and hives") == ((0, 16), "whitespace")
+    with pytest.raises(PlacementFailure) as exc:
+        place_mention("aspirin", "aspirin", 2)
+    assert exc.value.cause == "ambiguous_occurrence"
+
+
+def test_merge_dedupes_entities_from_overlapping_chunks_and_shifts_offsets():
+    text = "aspirin 81 mg then aspirin"
+    gold = Document("d1", text, "n2c2_2018")
+    a = parse_record({**record("lines"), "chunk": [0, 13]}, "Drug | aspirin\nStrength | 81 mg", text,
+                     ENTITY_LABELS, RELATION_LABELS)
+    b = parse_record({**record("lines"), "chunk": [8, 26]}, "Strength | 81 mg\nDrug | aspirin", text,
+                     ENTITY_LABELS, RELATION_LABELS)
+    merged = merge_document(gold, [a, b])
+    assert [(e.label, e.spans, e.text) for e in merged.entities] == [
+        ("Drug", ((0, 7),), "aspirin"), ("Strength", ((8, 13),), "81 mg"), ("Drug", ((19, 26),), "aspirin")]
+
+
+def test_re_pair_merge_uses_gold_entities():
+    gold = Document("d1", "aspirin 81 mg", entities=(Entity("T1", "Drug", ((0, 7),), "aspirin"),
+                                                     Entity("T2", "Strength", ((8, 13),), "81 mg")))
+    p = parse_record({**record("lines", "re_pair"), "pair": ["T2", "T1"]}, "Strength-Drug", gold.text,
+                     ENTITY_LABELS, RELATION_LABELS)
+    merged = merge_document(gold, [p])
+    assert merged.entities == gold.entities
+    assert [(r.label, r.head, r.tail) for r in merged.relations] == [("Strength-Drug", "T2", "T1")]

@@ -1,0 +1,155 @@
+"""The sbatch scripts and `clinie-nemo study` end to end on the REAL local Slurm cluster, with the local
+engine, a tiny model built offline and synthetic corpora: train -> generate -> evaluate through
+slurm/*.sh with afterok dependencies; a training job preempted with SIGUSR1 that requeues itself, resumes
+from its checkpoint and ends at the same step count; and a 2 held-out x 2 fractions mini study submitted,
+finished, reported, and resubmitted without submitting anything."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import REPO, cli
+from tests.slurm_fixtures import job_fields, sbatch, slurm_cluster, wait_job  # noqa: F401
+
+pytestmark = pytest.mark.slurm
+
+DATASETS = ("radgraph", "i2b2_2010")
+FAST = ["seq_length=128", "batch.global_batch_size=4", "batch.micro_batch_size=4", "lora.dim=8", "lora.alpha=16",
+        "lora.dropout=0.0", "optim.lr=0.005", "data.validation_interval=0", "precision=32"]
+
+
+def ok(proc: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
+    assert proc.returncode == 0, f"{proc.args}\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
+    return proc
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory, slurm_cluster) -> dict[str, Path]:  # noqa: F811
+    """Synthetic corpora (native format -> documents JSONL), one mix, a tiny model and its model YAML."""
+    root = tmp_path_factory.mktemp("slurm_world")
+    for i, name in enumerate(DATASETS):
+        ok(cli("synth", "--dataset", name, "--docs", "8", "--seed", str(i), "--output", root / "release" / name))
+        ok(cli("convert", "--dataset", name, "--input", root / "release" / name, "--output", root / "docs" / name))
+    mixture = {"name": "slurm-test", "seed": 3, "tasks": ["ce"], "format": "json", "max_tokens": 256,
+               "validation_fraction": 0.2, "held_out": "radgraph", "held_out_fraction": 0.5,
+               "datasets": [{"name": n, "train": str(root / "docs" / n / "train.jsonl"),
+                             "test": str(root / "docs" / n / "test.jsonl")} for n in DATASETS]}
+    (root / "mixture.yaml").write_text(yaml.safe_dump(mixture))
+    ok(cli("mix", root / "mixture.yaml", "--output", root / "mix", "--quiet"))
+    ok(cli("tiny-model", "--corpus", root / "mix", "--output", root / "tiny", "--vocab-size", "512",
+           "--hidden", "64", "--layers", "2", "--heads", "4", "--kv-heads", "2"))
+    model = yaml.safe_load((REPO / "nemo_configs/models/tiny_local.yaml").read_text())
+    hf = json.loads((root / "tiny" / "config.json").read_text())
+    model.update(checkpoint=str(root / "tiny"), vocab_size=hf["vocab_size"])
+    (root / "tiny.yaml").write_text(yaml.safe_dump(model))
+    (root / "logs").mkdir()
+    return {"root": root, "mix": root / "mix", "model": root / "tiny.yaml", "docs": root / "docs",
+            "logs": root / "logs"}
+
+
+def metrics_steps(run: Path) -> list[int]:
+    return [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
+
+
+def test_sbatch_train_then_generate_then_evaluate(world) -> None:
+    root, logs = world["root"], world["logs"]
+    run, pred, scores = root / "run", root / "pred.jsonl", root / "scores.json"
+    common = {"ENGINE": "local", "DATA": str(world["mix"])}
+    train = sbatch("--cpus-per-task=2", f"--output={logs}/train-%j.out", str(REPO / "slurm/peft_lora.sh"),
+                   env={**common, "MODEL": str(world["model"]), "OUTPUT": str(run),
+                        "OVERRIDES": " ".join([*FAST, "max_steps=4", "checkpoint.save_interval=2"])})
+    gen = sbatch(f"--dependency=afterok:{train}", "--cpus-per-task=2", f"--output={logs}/gen-%j.out",
+                 str(REPO / "slurm/generate.sh"), env={**common, "RUN": str(run), "OUTPUT": str(pred)})
+    ev = sbatch(f"--dependency=afterok:{gen}", f"--output={logs}/eval-%j.out", str(REPO / "slurm/evaluate.sh"),
+                env={**common, "PREDICTIONS": str(pred), "OUTPUT": str(scores),
+                     "CORPUS": str(world["docs"] / "radgraph" / "test.jsonl"),
+                     "TAGS": "model=tiny method=lora fold=radgraph fraction=0.5 seed=3"})
+    for job in (train, gen, ev):
+        fields = wait_job(job, timeout=240)
+        log = next(logs.glob(f"*-{job}.out")).read_text()
+        assert fields["JobState"] == "COMPLETED", log[-3000:]
+        assert "versions python" in log and f"nodes {socket.gethostname().split('.')[0]}" in log
+    assert (run / "DONE").exists() and (run / "adapter").is_dir() and metrics_steps(run)[-1] == 4
+    assert (run / "logs").is_dir()
+    records = (world["mix"] / "test.jsonl").read_text().splitlines()
+    predictions = [json.loads(line) for line in pred.read_text().splitlines()]
+    assert len(predictions) == len(records) and {"id", "prediction"} <= set(predictions[0])
+    result = json.loads(scores.read_text())
+    assert "f1" in result["entities"]["strict"] and result["meta"]["method"] == "lora"
+
+
+def test_preempted_training_requeues_and_resumes(world) -> None:
+    root, logs = world["root"], world["logs"]
+    run = root / "run_preempt"
+    steps = 30
+    env = {"ENGINE": "local", "DATA": str(world["mix"]), "MODEL": str(world["model"]), "OUTPUT": str(run),
+           "OVERRIDES": " ".join([*FAST, f"max_steps={steps}", "checkpoint.save_interval=100"])}
+    job = sbatch("--cpus-per-task=2", f"--output={logs}/preempt-%j.out", str(REPO / "slurm/peft_lora.sh"), env=env)
+    deadline = time.monotonic() + 180
+    while not ((run / "metrics.jsonl").exists() and len(metrics_steps(run)) >= 3):
+        assert time.monotonic() < deadline, "training did not start"
+        assert job_fields(job).get("JobState") in ("PENDING", "RUNNING"), job_fields(job)
+        time.sleep(0.5)
+    # what Slurm sends before the time limit (--signal=B:USR1@300) or a preempting admin
+    subprocess.run(["scancel", "--signal=USR1", "--batch", job], check=True)
+    fields = wait_job(job, timeout=240)
+    log = (logs / f"preempt-{job}.out").read_text()
+    assert fields["JobState"] == "COMPLETED" and int(fields["Restarts"]) == 1, log[-3000:]
+    assert "requeueing job" in log
+    recorded = metrics_steps(run)
+    assert recorded[-1] == steps and sorted(set(recorded)) == list(range(1, steps + 1)), recorded
+    assert (run / "DONE").exists()
+
+    # nothing finished is recomputed: the same job again returns at once and leaves the run untouched
+    before = (run / "metrics.jsonl").read_bytes()
+    again = sbatch("--cpus-per-task=1", f"--output={logs}/again-%j.out", str(REPO / "slurm/peft_lora.sh"), env=env)
+    assert wait_job(again, timeout=120)["JobState"] == "COMPLETED"
+    assert "nothing to do" in (logs / f"again-{again}.out").read_text()
+    assert (run / "metrics.jsonl").read_bytes() == before
+
+
+def test_mini_study_submits_finishes_reports_and_resubmits_nothing(world) -> None:
+    root = world["root"]
+    study = {"name": "mini", "engine": "local",
+             "datasets": [{"name": n, "train": str(world["docs"] / n / "train.jsonl"),
+                           "test": str(world["docs"] / n / "test.jsonl")} for n in DATASETS],
+             "held_out": list(DATASETS), "fractions": [0.0, 0.5], "seeds": [3], "models": {"tiny": str(world["model"])},
+             "methods": ["lora"], "train_overrides": [*FAST, "max_steps=2", "checkpoint.save_interval=2"],
+             "mixture": {"tasks": ["ce"], "format": "json", "max_tokens": 256, "validation_fraction": 0.2},
+             "resources": {"train": {"gpus": 1, "cpus": 1, "time": "00:10:00"},
+                           "generate": {"gpus": 1, "cpus": 1, "time": "00:10:00"},
+                           "mix": {"cpus": 1, "time": "00:10:00"}, "evaluate": {"cpus": 1, "time": "00:10:00"}}}
+    (root / "study.yaml").write_text(yaml.safe_dump(study))
+    out = root / "study"
+    first = ok(cli("study", root / "study.yaml", "--output", out, "--submit"))
+    assert "submitted 16 stage(s) in 4 job(s)" in first.stdout
+    deadline = time.monotonic() + 420
+    while True:
+        status = ok(cli("status", out))
+        if "stages: 16 done" in status.stdout:
+            break
+        assert "failed" not in status.stdout and "lost" not in status.stdout, status.stdout
+        assert time.monotonic() < deadline, status.stdout
+        time.sleep(3)
+    assert status.stdout.count("heldout-") == 4
+
+    report = ok(cli("report", out, "--output", root / "report"))
+    table = (root / "report" / "report.md").read_text()
+    assert "radgraph" in table and "i2b2_2010" in table
+    pngs = list((root / "report").glob("*.png"))
+    assert pngs and all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs), report.stderr
+
+    costs = list(out.glob("stages/evaluate-*/cost.json"))
+    assert len(costs) == 4 and all(json.loads(c.read_text())["gpu_hours"] > 0 for c in costs)
+    cost = ok(cli("status", out, "--cost"))
+    assert "| tiny | lora | radgraph | 0.5 | 3 | 2 |" in cost.stdout
+
+    again = ok(cli("study", root / "study.yaml", "--output", out, "--submit"))
+    assert "submitted 0 stage(s) in 0 job(s)" in again.stdout and "skipped: 16 done" in again.stdout

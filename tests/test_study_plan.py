@@ -1,0 +1,151 @@
+"""Study config validation, cell expansion, content-addressed stage keys, --dry-run and the cost table
+(no Slurm needed)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from clinie_nemo.errors import ConfigError
+from clinie_nemo.study.config import load_study, study_from_dict
+from clinie_nemo.study.cost import cost_table
+from clinie_nemo.study.plan import build_plan
+from clinie_nemo.study.submit import submit_plan, time_minutes
+from tests.conftest import cli
+
+
+def write_study(tmp: Path, **changes) -> Path:
+    for name in ("a", "b", "c"):
+        for split in ("train", "test"):
+            path = tmp / f"{name}-{split}.jsonl"
+            if not path.exists():
+                path.write_text(f'{{"id": "{name}-{split}"}}\n', encoding="utf-8")
+    study = {"name": "t", "engine": "local",
+             "datasets": [{"name": n, "train": f"{n}-train.jsonl", "test": f"{n}-test.jsonl"} for n in "abc"],
+             "held_out": ["a", "b"], "fractions": [0.0, 0.5], "seeds": [1, 2], "models": {"tiny": "tiny_local"},
+             "methods": ["lora", "full"], "train_overrides": ["max_steps=4"],
+             "resources": {"train": {"gpus": 1, "cpus": 2, "time": "00:20:00"}}}
+    study.update(changes)
+    path = tmp / "study.yaml"
+    path.write_text(yaml.safe_dump(study), encoding="utf-8")
+    return path
+
+
+def test_expansion_counts_and_shared_stages(tmp_path: Path) -> None:
+    plan = build_plan(load_study(write_study(tmp_path)), tmp_path / "out")
+    assert len(plan.cells) == 2 * 2 * 1 * 2 * 2
+    # one mix per fold x fraction x seed serves both methods; the rest is per cell
+    assert [len(plan.by_kind(k)) for k in ("mix", "train", "generate", "evaluate")] == [8, 16, 16, 16]
+    assert all(len(s.cells) == 2 for s in plan.by_kind("mix"))
+    cell = plan.cells[0]
+    stages = plan.cell_stages[cell.name]
+    evaluate = plan.stages[stages["evaluate"]]
+    for tag in ("model=tiny", f"method={cell.method}", f"fold={cell.fold}", "fraction=0", f"seed={cell.seed}"):
+        assert tag in evaluate.argv
+    assert evaluate.argv[evaluate.argv.index("--json") + 1].endswith(f"evaluate-{evaluate.key}/scores.json")
+    train = plan.stages[stages["train"]]
+    assert "max_steps=4" in train.argv and f"seed={cell.seed}" in train.argv
+
+
+def test_keys_are_content_addressed(tmp_path: Path) -> None:
+    cfg_path = write_study(tmp_path)
+    first = build_plan(load_study(cfg_path), tmp_path / "out")
+    again = build_plan(load_study(cfg_path), tmp_path / "elsewhere")
+    assert list(first.stages) == list(again.stages), "keys depend on inputs, not on the study folder"
+
+    changed_steps = build_plan(load_study(write_study(tmp_path, train_overrides=["max_steps=5"])), tmp_path / "o")
+    assert {s.key for s in changed_steps.by_kind("mix")} == {s.key for s in first.by_kind("mix")}
+    assert not {s.key for s in changed_steps.by_kind("train")} & {s.key for s in first.by_kind("train")}
+
+    (tmp_path / "a-train.jsonl").write_text('{"id": "changed"}\n', encoding="utf-8")
+    changed_data = build_plan(load_study(cfg_path), tmp_path / "out")
+    assert not {s.key for s in changed_data.by_kind("mix")} & {s.key for s in first.by_kind("mix")}
+
+
+def test_mixture_config_of_a_cell(tmp_path: Path) -> None:
+    plan = build_plan(load_study(write_study(tmp_path)), tmp_path / "out")
+    mix = plan.by_kind("mix")[0]
+    data = yaml.safe_load(dict(mix.files)["mixture.yaml"])
+    assert data["held_out"] == "a" and data["held_out_fraction"] == 0.0 and data["seed"] == 1
+    assert [d["name"] for d in data["datasets"]] == ["a", "b", "c"]
+    assert all(Path(d["train"]).is_absolute() for d in data["datasets"])
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"bogus": 1}, "unknown key 'bogus'; valid keys: datasets, engine"),
+    ({"held_out": ["zzz"]}, "unknown dataset 'zzz'; valid: a, b, c"),
+    ({"methods": ["qlora"]}, "unknown method 'qlora'; valid: lora, full"),
+    ({"engine": "vllm"}, "unknown engine 'vllm'; valid: local, bridge, nemo"),
+    ({"fractions": [0.0, 1.5]}, "1.5 is outside [0, 1]"),
+    ({"seeds": [1, 1]}, "values repeat"),
+    ({"resources": {"train": {"gpus": "two"}}}, "resources.train.gpus: expected int"),
+    ({"resources": {"tune": {}}}, "unknown stage 'tune'"),
+])
+def test_invalid_configs_are_rejected(tmp_path: Path, change: dict, message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_study(write_study(tmp_path, **change))
+    assert message in str(err.value)
+
+
+def test_missing_inputs_are_named(tmp_path: Path) -> None:
+    cfg = load_study(write_study(tmp_path))
+    (tmp_path / "b-test.jsonl").unlink()
+    with pytest.raises(ConfigError, match="b-test.jsonl"):
+        build_plan(cfg, tmp_path / "out")
+
+
+def test_unquoted_time_is_explained() -> None:
+    with pytest.raises(ConfigError, match="quote it"):
+        study_from_dict({"datasets": [], "models": {}, "resources": {"train": {"time": 14400}}})
+
+
+def test_dry_run_prints_the_graph_and_submits_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "study_out"
+    proc = cli("study", write_study(tmp_path), "--output", out, "--dry-run")
+    assert proc.returncode == 0, proc.stderr
+    assert "16 cells" in proc.stdout and "8 mix, 16 train, 16 generate, 16 evaluate" in proc.stdout
+    assert "would submit train: 16 stage(s)" in proc.stdout and "dependency=afterok:<mix:" in proc.stdout
+    assert "would submit 56 stage(s) in 4 job(s)" in proc.stdout
+    assert not out.exists()
+
+
+def test_cli_bad_config_exits_2_without_traceback(tmp_path: Path) -> None:
+    proc = cli("study", write_study(tmp_path, engine="nope"), "--output", tmp_path / "o", "--dry-run")
+    assert proc.returncode == 2 and "unknown engine 'nope'" in proc.stderr and "Traceback" not in proc.stderr
+    proc = cli("status", tmp_path)
+    assert proc.returncode == 2 and "not a study folder" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_dry_run_skips_finished_stages(tmp_path: Path) -> None:
+    plan = build_plan(load_study(write_study(tmp_path)), tmp_path / "out")
+    for stage in plan.by_kind("mix"):
+        d = plan.stage_dir(stage.key)
+        d.mkdir(parents=True)
+        (d / "DONE").write_text("{}")
+    submission = submit_plan(plan, dry_run=True)
+    assert [j["kind"] for j in submission.jobs] == ["train", "generate", "evaluate"]
+    assert submission.jobs[0]["dependency"] is None  # finished upstream needs no dependency
+    assert sum(v == "done" for v in submission.skipped.values()) == 8
+
+
+def test_time_minutes() -> None:
+    assert time_minutes("00:20:00") == 20 and time_minutes("1-02:00:00") == 26 * 60
+    assert time_minutes("10:30") == 11 and time_minutes("04:00:01") == 241
+
+
+def test_cost_table_compares_lora_and_full_like_for_like(tmp_path: Path) -> None:
+    def cost(method: str, train_hours: float, steps: int, fold: str = "a") -> dict:
+        return {"gpu_hours": train_hours + 0.1, "model": "m", "method": method, "fold": fold, "fraction": "1",
+                "seed": "1", "steps": steps, "stages": {"train": {"gpu_hours": train_hours}}}
+
+    rows = [cost("lora", 1.0, 300), cost("full", 6.0, 300), cost("full", 3.0, 100, fold="b")]
+    for i, row in enumerate(rows):
+        d = tmp_path / "stages" / f"evaluate-{i}"
+        d.mkdir(parents=True)
+        (d / "cost.json").write_text(json.dumps(row))
+    table = cost_table(tmp_path)
+    assert "| m | a | 1 | 1 | 300 | 1.0000 | 6.0000 | 6.00x |" in table
+    assert "| m | b |" not in table.split("like for like")[1], "an unpaired full run is not compared"

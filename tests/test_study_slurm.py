@@ -1,0 +1,142 @@
+"""The study scheduler against the REAL local Slurm cluster through submitit: dependency chains, resubmission
+that submits nothing, a failed stage resubmitted while finished ones are kept, and a preempted stage that
+requeues itself and resumes. The stage commands here are small Python programs standing in for mix/train/
+generate/evaluate (the real commands run in test_slurm_pipeline.py); Slurm, submitit, the runner and the
+signals are all real."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from clinie_nemo.study.config import load_study
+from clinie_nemo.study.plan import StudyPlan, build_plan
+from clinie_nemo.study.submit import stage_state, submit_plan
+from tests.conftest import cli
+from tests.slurm_fixtures import job_fields, slurm_cluster, wait_job  # noqa: F401
+from tests.test_study_plan import write_study
+
+pytestmark = pytest.mark.slurm
+
+# a stand-in "trainer": counts STEPS steps, checkpoints on SIGUSR1 and exits 124, resumes from its checkpoint
+TRAINER = """
+import json, pathlib, signal, sys, time
+out = pathlib.Path(sys.argv[1]); steps = int(sys.argv[2]); out.mkdir(exist_ok=True)
+ckpt = out / "checkpoint.json"
+step = json.loads(ckpt.read_text())["step"] if ckpt.exists() else 0
+starts = out / "starts.txt"; starts.write_text(starts.read_text() + f"{step}\\n" if starts.exists() else f"{step}\\n")
+stop = []
+signal.signal(signal.SIGUSR1, lambda *a: stop.append(1))
+while step < steps:
+    time.sleep(0.2); step += 1
+    (out / "metrics.jsonl").open("a").write(json.dumps({"step": step}) + "\\n")
+    if stop:
+        ckpt.write_text(json.dumps({"step": step})); sys.exit(124)
+(out / "DONE").write_text("{}")
+"""
+
+
+def fake_plan(tmp: Path, train_argv=None, fail_once: str | None = None, **study) -> StudyPlan:
+    cfg = load_study(write_study(tmp, held_out=["a"], fractions=[0.0], seeds=[1], methods=["lora"], **study))
+    plan = build_plan(cfg, tmp / "study")
+    stages = {}
+    for key, s in plan.stages.items():
+        d = plan.stage_dir(key)
+        if s.kind == "train" and train_argv:
+            argv = train_argv(d)
+        else:
+            make = "mkdir()" if s.output in ("data", "run") else "write_text('{}')"
+            code = f"import pathlib; pathlib.Path({str(d / s.output)!r}).{make}"
+            if fail_once == s.kind:
+                code = (f"import pathlib, sys; m = pathlib.Path({str(tmp / 'failed_once')!r})\n"
+                        f"if not m.exists(): m.write_text('x'); sys.exit(3)\n" + code)
+            argv = (sys.executable, "-c", code)
+        stages[key] = dataclasses.replace(s, argv=argv)
+    return dataclasses.replace(plan, stages=stages)
+
+
+def wait_stages(plan: StudyPlan, kinds: tuple[str, ...], states: set[str], timeout: float = 120) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        now = {k: stage_state(plan.stage_dir(k))[0] for k, s in plan.stages.items() if s.kind in kinds}
+        if all(v in states for v in now.values()):
+            return now
+        for key in plan.stages:  # a requeued job waits ~2 min on BeginTime: lift it for the test
+            job = stage_state(plan.stage_dir(key))[1]
+            if job and job_fields(job).get("Reason") == "BeginTime":
+                subprocess.run(["scontrol", "update", f"jobid={job}", "StartTime=now"], capture_output=True)
+        time.sleep(1.0)
+    raise AssertionError(f"stages not in {states} after {timeout} s: {now}")
+
+
+def test_chain_runs_then_resubmit_submits_nothing(slurm_cluster, tmp_path: Path) -> None:  # noqa: F811
+    plan = fake_plan(tmp_path)
+    first = submit_plan(plan)
+    assert [j["kind"] for j in first.jobs] == ["mix", "train", "generate", "evaluate"]
+    assert first.jobs[1]["dependency"] == f"afterok:{first.jobs[0]['job_ids'][0]}"
+    wait_stages(plan, ("evaluate",), {"done"})
+    assert {stage_state(plan.stage_dir(k))[0] for k in plan.stages} == {"done"}
+    fields = job_fields(first.jobs[1]["job_ids"][0])
+    assert "gres/gpu=1" in fields.get("TRES", "") or "gpu" in fields.get("TresPerNode", "")
+
+    again = submit_plan(plan)
+    assert again.jobs == [] and set(again.skipped.values()) == {"done"}
+
+    eval_dir = plan.stage_dir(plan.by_kind("evaluate")[0].key)
+    cost = json.loads((eval_dir / "cost.json").read_text())
+    assert cost["method"] == "lora" and cost["fold"] == "a" and cost["stages"]["train"]["gpus"] == 1
+    assert cost["gpu_hours"] > 0 and cost["stages"]["mix"]["gpu_hours"] == 0
+    audit = sorted((plan.study_dir / "sbatch").glob("*.sbatch"))
+    assert len(audit) == 4 and "clinie-nemo run-stage" in audit[1].read_text()
+
+    status = cli("status", plan.study_dir)
+    assert status.returncode == 0, status.stderr
+    assert "stages: 4 done" in status.stdout and "heldout-a_frac-0_tiny_lora_seed-1" in status.stdout
+
+
+def test_failed_stage_resubmits_and_keeps_finished_work(slurm_cluster, tmp_path: Path) -> None:  # noqa: F811
+    plan = fake_plan(tmp_path, fail_once="train")
+    first = submit_plan(plan)
+    wait_stages(plan, ("train",), {"failed"})
+    gen_job = first.jobs[2]["job_ids"][0]
+    wait_job(gen_job, timeout=60)  # --kill-on-invalid-dep cancels the dependents
+    assert job_fields(gen_job)["JobState"] == "CANCELLED"
+    mix_dir = plan.stage_dir(plan.by_kind("mix")[0].key)
+    mix_done = (mix_dir / "DONE").stat().st_mtime_ns
+
+    second = submit_plan(plan)
+    assert [j["kind"] for j in second.jobs] == ["train", "generate", "evaluate"]
+    assert second.jobs[0]["dependency"] is None, "finished mix needs no dependency"
+    wait_stages(plan, ("evaluate",), {"done"})
+    assert (mix_dir / "DONE").stat().st_mtime_ns == mix_done, "finished mix was not rerun"
+    assert len(json.loads((mix_dir / "timing.jsonl").read_text().splitlines()[0])) > 0
+    assert len((mix_dir / "timing.jsonl").read_text().splitlines()) == 1
+
+
+def test_preempted_stage_requeues_and_resumes(slurm_cluster, tmp_path: Path) -> None:  # noqa: F811
+    steps = 25
+    plan = fake_plan(tmp_path, train_argv=lambda d: (sys.executable, "-c", TRAINER, str(d / "run"), str(steps)))
+    submission = submit_plan(plan)
+    train_job = submission.jobs[1]["job_ids"][0]
+    run = plan.stage_dir(plan.by_kind("train")[0].key) / "run"
+    deadline = time.monotonic() + 60
+    while not (run / "metrics.jsonl").exists() or len((run / "metrics.jsonl").read_text().splitlines()) < 5:
+        assert time.monotonic() < deadline, "training did not start"
+        time.sleep(0.3)
+    # what Slurm sends before a time limit under submitit (--signal=USR2@N): every process of the step
+    subprocess.run(["scancel", "--signal=USR2", train_job], check=True)
+    wait_stages(plan, ("evaluate",), {"done"}, timeout=150)
+
+    starts = [int(x) for x in (run / "starts.txt").read_text().split()]
+    assert len(starts) == 2 and starts[0] == 0 and 0 < starts[1] < steps, starts
+    recorded = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert recorded == list(range(1, steps + 1)), "resumed from the checkpoint: every step exactly once"
+    segments = (plan.stage_dir(plan.by_kind("train")[0].key) / "timing.jsonl").read_text().splitlines()
+    assert [json.loads(s)["rc"] for s in segments] == [124, 0]
+    assert int(job_fields(train_job)["Restarts"]) == 1

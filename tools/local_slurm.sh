@@ -1,0 +1,185 @@
+#!/usr/bin/env bash
+# A real one-node Slurm cluster on localhost, for tests, CI and trying the sbatch scripts on a laptop.
+#
+# usage: tools/local_slurm.sh start|stop|status|env
+#
+#   start   install slurm-wlm/slurmctld/slurmd/slurm-client/munge with apt-get if missing (needs root),
+#           write slurm.conf + gres.conf (one fake GPU: File=/dev/null) under $LOCAL_SLURM_DIR, start
+#           munged (unless one runs), slurmctld and slurmd, and wait until the node is idle.
+#           Idempotent: a running cluster is left as it is.
+#   stop    stop only the daemons this script started (by PID from their pidfiles) and wait for them to go.
+#   status  print the daemons, `sinfo` and the SLURM_CONF to export; exit 0 only if the node answers.
+#   env     print `export SLURM_CONF=...` (eval "$(tools/local_slurm.sh env)").
+#
+# Environment: LOCAL_SLURM_DIR (default /tmp/clinie-slurm): state, spool, pids, logs and the config.
+# When /etc/slurm/slurm.conf is absent, start links it to the generated config (so plain `sbatch` works
+# for every shell) and stop removes that link again. Runs as root: SlurmUser=root, no cgroups, no systemd.
+set -euo pipefail
+
+DIR="${LOCAL_SLURM_DIR:-/tmp/clinie-slurm}"
+CONF="$DIR/slurm.conf"
+ETC_LINK=/etc/slurm/slurm.conf
+HOST="$(hostname -s)"
+MUNGE_PID=/run/munge/munged.pid
+PACKAGES=(slurm-wlm slurmctld slurmd slurm-client munge)
+
+log() { echo "local_slurm: $*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+pid_alive() {  # a pidfile whose process exists and is not a zombie
+  local pidfile=$1 pid state
+  [[ -s "$pidfile" ]] || return 1
+  pid="$(cat "$pidfile")"
+  [[ -r "/proc/$pid/stat" ]] || return 1
+  state="$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null || echo Z)"
+  [[ "$state" != "Z" ]]
+}
+
+install_if_missing() {
+  local missing=()
+  local p
+  for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  ((${#missing[@]} == 0)) && return 0
+  [[ "$(id -u)" == 0 ]] || die "missing packages ${missing[*]} and not root: cannot apt-get install"
+  command -v apt-get >/dev/null || die "missing packages ${missing[*]} and no apt-get"
+  log "installing ${missing[*]}"
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+write_config() {
+  mkdir -p "$DIR"/{state,spool,run,log}
+  local cpus mem
+  cpus="$(nproc)"
+  mem=$(( $(awk '/MemTotal/ {print int($2/1024)}' /proc/meminfo) - 2048 ))
+  ((mem > 1024)) || mem=1024
+  cat >"$CONF.tmp" <<EOF
+# written by tools/local_slurm.sh: a one-node test cluster on localhost
+ClusterName=clinie
+SlurmctldHost=$HOST(127.0.0.1)
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+CredType=cred/munge
+MpiDefault=none
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/affinity
+AccountingStorageType=accounting_storage/none
+JobAcctGatherType=jobacct_gather/none
+JobCompType=jobcomp/filetxt
+JobCompLoc=$DIR/log/jobcomp.txt
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core_Memory
+DefMemPerCPU=1024
+SchedulerParameters=sched_interval=2
+ReturnToService=2
+MinJobAge=600
+KillWait=5
+GresTypes=gpu
+StateSaveLocation=$DIR/state
+SlurmdSpoolDir=$DIR/spool
+SlurmctldPidFile=$DIR/run/slurmctld.pid
+SlurmdPidFile=$DIR/run/slurmd.pid
+SlurmctldLogFile=$DIR/log/slurmctld.log
+SlurmdLogFile=$DIR/log/slurmd.log
+NodeName=$HOST NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem Gres=gpu:1 State=UNKNOWN
+PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
+EOF
+  mv "$CONF.tmp" "$CONF"
+  echo "NodeName=$HOST Name=gpu File=/dev/null" >"$DIR/gres.conf"
+  if [[ ! -e "$ETC_LINK" && -d /etc/slurm && -w /etc/slurm ]]; then
+    ln -s "$CONF" "$ETC_LINK"
+    echo "$ETC_LINK" >"$DIR/run/etc_link"
+  fi
+}
+
+node_state() { SLURM_CONF="$CONF" sinfo -h -o %t 2>/dev/null | head -n1 || true; }
+
+wait_idle() {
+  local i state
+  for i in $(seq 1 60); do
+    state="$(node_state)"
+    case "$state" in
+      idle | mix | alloc) return 0 ;;
+      down* | drain* | inval*)
+        SLURM_CONF="$CONF" scontrol update nodename="$HOST" state=resume >/dev/null 2>&1 || true ;;
+    esac
+    sleep 0.5
+    ((i % 20 == 0)) && log "waiting for the node (state: ${state:-no answer})"
+  done
+  die "node not idle after 30 s (state: ${state:-no answer}); see $DIR/log/"
+}
+
+start() {
+  install_if_missing
+  if pid_alive "$DIR/run/slurmctld.pid" && pid_alive "$DIR/run/slurmd.pid"; then
+    wait_idle
+    log "already running ($DIR)"
+    return 0
+  fi
+  write_config
+  if ! pid_alive "$MUNGE_PID"; then
+    mkdir -p /run/munge /var/log/munge /var/lib/munge
+    chown munge:munge /run/munge /var/log/munge /var/lib/munge 2>/dev/null || true
+    runuser -u munge -- /usr/sbin/munged
+    touch "$DIR/run/started_munged"
+  fi
+  pid_alive "$DIR/run/slurmctld.pid" || { slurmctld -f "$CONF"; touch "$DIR/run/started_slurmctld"; }
+  pid_alive "$DIR/run/slurmd.pid" || { slurmd -f "$CONF"; touch "$DIR/run/started_slurmd"; }
+  wait_idle
+  log "running: one node '$HOST', partition debug, 1 fake GPU ($DIR)"
+  echo "export SLURM_CONF=$CONF"
+}
+
+stop_daemon() {  # name pidfile
+  local name=$1 pidfile=$2 pid i
+  [[ -e "$DIR/run/started_$name" ]] || return 0
+  if pid_alive "$pidfile"; then
+    pid="$(cat "$pidfile")"
+    kill -TERM "$pid" 2>/dev/null || true
+    for i in $(seq 1 100); do
+      pid_alive "$pidfile" || break
+      # a daemon that exited may leave a zombie or its pidfile behind; the process state decides
+      sleep 0.2
+      if ((i == 50)); then kill -KILL "$pid" 2>/dev/null || true; fi
+    done
+    pid_alive "$pidfile" && die "$name (pid $pid) did not stop"
+  fi
+  rm -f "$DIR/run/started_$name"
+  log "stopped $name"
+}
+
+stop() {
+  stop_daemon slurmd "$DIR/run/slurmd.pid"
+  stop_daemon slurmctld "$DIR/run/slurmctld.pid"
+  stop_daemon munged "$MUNGE_PID"
+  if [[ -s "$DIR/run/etc_link" ]]; then
+    [[ -L "$ETC_LINK" && "$(readlink "$ETC_LINK")" == "$CONF" ]] && rm -f "$ETC_LINK"
+    rm -f "$DIR/run/etc_link"
+  fi
+}
+
+status() {
+  local ok=0 name pidfile
+  for name in munged slurmctld slurmd; do
+    pidfile="$DIR/run/$name.pid"
+    [[ $name == munged ]] && pidfile="$MUNGE_PID"
+    if pid_alive "$pidfile"; then echo "$name: running (pid $(cat "$pidfile"))"; else echo "$name: stopped"; ok=1; fi
+  done
+  if ((ok == 0)) && [[ -n "$(node_state)" ]]; then
+    SLURM_CONF="$CONF" sinfo -o "%P %a %D %t %N %G"
+    echo "export SLURM_CONF=$CONF"
+    return 0
+  fi
+  return 1
+}
+
+case "${1:-}" in
+  start) start ;;
+  stop) stop ;;
+  status) status ;;
+  env) echo "export SLURM_CONF=$CONF" ;;
+  *) sed -n '2,16p' "$0" >&2; exit 2 ;;
+esac
