@@ -43,7 +43,7 @@ def test_demo_names_the_files_to_open(quick_demo):
     assert len(named) >= 9  # table, note, report, >= 1 plot, 6 predictions
     for path in named:
         assert Path(path).is_file(), path
-    assert "[1/9]" in proc.stderr and "[9/9]" in proc.stderr and "why:" in proc.stderr
+    assert "[1/10]" in proc.stderr and "[10/10]" in proc.stderr and "why:" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 

@@ -72,23 +72,24 @@ def _preset(kind: str, name: str) -> dict[str, Any]:
     return read_yaml(resolve_preset(kind, name))
 
 
-def model_config(model_dir: Path, config_dir: Path, settings: DemoSettings) -> Path:
-    """tiny_local with the facts of the model `clinie-nemo tiny-model` built (read from its config.json)."""
+def model_config(model_dir: Path, config_dir: Path, settings: DemoSettings, name: str = "tiny") -> Path:
+    """tiny_local with the facts of an HF model folder (read from its config.json)."""
     facts = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
     data = _preset("models", "tiny_local")
-    data.update(name="tiny_demo", checkpoint=str(model_dir.resolve()), num_layers=facts["num_hidden_layers"],
+    data.update(name=f"{name}_demo", checkpoint=str(model_dir.resolve()), num_layers=facts["num_hidden_layers"],
                 hidden_size=facts["hidden_size"], ffn_hidden_size=facts["intermediate_size"],
                 num_attention_heads=facts["num_attention_heads"], num_kv_heads=facts["num_key_value_heads"],
                 vocab_size=facts["vocab_size"], max_seq_length=facts["max_position_embeddings"],
-                description="the demo's tiny random-init Llama (clinie-nemo tiny-model)")
-    return write_yaml(config_dir / "model_tiny.yaml", data, "Model: the tiny Llama built by the demo.")
+                description=f"the demo's {name} Llama ({model_dir})")
+    return write_yaml(config_dir / f"model_{name}.yaml", data, f"Model: the demo's {name} Llama.")
 
 
 def recipe_overrides(settings: DemoSettings, method: str) -> list[str]:
     t = settings.training
-    out = [f"max_steps={t.steps}", f"seq_length={t.seq_length}", f"batch.global_batch_size={t.global_batch}",
+    steps = t.steps_for(method)
+    out = [f"max_steps={steps}", f"seq_length={t.seq_length}", f"batch.global_batch_size={t.global_batch}",
            f"batch.micro_batch_size={t.micro_batch}", f"optim.lr={t.lr(method)}",
-           f"optim.warmup_steps={t.warmup_steps}", f"checkpoint.save_interval={max(1, t.steps // 2)}",
+           f"optim.warmup_steps={min(t.warmup_steps, steps - 1)}", f"checkpoint.save_interval={max(1, steps // 2)}",
            "parallel.tensor=1", "parallel.gpus_per_node=1", "parallel.nodes=1", f"seed={settings.seed}"]
     if method == "lora":
         out += [f"lora.dim={t.lora_dim}", f"lora.alpha={t.lora_dim}", "lora.dropout=0.0",
@@ -103,6 +104,7 @@ def recipe_config(config_dir: Path, settings: DemoSettings, method: str) -> Path
     data = apply_overrides(_preset("train", RECIPES[method]), recipe_overrides(settings, method), TrainRecipe)
     return write_yaml(config_dir / f"recipe_{method}.yaml", data,
                       f"Recipe: {RECIPES[method]} with the demo's overrides (a tiny model, a short CPU run).")
+
 
 
 def generate_config(config_dir: Path, settings: DemoSettings) -> Path:

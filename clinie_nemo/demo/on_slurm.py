@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from clinie_nemo.demo import configs
-from clinie_nemo.demo.pipeline import build_corpora, build_model, finish_report, rules_for, write_run_configs
+from clinie_nemo.demo.pipeline import build_corpora, build_mixtures, finish_report, prepare_models, rules_for
 from clinie_nemo.demo.runner import DemoStepFailed, Runner
 from clinie_nemo.demo.settings import DemoSettings
 from clinie_nemo.errors import ClinieError
@@ -65,15 +65,10 @@ def wait_for_study(study_dir: Path, timeout_s: float) -> None:
 
 def run_slurm(out: Path, s: DemoSettings, timeout_s: float = 3600.0) -> Runner:
     check_cluster()
-    run = Runner(out, total_steps=7)
+    run = Runner(out, total_steps=8)
     docs = build_corpora(run, out, s)
-    with run.step("Mix the records once locally, for the tokenizer of the tiny model",
-                  "the tokenizer is trained on the instruction records; the study's own mix jobs rebuild "
-                  "every fraction on the cluster"):
-        cfg = configs.mixture_config(docs, out / "config", s, max(s.fractions))
-        run.cli("mix", str(cfg), "--output", str(out / "data" / "tokenizer-corpus"), "--quiet")
-    model_dir = build_model(run, out, out / "data" / "tokenizer-corpus", s)
-    model_yaml, recipes, generate_yaml = write_run_configs(out, model_dir, s)
+    data = build_mixtures(run, out, docs, s, s.fractions)  # for the tokenizer and the base model
+    model_yaml, recipes, generate_yaml = prepare_models(run, out, data, s)
     study_yaml = configs.study_config(docs, out / "config", s, model_yaml, recipes, generate_yaml,
                                       rules_for(s.held_out))
     study_dir = out / "study"

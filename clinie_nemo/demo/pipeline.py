@@ -7,6 +7,7 @@ Layout of the output folder ``OUT``::
     OUT/config/                     every YAML the commands read (mixtures, model, recipes, generation, study)
     OUT/data/frac-<f>/              records: training/validation/test.jsonl + manifest.json (clinie-nemo mix)
     OUT/model/tiny/                 the tiny random-init Llama and its tokenizer (clinie-nemo tiny-model)
+    OUT/model/base/                 its warm-up run; model/ is the base every cell fine-tunes
     OUT/runs/frac-<f>/<method>/     run directory, predictions.jsonl, scores.json (train, generate, evaluate)
     OUT/report/                     report.md + PNG plots (clinie-nemo report), demo_table.md, DEMO_NOTE.md
     OUT/logs/                       each command's stdout
@@ -102,20 +103,42 @@ def build_model(run: Runner, out: Path, records: Path, s: DemoSettings) -> Path:
     return model_dir
 
 
-def write_run_configs(out: Path, model_dir: Path, s: DemoSettings) -> tuple[Path, dict[str, Path], Path]:
+def build_base(run: Runner, out: Path, tiny_dir: Path, zero_shot_data: Path, s: DemoSettings) -> Path:
+    """Full fine-tuning of the random-init model on the zero-shot mixture (the four other corpora only): a
+    base that knows the answer format, as a pretrained LLM would. Returns the base model folder."""
     cfg = out / "config"
-    model_yaml = configs.model_config(model_dir, cfg, s)
+    tiny_yaml = configs.model_config(tiny_dir, cfg, s, "tiny")
+    recipe = configs.recipe_config(cfg, s, "base")
+    base_run = out / "model" / "base"
+    with run.step(f"Make a base model: {s.training.base_steps} steps of full fine-tuning on the four other corpora",
+                  f"LoRA on a random network learns little; the study starts from pretrained LLMs. This base "
+                  f"sees no {s.held_out} data, so fraction 0 stays zero-shot"):
+        run.cli("train", "--engine", "local", "--model", str(tiny_yaml), "--recipe", str(recipe),
+                "--data", str(zero_shot_data), "--output", str(base_run))
+    return base_run / "model"
+
+
+def write_run_configs(out: Path, base_dir: Path, s: DemoSettings) -> tuple[Path, dict[str, Path], Path]:
+    cfg = out / "config"
+    model_yaml = configs.model_config(base_dir, cfg, s, "base")
     recipes = {m: configs.recipe_config(cfg, s, m) for m in s.methods}
     return model_yaml, recipes, configs.generate_config(cfg, s)
 
 
+def prepare_models(run: Runner, out: Path, data: dict[float, Path], s: DemoSettings
+                   ) -> tuple[Path, dict[str, Path], Path]:
+    """Tiny model (tokenizer from every corpus's training records), base model, and the cells' YAMLs."""
+    tiny_dir = build_model(run, out, data[max(data)] / "training.jsonl", s)
+    base_dir = build_base(run, out, tiny_dir, data[min(data)], s)
+    return write_run_configs(out, base_dir, s)
+
+
 def run_local(out: Path, s: DemoSettings) -> Runner:
     """The whole demo on this machine with the local engine; returns the runner (timings)."""
-    run = Runner(out, total_steps=9)
+    run = Runner(out, total_steps=10)
     docs = build_corpora(run, out, s)
     data = build_mixtures(run, out, docs, s, s.fractions)
-    model_dir = build_model(run, out, data[max(s.fractions)], s)
-    model_yaml, recipes, generate_yaml = write_run_configs(out, model_dir, s)
+    model_yaml, recipes, generate_yaml = prepare_models(run, out, data, s)
     cells = [Cell(f, m, data[f], out / "runs" / s.fraction_name(f) / m) for f in s.fractions for m in s.methods]
     t = s.training
     with run.step(f"Fine-tune {len(cells)} runs: LoRA and full fine-tuning at each fraction (local engine)",

@@ -11,15 +11,15 @@ from dataclasses import dataclass, replace
 
 DATASETS = ("i2b2_2010", "n2c2_2018", "n2c2_2022_sdoh", "radgraph", "ufhealth")
 METHODS = ("lora", "full")
-RECIPES = {"lora": "peft_lora", "full": "full_sft"}  # nemo_configs/train presets the demo's recipes start from
+RECIPES = {"lora": "peft_lora", "full": "full_sft", "base": "full_sft"}  # presets the demo's recipes start from
 
 
 @dataclass(frozen=True)
 class TinyModel:
-    """`clinie-nemo tiny-model` arguments."""
+    """`clinie-nemo tiny-model` arguments (its defaults, but a shorter context)."""
 
-    hidden: int = 64
-    layers: int = 2
+    hidden: int = 128
+    layers: int = 4
     heads: int = 4
     kv_heads: int = 2
     vocab_size: int = 2048
@@ -29,21 +29,28 @@ class TinyModel:
 
 @dataclass(frozen=True)
 class Training:
-    """Per-method overrides on top of the peft_lora / full_sft presets (the study's 8B settings do not fit
-    a 200k-parameter model trained for a minute)."""
+    """Overrides on top of the full_sft / peft_lora presets (the study's 8B settings do not fit a 1M-parameter
+    model trained for a minute). ``base_steps`` of full fine-tuning on the non-held-out corpora turn the
+    random-init model into a base that follows the instruction format (standing in for a pretrained LLM;
+    no held-out data); every cell then fine-tunes that base for ``steps``."""
 
-    steps: int = 40
+    base_steps: int = 150
+    base_lr: float = 5e-3
+    steps: int = 30
     global_batch: int = 8
     micro_batch: int = 8
     seq_length: int = 640
     warmup_steps: int = 3
-    lr_full: float = 1e-2
-    lr_lora: float = 2e-2
+    lr_full: float = 3e-3
+    lr_lora: float = 1e-2
     lora_dim: int = 16
     lora_targets: tuple[str, ...] = ("linear_qkv", "linear_proj", "linear_fc1", "linear_fc2")
 
     def lr(self, method: str) -> float:
-        return self.lr_full if method == "full" else self.lr_lora
+        return {"full": self.lr_full, "lora": self.lr_lora, "base": self.base_lr}[method]
+
+    def steps_for(self, method: str) -> int:
+        return self.base_steps if method == "base" else self.steps
 
 
 @dataclass(frozen=True)
@@ -67,6 +74,6 @@ class DemoSettings:
 
 
 DEFAULT = DemoSettings()
-QUICK = replace(DEFAULT, docs_per_dataset=12, cap=16, max_new_tokens=64, bootstrap=50,
-                training=replace(Training(), steps=12))
+QUICK = replace(DEFAULT, docs_per_dataset=12, cap=24, max_new_tokens=64, bootstrap=50,
+                training=replace(Training(), base_steps=100, steps=15))
 PRESETS = {"default": DEFAULT, "quick": QUICK}

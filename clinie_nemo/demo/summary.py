@@ -18,7 +18,7 @@ from clinie_nemo.fileio import atomic_write
 
 TABLE_FILE = "demo_table.md"
 NOTE_FILE = "DEMO_NOTE.md"
-CAVEAT = ("A tiny random-init model trained for a few dozen steps on synthetic notes: these numbers prove that "
+CAVEAT = ("A tiny random-init model trained for a few minutes on synthetic notes: these numbers prove that "
           "the pipeline runs end to end (synthesise, convert, mix, train, generate, parse, score, report), "
           "not clinical accuracy.")
 
@@ -105,9 +105,11 @@ def note(s: Any) -> str:
 - Data: five synthetic corpora ({s.docs_per_dataset} notes each) written in the native release formats of
   2010 i2b2/VA, 2018 n2c2 track 2, 2022 n2c2 SDOH, RadGraph and a UFHealth-style brat corpus. They share the
   label schemas of the real corpora, not their language.
-- Model: a random-init Llama with {s.model.layers} layers and hidden size {s.model.hidden}, trained {t.steps}
-  steps of {t.global_batch} records (LoRA r={t.lora_dim}, lr {t.lr_lora}; full fine-tuning, lr {t.lr_full}).
-  The study fine-tunes 5-20B parameter models for 300 steps of 64 records.
+- Model: a random-init Llama with {s.model.layers} layers and hidden size {s.model.hidden}, first fully
+  fine-tuned {t.base_steps} steps on the four other corpora (a stand-in for pretraining that sees no
+  {s.held_out} data), then per cell {t.steps} steps of {t.global_batch} records (LoRA r={t.lora_dim},
+  lr {t.lr_lora}; full fine-tuning, lr {t.lr_full}). The study fine-tunes 5-20B parameter pretrained models
+  for 300 steps of 64 records.
 - Protocol: leave-one-dataset-out with {s.held_out} held out, at held-out data fractions
   {", ".join(f"{f:g}" for f in s.fractions)}; tasks {", ".join(s.tasks)} in the `{s.format}` format.
 - F1 near zero is expected here. What matters is that every stage produced its output and that the parse
