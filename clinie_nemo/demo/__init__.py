@@ -30,7 +30,15 @@ def run_demo(out: str | Path, settings: DemoSettings = DEFAULT, force: bool = Fa
     else:
         prepare_output(out_path, force)
         runner = run_local(out_path, settings)
-    say(f"\ndemo finished in {runner.elapsed()} ({runner.commands} clinie-nemo commands)")
+    import json
+
+    from clinie_nemo.fileio import atomic_write
+
+    timings = runner.timings()
+    with atomic_write(out_path / "timings.json") as fh:
+        json.dump(timings, fh, indent=2)
+    say(f"\ndemo finished in {runner.elapsed()} (CPU {timings['cpu_s']:.0f} s in this process; "
+        f"{runner.commands} clinie-nemo commands)")
     return output_files(out_path, slurm)
 
 

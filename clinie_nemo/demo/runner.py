@@ -36,7 +36,8 @@ class Runner:
         self.number = 0
         self.commands = 0
         self.started = time.monotonic()
-        self.step_times: dict[str, float] = {}
+        self.cpu_started = time.process_time()
+        self.step_times: dict[str, dict[str, float]] = {}
         (out / "logs").mkdir(parents=True, exist_ok=True)
 
     @contextlib.contextmanager
@@ -44,14 +45,20 @@ class Runner:
         self.number += 1
         say(f"\n[{self.number}/{self.total}] {title}")
         say(f"      why: {why}")
-        t0 = time.monotonic()
+        t0, cpu0 = time.monotonic(), time.process_time()
         yield
-        took = time.monotonic() - t0
-        self.step_times[title] = took
-        say(f"      done in {_duration(took)} (total {self.elapsed()})")
+        took, cpu = time.monotonic() - t0, time.process_time() - cpu0
+        self.step_times[f"{self.number}. {title}"] = {"wall_s": round(took, 2), "cpu_s": round(cpu, 2)}
+        say(f"      done in {_duration(took)}, CPU {_duration(cpu)} (total {self.elapsed()})")
 
     def elapsed(self) -> str:
         return _duration(time.monotonic() - self.started)
+
+    def timings(self) -> dict[str, object]:
+        """Wall and CPU seconds (this process, all threads) per step and in total."""
+        return {"wall_s": round(time.monotonic() - self.started, 2),
+                "cpu_s": round(time.process_time() - self.cpu_started, 2),
+                "commands": self.commands, "steps": self.step_times}
 
     def cli(self, *argv: str, label: str = "") -> Path:
         """Run ``clinie-nemo ARGV`` in this process; raise :class:`DemoStepFailed` on a non-zero exit."""
