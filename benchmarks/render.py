@@ -1,13 +1,13 @@
 """Benchmark: rendering throughput (records/s) with the fallback token counter versus a real fast tokenizer,
 and packing efficiency (real-token fraction) at a sequence length for n2c2-like notes.
 
-Everything is built here, offline: n2c2-2018-like discharge summaries (medication sentences, long and
-variable length), and a byte-level BPE tokenizer trained with the `tokenizers` library on that synthetic
-text and saved as a Hugging Face folder. Rendering goes through clinie_nemo.render_bridge, the same path
+Everything is built here, offline: n2c2-2018-like notes (clinie_nemo.synth at discharge-summary length, and
+long log-normal-length notes made here), and a byte-level BPE tokenizer trained with the `tokenizers`
+library on that synthetic text and saved as a Hugging Face folder. Rendering goes through clinie_nemo.render_bridge, the same path
 `clinie-nemo mix` uses: render_documents(...) then record_token_lengths(...).
 
     python benchmarks/render.py                  # prints a markdown section for benchmarks/RESULTS.md
-    python benchmarks/render.py --docs 200 --seq-length 4096 --micro-batch 4
+    python benchmarks/render.py --docs 60 --notes synth --seq-length 4096 --micro-batch 4
 """
 
 from __future__ import annotations
@@ -120,47 +120,75 @@ def machine() -> str:
     return f"{model}, {cpus} CPUs, Python {platform.python_version()}"
 
 
+def synth_notes(n_docs: int, seed: int, tmp: Path) -> list[Document]:
+    """clinie_nemo.synth n2c2_2018 release at discharge-summary length (3-6 KB), read back by the brat
+    reader (convert_dataset): the project's own n2c2-like notes."""
+    from clinie_nemo import docs_jsonl, synth
+    from clinie_nemo.datasets.convert import convert_dataset
+
+    synth.generate("n2c2_2018", tmp / "native", n_docs, seed=seed, length="n2c2")
+    convert_dataset("n2c2_2018", tmp / "native", tmp / "docs", show_progress=False)
+    return [*docs_jsonl.read(tmp / "docs" / "train.jsonl"), *docs_jsonl.read(tmp / "docs" / "test.jsonl")]
+
+
+def measure(docs: list[Document], args: argparse.Namespace, tmp: Path) -> dict:
+    folder = str(build_tokenizer(tmp / "tok", docs[: min(len(docs), 100)]))
+    fallback_rate, fallback_lengths = render_rate(docs, None, args.max_tokens, args.repeats)
+    real_rate, real_lengths = render_rate(docs, folder, args.max_tokens, args.repeats)
+    return {"fallback_rate": fallback_rate, "real_rate": real_rate,
+            "packing": [(name, sorted(lengths), packing_stats(lengths, args.seq_length, args.micro_batch, 16))
+                        for name, lengths in (("fallback counter", fallback_lengths),
+                                              ("BPE tokenizer (2k vocab)", real_lengths))]}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--docs", type=int, default=300)
+    ap.add_argument("--docs", type=int, default=120, help="notes per note set")
+    ap.add_argument("--notes", default="synth,lognormal",
+                    help="note sets: synth (clinie_nemo.synth n2c2_2018, 3-6 KB), lognormal (long, variable)")
     ap.add_argument("--seq-length", type=int, default=4096)
     ap.add_argument("--max-tokens", type=int, default=2048, help="render chunk limit (prompt + target)")
     ap.add_argument("--micro-batch", type=int, default=4)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--seed", type=int, default=13)
     args = ap.parse_args()
-    rng = random.Random(args.seed)
-    docs = [n2c2_like_note(rng, i) for i in range(args.docs)]
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = str(build_tokenizer(Path(tmp) / "tok", docs[: min(len(docs), 100)]))
-        fallback_rate, fallback_lengths = render_rate(docs, None, args.max_tokens, args.repeats)
-        real_rate, real_lengths = render_rate(docs, folder, args.max_tokens, args.repeats)
-    rows = []
-    for name, lengths in (("fallback counter", fallback_lengths), ("BPE tokenizer (2k vocab)", real_lengths)):
-        s = packing_stats(lengths, args.seq_length, args.micro_batch, pad_multiple=16)
-        rows.append((name, s))
+    results = {}
+    for notes in args.notes.split(","):
+        with tempfile.TemporaryDirectory() as tmp:
+            if notes == "synth":
+                docs = synth_notes(args.docs, args.seed, Path(tmp))
+            elif notes == "lognormal":
+                rng = random.Random(args.seed)
+                docs = [n2c2_like_note(rng, i) for i in range(args.docs)]
+            else:
+                raise SystemExit(f"unknown note set {notes!r}; valid: synth, lognormal")
+            chars = sum(len(d.text) for d in docs) / len(docs)
+            results[notes] = (len(docs), chars, measure(docs, args, Path(tmp)))
     today = datetime.date.today().isoformat()
     print("## render\n")
     print(f"Machine: {machine()}. Date: {today}. Command: `python benchmarks/render.py --docs {args.docs} "
-          f"--max-tokens {args.max_tokens} --seq-length {args.seq_length} --micro-batch {args.micro_batch}`.\n")
-    print(f"{args.docs} synthetic n2c2-2018-like notes (log-normal length), task `ce`, chunks of at most "
-          f"{args.max_tokens} tokens, rendered through "
+          f"--notes {args.notes} --max-tokens {args.max_tokens} --seq-length {args.seq_length} "
+          f"--micro-batch {args.micro_batch} --repeats {args.repeats}`.\n")
+    print(f"Task `ce`, format json, chunks of at most {args.max_tokens} tokens, rendered through "
           f"`render_bridge.render_documents` ({RENDERER}) + `record_token_lengths` (the `mix` path), best of "
-          f"{args.repeats}.\n")
-    print("| token counter | records/s | ratio vs fallback |")
-    print("|---|---:|---:|")
-    print(f"| fallback (regex words/punctuation) | {fallback_rate:,.0f} | 1.00 |")
-    print(f"| real fast tokenizer (tokenizers BPE, HF folder) | {real_rate:,.0f} | {real_rate / fallback_rate:.2f} |")
+          f"{args.repeats}. Note sets: `synth` = clinie_nemo.synth n2c2_2018 at discharge-summary length, read "
+          "back by the brat reader; `lognormal` = long notes of log-normal length (benchmarks/render.py).\n")
+    print("| notes | docs (mean chars) | counter | records/s | ratio vs fallback |")
+    print("|---|---:|---|---:|---:|")
+    for notes, (n, chars, r) in results.items():
+        print(f"| {notes} | {n} ({chars:,.0f}) | fallback (regex words/punctuation) | {r['fallback_rate']:,.1f} | 1.00 |")
+        print(f"| {notes} | {n} ({chars:,.0f}) | real fast tokenizer (tokenizers BPE, HF folder) | "
+              f"{r['real_rate']:,.1f} | {r['real_rate'] / r['fallback_rate']:.2f} |")
     print(f"\nPacking at seq {args.seq_length} (real-token fraction; pad-to-longest uses micro-batch "
-          f"{args.micro_batch}, rounded to 16 like GPTSFTDataset):\n")
-    print("| lengths from | records | tokens p50 / max | pad to max (baseline) | pad to longest | packed FFD "
-          "| packed / pad-to-max | sequences packed |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
-    for name, s in rows:
-        ordered = sorted(real_lengths if name.startswith("BPE") else fallback_lengths)
-        print(f"| {name} | {s.records} | {ordered[len(ordered) // 2]} / {ordered[-1]} | {s.pad_to_max:.4f} | "
-              f"{s.pad_to_longest:.4f} | {s.packed:.4f} | {s.packed / s.pad_to_max:.2f}x | "
-              f"{s.packed_sequences} (overlong {s.overlong}) |")
+          f"{args.micro_batch}, rounded up to 16 like GPTSFTDataset):\n")
+    print("| notes | lengths from | records | tokens p50 / max | pad to max (baseline) | pad to longest "
+          "| packed FFD | packed / pad-to-max | sequences packed |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    for notes, (_, _, r) in results.items():
+        for name, ordered, s in r["packing"]:
+            print(f"| {notes} | {name} | {s.records} | {ordered[len(ordered) // 2]} / {ordered[-1]} | "
+                  f"{s.pad_to_max:.4f} | {s.pad_to_longest:.4f} | {s.packed:.4f} | "
+                  f"{s.packed / s.pad_to_max:.2f}x | {s.packed_sequences} (overlong {s.overlong}) |")
     return 0
 
 

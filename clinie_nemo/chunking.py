@@ -47,23 +47,26 @@ def legal_cuts(doc: Document) -> list[int]:
     return [p for p in cut_points(doc.text) if not inside[p]]
 
 
-def chunk_spans(doc: Document, fits: Callable[[int, int], bool] | None, budget_note: str = "") -> list[tuple[int, int]]:
-    """Greedy longest chunks; ``fits=None`` means the whole document is one chunk."""
+def chunk_spans(doc: Document, fits: Callable[[int, int], bool] | None, budget_note: str = "",
+                verify: Callable[[int, int], bool] | None = None) -> list[tuple[int, int]]:
+    """Greedy longest chunks; ``fits=None`` means the whole document is one chunk. ``fits`` may be a cheap
+    estimate: ``verify`` (exact) then checks the chosen end and steps back a cut point while it fails."""
     n = len(doc.text)
-    if fits is None or n == 0 or fits(0, n):
+    verify = verify or fits
+    if fits is None or n == 0 or (fits(0, n) and verify is not None and verify(0, n)):
         return [trim(doc, 0, n)]
     points = [0, *legal_cuts(doc), n]
     spans: list[tuple[int, int]] = []
     i = 0
     while points[i] < n:
         start = points[i]
-        if not fits(start, points[i + 1]):
+        if not (fits(start, points[i + 1]) and verify(start, points[i + 1])):
             end = points[i + 1]
             inside = sum(1 for e in doc.entities for s, _ in e.spans if start <= s < end)
             raise InputError(Problem(f"document {doc.id}", None,
                                      f"characters {start}-{end} ({inside} annotated spans) do not fit "
-                                     f"{budget_note or 'the token budget'} and cannot be split at a line or "
-                                     "sentence boundary without cutting an entity"))
+                                     f"{budget_note or 'the token budget'} with the prompt and target, and cannot be "
+                                     "split further at a line or sentence boundary outside an entity"))
         lo, hi = i + 1, len(points) - 1  # fits(start, points[lo]) holds
         while lo < hi:
             mid = (lo + hi + 1) // 2
@@ -71,6 +74,8 @@ def chunk_spans(doc: Document, fits: Callable[[int, int], bool] | None, budget_n
                 lo = mid
             else:
                 hi = mid - 1
+        while lo > i + 1 and not verify(start, points[lo]):
+            lo -= 1
         spans.append((start, points[lo]))
         i = lo
     return [trim(doc, s, e) for s, e in spans]

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from clinie_nemo.document import Document
 from clinie_nemo.errors import InputError, Problem
-from clinie_nemo.parsing.labels import LabelMap
+from clinie_nemo.parsing.clean import LabelMap
 from clinie_nemo.parsing.merge import event_schema, merge_document
 from clinie_nemo.parsing.parse import CAUSES, RecordParse, parse_record
 from clinie_nemo.predictions import Prediction
@@ -24,7 +24,10 @@ from clinie_nemo.progress import progress
 from clinie_nemo.scoring import RuleSet, Scores, score_pairs
 from clinie_nemo.scoring.bootstrap import add_confidence_intervals
 
-HEADLINE = {"entities": ("ce", "re_e2e"), "relations": ("re_pair", "re_e2e"), "events": ("ce", "re_e2e", "re_pair")}
+HEADLINE = {"entities": ("ce", "re_e2e"), "relations": ("re_pair", "re_e2e"), "events": ("re_e2e", "re_pair")}
+# what each task's predictions can say: ce has no relations or events; re_pair copies the gold entities
+TASK_KINDS = {"ce": ("entities",), "re_pair": ("relations", "relations_untyped", "events"),
+              "re_e2e": ("entities", "relations", "relations_untyped", "events")}
 
 
 def label_maps(docs: Sequence[Document]) -> dict[str, tuple[LabelMap, LabelMap]]:
@@ -76,10 +79,15 @@ def parse_summary(parses: Sequence[RecordParse]) -> dict[str, Any]:
     return {**block(parses), "by_dataset_task": {k: block(v) for k, v in sorted(groups.items())}}
 
 
+class Evaluation(NamedTuple):
+    result: dict[str, Any]  # the scores JSON (CONTRACT item 6)
+    predicted: dict[str, list[Document]]  # task -> predicted documents (gold order)
+    scores: dict[str, Scores]  # task -> per-document counts (for bootstrap comparisons)
+
+
 def evaluate_predictions(records: Sequence[dict[str, Any]], predictions: dict[str, Prediction],
                          corpus: Sequence[Document], rules: RuleSet, bootstrap: int = 0,
-                         seed: int = 0) -> tuple[dict[str, Any], dict[str, list[Document]]]:
-    """(result JSON, predicted documents per task)."""
+                         seed: int = 0) -> Evaluation:
     docs = {d.id: d for d in corpus}
     parses = parse_all(records, predictions, docs)
     triggers, roles = event_schema(corpus)
@@ -91,8 +99,9 @@ def evaluate_predictions(records: Sequence[dict[str, Any]], predictions: dict[st
     task_scores: dict[str, Scores] = {}
     for task, per_doc in sorted(by_task.items()):
         gold = [docs[d] for d in sorted(per_doc)]
-        pred = [merge_document(g, per_doc[g.id], triggers, roles) for g in gold]
-        scores = score_pairs(zip(gold, pred), rules)
+        with_events = task != "ce"
+        pred = [merge_document(g, per_doc[g.id], triggers if with_events else set(), roles) for g in gold]
+        scores = score_pairs(zip(gold, pred), rules, kinds=TASK_KINDS.get(task))
         task_scores[task] = scores
         result["by_task"][task] = scores.to_json()
         if bootstrap:
@@ -101,7 +110,7 @@ def evaluate_predictions(records: Sequence[dict[str, Any]], predictions: dict[st
     for kind, tasks in HEADLINE.items():
         for task in tasks:
             block = result["by_task"].get(task, {}).get(kind)
-            if block and (block["strict"]["tp"] + block["strict"]["fp"] + block["strict"]["fn"] or kind != "events"):
+            if block and (kind != "events" or block["strict"]["tp"] + block["strict"]["fp"] + block["strict"]["fn"]):
                 result[kind] = {**block, "task": task}
                 break
         else:
@@ -110,4 +119,4 @@ def evaluate_predictions(records: Sequence[dict[str, Any]], predictions: dict[st
     result["rules"] = {"name": rules.name, "description": rules.description}
     if bootstrap:
         result["bootstrap"] = {"replicates": bootstrap, "seed": seed, "unit": "document"}
-    return result, predicted
+    return Evaluation(result, predicted, task_scores)

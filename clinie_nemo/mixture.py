@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -97,14 +97,18 @@ class _DatasetDocs:
     validation: list[Document] | None
     test: list[Document]
     schema: Any  # one label schema for every split's prompts
+    show_progress: bool = True
 
 
-def _read_dataset(inputs: _Inputs, entry: DatasetEntry) -> _DatasetDocs:
+RENDER_BATCH = 32  # documents per render call (records do not depend on it; progress does)
+
+
+def _read_dataset(inputs: _Inputs, entry: DatasetEntry, show_progress: bool) -> _DatasetDocs:
     train = inputs.read(entry.train)
     validation = inputs.read(entry.validation) if entry.validation is not None else None
     test = inputs.read(entry.test)
     schema = dataset_schema([*train, *(validation or []), *test], entry.name)
-    return _DatasetDocs(entry, train, validation, test, schema)
+    return _DatasetDocs(entry, train, validation, test, schema, show_progress)
 
 
 def _render(config: MixtureConfig, data: _DatasetDocs, docs: Sequence[Document], reports: dict[str, Any],
@@ -116,11 +120,16 @@ def _render(config: MixtureConfig, data: _DatasetDocs, docs: Sequence[Document],
         settings = RenderSettings(task=task, format=config.format, template_policy=config.template.policy,
                                   template_name=config.template.name, max_tokens=config.max_tokens,
                                   tokenizer=str(config.resolve(config.tokenizer)) if config.tokenizer else None,
-                                  seed=config.seed, few_shot=(few_shot or {}).get(task, ()), schema=data.schema)
-        result = render_documents(docs, data.entry.name, settings)
-        by_task[task] = result.records
+                                  seed=config.seed, few_shot=(few_shot or {}).get(task, ()), schema=data.schema,
+                                  messages=config.messages)
         key = f"{split}/{data.entry.name}/{task}"
-        reports[key] = _merge_reports(reports.get(key), result.report)
+        batches = [docs[i:i + RENDER_BATCH] for i in range(0, len(docs), RENDER_BATCH)]
+        by_task[task] = []
+        for batch in progress(batches, f"{split} {data.entry.name} {task}", total=len(batches), unit="batch",
+                              disable=not data.show_progress or split.startswith("few_shot") or len(batches) < 2):
+            result = render_documents(batch, data.entry.name, settings)
+            by_task[task].extend(result.records)
+            reports[key] = _merge_reports(reports.get(key), result.report)
     return by_task
 
 
@@ -156,7 +165,17 @@ def _docs_per_dataset(records: Sequence[dict[str, Any]]) -> dict[str, set[str]]:
     return out
 
 
+def check_inputs_exist(config: MixtureConfig) -> None:
+    """Every corpus file of the config exists (all missing ones reported at once, before any work)."""
+    missing = [Problem(str(config.resolve(path)), None, f"{entry.name} {key}: documents file not found")
+               for entry in config.datasets for key in ("train", "validation", "test")
+               if (path := getattr(entry, key)) is not None and not config.resolve(path).is_file()]
+    if missing:
+        raise InputError(missing)
+
+
 def build_mixture(config: MixtureConfig, show_progress: bool = True) -> MixtureOutput:
+    check_inputs_exist(config)
     inputs = _Inputs(config)
     reports: dict[str, Any] = {}
     training: list[dict[str, Any]] = []
@@ -167,7 +186,7 @@ def build_mixture(config: MixtureConfig, show_progress: bool = True) -> MixtureO
     for entry in config.datasets:
         held = entry.name == config.held_out
         say(f"mix: {entry.name}{' (held out)' if held else ''}")
-        data = _read_dataset(inputs, entry)
+        data = _read_dataset(inputs, entry, show_progress)
         if held:
             chosen = nested_fraction(data.train, _doc_id, config.held_out_fraction, config.seed, entry.name)
             selection[entry.name] = {"role": "held_out", "train_documents": len(data.train),
@@ -210,18 +229,57 @@ def _test_records(config: MixtureConfig, data: _DatasetDocs, reports: dict[str, 
     return [r for records in by_task.values() for r in records]
 
 
+def _prompt_overhead(config: MixtureConfig, data: _DatasetDocs, docs: Sequence[Document], task: str,
+                     reports: dict[str, Any]) -> int | None:
+    """Tokens of a record that are neither its chunk text nor its target (instruction, label list, headers,
+    BOS/EOS): the largest over the records of the first document that renders; None when none does."""
+    counter = token_counter(str(config.resolve(config.tokenizer)) if config.tokenizer else None)
+    for doc in docs:
+        try:
+            records = _render(config, data, [doc], reports, "few_shot_probe")[task]
+        except InputError:
+            continue
+        if records:
+            lengths = record_token_lengths(records, counter)
+            return max(n - sum(counter.count_many(few_shot_pair(r))) for r, n in zip(records, lengths))
+    return None
+
+
+FEW_SHOT_HEADER_TOKENS = 16  # "Example k", the text and answer headers around each example
+
+
+def few_shot_budget(max_tokens: int, k: int, overhead: int) -> int:
+    """Token limit of one example record: its overhead plus a (k + 1)-th of the room the overhead leaves
+    (less the example's own headers), so k examples (text + answer) and the test chunk with its target share
+    one test prompt."""
+    return overhead + (max_tokens - overhead) // (k + 1) - FEW_SHOT_HEADER_TOKENS
+
+
 def _few_shot_pool(config: MixtureConfig, data: _DatasetDocs,
                    reports: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
-    """Records of the training documents in the seeded fraction order, rendered a few documents at a
-    time until every task has ``few_shot_k`` of them (or the documents run out)."""
+    """Per task, the first ``few_shot_k`` records of the training documents in the seeded fraction order,
+    rendered with chunks small enough (:func:`few_shot_budget`) for k of them and a test chunk to share one
+    prompt. A document with a sentence too long for that budget is skipped (counted in the manifest under
+    ``render["few_shot/<dataset>/<task>"]["skipped_documents"]``)."""
     ordered = seeded_order(data.train, _doc_id, config.seed, "fraction", data.entry.name)
-    pool: dict[str, list[dict[str, Any]]] = {task: [] for task in config.tasks_for(data.entry)}
-    step = max(1, config.few_shot_k)
-    for start in range(0, len(ordered), step):
-        for task, records in _render(config, data, ordered[start:start + step], reports, "few_shot").items():
-            pool[task].extend(records)
-        if all(len(v) >= config.few_shot_k for v in pool.values()):
-            break
+    task_data = replace(data, entry=replace(data.entry, tasks=None))
+    pool: dict[str, list[dict[str, Any]]] = {}
+    for task in config.tasks_for(data.entry):
+        pool[task] = []
+        one_task = replace(config, tasks=(task,))
+        overhead = _prompt_overhead(one_task, task_data, ordered, task, reports)
+        if overhead is None:
+            continue
+        budget = replace(one_task, max_tokens=few_shot_budget(config.max_tokens, config.few_shot_k, overhead))
+        key = f"few_shot/{data.entry.name}/{task}"
+        for doc in ordered:
+            if len(pool[task]) >= config.few_shot_k:
+                break
+            try:
+                pool[task].extend(_render(budget, task_data, [doc], reports, "few_shot")[task])
+            except InputError:
+                reports.setdefault(key, {})
+                reports[key]["skipped_documents"] = reports[key].get("skipped_documents", 0) + 1
     return pool
 
 
@@ -255,9 +313,34 @@ def _manifest(config: MixtureConfig, hashes: dict[str, str], training: list[dict
         "inputs": {path: {"sha256": digest} for path, digest in sorted(hashes.items())},
         "selection": selection,
         "splits": splits,
+        "roundtrip": _total(reports, "roundtrip"),
+        "cross_chunk": _total(reports, "cross_chunk"),
         "render": reports,
         "config": mixture_config_to_dict(config, relative_to=config.base_dir),
     }
+
+
+def _total(reports: dict[str, Any], key: str) -> dict[str, Any]:
+    """One count report summed over every (split, dataset, task) render (few-shot pools excluded)."""
+    total: dict[str, Any] | None = None
+    for name, report in sorted(reports.items()):
+        if not name.startswith("few_shot") and isinstance(report.get(key), dict):
+            total = _merge_reports(total, report[key])
+    return total or {}
+
+
+def roundtrip_lines(manifest: dict[str, Any]) -> list[str]:
+    """Round-trip and cross-chunk counts for people (no text)."""
+    rt = manifest.get("roundtrip", {})
+    lines = []
+    for kind in ("entities", "relations", "events"):
+        c = rt.get(kind) or {}
+        if c.get("gold") or c.get("spurious"):
+            lines.append(f"round trip {kind:<10} {c['recovered']}/{c['gold']} recovered, {c['spurious']} spurious")
+    lines += [f"round trip loss {cause}: {n}" for cause, n in sorted(rt.get("losses", {}).items())]
+    lines += [f"round trip failure {cause}: {n}" for cause, n in sorted(rt.get("failures", {}).items())]
+    lines += [f"split across chunks {cause}: {n}" for cause, n in sorted(manifest.get("cross_chunk", {}).items())]
+    return lines
 
 
 def write_mixture(config: MixtureConfig, output_dir: str | Path, force: bool = False,

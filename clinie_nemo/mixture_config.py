@@ -15,6 +15,7 @@ Example (see README, "Mixtures")::
     tasks: [ce, re_pair]
     template: {policy: rotate}
     format: json
+    messages: false              # true: chat form {"messages": [...]} instead of {"input", "output"}
     max_tokens: 2048
     tokenizer: null              # a local HF tokenizer folder, or null for the fallback counter
     validation_fraction: 0.1
@@ -70,6 +71,7 @@ class MixtureConfig:
     tasks: tuple[str, ...] = ("ce",)
     template: TemplatePolicy = field(default_factory=TemplatePolicy)
     format: str = "json"
+    messages: bool = False  # chat form {"messages": [{"role": "user"...}, {"role": "assistant"...}]}
     max_tokens: int = 2048
     tokenizer: str | None = None
     seed: int = 13
@@ -197,6 +199,8 @@ def mixture_config_from_dict(data: Any, source: str = "<config>", base_dir: str 
     for key in ("name",):
         if key in kv:
             _want(kv[key], (str,), "a string", f"{source}.{key}", problems)
+    if "messages" in kv:
+        _want(kv["messages"], (bool,), "true or false", f"{source}.messages", problems)
     if kv.get("tokenizer") is not None:
         _want(kv["tokenizer"], (str,), "a folder path or null", f"{source}.tokenizer", problems)
     for key in ("validation_fraction", "held_out_fraction"):

@@ -13,9 +13,9 @@ on the ids only, never on file order, the Python hash seed or the machine. The r
   ``weight``). So ``w = 2`` doubles every record, ``w = 0.5`` keeps half of them once, ``w = 1.5`` keeps all
   once and half of them twice.
 * Caps: ``cap = c`` keeps the first ``min(c, n)`` records in key order (purpose ``cap``), once each.
-* Few-shot: the ``k`` examples of a task are the first ``k`` records of that task taken from the held-out
-  training documents in the fraction order, so they lie inside every non-empty fraction's set once it has
-  ``k`` records.
+* Few-shot: the ``k`` examples of a task are the first ``k`` records of that task rendered from the
+  held-out training documents in the fraction order (in smaller chunks, see ``mixture.few_shot_budget``),
+  so they come from the documents every non-empty fraction takes first.
 """
 
 from __future__ import annotations

@@ -20,6 +20,11 @@ Extra keys are tolerated by both loaders (checked in the sources):
   (prompt-template keys read with ``.strip(" ")``, all other keys kept as ``metadata``); the JSONL is read
   by ``_JSONLMemMapDataset`` line by line.
 
+* The chat form: Megatron-Bridge ``GPTSFTChatDataset`` with ``use_hf_tokenizer_chat_template=True``
+  (``src/megatron/bridge/data/datasets/utils.py`` at the same commit): ``_chat_preprocess`` ->
+  ``_convert_to_openai_messages`` takes ``source.get("messages")`` as the chat and reads no other key but
+  ``tools``; the loss mask covers the assistant turn.
+
 Because both loaders strip spaces at the ends of ``input``/``output``, chunks are trimmed of edge
 whitespace (see :mod:`clinie_nemo.chunking`) so an ``inline`` target survives the loader unchanged.
 """

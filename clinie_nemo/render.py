@@ -11,6 +11,7 @@ the exact inverse used at evaluation (:func:`decode_record`).
 
 from __future__ import annotations
 
+import bisect
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from clinie_nemo.templates import Template, build_prompt, choose, templates_for
 from clinie_nemo.tokens import SPECIAL_TOKENS_PER_RECORD, TokenCounter, load_counter
 
 TEMPLATE_POLICIES = ("fixed", "rotate")
+ESTIMATE_MARGIN = 8  # tokens the cheap chunk-size estimate may be off by; the exact check follows
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,7 @@ class RenderResult:
     token_lengths: list[int]
     schema: TaskSchema
     chunks: int = 0
+    counter_name: str = ""
 
     def report(self) -> dict[str, Any]:
         """Counts only: safe to print or write to a manifest."""
@@ -125,8 +128,13 @@ class _Renderer:
         self.task = tasks.get(options.task)
         self.fmt = formats.get(options.format)
         self.schema = resolve_schema(docs, options)
-        self.templates = templates_for(options.task, options.template)
         self.policy = "fixed" if options.template else options.template_policy
+        self.templates = templates_for(options.task, options.template)
+        if self.policy == "fixed":
+            self.templates = self.templates[:1]
+        self._overhead: int | None = None
+        self._doc_tokens: tuple[str, list[int], list[int]] = ("", [], [])
+        self._prompt_tokens: dict[tuple[str, str, int, int], int] = {}
         self.counter = options.token_counter or load_counter(options.tokenizer)
         self.format_text = self.fmt.describe_answer() if options.task == "re_pair" \
             else self.fmt.describe(self.task.WITH_RELATIONS)
@@ -144,36 +152,81 @@ class _Renderer:
     def prompt(self, template: Template, labels: tuple[str, ...], text: str) -> str:
         return build_prompt(template, self.instruction(template, labels), text, self.options.few_shot)
 
-    def fits(self, doc: Document, start: int, end: int) -> bool:
-        """Does the chunk [start, end) fit max_tokens with the longest template? For ``re_pair`` the pair
-        markers are bounded by their own tokens plus one split token on each side of each marker."""
-        view = view_for(doc, start, end)
-        extra = 0
+    def _output_tokens(self, view: ChunkView) -> int:
         if self.options.task == "re_pair":
             answers = (self.fmt.encode_answer(r) for r in (*self.schema.relation_names, "none"))
-            out_tokens = max(self.counter.count(a) for a in answers)
-            extra = sum(self.counter.count(m) + 2 for m in MARKERS)
-        else:
-            items = self.task.items(view, self.schema, self.fmt, self.options.task_options)
-            out_tokens = max((self.counter.count(i.output) for i in items), default=0)
-        prompt_tokens = max(self.counter.count(self.prompt(t, self.schema.entity_names, view.text))
+            return max(self.counter.count(a) for a in answers)
+        items, _ = self.task.items(view, self.schema, self.fmt, self.options.task_options)
+        return max((self.counter.count(i.output) for i in items), default=0)
+
+    def _extra_tokens(self) -> int:
+        """``re_pair`` markers: their own tokens plus one split token on each side of each marker."""
+        return sum(self.counter.count(m) + 2 for m in MARKERS) if self.options.task == "re_pair" else 0
+
+    def forget_document(self) -> None:
+        self._prompt_tokens.clear()
+        self._doc_tokens = ("", [], [])
+
+    def prompt_tokens(self, template: Template, doc: Document, view: ChunkView, labels: tuple[str, ...],
+                      text: str) -> int:
+        """Tokens of a prompt, remembered per (template, chunk) when it shows the plain chunk text."""
+        if text != view.text or labels != self.schema.entity_names:
+            return self.counter.count(self.prompt(template, labels, text))
+        key = (template.name, doc.id, view.start, view.end)
+        if key not in self._prompt_tokens:
+            self._prompt_tokens[key] = self.counter.count(self.prompt(template, labels, text))
+        return self._prompt_tokens[key]
+
+    def check_overhead(self) -> None:
+        """The instruction alone (longest template, no text, empty target) must leave room for text."""
+        if self._overhead is None:
+            self._overhead = max(self.counter.count(self.prompt(t, self.schema.entity_names, ""))
+                                 for t in self.templates)
+        need = self._overhead + self._extra_tokens() + SPECIAL_TOKENS_PER_RECORD
+        if need >= self.options.max_tokens:
+            raise ConfigError(f"the {self.options.task} prompt without any text already takes {need} tokens "
+                              f"({self.counter.name}); max_tokens={self.options.max_tokens} leaves no room: "
+                              "raise --max-tokens or use a shorter template")
+
+    def fits_estimate(self, doc: Document, start: int, end: int) -> bool:
+        """Cheap: prompt overhead (longest template, counted once) + chunk tokens + target tokens, with a
+        margin for tokens merging across the joins. :meth:`fits` decides."""
+        if self._overhead is None:
+            self._overhead = max(self.counter.count(self.prompt(t, self.schema.entity_names, ""))
+                                 for t in self.templates)
+        view = view_for(doc, start, end)
+        if self._doc_tokens[0] != doc.id:
+            spans = self.counter.spans(doc.text)
+            self._doc_tokens = (doc.id, [a for a, _ in spans], [b for _, b in spans])
+        _, starts, ends = self._doc_tokens
+        text_tokens = bisect.bisect_right(ends, end) - bisect.bisect_left(starts, start)
+        total = self._overhead + text_tokens + self._output_tokens(view) + self._extra_tokens()
+        return total + SPECIAL_TOKENS_PER_RECORD <= self.options.max_tokens + ESTIMATE_MARGIN
+
+    def fits(self, doc: Document, start: int, end: int) -> bool:
+        """Exact: the full prompt with every template the record may get, plus the target."""
+        view = view_for(doc, start, end)
+        prompt_tokens = max(self.prompt_tokens(t, doc, view, self.schema.entity_names, view.text)
                             for t in self.templates)
-        return prompt_tokens + extra + out_tokens + SPECIAL_TOKENS_PER_RECORD <= self.options.max_tokens
+        return prompt_tokens + self._extra_tokens() + self._output_tokens(view) + SPECIAL_TOKENS_PER_RECORD \
+            <= self.options.max_tokens
 
     def render_doc(self, doc: Document, result: RenderResult) -> None:
-        fits = None if self.options.max_tokens is None else (lambda s, e: self.fits(doc, s, e))
-        spans = chunk_spans(doc, fits, f"max_tokens={self.options.max_tokens}")
+        if self.options.max_tokens is None:
+            spans = chunk_spans(doc, None)
+        else:
+            self.check_overhead()
+            spans = chunk_spans(doc, lambda s, e: self.fits_estimate(doc, s, e),
+                                f"max_tokens={self.options.max_tokens}", verify=lambda s, e: self.fits(doc, s, e))
         views, crossing = chunk_views(doc, spans)
         result.cross_chunk.update(crossing)
         result.chunks += len(views)
         doc_entities = doc.entity_index()
         for view in views:
-            items = self.task.items(view, self.schema, self.fmt, self.options.task_options)
+            items, losses = self.task.items(view, self.schema, self.fmt, self.options.task_options)
+            result.roundtrip.losses.update(losses)
             decoded = Annotations()
             for item in items:
-                result.roundtrip.losses.update(item.losses)
-                if item.extras.get("no_record"):
-                    continue
                 record_id = f"{self.dataset}/{doc.id}/{self.options.task}/{view.index}{item.suffix}"
                 template = choose(self.templates, self.policy, self.options.seed, record_id)
                 prompt = self.prompt(template, item.entity_labels, item.text)
@@ -185,8 +238,8 @@ class _Renderer:
                     task=self.options.task, template=template.name, template_hash=template.hash,
                     fmt=self.options.format, doc_id=doc.id, chunk=(view.start, view.end), extras=extras,
                     messages=self.options.messages))
-                result.token_lengths.append(self.counter.count(prompt) + self.counter.count(item.output)
-                                            + SPECIAL_TOKENS_PER_RECORD)
+                result.token_lengths.append(self.prompt_tokens(template, doc, view, item.entity_labels, item.text)
+                                            + self.counter.count(item.output) + SPECIAL_TOKENS_PER_RECORD)
                 result.roundtrip.records += 1
                 if self.options.check_roundtrip:
                     decoded = _union(decoded, self.decode(item.output, view, item.extras, record_id, result))
@@ -213,9 +266,10 @@ def render_documents(docs: Iterable[Document], options: RenderOptions) -> Render
     """Records for ``docs`` (in document order, chunks in text order), with the round-trip check."""
     docs = list(docs)
     renderer = _Renderer(docs, options)
-    result = RenderResult([], RoundTripStats(), Counter(), [], renderer.schema)
+    result = RenderResult([], RoundTripStats(), Counter(), [], renderer.schema, counter_name=renderer.counter.name)
     for doc in docs:
         renderer.render_doc(doc, result)
+        renderer.forget_document()
     if options.max_tokens is not None:
         too_long = [r["id"] for r, n in zip(result.records, result.token_lengths) if n > options.max_tokens]
         if too_long:

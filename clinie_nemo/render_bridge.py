@@ -8,21 +8,18 @@ Mixing, ``stats`` on records and the benchmarks call only these:
 * :func:`token_counter` / :func:`record_token_lengths` (the renderer's own counter: a local tokenizer
   folder or the fallback; a record is prompt + target + BOS + EOS).
 
-Behind them is the instruction renderer :mod:`clinie_nemo.render` (helper "instruct") when this checkout
-has it, else the stand-in :mod:`clinie_nemo.render_interim`.
+Behind them is the instruction renderer :mod:`clinie_nemo.render` and its counters :mod:`clinie_nemo.tokens`.
 """
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from clinie_nemo.document import Document
 
-HAVE_RENDERER = importlib.util.find_spec("clinie_nemo.render") is not None
-RENDERER = "clinie_nemo.render" if HAVE_RENDERER else "clinie_nemo.render_interim"
+RENDERER = "clinie_nemo.render"
 
 
 @dataclass(frozen=True)
@@ -35,6 +32,7 @@ class RenderSettings:
     tokenizer: str | None = None  # local tokenizer folder; None = fallback counter
     seed: int = 13
     few_shot: tuple[tuple[str, str], ...] = ()  # (example text, example answer) shown in every prompt
+    messages: bool = False  # chat form {"messages": [user, assistant]} instead of input/output
     schema: Any = field(default=None, compare=False)  # from dataset_schema(); None: the renderer decides
 
 
@@ -46,28 +44,20 @@ class BridgeResult:
 
 def token_counter(tokenizer: str | None = None) -> Any:
     """The counter rendering uses (``.count``, ``.count_many``, ``.name``), cached per tokenizer."""
-    if HAVE_RENDERER:
-        from clinie_nemo.tokens import load_counter
+    from clinie_nemo.tokens import load_counter
 
-        return load_counter(tokenizer)
-    from clinie_nemo.render_interim import token_counter as interim_counter
-
-    return interim_counter(tokenizer)
+    return load_counter(tokenizer)
 
 
 def special_tokens_per_record() -> int:
-    if HAVE_RENDERER:
-        from clinie_nemo.tokens import SPECIAL_TOKENS_PER_RECORD
-    else:
-        from clinie_nemo.render_interim import SPECIAL_TOKENS_PER_RECORD
+    from clinie_nemo.tokens import SPECIAL_TOKENS_PER_RECORD
+
     return SPECIAL_TOKENS_PER_RECORD
 
 
 def dataset_schema(docs: Sequence[Document], dataset: str) -> Any:
     """The label schema of ``dataset``: the registered one merged with labels seen in ``docs``, or, for a
     dataset the registry does not know (a user's own corpus), the labels collected from ``docs``."""
-    if not HAVE_RENDERER:
-        return None
     from clinie_nemo.render import RenderOptions, resolve_schema
     from clinie_nemo.schema import schema_from_documents
 
@@ -82,11 +72,6 @@ def dataset_schema(docs: Sequence[Document], dataset: str) -> Any:
 
 def render_documents(docs: Sequence[Document], dataset: str, settings: RenderSettings) -> BridgeResult:
     """Records for ``docs`` (all of one dataset) and one task kind, in document order."""
-    if not HAVE_RENDERER:
-        from clinie_nemo.render_interim import interim_render
-
-        result = interim_render(docs, dataset, settings)
-        return BridgeResult(result.records, result.report)
     from clinie_nemo.render import RenderOptions
     from clinie_nemo.render import render_documents as render
 
@@ -95,31 +80,31 @@ def render_documents(docs: Sequence[Document], dataset: str, settings: RenderSet
                             template=settings.template_name if fixed else None,
                             template_policy="fixed" if fixed else "rotate", seed=settings.seed,
                             max_tokens=settings.max_tokens, tokenizer=settings.tokenizer,
-                            few_shot=settings.few_shot)
+                            few_shot=settings.few_shot, messages=settings.messages)
     result = render(docs, options)
     return BridgeResult(result.records, result.report())
 
 
 def few_shot_pair(record: dict[str, Any]) -> tuple[str, str]:
-    """(text, answer) of a record rendered without examples: the text between the template's text
+    """(text, answer) of a record (either form) rendered without examples: the text between the template's text
     header and the closing answer header of its prompt (pair markers of re_pair included)."""
-    if HAVE_RENDERER:
-        from clinie_nemo.templates import templates_for
+    from clinie_nemo.templates import templates_for
 
-        template = next(t for t in templates_for(record["task"]) if t.name == record["template"])
-        text_header, answer_header = template.text_header, template.answer_header
-    else:
-        from clinie_nemo.render_interim import ANSWER_HEADER as answer_header
-        from clinie_nemo.render_interim import TEXT_HEADER as text_header
-    prompt, opening, closing = record["input"], f"\n\n{text_header}\n", f"\n{answer_header}"
+    template = next(t for t in templates_for(record["task"]) if t.name == record["template"])
+    text_header, answer_header = template.text_header, template.answer_header
+    from clinie_nemo.records import prompt_of, target_of
+
+    prompt, opening, closing = prompt_of(record), f"\n\n{text_header}\n", f"\n{answer_header}"
     start = prompt.index(opening) + len(opening)
     assert prompt.endswith(closing), "prompt layout changed: text header ... answer header"
-    return prompt[start:len(prompt) - len(closing)], record["output"]
+    return prompt[start:len(prompt) - len(closing)], target_of(record)
 
 
 def record_token_lengths(records: Sequence[dict[str, Any]], counter: Any,
                          progress_wrap: Callable[[Iterable[Any]], Iterable[Any]] | None = None) -> list[int]:
-    """Tokens per record as the SFT loaders build it: prompt + target + BOS + EOS."""
+    """Tokens per record as the SFT loaders build it: prompt + target + BOS + EOS (either record form)."""
+    from clinie_nemo.records import prompt_of, target_of
+
     batch = 256
     special = special_tokens_per_record()
     lengths: list[int] = []
@@ -128,7 +113,7 @@ def record_token_lengths(records: Sequence[dict[str, Any]], counter: Any,
         starts = progress_wrap(starts)
     for start in starts:
         chunk = records[start:start + batch]
-        ins = counter.count_many([r["input"] for r in chunk])
-        outs = counter.count_many([r["output"] for r in chunk])
+        ins = counter.count_many([prompt_of(r) for r in chunk])
+        outs = counter.count_many([target_of(r) for r in chunk])
         lengths.extend(a + b + special for a, b in zip(ins, outs))
     return lengths

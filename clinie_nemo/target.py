@@ -11,7 +11,7 @@ trigger. What cannot travel this way is counted by cause, never dropped silently
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from clinie_nemo.document import Attributes, Document, Entity, Event, EventArgument, Relation, fragments_text
 from clinie_nemo.placement import PlacementError, occurrence_index, place_exact
@@ -64,7 +64,6 @@ class ChunkView:
     entities: tuple[Entity, ...] = ()
     relations: tuple[Relation, ...] = ()
     events: tuple[Event, ...] = ()  # trigger inside; arguments outside the chunk removed
-    meta: dict = field(default_factory=dict, compare=False)
 
     @property
     def text(self) -> str:
@@ -191,3 +190,23 @@ def resolve_target(target: Target, doc: Document, start: int, end: int, schema: 
     events = tuple(Event(eid, entities[i].label, entities[i].id, tuple(arguments[i]), event_attrs.get(i, ()))
                    for i, eid in events_of.items())
     return Annotations(tuple(entities.values()), tuple(relations), events), failures
+
+
+def assemble_events(entities: tuple[Entity, ...], relations: tuple[Relation, ...], schema: TaskSchema,
+                    id_prefix: str = "") -> tuple[tuple[Relation, ...], tuple[Event, ...]]:
+    """Document-level: role relations (label = a schema role, head = an entity whose label is an event
+    type) become Events, one per trigger; other relations stay relations. For ``re_pair`` predictions,
+    whose role answers come back as relations between gold entities."""
+    by_id = {e.id: e for e in entities}
+    roles = {role for role, _, _ in schema.role_pairs}
+    triggers = [e for e in entities if e.label in schema.event_labels]
+    event_id = {e.id: f"{id_prefix}E{k + 1}" for k, e in enumerate(triggers)}
+    arguments: dict[str, list[EventArgument]] = {e.id: [] for e in triggers}
+    plain = []
+    for r in relations:
+        if r.label in roles and r.head in event_id and r.tail in by_id:
+            arguments[r.head].append(EventArgument(r.label, event_id.get(r.tail, r.tail)))
+        else:
+            plain.append(r)
+    events = tuple(Event(event_id[t.id], t.label, t.id, tuple(arguments[t.id])) for t in triggers)
+    return tuple(plain), events

@@ -1,5 +1,6 @@
 """Token counters for fitting prompts into ``max_tokens``: a real tokenizer from a local folder
-(``transformers.AutoTokenizer.from_pretrained(dir, local_files_only=True)``, imported lazily), or the
+(its ``tokenizer.json`` through ``tokenizers``, else ``transformers.AutoTokenizer.from_pretrained(dir,
+local_files_only=True)``; both imported lazily), or the
 stated fallback: one token per word (``\\w+``) or punctuation character (``[^\\w\\s]``).
 
 A record's length is ``count(input) + count(output) + 2`` (BOS and EOS; the SFT loaders add them).
@@ -26,6 +27,8 @@ class TokenCounter(Protocol):
 
     def count_many(self, texts: Sequence[str]) -> list[int]: ...
 
+    def spans(self, text: str) -> list[tuple[int, int]]: ...
+
 
 class FallbackCounter:
     """Words and punctuation characters: a stated approximation, no tokenizer needed."""
@@ -38,29 +41,56 @@ class FallbackCounter:
     def count_many(self, texts: Sequence[str]) -> list[int]:
         return [self.count(t) for t in texts]
 
+    def spans(self, text: str) -> list[tuple[int, int]]:
+        """Character spans of the tokens of ``text``."""
+        return [m.span() for m in _FALLBACK_PATTERN.finditer(text)]
+
 
 class HFTokenCounter:
-    """A Hugging Face tokenizer loaded offline from a local folder."""
+    """A Hugging Face tokenizer loaded offline from a local folder. A folder with ``tokenizer.json`` (every
+    fast tokenizer) is read with the ``tokenizers`` library directly: the same backend
+    ``PreTrainedTokenizerFast`` calls, without importing transformers (and torch) in the core. Other folders
+    (slow, sentencepiece-only) go through ``transformers.AutoTokenizer``."""
 
     def __init__(self, folder: str | Path):
         path = Path(folder)
         if not path.is_dir():
             raise ConfigError(f"tokenizer folder {path} not found (give a local folder, or omit --tokenizer "
                               "for the fallback counter)")
+        self.name = f"tokenizer:{path}"
+        self._fast: Any = None
+        self._tok: Any = None
+        if (path / "tokenizer.json").is_file():
+            from tokenizers import Tokenizer  # imported lazily
+
+            try:
+                self._fast = Tokenizer.from_file(str(path / "tokenizer.json"))
+                return
+            except Exception as exc:  # noqa: BLE001 - a corrupt file: report it as a config problem
+                raise ConfigError(f"cannot load {path / 'tokenizer.json'}: {exc}") from None
         from transformers import AutoTokenizer  # the tokenizer loader: imported lazily
 
         try:
-            self._tok: Any = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+            self._tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
         except (OSError, ValueError) as exc:
             raise ConfigError(f"cannot load a tokenizer from {path}: {exc}") from None
-        self.name = f"tokenizer:{path}"
 
     def count(self, text: str) -> int:
+        if self._fast is not None:
+            return len(self._fast.encode(text, add_special_tokens=False).ids)
         return len(self._tok(text, add_special_tokens=False)["input_ids"])
+
+    def spans(self, text: str) -> list[tuple[int, int]]:
+        """Character spans of the tokens of ``text`` (what a range of it costs, approximately)."""
+        if self._fast is not None:
+            return list(self._fast.encode(text, add_special_tokens=False).offsets)
+        return list(self._tok(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"])
 
     def count_many(self, texts: Sequence[str]) -> list[int]:
         if not texts:
             return []
+        if self._fast is not None:
+            return [len(e.ids) for e in self._fast.encode_batch(list(texts), add_special_tokens=False)]
         return [len(ids) for ids in self._tok(list(texts), add_special_tokens=False)["input_ids"]]
 
 

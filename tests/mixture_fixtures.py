@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -73,3 +74,41 @@ def build_tokenizer_folder(folder: Path, texts: list[str], vocab_size: int = 400
     folder.mkdir(parents=True, exist_ok=True)
     fast.save_pretrained(str(folder))
     return folder
+
+
+def check_sft_loader_fields(path: Path) -> int:
+    """Assert ``path`` is read by NeMo's and Megatron-Bridge's GPTSFTDataset the way we intend; returns
+    the number of records.
+
+    Sources (neither library can be imported here; this re-states how they read a line):
+    * NVIDIA/NeMo nemo/collections/nlp/data/language_modeling/megatron/gpt_sft_dataset.py
+      @ 010187787512fe50fc2917e8842c7440d27fad56, GPTSFTDataset._process_example: for each key of
+      prompt_template (the study's "{input} {output}", label_key "output") it takes ``example[key].strip(' ')``
+      (so the value must be a str), and keeps every other key as ``metadata = {k: v for k, v in
+      example.items() if k not in self.prompt_template_keys}``, so extra fields are tolerated.
+    * NVIDIA-NeMo/Megatron-Bridge src/megatron/bridge/data/datasets/sft.py
+      @ 355cef457010f70533a5c83f1ed97899d0e0af43: create_sft_dataset defaults label_key="output",
+      prompt_template="{input} {output}"; GPTSFTDataset._process_example is the same strip/metadata code.
+    Both read the file with _JSONLMemMapDataset: one JSON object per newline-terminated line.
+    """
+    prompt_template_keys = ["input", "output"]
+    raw = path.read_bytes()
+    assert raw.endswith(b"\n") and b"\n\n" not in raw, path
+    ids = set()
+    lines = raw.decode("utf-8").splitlines()
+    for line in lines:
+        example = json.loads(line)
+        values = [example[key].strip(" ") for key in prompt_template_keys]  # KeyError/AttributeError unless str
+        assert values[0], "empty prompt"
+        metadata = {k: v for k, v in example.items() if k not in prompt_template_keys}
+        json.dumps(metadata)
+        for key in ("id", "dataset", "task", "template", "template_hash", "format", "doc_id", "chunk"):
+            assert key in metadata, key
+        assert example["task"] in ("ce", "re_pair", "re_e2e")
+        start, end = example["chunk"]
+        assert 0 <= start <= end
+        # the loaders strip spaces at both ends: the target must survive unchanged
+        assert example["output"] == example["output"].strip(" ")
+        ids.add(example["id"])
+    assert len(ids) == len(lines), "record ids are unique"
+    return len(lines)

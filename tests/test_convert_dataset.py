@@ -152,3 +152,21 @@ def test_user_schema_by_option_and_by_prefix(tmp_path):
     r = cli("convert", "--dataset", "ufhealth", "--schema", narrow, "--input", tmp_path / "rel",
             "--output", tmp_path / "b")
     assert r.returncode == 2 and "unknown entity label 'BodySite'" in r.stderr
+
+
+def test_invalid_sdoh_value_points_at_the_attribute_line_and_skip_drops_the_event(tmp_path):
+    generate("n2c2_2022_sdoh", tmp_path / "rel", 6, seed=4)
+    ann = tmp_path / "rel" / "train" / "00000.ann"
+    lines = ann.read_text().splitlines()
+    index = next(i for i, line in enumerate(lines) if line.endswith(" current"))
+    lines[index] = lines[index][: -len("current")] + "sometimes"
+    ann.write_text("\n".join(lines) + "\n")
+    r = cli("convert", "--dataset", "n2c2_2022_sdoh", "--input", tmp_path / "rel", "--output", tmp_path / "out")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert f"{ann}:{index + 1}: attribute 'StatusTimeVal'" in r.stderr and "unknown value 'sometimes'" in r.stderr
+    assert "valid values: current, future, none, past" in r.stderr
+    ok = convert_dataset("n2c2_2022_sdoh", tmp_path / "rel", tmp_path / "out", skip_invalid=True,
+                         show_progress=False)
+    assert ok["skipped"] == 1 and ok["splits"]["train"]["skipped_annotations"] == 2  # the Status and its event
+    doc = next(d for d in docs_jsonl.read(tmp_path / "out" / "train.jsonl") if d.id == "00000")
+    assert validate(doc, get("n2c2_2022_sdoh")) == [] and doc.events

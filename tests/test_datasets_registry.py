@@ -10,6 +10,7 @@ from clinie_nemo.datasets.schema_file import EXAMPLE_SCHEMA
 from clinie_nemo.datasets.validate import drop_invalid, validate_issues
 from clinie_nemo.document import Document, Entity, Event, EventArgument, Relation
 from clinie_nemo.errors import ConfigError
+from tests.conftest import cli
 
 
 def test_registry_has_the_five_corpora_and_unknown_names_list_them():
@@ -132,3 +133,12 @@ def test_drop_invalid_removes_what_depends_on_dropped_annotations():
 def test_public_names():
     for name in ("DATASETS", "DatasetSpec", "get", "resolve", "validate", "convert_dataset"):
         assert hasattr(datasets, name)
+
+
+def test_datasets_command_lists_and_describes():
+    listing = cli("datasets")
+    assert listing.returncode == 0 and all(name in listing.stdout for name in DATASETS)
+    shown = cli("datasets", "n2c2_2022_sdoh")
+    assert "Status*:StatusTime" in shown.stdout and "TypeLivingVal on TypeLiving" in shown.stdout
+    bad = cli("datasets", "nope")
+    assert bad.returncode == 2 and "valid: i2b2_2010" in bad.stderr and "Traceback" not in bad.stderr

@@ -119,3 +119,18 @@ def test_records_of_unknown_documents_and_bad_tags(files):
     assert r.returncode == 2 and "not in the corpus" in r.stderr
     r = evaluate(files, "--tag", "novalue")
     assert r.returncode == 2 and "KEY=VALUE" in r.stderr
+
+
+def test_compare_and_brat_out(files):
+    write_preds(files / "pred.jsonl", {r["id"]: r["output"] for r in records()})
+    worse = {r["id"]: r["output"] for r in records()}
+    worse["n2c2_2018/a/ce/0"] = "Drug | Aspirin"
+    write_preds(files / "b.jsonl", worse)
+    r = evaluate(files, "--compare", files / "b.jsonl", "--bootstrap", "50", "--json", files / "s.json",
+                 "--brat-out", files / "brat")
+    assert r.returncode == 0, r.stderr
+    s = json.loads((files / "s.json").read_text())
+    assert s["comparison"]["ce"]["entities"]["strict"]["delta_f1"] == pytest.approx(1 - 6 / 7)
+    assert "F1 A - B" in r.stdout
+    ann = (files / "brat" / "ce" / "a.ann").read_text()
+    assert "Strength 8 13\t81 mg" in ann and (files / "brat" / "re_pair" / "a.ann").exists()

@@ -6,9 +6,10 @@ import dataclasses
 import json
 
 import pytest
+import yaml
 
 from clinie_nemo.errors import ConfigError
-from clinie_nemo.folds import STUDY_FRACTIONS, plan_folds
+from clinie_nemo.folds import STUDY_FRACTIONS, cell_name, plan_folds
 from clinie_nemo.mixture import build_mixture
 from clinie_nemo.mixture_config import load_mixture_config
 from tests.conftest import cli
@@ -72,3 +73,30 @@ def test_cli_bad_dataset_exits_2(base, tmp_path):
     result = cli("plan-folds", path, "--output", tmp_path / "g", "--datasets", "nope")
     assert result.returncode == 2 and "unknown dataset 'nope'" in result.stderr and "radgraph" in result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "g").exists()
+
+
+def test_study_plan_mix_stages_load_as_mixture_configs(tmp_path):
+    """The Slurm study planner (clinie_nemo.study.plan) writes one mixture.yaml per mix stage; each must
+    pass this loader unchanged and agree with plan_folds on the protocol knobs."""
+    from clinie_nemo.mixture_config import mixture_config_from_dict
+    from clinie_nemo.study.config import load_study
+    from clinie_nemo.study.plan import build_plan
+    from tests.test_study_plan import write_study
+
+    plan = build_plan(load_study(write_study(tmp_path, few_shot_k=2)), tmp_path / "out")
+    cells = set()
+    for stage in plan.by_kind("mix"):
+        data = yaml.safe_load(dict(stage.files)["mixture.yaml"])
+        config = mixture_config_from_dict(data, source="mixture.yaml", base_dir=tmp_path)
+        assert config.few_shot_k == 2 and config.held_out in ("a", "b")
+        assert all(config.resolve(d.train).is_file() for d in config.datasets)
+        cells.add(cell_name(config.held_out, config.held_out_fraction))
+    base = load_mixture_config(mixture_yaml_for(tmp_path))
+    assert cells == {name for name, _ in plan_folds(base, [0.0, 0.5], ["a", "b"])}
+
+
+def mixture_yaml_for(tmp_path):
+    path = tmp_path / "base-mixture.yaml"
+    path.write_text(yaml.safe_dump({"datasets": [{"name": n, "train": f"{n}-train.jsonl", "test": f"{n}-test.jsonl"}
+                                                 for n in "abc"]}))
+    return path

@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from clinie_nemo.chunking import chunk_spans, cut_points, legal_cuts
 from clinie_nemo.document import Document, Entity
@@ -98,3 +100,40 @@ def test_whole_document_is_one_chunk_without_a_budget() -> None:
 def test_fallback_counter_is_words_plus_punctuation() -> None:
     assert FallbackCounter().count("Aspirin 10mg, daily.") == 5
     assert load_counter(None) is load_counter(None)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 12), st.booleans(), st.booleans()), min_size=1, max_size=25),
+       st.integers(120, 260))
+def test_random_notes_chunk_within_budget_without_cutting_entities(sentences, budget: int) -> None:
+    """Random notes of sentences (some annotated, some ending in a line break) under the fallback counter:
+    every record fits, no entity is cut, and the round trip stays exact; a piece too long to split is the
+    only acceptable failure."""
+    text, entities = "", []
+    for k, (words, annotated, newline) in enumerate(sentences):
+        sentence = " ".join(f"w{k}x{i}" for i in range(words)) + "."
+        if annotated:
+            entities.append(Entity(f"T{k}", "X", ((len(text), len(text) + len(sentence) - 1),),
+                                   sentence[:-1]))
+        text += sentence + ("\n" if newline else " ")
+    doc = Document("rand", text, entities=tuple(entities))
+    try:
+        result = render_documents([doc], RenderOptions(task="ce", format="lines", max_tokens=budget))
+    except InputError as exc:
+        assert "rand" in str(exc)
+        return
+    assert all(n <= budget for n in result.token_lengths)
+    chunks = [tuple(r["chunk"]) for r in result.records]
+    for e in entities:
+        assert sum(1 for s, t in chunks if s <= e.start and e.end <= t) == 1
+    assert result.roundtrip.exact
+
+
+def test_tokenizer_json_counts_equal_autotokenizer_counts(tokenizer_dir: Path, real_tokenizer) -> None:
+    counter = HFTokenCounter(tokenizer_dir)
+    texts = [hard_document().text, long_document().text, "", "café ≥ 2 cm\r\n<Drug>"]
+    expected = [len(real_tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
+    assert [counter.count(t) for t in texts] == expected
+    assert counter.count_many(texts) == expected
+    spans = counter.spans(texts[0])
+    assert len(spans) == expected[0] and spans[0][0] == 0

@@ -3,6 +3,8 @@ annotations, on hand-made hard cases and on random documents (hypothesis)."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -112,6 +114,9 @@ def documents(draw: st.DrawFn) -> Document:
 def test_random_documents_round_trip(doc: Document, task: str, fmt: str) -> None:
     assert check_offsets(doc) == []
     result = render_documents([doc], RenderOptions(task=task, format=fmt))
+    # the SFT loaders read input/output with .strip(" "): nothing of ours may be lost to that
+    assert all(r["output"] == r["output"].strip(" ") and r["input"] == r["input"].strip(" ")
+               for r in result.records)
     rt = result.roundtrip
     declared = set(rt.losses) - {"pair_has_several_labels"}
     if fmt == "inline" and "tag_like_text_collision" in declared:
@@ -154,3 +159,95 @@ def test_per_label_ce_gives_one_record_per_label_and_round_trips() -> None:
     assert sorted(r["label"] for r in result.records) == sorted(result.schema.entity_names)
     assert all(r["id"].endswith("/" + r["label"]) for r in result.records)
     assert result.roundtrip.exact
+
+
+def test_re_pair_role_answers_assemble_into_events() -> None:
+    from clinie_nemo.target import assemble_events
+
+    doc = hard_document()
+    result = render_documents([doc], RenderOptions(task="re_pair", format="json"))
+    relations = []
+    for record in result.records:
+        ann, failures = decode_record(record, record["output"], doc, schema=result.schema)
+        assert not failures
+        relations.extend(ann.relations)
+    plain, events = assemble_events(doc.entities, tuple(relations), result.schema)
+    assert [(e.label, e.trigger, [(a.role, a.ref) for a in e.arguments]) for e in events] == \
+        [("Tobacco", "T7", [("Status", "T8")])]
+    assert sorted((r.label, r.head, r.tail) for r in plain) == sorted(
+        (r.label, r.head, r.tail) for r in doc.relations)
+
+
+def test_re_pair_negative_sampling_is_seeded_and_follows_the_ratio() -> None:
+    docs = [hard_document(f"d{i}") for i in range(4)]
+
+    def render(seed: int, ratio: float | None):
+        return render_documents(docs, RenderOptions(task="re_pair", format="lines", seed=seed,
+                                                    task_options=TaskOptions(negative_ratio=ratio, seed=seed)))
+
+    everything = render(1, None)
+    positives = sum(r["output"] != "none" for r in everything.records)
+    assert positives == 4 * 5
+    sampled = render(1, 1.0)
+    assert sum(r["output"] != "none" for r in sampled.records) == positives
+    assert sum(r["output"] == "none" for r in sampled.records) == positives  # 5 per chunk, 36 available
+    assert render(1, 1.0).records == sampled.records
+    assert {r["id"] for r in render(2, 1.0).records} != {r["id"] for r in sampled.records}
+    assert sampled.roundtrip.exact
+
+
+def test_re_pair_window_counts_the_relations_it_excludes() -> None:
+    doc = hard_document()
+    narrow = render_documents([doc], RenderOptions(task="re_pair", format="json",
+                                                   task_options=TaskOptions(pair_window_sentences=0)))
+    # only Reason-Drug (cafe-au-lait spots -> 2nd Aspirin, a line earlier) crosses a sentence
+    assert narrow.roundtrip.losses["pair_outside_window"] == 1
+    assert narrow.roundtrip.recovered["relations"] == narrow.roundtrip.gold["relations"] - 1
+    chars = render_documents([doc], RenderOptions(task="re_pair", format="json",
+                                                  task_options=TaskOptions(pair_window_chars=5)))
+    assert chars.roundtrip.losses["pair_outside_window"] >= 1
+    assert all(len(json.loads(r["output"])) == 1 for r in chars.records)
+
+
+def test_restricted_labels_count_what_they_leave_out() -> None:
+    doc = hard_document()
+    pairs = render_documents([doc], RenderOptions(task="re_pair", format="lines", labels=("Drug", "Strength")))
+    # ADE-Drug x2, Reason-Drug, the Tobacco event role: their entities are outside the kept labels
+    assert pairs.roundtrip.losses["pair_label_not_in_schema"] == 4
+    assert pairs.roundtrip.recovered["relations"] == 1
+    ce = render_documents([doc], RenderOptions(task="ce", format="json", labels=("Drug",)))
+    drugs = sum(e.label == "Drug" for e in doc.entities)
+    assert ce.roundtrip.losses["entity_label_not_in_schema"] == len(doc.entities) - drugs
+    assert ce.roundtrip.recovered["entities"] == drugs
+
+
+@pytest.mark.parametrize("fmt", sorted(FORMATS))
+def test_event_attributes_and_nested_event_arguments_round_trip(fmt: str) -> None:
+    """brat ``A1 Negation E1`` (an attribute on the event) and an event argument that is another event."""
+    from tests.instruct_fixtures import ent
+
+    text = "Denies smoking; drinks beer daily."
+    entities = (ent(text, "T1", "Tobacco", "smoking"), ent(text, "T2", "StatusTime", "Denies",
+                                                           attrs={"StatusTimeVal": "none"}),
+                ent(text, "T3", "Alcohol", "drinks"), ent(text, "T4", "Amount", "beer"),
+                ent(text, "T5", "Frequency", "daily"))
+    events = (Event("E1", "Tobacco", "T1", (EventArgument("Status", "T2"),), (("Negation", "true"),)),
+              Event("E2", "Alcohol", "T3", (EventArgument("Amount", "T4"), EventArgument("Frequency", "T5"),
+                                            EventArgument("Related", "E1"))))
+    doc = Document("ev", text, entities=entities, events=events)
+    rt = render_documents([doc], RenderOptions(task="re_e2e", format=fmt)).roundtrip
+    assert rt.exact and not rt.losses, rt.to_json()
+    assert rt.recovered["events"] == 2
+
+
+@pytest.mark.parametrize("fmt", sorted(FORMATS))
+def test_target_survives_the_loaders_space_strip(fmt: str) -> None:
+    """NeMo/Bridge GPTSFTDataset read ``example[key].strip(" ")``: a mention ending with a space (brat
+    oddity) on the last line must not lose it."""
+    text = "took foo  now"
+    doc = Document("sp", text, entities=(Entity("T1", "Drug", ((5, 9),), "foo "),))
+    record = render_documents([doc], RenderOptions(task="ce", format=fmt)).records[0]
+    stripped = record["output"].strip(" ")
+    assert stripped == record["output"]
+    ann, failures = decode_record(record, stripped, doc)
+    assert not failures and [e.spans for e in ann.entities] == [((5, 9),)]

@@ -15,7 +15,7 @@ from clinie_nemo.mixture import build_mixture, write_mixture
 from clinie_nemo.mixture_config import load_mixture_config
 from clinie_nemo.mixture_select import round_half_up
 from tests.conftest import cli
-from tests.mixture_fixtures import FIVE_DATASETS, make_corpora, mixture_yaml
+from tests.mixture_fixtures import FIVE_DATASETS, check_sft_loader_fields, make_corpora, mixture_yaml
 
 N_TRAIN, N_TEST = 40, 6
 
@@ -109,7 +109,7 @@ def _shot_ids(out, dataset, task):
 def test_few_shot_examples_come_from_held_out_train_split(corpora):
     k = 3
     root, paths = corpora
-    out = _mix(corpora, name="fs.yaml", held_out="ufhealth", held_out_fraction=0.0, few_shot_k=k)
+    out = _mix(corpora, name="fs.yaml", held_out="ufhealth", held_out_fraction=0.0, few_shot_k=k, max_tokens=2048)
     assert out.test and all(r["dataset"] == "ufhealth" for r in out.test)
     train_ids = {d.id for d in docs_jsonl.read(paths["ufhealth"]["train"])}
     texts = {d.id: d.text for d in docs_jsonl.read(paths["ufhealth"]["train"])}
@@ -174,42 +174,12 @@ def test_manifest_hashes_counts_and_token_stats(corpora, tmp_path):
 
 
 def test_records_match_nemo_and_bridge_sft_loaders(corpora, tmp_path):
-    """The fields NeMo's and Megatron-Bridge's GPTSFTDataset read, checked the way they read them.
-
-    Sources read for this check (neither library can be imported here; this re-states their reading):
-    * NVIDIA/NeMo nemo/collections/nlp/data/language_modeling/megatron/gpt_sft_dataset.py
-      @ 010187787512fe50fc2917e8842c7440d27fad56, GPTSFTDataset._process_example: for each key of
-      prompt_template (the study's "{input} {output}", label_key "output") it takes ``example[key].strip(' ')``
-      (so the value must be a str), and keeps every other key as ``metadata = {k: v for k, v in
-      example.items() if k not in self.prompt_template_keys}``, so extra fields are tolerated.
-    * NVIDIA-NeMo/Megatron-Bridge src/megatron/bridge/data/datasets/sft.py
-      @ 355cef457010f70533a5c83f1ed97899d0e0af43: create_sft_dataset defaults label_key="output",
-      prompt_template="{input} {output}"; GPTSFTDataset._process_example is the same strip/metadata code.
-    Both load the file with _JSONLMemMapDataset: one JSON object per newline-terminated line.
-    """
     root, paths = corpora
     config = load_mixture_config(mixture_yaml(root, paths, name="nemo.yaml", held_out="i2b2_2010",
                                               held_out_fraction=0.05, few_shot_k=1))
     write_mixture(config, tmp_path / "out", show_progress=False)
-    prompt_template_keys = ["input", "output"]
     for split in ("training", "validation", "test"):
-        raw = (tmp_path / "out" / f"{split}.jsonl").read_bytes()
-        assert raw.endswith(b"\n") and b"\n\n" not in raw
-        ids = set()
-        for line in raw.decode("utf-8").splitlines():
-            example = json.loads(line)
-            values = [example[key].strip(" ") for key in prompt_template_keys]  # raises unless str
-            assert all(isinstance(v, str) for v in values) and values[0]
-            metadata = {k: v for k, v in example.items() if k not in prompt_template_keys}
-            json.dumps(metadata)
-            for key in ("id", "dataset", "task", "template", "template_hash", "format", "doc_id", "chunk"):
-                assert key in metadata, key
-            assert example["task"] in ("ce", "re_pair", "re_e2e")
-            start, end = example["chunk"]
-            assert 0 <= start <= end
-            ids.add(example["id"])
-        assert len(ids) == len(raw.splitlines())
-
+        check_sft_loader_fields(tmp_path / "out" / f"{split}.jsonl")
 
 
 def test_bad_corpus_exits_2_without_output(tmp_path):
@@ -222,6 +192,8 @@ def test_bad_corpus_exits_2_without_output(tmp_path):
     assert result.returncode == 2 and "duplicate document ids (first: train-0000)" in result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "out").exists()
     corpora["b"]["test"].unlink()
+    corpora["a"]["test"].unlink()
     train.write_text("\n".join(lines) + "\n")
     result = cli("mix", config, "--output", tmp_path / "out", "--quiet")
-    assert result.returncode == 2 and "file not found" in result.stderr and not (tmp_path / "out").exists()
+    assert result.returncode == 2 and not (tmp_path / "out").exists()
+    assert "a test: documents file not found" in result.stderr and "b test: documents file not found" in result.stderr

@@ -9,8 +9,7 @@ import pytest
 import yaml
 
 from clinie_nemo.document import Document, Entity
-from clinie_nemo.parsing.clean import load_json
-from clinie_nemo.parsing.labels import LabelMap
+from clinie_nemo.parsing.clean import LabelMap, load_json
 from clinie_nemo.parsing.merge import merge_document
 from clinie_nemo.parsing.parse import CAUSES, parse_record
 from clinie_nemo.parsing.place import PlacementFailure, place_mention

@@ -80,3 +80,20 @@ def test_score_command_sdoh_needs_identical_document_sets(tmp_path):
     assert r.returncode == 0 and "1 gold documents without predictions skipped" in r.stderr
     r = cli("score", "--gold", tmp_path / "gold.jsonl", "--pred", tmp_path / "pred.jsonl", "--rules", "bogus")
     assert r.returncode == 2 and "n2c2_2018" in r.stderr
+
+
+def test_score_compare_two_systems(tmp_path):
+    gold = [doc(ent("T1", "Drug", (0, 7)), ent("T2", "Strength", (8, 13)), doc_id=f"n{i}") for i in range(30)]
+    better = [doc(ent("T1", "Drug", (0, 7)), ent("T2", "Strength", (8, 13)), doc_id=f"n{i}") for i in range(30)]
+    worse = [doc(ent("T1", "Drug", (0, 7)), doc_id=f"n{i}") if i % 2 else g for i, g in enumerate(gold)]
+    for name, docs in (("gold", gold), ("a", better), ("b", worse)):
+        docs_jsonl.write(tmp_path / f"{name}.jsonl", docs)
+    out = tmp_path / "c.json"
+    r = cli("score", "--gold", tmp_path / "gold.jsonl", "--pred", tmp_path / "a.jsonl", "--compare",
+            tmp_path / "b.jsonl", "--bootstrap", "300", "--json", out)
+    assert r.returncode == 0, r.stderr
+    c = json.loads(out.read_text())["comparison"]["entities"]["strict"]
+    # A: 60/60; B: 45 TP, 15 FN -> F1 0.8571
+    assert c["delta_f1"] == pytest.approx(1 - 90 / 105)
+    assert c["p_value"] < 0.01 and c["ci95"][0] > 0
+    assert "F1 A - B" in r.stdout

@@ -17,10 +17,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--records", required=True, help="test records JSONL (from `clinie-nemo mix` or `render`)")
     p.add_argument("--predictions", required=True, help="predictions JSONL ({\"id\", \"prediction\"} per line)")
     p.add_argument("--corpus", required=True, help="gold documents JSONL the records were rendered from")
-    p.add_argument("--rules", default="default", help="scoring rule set (default, n2c2_2018, sdoh, radgraph, "
-                   "i2b2_2010)")
+    p.add_argument("--rules", default="auto", help="scoring rule set: auto (the rules of the gold documents' "
+                   "registered dataset, else default), default, n2c2_2018, sdoh, radgraph, i2b2_2010")
     p.add_argument("--bootstrap", type=int, default=0, metavar="N", help="document bootstrap replicates for 95%% CIs")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    p.add_argument("--compare", metavar="PRED_B", help="a second predictions JSONL for the same records: paired "
+                   "bootstrap of --predictions (A) against it (B) per task (--bootstrap N, default 1000)")
     p.add_argument("--json", help="write the scores as JSON (e.g. RUN_DIR/scores.json)")
     p.add_argument("--brat-out", help="also write the predicted documents as brat folders (one per task)")
     p.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE",
@@ -49,10 +51,10 @@ def run(args: argparse.Namespace) -> int:
     from clinie_nemo.fileio import atomic_write, check_output
     from clinie_nemo.predictions import read_predictions, read_records
     from clinie_nemo.progress import say
-    from clinie_nemo.scoring import get_rules
+    from clinie_nemo.scoring.rules import check_rules_name, rules_for
     from clinie_nemo.scoring.table import parse_table, summary_table
 
-    rules = get_rules(args.rules)
+    check_rules_name(args.rules)
     meta = parse_tags(args.tag)
     if args.json:
         check_output(args.json, args.force)
@@ -62,14 +64,26 @@ def run(args: argparse.Namespace) -> int:
     records = read_records(args.records)
     predictions = read_predictions(args.predictions, {r["id"] for r in records}, args.allow_missing)
     corpus = list(docs_jsonl.read(args.corpus))
+    rules = rules_for(args.rules, corpus)
     say(f"{len(records)} records, {len(predictions)} predictions, {len(corpus)} documents; rules {rules.name!r}")
-    result, predicted = evaluate_predictions(records, predictions, corpus, rules, args.bootstrap, args.seed)
+    evaluation = evaluate_predictions(records, predictions, corpus, rules, args.bootstrap, args.seed)
+    result, predicted = evaluation.result, evaluation.predicted
     result["meta"] = meta
     for task, block in result["by_task"].items():
         print(f"== task {task}")
         print(summary_table(block, by_label=True))
     print("== parse")
     print(parse_table(result["parse"]))
+    if args.compare:
+        from clinie_nemo.scoring.bootstrap import compare_systems, comparison_lines
+
+        other = evaluate_predictions(records, read_predictions(args.compare, {r["id"] for r in records},
+                                                               args.allow_missing), corpus, rules)
+        result["comparison"] = {"a": args.predictions, "b": args.compare}
+        for task, scores in evaluation.scores.items():
+            result["comparison"][task] = compare_systems(scores, other.scores[task], args.bootstrap or 1000, args.seed)
+            print(f"== task {task}: A = {args.predictions} vs B = {args.compare}")
+            print("\n".join(comparison_lines(result["comparison"][task])))
     if args.brat_out:
         write_brat(args.brat_out, predicted, args.force)
     if args.json:

@@ -22,7 +22,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from clinie_nemo.fileio import check_output
-    from clinie_nemo.mixture import SPLITS, write_mixture
+    from clinie_nemo.mixture import SPLITS, roundtrip_lines, write_mixture
     from clinie_nemo.mixture_config import load_mixture_config
     from clinie_nemo.progress import say
 
@@ -35,5 +35,7 @@ def run(args: argparse.Namespace) -> int:
         t = s["tokens"]
         print(f"{name:<12} {s['records']:>8} {t.get('min', '-'):>8} {t.get('p50', '-'):>8} "
               f"{t.get('p95', '-'):>8} {t.get('max', '-'):>8}")
+    for line in roundtrip_lines(result.manifest):
+        say(f"mix: {line}")
     say(f"mix: wrote {args.output}/{{training,validation,test}}.jsonl and manifest.json")
     return 0

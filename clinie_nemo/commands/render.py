@@ -32,6 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--negative-ratio", type=float, help="re_pair: negatives kept per positive (default: all)")
     p.add_argument("--messages", action="store_true", help="write the chat form {\"messages\": [...]}")
     p.add_argument("--output", required=True, help="records JSONL to write")
+    p.add_argument("--report", help="also write the counts (round trip, losses by cause, split relations) as JSON")
     p.add_argument("--force", action="store_true", help="replace an existing output file")
 
 
@@ -44,6 +45,8 @@ def run(args: argparse.Namespace) -> int:
     from clinie_nemo.templates import templates_for
 
     check_output(args.output, args.force)
+    if args.report:
+        check_output(args.report, args.force)
     tasks.get(args.task)
     formats.get(args.format)
     templates_for(args.task, args.template)
@@ -67,4 +70,11 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote {n} records ({result.chunks} chunks) to {args.output}")
     for line in result.lines():
         print(line)
+    if args.report:
+        import json
+
+        from clinie_nemo.fileio import atomic_write
+
+        with atomic_write(args.report) as fh:
+            json.dump({**result.report(), "tokens": result.counter_name}, fh, indent=2)
     return 0

@@ -5,14 +5,14 @@ from __future__ import annotations
 import argparse
 
 NAME = "score"
-HELP = "Score predicted annotations against gold ones (brat folders, PubTator/BioC files or documents JSONL)."
+HELP = "Score predicted annotations against gold ones (brat folders, PubTator/BioC files, i2b2, RadGraph or documents JSONL)."
 EXAMPLES = """
   clinie-nemo score --gold gold_brat/ --pred system_brat/ --format brat --rules n2c2_2018
   clinie-nemo score --gold test.pubtator --pred pred.pubtator --format pubtator --labels Chemical,Disease
   clinie-nemo score --gold gold.jsonl --pred pred.jsonl --bootstrap 1000 --json scores.json
 """
 
-FORMATS = ("brat", "pubtator", "bioc", "jsonl")
+FORMATS = ("brat", "pubtator", "bioc", "jsonl", "i2b2", "radgraph")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -21,10 +21,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", default="jsonl", choices=FORMATS, help="annotation format (default: jsonl)")
     p.add_argument("--labels", help="comma-separated labels to score (entity, relation and event labels); "
                    "anything else is ignored on both sides")
-    p.add_argument("--rules", default="default", help="scoring rule set (default, n2c2_2018, sdoh, radgraph, "
-                   "i2b2_2010)")
+    p.add_argument("--rules", default="auto", help="scoring rule set: auto (the rules of the gold documents' "
+                   "registered dataset, else default), default, n2c2_2018, sdoh, radgraph, i2b2_2010")
     p.add_argument("--bootstrap", type=int, default=0, metavar="N", help="document bootstrap replicates for 95%% CIs")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    p.add_argument("--compare", metavar="PRED_B", help="a second system's annotations: paired bootstrap of "
+                   "--pred (A) against it (B), F1 difference with 95%% CI and p-value (--bootstrap N, default 1000)")
     p.add_argument("--json", help="write the scores as JSON to this file")
     p.add_argument("--force", action="store_true", help="replace an existing --json file")
 
@@ -47,25 +49,61 @@ def read_documents(path: str, fmt: str) -> list:
     return list(READERS[fmt].read(path))
 
 
+def read_brat_system(pred_dir: str, gold_dir: str) -> list:
+    """A system's brat folder, which like the official scorers' input may hold only ``.ann`` files: a
+    missing ``.txt`` is taken from the gold folder (same relative name). A system file with no note on
+    either side becomes an empty document, so the document-set policy of the rules decides about it."""
+    from pathlib import Path
+
+    from clinie_nemo.document import Document
+    from clinie_nemo.readers._common import Problems, stream
+    from clinie_nemo.readers.brat import find_pairs, read_pair
+
+    gold_txt = {doc_id: txt for _, txt, doc_id in find_pairs(Path(gold_dir)) if txt is not None}
+    problems = Problems()
+
+    def docs():
+        for ann, txt, doc_id in find_pairs(Path(pred_dir)):
+            txt = txt or gold_txt.get(doc_id)
+            yield read_pair(ann, txt, doc_id, problems) if txt is not None else Document(doc_id, "")
+
+    return list(stream(docs(), problems))
+
+
+def _aligned(gold: list, pred_path: str, args: argparse.Namespace, rules):
+    from clinie_nemo.progress import say
+    from clinie_nemo.scoring.docsets import align_documents
+
+    pred = read_brat_system(pred_path, args.gold) if args.format == "brat" else read_documents(pred_path, args.format)
+    alignment = align_documents(gold, pred, rules, args.gold, pred_path)
+    for note in alignment.notes(rules.documents):
+        say(f"{pred_path}: {note}")
+    return alignment
+
+
 def run(args: argparse.Namespace) -> int:
     import json
 
     from clinie_nemo.fileio import atomic_write, check_output
     from clinie_nemo.progress import say
-    from clinie_nemo.scoring import get_rules, score_pairs
+    from clinie_nemo.scoring import score_pairs
     from clinie_nemo.scoring.bootstrap import add_confidence_intervals
-    from clinie_nemo.scoring.docsets import align_documents
+    from clinie_nemo.scoring.rules import check_rules_name, rules_for
     from clinie_nemo.scoring.table import summary_table
 
-    rules = get_rules(args.rules)
+    check_rules_name(args.rules)
     if args.json:
         check_output(args.json, args.force)
     labels = {x.strip() for x in args.labels.split(",") if x.strip()} if args.labels else None
     gold = read_documents(args.gold, args.format)
-    pred = read_documents(args.pred, args.format)
-    alignment = align_documents(gold, pred, rules, args.gold, args.pred)
-    for note in alignment.notes(rules.documents):
-        say(note)
+    rules = rules_for(args.rules, gold)
+    alignment = _aligned(gold, args.pred, args, rules)
+    if args.compare:
+        other = _aligned(gold, args.compare, args, rules)
+        common = {g.id for g, _ in alignment.pairs} & {g.id for g, _ in other.pairs}
+        pairs_b = [(g, p) for g, p in other.pairs if g.id in common]
+        alignment = type(alignment)([(g, p) for g, p in alignment.pairs if g.id in common], alignment.gold_only,
+                                    alignment.pred_only)
     say(f"scoring {len(alignment.pairs)} documents with rules {rules.name!r}")
     scores = score_pairs(alignment.pairs, rules, labels)
     result = scores.to_json()
@@ -75,6 +113,13 @@ def run(args: argparse.Namespace) -> int:
     if args.bootstrap:
         add_confidence_intervals(result, scores, args.bootstrap, args.seed)
     print(summary_table(result))
+    if args.compare:
+        from clinie_nemo.scoring.bootstrap import compare_systems, comparison_lines
+
+        scores_b = score_pairs(pairs_b, rules, labels)
+        result["comparison"] = {"a": args.pred, "b": args.compare,
+                                **compare_systems(scores, scores_b, args.bootstrap or 1000, args.seed)}
+        print("\n".join(comparison_lines({k: v for k, v in result["comparison"].items() if k not in ("a", "b")})))
     if args.json:
         with atomic_write(args.json) as fh:
             json.dump(result, fh, indent=2)

@@ -70,15 +70,19 @@ class ProblemLocator:
 
     def locate(self, doc: Document, issues: list[Issue]) -> list[Problem]:
         path = self._source(doc)
-        lines: dict[str, tuple[int, str]] = {}
+        lines: dict[str, tuple[int, str]] = {}  # annotation id, or "attribute name target" -> line
         if self.spec.reader == "brat" and path.is_file():
             with path.open(encoding="utf-8-sig") as fh:
                 for lineno, line in enumerate(fh, 1):
-                    ann_id = line.partition("\t")[0].strip()
-                    lines.setdefault(ann_id, (lineno, line.rstrip("\r\n")))
+                    ann_id, _, rest = line.partition("\t")
+                    located = (lineno, line.rstrip("\r\n"))
+                    lines.setdefault(ann_id.strip(), located)
+                    if ann_id[:1] in ("A", "M"):
+                        lines.setdefault(" ".join(rest.split()[:2]), located)
         out = []
         for issue in issues:
-            lineno, quote = lines.get(issue.ann_id, (None, ""))
+            key = f"{issue.attribute} {issue.ann_id}" if issue.attribute else issue.ann_id
+            lineno, quote = lines.get(key) or lines.get(issue.ann_id, (None, ""))
             where = "" if lineno else f"document {doc.id}: "
             out.append(Problem(str(path), lineno, where + issue.message, quote))
         return out
@@ -163,6 +167,7 @@ def convert_dataset(name: str, input_dir: str | Path, output_dir: str | Path, *,
     for split_name, c in summary["splits"].items():
         say(f"{spec.name} {split_name}: {c['documents']} documents, {c['entities']} entities, "
             f"{c['relations']} relations, {c['events']} events -> {Path(output_dir) / (split_name + '.jsonl')}")
+    say(f"licence: {spec.licence}")
     if skip_invalid:
         say(f"skipped {len(skipped)} invalid annotations/documents; see {Path(output_dir) / 'skipped.json'}")
     return summary

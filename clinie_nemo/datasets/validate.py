@@ -18,6 +18,7 @@ from clinie_nemo.document import Document
 class Issue:
     ann_id: str  # the annotation at fault (T3, R2, E1, ...)
     message: str
+    attribute: str = ""  # set when the fault is an attribute (brat A/M line) of that annotation
 
 
 def _valid(names: object) -> str:
@@ -30,13 +31,14 @@ def _check_attributes(ann_id: str, label: str, attributes: tuple[tuple[str, str]
         attr = spec.attributes.get(name)
         if attr is None:
             valid = _valid(spec.attributes) or "none"
-            out.append(Issue(ann_id, f"unknown attribute {name!r} on {ann_id} ({label}); valid attributes: {valid}"))
+            out.append(Issue(ann_id, f"unknown attribute {name!r} on {ann_id} ({label}); valid attributes: {valid}",
+                             name))
         elif attr.labels and label not in attr.labels:
             out.append(Issue(ann_id, f"attribute {name!r} not allowed on label {label!r} ({ann_id}); "
-                                     f"allowed on: {_valid(attr.labels)}"))
+                                     f"allowed on: {_valid(attr.labels)}", name))
         elif value not in attr.values:
             out.append(Issue(ann_id, f"attribute {name!r} of {ann_id} has unknown value {value!r}; "
-                                     f"valid values: {_valid(attr.values)}"))
+                                     f"valid values: {_valid(attr.values)}", name))
 
 
 def validate_issues(doc: Document, spec: DatasetSpec) -> list[Issue]:
@@ -95,7 +97,7 @@ def validate_issues(doc: Document, spec: DatasetSpec) -> list[Issue]:
         for name, value in ev.attributes:
             attr = spec.attributes.get(name)
             if attr is None or value not in attr.values:
-                out.append(Issue(ev.id, f"event {ev.id}: invalid attribute {name}={value!r}"))
+                out.append(Issue(ev.id, f"event {ev.id}: invalid attribute {name}={value!r}", name))
     return out
 
 

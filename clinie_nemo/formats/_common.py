@@ -1,11 +1,16 @@
 """What the target formats share: the decode error, backslash escaping, and splitting on unescaped
-separators. Escapes: ``\\n`` newline, ``\\r`` carriage return, ``\\t`` tab; ``\\x`` is ``x`` otherwise."""
+separators. Escapes: ``\\n`` newline, ``\\r`` carriage return, ``\\t`` tab, ``\\s`` space (used only where a
+space would end a target line); ``\\x`` is ``x`` otherwise."""
 
 from __future__ import annotations
 
+import re
+
+from clinie_nemo.target import Target
+
 NONE_ANSWER = "none"
 _CONTROL = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
-_UNCONTROL = {"n": "\n", "r": "\r", "t": "\t"}
+_UNCONTROL = {"n": "\n", "r": "\r", "t": "\t", "s": " "}
 
 
 class DecodeError(ValueError):
@@ -59,3 +64,35 @@ def split_unescaped(text: str, sep: str) -> list[str]:
             i += 1
     pieces.append(text[last:])
     return pieces
+
+
+_ANSWER = re.compile(r"[^\s\"'{}\[\]<>|]*[\w)]")
+
+
+def check_answer(text: str, labels: tuple[str, ...] | None) -> str:
+    """A ``re_pair`` answer as rendering writes it: one label (from ``labels`` when given) or ``none``."""
+    if labels is not None:
+        if text != NONE_ANSWER and text not in labels:
+            raise DecodeError("invalid_label")
+    elif not _ANSWER.fullmatch(text):
+        raise DecodeError("not_a_label")
+    return text
+
+
+def check_target(target: Target, chunk_text: str, labels: tuple[str, ...] | None) -> Target:
+    """What rendering writes is well-formed: labels from ``labels`` (when given), every fragment placeable
+    in the chunk, relations between existing entities. Anything else is not an exact target."""
+    from clinie_nemo.placement import PlacementError, place_exact
+
+    for e in target.entities:
+        if labels is not None and e.label not in labels:
+            raise DecodeError("invalid_label")
+        for f in e.fragments:
+            try:
+                place_exact(chunk_text, f.text, f.occurrence)
+            except PlacementError as exc:
+                raise DecodeError(exc.cause) from None
+    n = len(target.entities)
+    if any(not (0 <= r.head < n and 0 <= r.tail < n) for r in target.relations):
+        raise DecodeError("unknown_entity_reference")
+    return target

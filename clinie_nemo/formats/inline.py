@@ -27,7 +27,7 @@ import html
 import re
 from collections import Counter
 
-from clinie_nemo.formats._common import DecodeError
+from clinie_nemo.formats._common import DecodeError, check_answer
 from clinie_nemo.placement import occurrence_index, place_exact
 from clinie_nemo.target import Fragment, Target, TargetEntity, TargetRelation
 
@@ -179,8 +179,8 @@ def encode_answer(label: str) -> str:
     return label
 
 
-def decode_answer(text: str) -> str:
-    return text
+def decode_answer(text: str, labels: tuple[str, ...] | None = None) -> str:
+    return check_answer(text, labels)
 
 
 def describe_answer() -> str:

@@ -18,7 +18,7 @@ import json
 from collections import Counter
 from typing import Any
 
-from clinie_nemo.formats._common import DecodeError
+from clinie_nemo.formats._common import DecodeError, check_answer, check_target
 from clinie_nemo.target import Fragment, Target, TargetEntity, TargetRelation
 
 NAME = "json"
@@ -97,7 +97,7 @@ def decode(text: str, chunk_text: str, with_relations: bool = False,
     except json.JSONDecodeError:
         raise DecodeError("unparseable_json") from None
     if isinstance(obj, list):
-        return Target(tuple(entity_from_json(e) for e in obj))
+        return check_target(Target(tuple(entity_from_json(e) for e in obj)), chunk_text, labels)
     if not isinstance(obj, dict) or not isinstance(obj.get("entities", []), list) \
             or not isinstance(obj.get("relations", []), list):
         raise DecodeError("bad_shape", "expected a list or {entities, relations}")
@@ -114,20 +114,22 @@ def decode(text: str, chunk_text: str, with_relations: bool = False,
         if head not in ids or tail not in ids:
             raise DecodeError("unknown_entity_id")
         relations.append(TargetRelation(_str(r.get("label")), ids[head], ids[tail]))
-    return Target(entities, tuple(relations))
+    return check_target(Target(entities, tuple(relations)), chunk_text, labels)
 
 
 def encode_answer(label: str) -> str:
     return json.dumps({"relation": label}, ensure_ascii=False)
 
 
-def decode_answer(text: str) -> str:
+def decode_answer(text: str, labels: tuple[str, ...] | None = None) -> str:
     try:
         obj = json.loads(text)
     except json.JSONDecodeError:
         raise DecodeError("unparseable_json") from None
     if not isinstance(obj, dict) or not isinstance(obj.get("relation"), str):
         raise DecodeError("bad_shape", 'expected {"relation": label}')
+    if labels is not None:
+        check_answer(obj["relation"], labels)
     return obj["relation"]
 
 

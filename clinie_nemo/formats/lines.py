@@ -12,6 +12,8 @@ backslash-escaped)::
     => relation | 2 | 1                  relation from entity line 2 to entity line 1 (1-based)
     none                                 nothing to extract
 
+A space ending a line is written ``\\s`` (NeMo and Megatron-Bridge strip spaces off the ends of a target).
+
 For ``re_pair`` the answer is the relation label alone, or ``none``.
 """
 
@@ -20,7 +22,15 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from clinie_nemo.formats._common import NONE_ANSWER, DecodeError, escape, split_unescaped, unescape
+from clinie_nemo.formats._common import (
+    NONE_ANSWER,
+    DecodeError,
+    check_answer,
+    check_target,
+    escape,
+    split_unescaped,
+    unescape,
+)
 from clinie_nemo.target import Fragment, Target, TargetEntity, TargetRelation
 
 NAME = "lines"
@@ -53,7 +63,9 @@ def encode(target: Target, chunk_text: str, with_relations: bool = False,
             fields.append("#" + ",".join(str(f.occurrence) for f in e.fragments))
         if e.attributes:
             fields.append("; ".join(f"{escape(k, '|;=')}={escape(v, '|;=')}" for k, v in e.attributes))
-        lines.append(" | ".join(fields))
+        line = " | ".join(fields)
+        # a space at the end of a line is escaped: the SFT loaders strip spaces off the whole target
+        lines.append(line[:-1] + "\\s" if line.endswith(" ") else line)
     if with_relations:
         lines += [f"{RELATION_PREFIX}{escape(r.label, '|')} | {r.head + 1} | {r.tail + 1}" for r in target.relations]
     return ("\n".join(lines) if lines else NONE_ANSWER), Counter()
@@ -111,15 +123,15 @@ def decode(text: str, chunk_text: str, with_relations: bool = False,
             raise DecodeError("bad_occurrence")
         entities.append(TargetEntity(unescape(fields[0]), tuple(Fragment(m, k) for m, k in zip(mentions, occ)),
                                      attrs))
-    return Target(tuple(entities), tuple(relations))
+    return check_target(Target(tuple(entities), tuple(relations)), chunk_text, labels)
 
 
 def encode_answer(label: str) -> str:
     return label
 
 
-def decode_answer(text: str) -> str:
-    return text
+def decode_answer(text: str, labels: tuple[str, ...] | None = None) -> str:
+    return check_answer(text, labels)
 
 
 def describe_answer() -> str:

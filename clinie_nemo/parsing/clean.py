@@ -1,13 +1,15 @@
 """Cleaning what LLMs emit before decoding: small pure functions, each undoing one habit.
 
 Code fences, bullets and numbering, prose before or after the answer, duplicated lines, the ``none``
-answer in its many spellings, and truncated JSON (closed where that loses nothing already complete).
+answer in its many spellings, truncated JSON (closed where that loses nothing already complete), and
+label case/spacing/punctuation variants (:class:`LabelMap`).
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from typing import Any
 
 FENCE = re.compile(r"```[A-Za-z0-9_-]*[ \t]*\n?(.*?)(?:```|\Z)", re.S)
@@ -101,3 +103,23 @@ def load_json(text: str) -> tuple[Any, bool]:
         except json.JSONDecodeError:
             pass
     raise ValueError("unreadable JSON")
+
+
+def label_key(label: str) -> str:
+    return re.sub(r"[\s_\-./]+", "", label.strip().strip("*`'\":[]<>").lower())
+
+
+class LabelMap:
+    """``LabelMap(["Drug", "Strength-Drug"]).get("strength drug") == "Strength-Drug"``; None if unknown."""
+
+    def __init__(self, labels: Iterable[str]):
+        self.labels = tuple(labels)
+        self._by_key = {label_key(lb): lb for lb in self.labels}
+
+    def get(self, raw: str) -> str | None:
+        if raw in self.labels:
+            return raw
+        return self._by_key.get(label_key(raw))
+
+    def __bool__(self) -> bool:
+        return bool(self.labels)

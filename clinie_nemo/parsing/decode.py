@@ -63,7 +63,7 @@ class Decoded:
 
 
 def _unescape(text: str) -> str:
-    return re.sub(r"\\(.)", lambda m: {"n": "\n", "r": "\r", "t": "\t"}.get(m.group(1), m.group(1)), text)
+    return re.sub(r"\\(.)", lambda m: {"n": "\n", "r": "\r", "t": "\t", "s": " "}.get(m.group(1), m.group(1)), text)
 
 
 def _split(text: str, sep: str) -> list[str]:
@@ -75,7 +75,7 @@ OCCURRENCES = re.compile(r"^#?\s*(\d{1,4}(?:\s*,\s*\d{1,4})*)$")
 
 def _lines_entity(fields: list[str]) -> Mention | None:
     label, mention, extras = fields[0], fields[1], fields[2:]
-    texts = [_unescape(t).strip().strip("\"'`") for t in _split(mention, " ... ")]
+    texts = [_unescape(t.strip().strip("\"'`")) for t in _split(mention, " ... ")]
     occurrences = [1] * len(texts)
     attrs: list[tuple[str, str]] = []
     for extra in extras:

@@ -13,10 +13,15 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from clinie_nemo.parsing.clean import strip_code_fences
+from clinie_nemo.parsing.clean import LabelMap, strip_code_fences
 from clinie_nemo.parsing.decode import DECODERS, Decoded, Link, Mention, decode_answer
-from clinie_nemo.parsing.labels import LabelMap
-from clinie_nemo.parsing.place import MATCHERS, MENTION_NOT_IN_TEXT, PlacementFailure, place_mention
+from clinie_nemo.parsing.place import (
+    MATCHERS,
+    MENTION_NOT_IN_TEXT,
+    PlacementFailure,
+    exact_matches,
+    place_mention,
+)
 
 CAUSES = ("unparseable", "invalid_label", "mention_not_in_text", "ambiguous_occurrence", "truncated_output")
 
@@ -54,9 +59,25 @@ def _from_target(target: Any) -> Decoded:
     return out
 
 
-def decode_prediction(fmt: str, text: str, task: str, chunk: str, labels: tuple[str, ...]) -> Decoded:
-    """The exact inverse first (a well-formed answer means exactly what rendering meant), then the tolerant
-    decoder on the text cleaned of code fences. ValueError when neither can read it."""
+def well_formed(decoded: Decoded, chunk: str, entity_labels: LabelMap, relation_labels: LabelMap) -> bool:
+    """True when an exact decoding says exactly what rendering would have said: schema labels verbatim,
+    every fragment present in the chunk that often, relations between decoded entities."""
+    if decoded.answer is not None:
+        return decoded.answer == "none" or decoded.answer in relation_labels.labels
+    for m in decoded.mentions:
+        if m.label not in entity_labels.labels:
+            return False
+        if not all(t and 1 <= k <= len(exact_matches(chunk, t)) for t, k in m.fragments):
+            return False
+    n = len(decoded.mentions)
+    return all(0 <= link.head < n and 0 <= link.tail < n and link.label in relation_labels.labels
+               for link in decoded.links)
+
+
+def decode_prediction(fmt: str, text: str, task: str, chunk: str, entity_labels: LabelMap,
+                      relation_labels: LabelMap) -> Decoded:
+    """The exact inverse first, kept only when well formed (then it means exactly what rendering meant);
+    otherwise the tolerant decoder on the text cleaned of code fences. ValueError when nothing reads it."""
     if fmt not in DECODERS:
         from clinie_nemo.errors import unknown_name
 
@@ -65,8 +86,11 @@ def decode_prediction(fmt: str, text: str, task: str, chunk: str, labels: tuple[
     if exact is not None:
         try:
             if task == "re_pair":
-                return Decoded(answer=exact.decode_answer(text))
-            return _from_target(exact.decode(text, chunk, task == "re_e2e", labels=labels))
+                decoded = Decoded(answer=exact.decode_answer(text))
+            else:
+                decoded = _from_target(exact.decode(text, chunk, task == "re_e2e", labels=entity_labels.labels))
+            if well_formed(decoded, chunk, entity_labels, relation_labels):
+                return decoded
         except ValueError:  # formats.DecodeError is a ValueError
             pass
     body = strip_code_fences(text)
@@ -95,7 +119,8 @@ def parse_record(record: dict[str, Any], prediction: str, doc_text: str, entity_
     start, end = record["chunk"]
     chunk = doc_text[start:end]
     try:
-        decoded = decode_prediction(record.get("format", "lines"), prediction, task, chunk, entity_labels.labels)
+        decoded = decode_prediction(record.get("format", "lines"), prediction, task, chunk, entity_labels,
+                                    relation_labels)
     except ValueError:
         out.failures["unparseable"] += 1
         return out

@@ -60,9 +60,13 @@ MATCHERS: dict[str, Matcher] = {"exact": exact_matches, "casefold": casefold_mat
 
 def place_mention(text: str, mention: str, occurrence: int = 1) -> tuple[Span, str]:
     """``((start, end), matcher name)`` of the mention in ``text``, or PlacementFailure."""
-    mention = mention.strip()
-    if not mention:
+    if not mention.strip():
         raise PlacementFailure(MENTION_NOT_IN_TEXT)
+    if mention != mention.strip() and (found := exact_matches(text, mention)):
+        if not 1 <= occurrence <= len(found):  # edge whitespace kept when the text has it too
+            raise PlacementFailure(AMBIGUOUS_OCCURRENCE)
+        return found[occurrence - 1], "exact"
+    mention = mention.strip()
     for name, matcher in MATCHERS.items():
         found = matcher(text, mention)
         if found:

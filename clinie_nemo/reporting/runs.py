@@ -1,5 +1,6 @@
 """Collecting runs for a report: every ``scores.json`` under the given folders, with its ``meta`` tags
-(model, method, fold, fraction, seed, few_shot_k) and the optional ``cost.json`` beside it."""
+(model, method, fold, fraction, seed, few_shot_k) and the optional ``cost.json`` beside it; and the
+markdown table of them (strict F1 with 95% CIs, GPU-hours)."""
 
 from __future__ import annotations
 
@@ -86,3 +87,19 @@ def collect_runs(folders: list[str]) -> list[Run]:
         raise InputError(Problem(", ".join(folders), None, "no scores.json found"))
     runs = [load_run(p) for p in sorted(set(paths))]
     return sorted(runs, key=lambda r: tuple(r.tag(k) for k in META_COLUMNS) + (r.path,))
+
+
+def _f1(f1: float | None, ci: tuple[float, float] | None) -> str:
+    if f1 is None:
+        return "-"
+    return f"{f1:.4f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
+
+
+def runs_table(runs: list[Run]) -> str:
+    header = ["run", *META_COLUMNS, "CE strict F1 [95% CI]", "RE strict F1 [95% CI]", "GPU-h"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    for run in runs:
+        cells = [run.path, *(run.tag(k, "-") or "-" for k in META_COLUMNS), _f1(run.ce_f1, run.ce_ci),
+                 _f1(run.re_f1, run.re_ci), f"{run.gpu_hours:.2f}" if run.gpu_hours is not None else "-"]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(lines) + "\n"

@@ -71,6 +71,33 @@ def paired_bootstrap(a: np.ndarray, b: np.ndarray, n: int = 1000, seed: int = 0)
 def add_confidence_intervals(result: dict[str, Any], scores: Scores, n: int, seed: int = 0) -> None:
     """Put ``ci95`` beside every kind's strict and lenient micro figures in ``result`` (in place)."""
     for kind in scores.kinds:
+        if kind not in result:
+            continue
         for mode in MODES:
             result[kind][mode]["ci95"] = confidence_interval(doc_matrix(scores, kind, mode), n, seed)
     result["bootstrap"] = {"replicates": n, "seed": seed, "unit": "document"}
+
+
+def compare_systems(a: Scores, b: Scores, n: int = 1000, seed: int = 0) -> dict[str, Any]:
+    """Paired bootstrap of system A against system B for every kind and mode either has counts for; both
+    must be scored on the same documents in the same order."""
+    if [d.doc_id for d in a.documents] != [d.doc_id for d in b.documents]:
+        raise ValueError("paired comparison needs both systems scored on the same documents")
+    out: dict[str, Any] = {}
+    for kind in a.kinds:
+        if kind not in b.kinds:
+            continue
+        for mode in MODES:
+            ma, mb = doc_matrix(a, kind, mode), doc_matrix(b, kind, mode)
+            if ma.any() or mb.any():
+                out.setdefault(kind, {})[mode] = paired_bootstrap(ma, mb, n, seed)
+    return out
+
+
+def comparison_lines(comparison: dict[str, Any]) -> list[str]:
+    lines = [f"{'kind':<18} {'mode':<8} {'F1 A - B':>9}  {'95% CI':<20} {'p':>7}"]
+    for kind, modes in comparison.items():
+        for mode, c in modes.items():
+            lines.append(f"{kind:<18} {mode:<8} {c['delta_f1']:>+9.4f}  [{c['ci95'][0]:+.4f}, {c['ci95'][1]:+.4f}]"
+                         f" {c['p_value']:>7.4f}")
+    return lines

@@ -16,14 +16,22 @@ from clinie_nemo.scoring.rules import RuleSet
 
 
 def span_key(entity: Entity, rules: RuleSet) -> tuple[tuple[int, int], ...]:
-    if rules.collapse_discontinuous or len(entity.spans) == 1:
-        return ((entity.start, entity.end),)
-    return entity.spans
+    spans = entity.spans
+    if len(spans) == 1:
+        return spans
+    return ((spans[0][0], spans[-1][1]),) if rules.collapse_discontinuous else spans
 
 
 def entity_items(doc: Document, rules: RuleSet, labels: Collection[str] | None = None) -> list[Item]:
-    return [((e.label,), span_key(e, rules), ((e.start, e.end),))
-            for e in doc.entities if labels is None or e.label in labels]
+    collapse = rules.collapse_discontinuous
+    items: list[Item] = []
+    for e in doc.entities:
+        if labels is not None and e.label not in labels:
+            continue
+        spans = e.spans
+        outer = (spans[0][0], spans[-1][1]) if len(spans) > 1 else spans[0]
+        items.append(((e.label,), (outer,) if collapse or len(spans) == 1 else spans, (outer,)))
+    return items
 
 
 def argument_index(doc: Document) -> dict[str, Entity]:
@@ -46,6 +54,7 @@ def relation_items(doc: Document, rules: RuleSet, typed: bool,
         if head is None or tail is None:
             continue  # dangling reference: nothing to match (readers report these)
         group = (r.label, head.label, tail.label) if typed else (r.label,)
+        hs, ts = head.spans, tail.spans
         exact = (span_key(head, rules), span_key(tail, rules))
-        items.append((group, exact, ((head.start, head.end), (tail.start, tail.end))))
+        items.append((group, exact, ((hs[0][0], hs[-1][1]), (ts[0][0], ts[-1][1]))))
     return items

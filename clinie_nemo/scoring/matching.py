@@ -54,30 +54,48 @@ class OverlapIndex:
         return [i for i in self.order[lo:hi] if lenient_equal(self.items[i], pred)]
 
 
-def _one_to_one(gold: Sequence[Item], pred: Sequence[Item], lenient: bool) -> int:
+def _one_to_one_both(gold: Sequence[Item], pred: Sequence[Item]) -> tuple[dict[str, list[int]], dict[str, list[int]]]:
+    """Strict and lenient ``{label: [tp, fp, fn]}`` in one pass: the exact matches (a dict of hashable keys,
+    shared by both modes), then the overlap sweep over the leftovers for lenient."""
+    strict: dict[str, list[int]] = {}
+    for g in gold:
+        strict.setdefault(g[0][0], [0, 0, 0])[2] += 1
+    for p in pred:
+        strict.setdefault(p[0][0], [0, 0, 0])[1] += 1
     by_exact: dict[Any, list[int]] = defaultdict(list)
     for i, g in enumerate(gold):
-        by_exact[g[1]].append(i)
-    tp = 0
+        by_exact[(g[0], g[1])].append(i)
     left_gold = set(range(len(gold)))
     left_pred: list[Item] = []
     for p in pred:
-        bucket = by_exact.get(p[1])
+        bucket = by_exact.get((p[0], p[1]))
         if bucket:
             left_gold.discard(bucket.pop())
-            tp += 1
+            row = strict[p[0][0]]
+            row[0] += 1
+            row[1] -= 1
+            row[2] -= 1
         else:
             left_pred.append(p)
-    if not lenient or not left_pred or not left_gold:
-        return tp
-    index = OverlapIndex(gold, sorted(left_gold))
-    for p in left_pred:
-        for i in index.overlapping(p):
-            if i in left_gold:
-                left_gold.discard(i)
-                tp += 1
-                break
-    return tp
+    lenient = {label: list(row) for label, row in strict.items()}
+    if left_pred and left_gold:
+        by_group: dict[Any, list[int]] = defaultdict(list)
+        for i in sorted(left_gold):
+            by_group[gold[i][0]].append(i)
+        indexes = {group: OverlapIndex(gold, idx) for group, idx in by_group.items()}
+        for p in left_pred:
+            index = indexes.get(p[0])
+            if index is None:
+                continue
+            for i in index.overlapping(p):
+                if i in left_gold:
+                    left_gold.discard(i)
+                    row = lenient[p[0][0]]
+                    row[0] += 1
+                    row[1] -= 1
+                    row[2] -= 1
+                    break
+    return strict, lenient
 
 
 def _n2c2(gold: Sequence[Item], pred: Sequence[Item], lenient: bool) -> tuple[int, int]:
@@ -116,19 +134,19 @@ def _groups(items: Sequence[Item]) -> dict[tuple[Any, ...], list[Item]]:
     return out
 
 
-def count_by_label(gold: Sequence[Item], pred: Sequence[Item], lenient: bool,
-                   policy: str) -> dict[str, list[int]]:
-    """``{label: [tp, fp, fn]}`` for one document (labels with no gold and no prediction are absent)."""
-    out: dict[str, list[int]] = {}
+def count_by_label(gold: Sequence[Item], pred: Sequence[Item], policy: str) -> tuple[dict[str, list[int]], ...]:
+    """``({label: [tp, fp, fn]} strict, same lenient)`` for one document; labels with no gold and no
+    prediction are absent."""
+    if policy != N2C2:
+        return _one_to_one_both(gold, pred)
+    modes: list[dict[str, list[int]]] = [{}, {}]
     gold_groups, pred_groups = _groups(gold), _groups(pred)
     for group in gold_groups.keys() | pred_groups.keys():
         gs, ps = gold_groups.get(group, []), pred_groups.get(group, [])
-        if policy == N2C2:
+        for out, lenient in zip(modes, (False, True)):
             tp, kept = _n2c2(gs, ps, lenient)
-        else:
-            tp, kept = _one_to_one(gs, ps, lenient), len(ps)
-        row = out.setdefault(group[0], [0, 0, 0])
-        row[0] += tp
-        row[1] += kept - tp
-        row[2] += len(gs) - tp
-    return out
+            row = out.setdefault(group[0], [0, 0, 0])
+            row[0] += tp
+            row[1] += kept - tp
+            row[2] += len(gs) - tp
+    return modes[0], modes[1]

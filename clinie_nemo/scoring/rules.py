@@ -7,8 +7,10 @@ type, how events are aligned, and what happens when the gold and predicted docum
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
+from clinie_nemo.document import Document
 from clinie_nemo.errors import unknown_name
 
 ONE_TO_ONE = "one_to_one"  # each gold annotation matches at most one prediction; extra predictions are FP
@@ -70,8 +72,29 @@ RULES: dict[str, RuleSet] = {
 }
 
 
+AUTO = "auto"
+
+
 def get_rules(name: str) -> RuleSet:
     try:
         return RULES[name]
     except KeyError:
-        raise unknown_name("scoring rules", name, RULES) from None
+        raise unknown_name("scoring rules", name, [*RULES, AUTO]) from None
+
+
+def check_rules_name(name: str) -> None:
+    if name != AUTO:
+        get_rules(name)
+
+
+def rules_for(name: str, documents: Iterable[Document]) -> RuleSet:
+    """``auto``: the scoring rules of the registered dataset the gold documents all belong to, else
+    ``default``; any other name: that rule set."""
+    if name != AUTO:
+        return get_rules(name)
+    from clinie_nemo.datasets import DATASETS
+
+    names = {d.dataset for d in documents}
+    if len(names) == 1 and (only := names.pop()) in DATASETS:
+        return get_rules(DATASETS[only].scoring)
+    return RULES["default"]

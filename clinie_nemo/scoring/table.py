@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-KIND_ORDER = ("entities", "relations", "relations_untyped", "events")
+KIND_ORDER = ("entities", "relations", "relations_untyped", "events", "document_relations")
 
 
 def _ci(block: dict[str, Any]) -> str:

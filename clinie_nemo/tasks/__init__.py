@@ -1,14 +1,14 @@
 """Task kinds: ``TASKS`` maps a name to a module that turns a chunk into items (prompt text + target) and
 turns a generated target back into document annotations.
 
-A task module defines ``NAME``, ``WITH_RELATIONS``, ``items(view, schema, fmt, options) -> list[TaskItem]``,
+A task module defines ``NAME``, ``WITH_RELATIONS``, ``items(view, schema, fmt, options) -> (list[TaskItem],
+losses by cause)``,
 ``gold(view, schema, options) -> Annotations`` (what decoding all of a chunk's items must give back) and
 ``decode(output, view, extras, schema, fmt, id_prefix) -> (Annotations, failures)``.
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
@@ -35,7 +35,6 @@ class TaskItem:
     output: str
     entity_labels: tuple[str, ...]  # the labels the instruction lists
     extras: dict[str, Any] = field(default_factory=dict)
-    losses: Counter[str] = field(default_factory=Counter)
 
 
 def _registry() -> dict[str, ModuleType]:

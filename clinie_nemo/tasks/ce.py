@@ -16,18 +16,20 @@ NAME = "ce"
 WITH_RELATIONS = False
 
 
-def items(view: ChunkView, schema: TaskSchema, fmt: ModuleType, options: TaskOptions) -> list[TaskItem]:
-    groups: list[tuple[str, tuple[str, ...] | None, dict[str, Any]]] = [("", None, {})]
-    if options.per_label:
-        groups = [(f"/{label}", (label,), {"label": label}) for label in schema.entity_names]
+def items(view: ChunkView, schema: TaskSchema, fmt: ModuleType,
+          options: TaskOptions) -> tuple[list[TaskItem], Counter[str]]:
+    # labels outside the schema are counted once, by the whole-chunk target
+    full, losses = build_target(view, schema, with_attributes=options.attributes)
+    if not options.per_label:
+        text, fmt_losses = fmt.encode(full, view.text, False, labels=schema.entity_names)
+        return [TaskItem("", view.text, text, schema.entity_names)], losses + fmt_losses
     out = []
-    for suffix, labels, extras in groups:
-        target, losses = build_target(view, schema, labels=labels, with_attributes=options.attributes)
-        if options.per_label:  # labels outside the schema are counted once, by the whole-chunk target
-            losses = build_target(view, schema, with_attributes=options.attributes)[1] if not out else Counter()
+    for label in schema.entity_names:
+        target, _ = build_target(view, schema, labels=(label,), with_attributes=options.attributes)
         text, fmt_losses = fmt.encode(target, view.text, False, labels=schema.entity_names)
-        out.append(TaskItem(suffix, view.text, text, labels or schema.entity_names, extras, losses + fmt_losses))
-    return out
+        losses += fmt_losses
+        out.append(TaskItem(f"/{label}", view.text, text, (label,), {"label": label}))
+    return out, losses
 
 
 def gold_entities(view: ChunkView, schema: TaskSchema, options: TaskOptions) -> tuple[Entity, ...]:

@@ -16,10 +16,11 @@ NAME = "re_e2e"
 WITH_RELATIONS = True
 
 
-def items(view: ChunkView, schema: TaskSchema, fmt: ModuleType, options: TaskOptions) -> list[TaskItem]:
+def items(view: ChunkView, schema: TaskSchema, fmt: ModuleType,
+          options: TaskOptions) -> tuple[list[TaskItem], Counter[str]]:
     target, losses = build_target(view, schema, with_relations=True, with_attributes=options.attributes)
     text, fmt_losses = fmt.encode(target, view.text, True, labels=schema.entity_names)
-    return [TaskItem("", view.text, text, schema.entity_names, {}, losses + fmt_losses)]
+    return [TaskItem("", view.text, text, schema.entity_names)], losses + fmt_losses
 
 
 def gold(view: ChunkView, schema: TaskSchema, options: TaskOptions) -> Annotations:

@@ -18,7 +18,7 @@ from typing import Any
 
 from clinie_nemo.chunking import sentence_index
 from clinie_nemo.document import Entity, Relation
-from clinie_nemo.formats import NONE_ANSWER, DecodeError
+from clinie_nemo.formats import NONE_ANSWER
 from clinie_nemo.schema import TaskSchema
 from clinie_nemo.target import Annotations, ChunkView, entity_order
 from clinie_nemo.tasks import TaskItem, TaskOptions
@@ -53,8 +53,10 @@ def mark_pair(view: ChunkView, head: Entity, tail: Entity) -> str:
 def candidates(view: ChunkView, schema: TaskSchema, options: TaskOptions) -> tuple[list[tuple[Entity, Entity]], Counter[str]]:
     allowed = {(h, t) for _, h, t in schema.candidate_pairs()}
     sentence_of = sentence_index(view.doc.text)
-    entities = sorted(view.entities, key=entity_order)
+    known = set(schema.entity_names)
+    entities = sorted((e for e in view.entities if e.label in known), key=entity_order)
     by_id = {e.id: e for e in entities}
+    all_ids = {e.id for e in view.entities}
     losses: Counter[str] = Counter()
 
     def in_window(h: Entity, t: Entity) -> bool:
@@ -69,7 +71,8 @@ def candidates(view: ChunkView, schema: TaskSchema, options: TaskOptions) -> tup
     for _, head, tail in gold_pairs(view):
         h, t = by_id.get(head), by_id.get(tail)
         if h is None or t is None:
-            losses["pair_argument_not_an_entity"] += 1
+            in_chunk = head in all_ids and tail in all_ids
+            losses["pair_label_not_in_schema" if in_chunk else "pair_argument_not_an_entity"] += 1
         elif (h.label, t.label) not in allowed:
             losses["pair_labels_not_allowed_by_schema"] += 1
         elif not in_window(h, t):
@@ -77,7 +80,8 @@ def candidates(view: ChunkView, schema: TaskSchema, options: TaskOptions) -> tup
     return pairs, losses
 
 
-def items(view: ChunkView, schema: TaskSchema, fmt: ModuleType, options: TaskOptions) -> list[TaskItem]:
+def items(view: ChunkView, schema: TaskSchema, fmt: ModuleType,
+          options: TaskOptions) -> tuple[list[TaskItem], Counter[str]]:
     pairs, losses = candidates(view, schema, options)
     labels: dict[tuple[str, str], str] = {}
     for label, head, tail in sorted(gold_pairs(view)):
@@ -93,14 +97,11 @@ def items(view: ChunkView, schema: TaskSchema, fmt: ModuleType, options: TaskOpt
         chosen = set(rng.sample(range(len(negatives)), keep))
         negatives = [p for k, p in enumerate(negatives) if k in chosen]
     keep_set = {(h.id, t.id) for h, t in positives + negatives}
-    out = []
-    for n, (h, t) in enumerate(p for p in pairs if (p[0].id, p[1].id) in keep_set):
-        answer = labels.get((h.id, t.id), NONE_ANSWER)
-        out.append(TaskItem(f"/{h.id}-{t.id}", mark_pair(view, h, t), fmt.encode_answer(answer),
-                            schema.entity_names, {"pair": [h.id, t.id]}, losses if n == 0 else Counter()))
-    if not out and losses:
-        out.append(TaskItem("", "", "", (), {"no_record": True}, losses))
-    return out
+    out = [TaskItem(f"/{h.id}-{t.id}", mark_pair(view, h, t),
+                    fmt.encode_answer(labels.get((h.id, t.id), NONE_ANSWER)), schema.entity_names,
+                    {"pair": [h.id, t.id]})
+           for h, t in pairs if (h.id, t.id) in keep_set]
+    return out, losses
 
 
 def gold(view: ChunkView, schema: TaskSchema, options: TaskOptions) -> Annotations:
@@ -110,10 +111,8 @@ def gold(view: ChunkView, schema: TaskSchema, options: TaskOptions) -> Annotatio
 
 def decode(output: str, view: ChunkView, extras: dict[str, Any], schema: TaskSchema, fmt: ModuleType,
            id_prefix: str) -> tuple[Annotations, Counter[str]]:
-    label = fmt.decode_answer(output)
+    label = fmt.decode_answer(output, labels=schema.relation_names)
     if label == NONE_ANSWER:
         return Annotations(), Counter()
-    if label not in schema.relation_names:
-        raise DecodeError("unknown_relation_label")
     head, tail = extras["pair"]
     return Annotations(relations=(Relation(f"{id_prefix}R1", label, head, tail),)), Counter()
