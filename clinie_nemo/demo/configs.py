@@ -87,8 +87,8 @@ def model_config(model_dir: Path, config_dir: Path, settings: DemoSettings, name
 def recipe_overrides(settings: DemoSettings, method: str) -> list[str]:
     t = settings.training
     steps = t.steps_for(method)
-    out = [f"max_steps={steps}", f"seq_length={t.seq_length}", f"batch.global_batch_size={t.global_batch}",
-           f"batch.micro_batch_size={t.micro_batch}", f"optim.lr={t.lr(method)}",
+    out = [f"max_steps={steps}", f"seq_length={t.seq_length}", f"batch.global_batch_size={t.batch_for(method)}",
+           f"batch.micro_batch_size={t.batch_for(method)}", f"optim.lr={t.lr(method)}",
            f"optim.warmup_steps={min(t.warmup_steps, steps - 1)}", f"checkpoint.save_interval={max(1, steps // 2)}",
            "parallel.tensor=1", "parallel.gpus_per_node=1", "parallel.nodes=1", f"seed={settings.seed}"]
     if method == "lora":

@@ -142,7 +142,7 @@ def run_local(out: Path, s: DemoSettings) -> Runner:
     cells = [Cell(f, m, data[f], out / "runs" / s.fraction_name(f) / m) for f in s.fractions for m in s.methods]
     t = s.training
     with run.step(f"Fine-tune {len(cells)} runs: LoRA and full fine-tuning at each fraction (local engine)",
-                  f"the study compares LoRA with full fine-tuning; here {t.steps} steps of {t.global_batch} "
+                  f"the study compares LoRA with full fine-tuning; here {t.steps} steps of {t.batch} "
                   f"records each (recipes in {out / 'config'})"):
         for i, c in enumerate(cells, 1):
             run.cli("train", "--engine", "local", "--model", str(model_yaml), "--recipe", str(recipes[c.method]),

@@ -36,13 +36,13 @@ class Training:
 
     base_steps: int = 150
     base_lr: float = 5e-3
+    base_batch: int = 8
     steps: int = 30
-    global_batch: int = 8
-    micro_batch: int = 8
+    batch: int = 8  # global = micro: no gradient accumulation on one CPU
     seq_length: int = 640
     warmup_steps: int = 3
     lr_full: float = 3e-3
-    lr_lora: float = 1e-2
+    lr_lora: float = 3e-2
     lora_dim: int = 16
     lora_targets: tuple[str, ...] = ("linear_qkv", "linear_proj", "linear_fc1", "linear_fc2")
 
@@ -51,6 +51,9 @@ class Training:
 
     def steps_for(self, method: str) -> int:
         return self.base_steps if method == "base" else self.steps
+
+    def batch_for(self, method: str) -> int:
+        return self.base_batch if method == "base" else self.batch
 
 
 @dataclass(frozen=True)
@@ -64,7 +67,7 @@ class DemoSettings:
     max_tokens: int = 560  # per record, prompt included (the fallback counter)
     cap: int = 40  # training records per corpus (the held-out one included)
     seed: int = 1
-    max_new_tokens: int = 96
+    max_new_tokens: int = 128  # the study's tokens_to_generate
     bootstrap: int = 200  # document bootstrap replicates for the 95% CIs
     model: TinyModel = TinyModel()
     training: Training = Training()
@@ -74,6 +77,6 @@ class DemoSettings:
 
 
 DEFAULT = DemoSettings()
-QUICK = replace(DEFAULT, docs_per_dataset=12, cap=24, max_new_tokens=64, bootstrap=50,
-                training=replace(Training(), base_steps=100, steps=15))
+QUICK = replace(DEFAULT, docs_per_dataset=12, cap=24, max_new_tokens=96, bootstrap=50,
+                training=replace(Training(), base_steps=100, steps=20))
 PRESETS = {"default": DEFAULT, "quick": QUICK}

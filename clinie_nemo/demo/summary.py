@@ -107,7 +107,7 @@ def note(s: Any) -> str:
   label schemas of the real corpora, not their language.
 - Model: a random-init Llama with {s.model.layers} layers and hidden size {s.model.hidden}, first fully
   fine-tuned {t.base_steps} steps on the four other corpora (a stand-in for pretraining that sees no
-  {s.held_out} data), then per cell {t.steps} steps of {t.global_batch} records (LoRA r={t.lora_dim},
+  {s.held_out} data), then per cell {t.steps} steps of {t.batch} records (LoRA r={t.lora_dim},
   lr {t.lr_lora}; full fine-tuning, lr {t.lr_full}). The study fine-tunes 5-20B parameter pretrained models
   for 300 steps of 64 records.
 - Protocol: leave-one-dataset-out with {s.held_out} held out, at held-out data fractions
