@@ -116,7 +116,9 @@ def generate_config(config_dir: Path, settings: DemoSettings) -> Path:
 def study_config(docs_root: Path, config_dir: Path, settings: DemoSettings, model_yaml: Path,
                  recipes: dict[str, Path], generate_yaml: Path, rules: str) -> Path:
     """The same grid as the local demo, for `clinie-nemo study --submit` (Slurm)."""
-    cpu = {"cpus": 1, "time": "00:30:00"}
+    def cpu() -> dict[str, Any]:
+        return {"cpus": 1, "time": "00:30:00"}
+
     data = {
         "name": "demo",
         "engine": "local",
@@ -133,8 +135,8 @@ def study_config(docs_root: Path, config_dir: Path, settings: DemoSettings, mode
         "rules": rules,
         "mixture": {"tasks": list(settings.tasks), "format": settings.format, "max_tokens": settings.max_tokens,
                     "template": "rotate", "tokenizer": None, "validation_fraction": 0.1},
-        "resources": {"mix": cpu, "train": {"gpus": 0, "cpus": 1, "time": "00:30:00"},
-                      "generate": {"gpus": 0, "cpus": 1, "time": "00:30:00"}, "evaluate": cpu},
+        "resources": {"mix": cpu(), "train": {"gpus": 0, "cpus": 1, "time": "00:30:00"},
+                      "generate": {"gpus": 0, "cpus": 1, "time": "00:30:00"}, "evaluate": cpu()},
     }
     return write_yaml(config_dir / "study.yaml", data,
                       "The demo's grid as a study: clinie-nemo study study.yaml --output STUDY --submit")
