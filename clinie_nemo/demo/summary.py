@@ -113,7 +113,9 @@ def note(s: Any) -> str:
 - Protocol: leave-one-dataset-out with {s.held_out} held out, at held-out data fractions
   {", ".join(f"{f:g}" for f in s.fractions)}; tasks {", ".join(s.tasks)} in the `{s.format}` format.
 - F1 near zero is expected here. What matters is that every stage produced its output and that the parse
-  statistics are not degenerate: some answers parse and some mentions are placed back into the notes.
+  statistics are not degenerate: answers parse into `label | mention` lines, and where the held-out
+  corpus was trained on (fraction > 0) some mentions are placed back into the notes. Zero-shot rows answer
+  with the other corpora's labels (counted as invalid_label), as the study found for zero-shot models.
 
 To run the same protocol on real corpora and real models, see the README (researcher and cluster admin
 sections) and the presets in nemo_configs/.
