@@ -6,13 +6,17 @@ A command module defines ``NAME``, ``HELP`` (one line), ``EXAMPLES`` (shown at t
 matplotlib, submitit) inside ``run`` only, so ``clinie-nemo --help`` stays fast and GPU-free.
 
 Errors from the user's input (:class:`ClinieError`) print a message and exit 2, without a traceback.
+When whoever reads stdout goes away (``clinie-nemo stats docs.jsonl | head``) the command stops quietly
+with exit code 141 (128 + SIGPIPE, as a tool killed by SIGPIPE), without a BrokenPipeError traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
+import select
 import sys
 from types import ModuleType
 
@@ -54,7 +58,38 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, ModuleType]]:
     return parser, modules
 
 
+BROKEN_PIPE_EXIT = 141  # 128 + SIGPIPE
+
+
+def stdout_reader_gone() -> bool:
+    """True when stdout is a pipe whose reading end is closed (poll reports an error on it)."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(event & select.POLLERR for _, event in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll on this platform, or no real stdout
+        return True
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one subcommand; a closed stdout pipe ends it quietly (see the module docstring)."""
+    try:
+        try:
+            return run_command(argv)
+        finally:
+            sys.stdout.flush()  # buffered output meets a closed pipe here, not at interpreter exit
+    except BrokenPipeError:
+        if not stdout_reader_gone():
+            raise  # some other pipe broke: a real error, keep its traceback
+        # Python's recipe (docs of the signal module, "Note on SIGPIPE"): point stdout at devnull so the
+        # interpreter's own flush at exit does not raise again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return BROKEN_PIPE_EXIT
+
+
+def run_command(argv: list[str] | None = None) -> int:
+    """Parse ``argv`` and run the subcommand; user errors print one message and return their exit code."""
     parser, modules = build_parser()
     args = parser.parse_args(argv)
     if not args.command:

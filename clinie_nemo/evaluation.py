@@ -4,7 +4,11 @@
 ``re_e2e``) it builds one predicted document per gold document and scores it with the rule set. The
 headline figures in the result: ``entities`` from ``ce`` (else ``re_e2e``), ``relations`` from
 ``re_pair`` (else ``re_e2e``), ``events`` from the task that predicted events; every task's full scores
-are under ``by_task``. ``parse`` counts records, placed mentions and failures by cause, overall and per
+are under ``by_task``; per template name under ``by_template``, with ``template_spread`` (see
+:mod:`clinie_nemo.template_scores`). When the records cover every chunk under every template
+(``template_coverage: "all"``, from ``render --all-templates``), each (document, template) is scored as
+its own unit ``<doc_id>@<template>``: the headline counts are summed over templates (the gold counted once
+per template), never a union of the templates' answers. ``parse`` counts records, placed mentions and failures by cause, overall and per
 ``dataset/task``.
 """
 
@@ -12,6 +16,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any, NamedTuple
 
 from clinie_nemo.document import Document
@@ -23,6 +28,7 @@ from clinie_nemo.predictions import Prediction
 from clinie_nemo.progress import progress
 from clinie_nemo.scoring import RuleSet, Scores, score_pairs
 from clinie_nemo.scoring.bootstrap import add_confidence_intervals
+from clinie_nemo.template_scores import by_template, template_coverage
 
 HEADLINE = {"entities": ("ce", "re_e2e"), "relations": ("re_pair", "re_e2e"), "events": ("re_e2e", "re_pair")}
 # what each task's predictions can say: ce has no relations or events; re_pair copies the gold entities
@@ -87,18 +93,26 @@ class Evaluation(NamedTuple):
 
 def evaluate_predictions(records: Sequence[dict[str, Any]], predictions: dict[str, Prediction],
                          corpus: Sequence[Document], rules: RuleSet, bootstrap: int = 0,
-                         seed: int = 0) -> Evaluation:
+                         seed: int = 0, per_template: bool = True) -> Evaluation:
     docs = {d.id: d for d in corpus}
     parses = parse_all(records, predictions, docs)
     triggers, roles = event_schema(corpus)
+    coverage = template_coverage(records)
+    # every chunk under every template: each (document, template) is its own scoring unit "<doc>@<template>"
+    # (the gold once per template), so the headline is micro over templates, not a union of their answers
+    template_of = {r["id"]: str(r.get("template", "")) for r in records} if coverage == "all" else {}
+    units: dict[str, Document] = {}
     by_task: dict[str, dict[str, list[RecordParse]]] = defaultdict(lambda: defaultdict(list))
     for p in parses:
-        by_task[p.task][p.doc_id].append(p)
-    result: dict[str, Any] = {"by_task": {}}
+        unit = f"{p.doc_id}@{template_of[p.record_id]}" if template_of else p.doc_id
+        if unit not in units:
+            units[unit] = replace(docs[p.doc_id], id=unit) if template_of else docs[p.doc_id]
+        by_task[p.task][unit].append(p)
+    result: dict[str, Any] = {"by_task": {}, "template_coverage": coverage}
     predicted: dict[str, list[Document]] = {}
     task_scores: dict[str, Scores] = {}
     for task, per_doc in sorted(by_task.items()):
-        gold = [docs[d] for d in sorted(per_doc)]
+        gold = [units[d] for d in sorted(per_doc)]
         with_events = task != "ce"
         pred = [merge_document(g, per_doc[g.id], triggers if with_events else set(), roles) for g in gold]
         scores = score_pairs(zip(gold, pred), rules, kinds=TASK_KINDS.get(task))
@@ -115,8 +129,12 @@ def evaluate_predictions(records: Sequence[dict[str, Any]], predictions: dict[st
                 break
         else:
             result[kind] = {}
+    if per_template:
+        result["by_template"], result["template_spread"] = by_template(
+            records, parses, docs, rules, triggers, roles, TASK_KINDS, HEADLINE, bootstrap, seed)
     result["parse"] = parse_summary(parses)
     result["rules"] = {"name": rules.name, "description": rules.description}
     if bootstrap:
-        result["bootstrap"] = {"replicates": bootstrap, "seed": seed, "unit": "document"}
+        result["bootstrap"] = {"replicates": bootstrap, "seed": seed,
+                               "unit": "document x template" if template_of else "document"}
     return Evaluation(result, predicted, task_scores)

@@ -121,7 +121,8 @@ def _render(config: MixtureConfig, data: _DatasetDocs, docs: Sequence[Document],
                                   template_name=config.template.name, max_tokens=config.max_tokens,
                                   tokenizer=str(config.resolve(config.tokenizer)) if config.tokenizer else None,
                                   seed=config.seed, few_shot=(few_shot or {}).get(task, ()), schema=data.schema,
-                                  messages=config.messages)
+                                  messages=config.messages,
+                                  all_templates=config.test_all_templates and split == "test")
         key = f"{split}/{data.entry.name}/{task}"
         batches = [docs[i:i + RENDER_BATCH] for i in range(0, len(docs), RENDER_BATCH)]
         by_task[task] = []

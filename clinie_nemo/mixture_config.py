@@ -22,6 +22,8 @@ Example (see README, "Mixtures")::
     held_out: radgraph           # leave-one-dataset-out fold (null: every dataset trains and tests)
     held_out_fraction: 0.05      # 0 = zero-shot on the held-out dataset
     few_shot_k: 0
+    test_all_templates: false    # true: the test split renders every chunk once per template (template
+                                 # variance on identical chunks; record ids get "@<template>")
 """
 
 from __future__ import annotations
@@ -79,6 +81,7 @@ class MixtureConfig:
     held_out: str | None = None
     held_out_fraction: float = 0.0
     few_shot_k: int = 0
+    test_all_templates: bool = False  # test split: every chunk once per template (ids "@<template>")
     base_dir: str = field(default=".", metadata={"yaml": False})  # folder the relative paths resolve from
 
     def dataset(self, name: str) -> DatasetEntry:
@@ -199,8 +202,9 @@ def mixture_config_from_dict(data: Any, source: str = "<config>", base_dir: str 
     for key in ("name",):
         if key in kv:
             _want(kv[key], (str,), "a string", f"{source}.{key}", problems)
-    if "messages" in kv:
-        _want(kv["messages"], (bool,), "true or false", f"{source}.messages", problems)
+    for key in ("messages", "test_all_templates"):
+        if key in kv:
+            _want(kv[key], (bool,), "true or false", f"{source}.{key}", problems)
     if kv.get("tokenizer") is not None:
         _want(kv["tokenizer"], (str,), "a folder path or null", f"{source}.tokenizer", problems)
     for key in ("validation_fraction", "held_out_fraction"):

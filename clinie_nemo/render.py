@@ -43,6 +43,7 @@ class RenderOptions:
     schema: TaskSchema | None = None  # explicit schema (else the dataset's, else collected from docs)
     template: str | None = None  # a fixed template name (implies policy "fixed")
     template_policy: str = "fixed"  # fixed (first template) | rotate (hash of seed and record id)
+    all_templates: bool = False  # every item once per template of the task (ids get "@<template>")
     seed: int = 13
     max_tokens: int | None = None  # None: one chunk per document
     tokenizer: str | None = None  # local tokenizer folder; None: fallback counter
@@ -130,7 +131,9 @@ class _Renderer:
         self.schema = resolve_schema(docs, options)
         self.policy = "fixed" if options.template else options.template_policy
         self.templates = templates_for(options.task, options.template)
-        if self.policy == "fixed":
+        if options.all_templates and options.template:
+            raise ConfigError("all_templates renders every template of the task; do not name one template too")
+        if self.policy == "fixed" and not options.all_templates:
             self.templates = self.templates[:1]
         self._overhead: int | None = None
         self._doc_tokens: tuple[str, list[int], list[int]] = ("", [], [])
@@ -226,9 +229,7 @@ class _Renderer:
             items, losses = self.task.items(view, self.schema, self.fmt, self.options.task_options)
             result.roundtrip.losses.update(losses)
             decoded = Annotations()
-            for item in items:
-                record_id = f"{self.dataset}/{doc.id}/{self.options.task}/{view.index}{item.suffix}"
-                template = choose(self.templates, self.policy, self.options.seed, record_id)
+            for item, record_id, template in self.item_templates(doc, view, items):
                 prompt = self.prompt(template, item.entity_labels, item.text)
                 extras = dict(item.extras)
                 if self.options.few_shot:
@@ -241,11 +242,23 @@ class _Renderer:
                 result.token_lengths.append(self.prompt_tokens(template, doc, view, item.entity_labels, item.text)
                                             + self.counter.count(item.output) + SPECIAL_TOKENS_PER_RECORD)
                 result.roundtrip.records += 1
-                if self.options.check_roundtrip:
+                if self.options.check_roundtrip and (not self.options.all_templates or template == self.templates[0]):
                     decoded = _union(decoded, self.decode(item.output, view, item.extras, record_id, result))
             if self.options.check_roundtrip:
                 gold = self.task.gold(view, self.schema, self.options.task_options)
                 result.roundtrip.add_chunk(gold, decoded, doc_entities)
+
+    def item_templates(self, doc: Document, view: ChunkView,
+                       items: Sequence[tasks.TaskItem]) -> Iterable[tuple[tasks.TaskItem, str, Template]]:
+        """(item, record id, template): one template per item by the policy, or with ``all_templates`` every
+        template in file order, the id suffixed ``@<template name>`` so ids stay unique."""
+        for item in items:
+            record_id = f"{self.dataset}/{doc.id}/{self.options.task}/{view.index}{item.suffix}"
+            if self.options.all_templates:
+                for template in self.templates:
+                    yield item, f"{record_id}@{template.name}", template
+            else:
+                yield item, record_id, choose(self.templates, self.policy, self.options.seed, record_id)
 
     def decode(self, output: str, view: ChunkView, extras: dict[str, Any], record_id: str,
                result: RenderResult) -> Annotations:

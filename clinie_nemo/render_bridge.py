@@ -33,6 +33,7 @@ class RenderSettings:
     seed: int = 13
     few_shot: tuple[tuple[str, str], ...] = ()  # (example text, example answer) shown in every prompt
     messages: bool = False  # chat form {"messages": [user, assistant]} instead of input/output
+    all_templates: bool = False  # every item once per template (test split of `test_all_templates`)
     schema: Any = field(default=None, compare=False)  # from dataset_schema(); None: the renderer decides
 
 
@@ -75,12 +76,13 @@ def render_documents(docs: Sequence[Document], dataset: str, settings: RenderSet
     from clinie_nemo.render import RenderOptions
     from clinie_nemo.render import render_documents as render
 
-    fixed = settings.template_policy == "fixed"
+    fixed = settings.template_policy == "fixed" and not settings.all_templates
     options = RenderOptions(task=settings.task, format=settings.format, dataset=dataset, schema=settings.schema,
                             template=settings.template_name if fixed else None,
                             template_policy="fixed" if fixed else "rotate", seed=settings.seed,
                             max_tokens=settings.max_tokens, tokenizer=settings.tokenizer,
-                            few_shot=settings.few_shot, messages=settings.messages)
+                            few_shot=settings.few_shot, messages=settings.messages,
+                            all_templates=settings.all_templates)
     result = render(docs, options)
     return BridgeResult(result.records, result.report())
 

@@ -10,7 +10,7 @@ import json
 import pytest
 
 from clinie_nemo.engines.local import data
-from clinie_nemo.engines.local.schedule import lr_at
+from clinie_nemo.engines.local.settings import lr_at
 from clinie_nemo.errors import ConfigError
 from tests.conftest import cli
 from tests.local_engine_fixtures import records_dir, small_settings, synthetic_records, tiny_model_dir  # noqa: F401
@@ -132,3 +132,20 @@ def test_tiny_model_cli_builds_an_offline_loadable_model(tmp_path, records_dir):
     assert again.returncode == 2 and "--force" in again.stderr and "Traceback" not in again.stderr
     missing = cli("tiny-model", "--corpus", tmp_path / "none", "--output", tmp_path / "x")
     assert missing.returncode == 2 and "Traceback" not in missing.stderr
+
+
+def test_run_spec_presets_map_to_local_settings():
+    from clinie_nemo.engines.local import from_run_spec, plan
+    from clinie_nemo.engines.spec_loader import load_run_spec
+
+    study = from_run_spec(load_run_spec("tiny_local", "peft_lora", ["data.validation_interval=0"]))
+    assert (study.method, study.lora_r, study.lora_dropout, study.lr) == ("lora", 256, 0.2, 1e-4)
+    assert (study.global_batch, study.micro_batch, study.max_steps, study.seq_length) == (64, 1, 300, 4096)
+    assert study.hf_target_modules() == ["q_proj", "k_proj", "v_proj"] and study.prompt_of("x") == "x "
+    demo = from_run_spec(load_run_spec("tiny_local", "local_tiny_lora", ["lora.dim=8", "packing=true"]))
+    assert (demo.lora_r, demo.packing, demo.accumulation_steps) == (8, True, 1)
+    full = from_run_spec(load_run_spec("tiny_local", "local_tiny_full"))
+    assert full.method == "full" and full.lr == 3e-3
+    assert "full fine-tuning" in plan(load_run_spec("tiny_local", "local_tiny_full"), "d", "r")
+    with pytest.raises(ConfigError, match="chat template"):
+        from_run_spec(load_run_spec("tiny_local", "local_tiny_lora", ["data.chat_template=true"]))

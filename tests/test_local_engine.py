@@ -148,7 +148,7 @@ def test_sigterm_to_a_real_training_process_exits_124_and_resumes(tmp_path, tiny
     saved = max(int(p.name.split("-")[1]) for p in (run / "checkpoints").glob("step-*"))
     assert 0 < saved < 400 and not (run / "DONE").exists()
     assert read_metrics(run)[-1]["step"] == saved
-    # restart with fewer remaining steps is the same run (same settings) -> refuse nothing, finish all 400
+    # the same command again resumes from the newest checkpoint and finishes all 400 steps
     res = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr
     assert f"resuming from step-{saved}: step {saved}/400" in res.stderr
@@ -160,3 +160,32 @@ def test_plan_names_the_settings_and_the_call(tiny_model_dir):  # noqa: F811
     text = local.plan(small_settings(tiny_model_dir), "data", "runs/x")
     assert "LoRA r=8" in text and "global 8 = micro 4 x 2" in text and "exit 124" in text
     assert str(Path("runs/x") / "checkpoints") in text
+
+
+def test_lora_merged_export_predicts_like_the_adapter(tmp_path, tiny_model_dir, records_dir):  # noqa: F811
+    import shutil
+
+    run = tmp_path / "merged"
+    local.train(small_settings(tiny_model_dir, max_steps=6, lr=2e-2, export="merged"), records_dir, run)
+    assert (run / "adapter" / "adapter_config.json").is_file() and (run / "model" / "config.json").is_file()
+    gen = {"max_new_tokens": 8}
+    local.generate(run, records_dir / "validation.jsonl", tmp_path / "a.jsonl", gen)
+    shutil.rmtree(run / "adapter")
+    local.generate(run, records_dir / "validation.jsonl", tmp_path / "m.jsonl", gen)
+    assert (tmp_path / "a.jsonl").read_text() == (tmp_path / "m.jsonl").read_text()
+
+
+def test_sampling_is_reproducible_by_seed(trained_run, tmp_path):
+    run, _ = trained_run
+    path = tmp_path / "test.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in synthetic_records(6, seed=2)))
+    study = {"strategy": "sample", "temperature": 0.7, "top_k": 50, "top_p": 0.9, "max_new_tokens": 10}
+    outs = []
+    for name, seed in (("a", 1), ("b", 1)):
+        local.generate(run, path, tmp_path / f"{name}.jsonl", {**study, "seed": seed})
+        outs.append([json.loads(x)["prediction"] for x in (tmp_path / f"{name}.jsonl").read_text().splitlines()])
+    assert outs[0] == outs[1] and len(outs[0]) == 6
+    from clinie_nemo.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown generation option"):
+        local.generate(run, path, tmp_path / "x.jsonl", {"temprature": 0.7})

@@ -49,6 +49,8 @@ BRAT_CASES = {
                             "doc.ann:2: event E1 refers to missing id E7", "doc.ann:3: event E2"),
     "attribute to missing id": ("T1\tDrug 34 41\taspirin\nA1\tNegated T4\n",
                                 "doc.ann:2: attribute refers to missing id T4", "A1\tNegated T4"),
+    "non-decimal digit in offsets": ("T1\tDrug 34 4\u00b9\taspirin\n", "doc.ann:1: malformed text-bound",
+                                     "T1\tDrug 34 4\u00b9"),
     "unknown line type": ("X1\tfoo\n", "doc.ann:1: unknown annotation line type", "X1\tfoo"),
 }
 

@@ -103,3 +103,24 @@ def test_relation_arguments_in_reverse_order_and_attribute_on_relation(tmp_path)
     assert (doc.relations[0].head, doc.relations[0].tail) == ("T2", "T1")
     assert [p.message for p in report.problems] == [
         "an attribute applies to an entity or an event, not to relation R1"]
+
+
+def test_fragments_listed_out_of_order_and_annotated_text_with_other_whitespace(tmp_path):
+    """The fast path (note slice == annotated text) and its fallbacks give the same entities: fragments
+    written out of text order are compared in line order and stored sorted; an annotated text whose
+    whitespace differs from the note's still matches; a text that really differs is an error."""
+    (tmp_path / "d.txt").write_text("swelling of the\nface and throat\n")
+    (tmp_path / "d.ann").write_text("T1\tADE 25 31;0 8\tthroat swelling\n"
+                                    "T2\tADE 0 20\tswelling  of the face\n"
+                                    "T3\tADE 0 8;25 31\tswelling throat \n"
+                                    "T4\tADE 0 8\tswolen\n")
+    from clinie_nemo.readers import SkipReport
+
+    report = SkipReport()
+    ents = {e.id: e for e in next(iter(brat.read(tmp_path, skip_invalid=report))).entities}
+    assert ents["T1"].spans == ((0, 8), (25, 31)) and ents["T1"].text == "swelling throat"
+    assert ents["T2"].spans == ((0, 20),) and ents["T2"].text == "swelling of the\nface"
+    assert ents["T3"].text == "swelling throat"
+    assert "T4" not in ents
+    assert [(p.line, p.message, p.quote) for p in report.problems] == [
+        (4, "annotated text disagrees with the note at 0 8", "T4\tADE 0 8\tswolen")]

@@ -111,7 +111,7 @@ def test_readme_commands_run(tmp_path):
 
 
 @pytest.mark.slurm
-def test_readme_cluster_commands_run(tmp_path, slurm_cluster):
+def test_readme_cluster_commands_run(tmp_path, slurm_cluster):  # noqa: F811
     """The cluster admin's blocks, against the real local Slurm cluster (after the blocks they build on)."""
     blocks = [b for b in readme_blocks() if b.marker in ("", "slurm")]
     _run_blocks(blocks, _workdir(tmp_path))

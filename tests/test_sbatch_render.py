@@ -87,6 +87,8 @@ def test_render_is_pure_and_ordered() -> None:
     ({"command": ()}, "command is empty"),
     ({"nodes": 0}, "nodes must be"),
     ({"container_mounts": "/a:/a"}, "without container_image"),
+    ({"time": "00:05:00"}, "must be shorter than the time limit"),
+    ({"time": "5h"}, "invalid Slurm time"),
 ])
 def test_invalid_jobs_are_rejected(kwargs: dict, message: str) -> None:
     base = {"name": "x", "command": ("true",)}

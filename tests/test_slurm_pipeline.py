@@ -21,7 +21,7 @@ from tests.slurm_fixtures import job_fields, sbatch, slurm_cluster, wait_job  # 
 pytestmark = pytest.mark.slurm
 
 DATASETS = ("radgraph", "i2b2_2010")
-FAST = ["seq_length=128", "batch.global_batch_size=4", "batch.micro_batch_size=4", "lora.dim=8", "lora.alpha=16",
+FAST = ["seq_length=512", "batch.global_batch_size=4", "batch.micro_batch_size=4", "lora.dim=8", "lora.alpha=16",
         "lora.dropout=0.0", "optim.lr=0.005", "data.validation_interval=0", "precision=32"]
 
 
@@ -37,7 +37,7 @@ def world(tmp_path_factory, slurm_cluster) -> dict[str, Path]:  # noqa: F811
     for i, name in enumerate(DATASETS):
         ok(cli("synth", "--dataset", name, "--docs", "8", "--seed", str(i), "--output", root / "release" / name))
         ok(cli("convert", "--dataset", name, "--input", root / "release" / name, "--output", root / "docs" / name))
-    mixture = {"name": "slurm-test", "seed": 3, "tasks": ["ce"], "format": "json", "max_tokens": 256,
+    mixture = {"name": "slurm-test", "seed": 3, "tasks": ["ce"], "format": "json", "max_tokens": 512,
                "validation_fraction": 0.2, "held_out": "radgraph", "held_out_fraction": 0.5,
                "datasets": [{"name": n, "train": str(root / "docs" / n / "train.jsonl"),
                              "test": str(root / "docs" / n / "test.jsonl")} for n in DATASETS]}
@@ -88,7 +88,7 @@ def test_sbatch_train_then_generate_then_evaluate(world) -> None:
 def test_preempted_training_requeues_and_resumes(world) -> None:
     root, logs = world["root"], world["logs"]
     run = root / "run_preempt"
-    steps = 30
+    steps = 20
     env = {"ENGINE": "local", "DATA": str(world["mix"]), "MODEL": str(world["model"]), "OUTPUT": str(run),
            "OVERRIDES": " ".join([*FAST, f"max_steps={steps}", "checkpoint.save_interval=100"])}
     job = sbatch("--cpus-per-task=2", f"--output={logs}/preempt-%j.out", str(REPO / "slurm/peft_lora.sh"), env=env)
@@ -122,23 +122,16 @@ def test_mini_study_submits_finishes_reports_and_resubmits_nothing(world) -> Non
                            "test": str(world["docs"] / n / "test.jsonl")} for n in DATASETS],
              "held_out": list(DATASETS), "fractions": [0.0, 0.5], "seeds": [3], "models": {"tiny": str(world["model"])},
              "methods": ["lora"], "train_overrides": [*FAST, "max_steps=2", "checkpoint.save_interval=2"],
-             "mixture": {"tasks": ["ce"], "format": "json", "max_tokens": 256, "validation_fraction": 0.2},
+             "mixture": {"tasks": ["ce"], "format": "json", "max_tokens": 512, "validation_fraction": 0.2},
              "resources": {"train": {"gpus": 1, "cpus": 1, "time": "00:10:00"},
-                           "generate": {"gpus": 1, "cpus": 1, "time": "00:10:00"},
+                           "generate": {"cpus": 1, "time": "00:10:00"},  # CPU: runs beside a training job
                            "mix": {"cpus": 1, "time": "00:10:00"}, "evaluate": {"cpus": 1, "time": "00:10:00"}}}
     (root / "study.yaml").write_text(yaml.safe_dump(study))
     out = root / "study"
     first = ok(cli("study", root / "study.yaml", "--output", out, "--submit"))
     assert "submitted 16 stage(s) in 4 job(s)" in first.stdout
-    deadline = time.monotonic() + 420
-    while True:
-        status = ok(cli("status", out))
-        if "stages: 16 done" in status.stdout:
-            break
-        assert "failed" not in status.stdout and "lost" not in status.stdout, status.stdout
-        assert time.monotonic() < deadline, status.stdout
-        time.sleep(3)
-    assert status.stdout.count("heldout-") == 4
+    status = ok(cli("status", out, "--wait", "--interval", "2", "--timeout", "420"))
+    assert "stages: 16 done" in status.stdout and status.stdout.count("heldout-") == 4
 
     report = ok(cli("report", out, "--output", root / "report"))
     table = (root / "report" / "report.md").read_text()

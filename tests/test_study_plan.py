@@ -10,10 +10,11 @@ import pytest
 import yaml
 
 from clinie_nemo.errors import ConfigError
+from clinie_nemo.slurm.sbatch import time_minutes
 from clinie_nemo.study.config import load_study, study_from_dict
 from clinie_nemo.study.cost import cost_table
 from clinie_nemo.study.plan import build_plan
-from clinie_nemo.study.submit import submit_plan, time_minutes
+from clinie_nemo.study.submit import submit_plan
 from tests.conftest import cli
 
 
@@ -83,6 +84,8 @@ def test_mixture_config_of_a_cell(tmp_path: Path) -> None:
     ({"seeds": [1, 1]}, "values repeat"),
     ({"resources": {"train": {"gpus": "two"}}}, "resources.train.gpus: expected int"),
     ({"resources": {"tune": {}}}, "unknown stage 'tune'"),
+    ({"resources": {"train": {"time": "00:02:00"}}}, "signal_seconds 120 must be shorter than time 00:02:00"),
+    ({"resources": {"mix": {"time": "soon"}}}, "invalid Slurm time 'soon'"),
 ])
 def test_invalid_configs_are_rejected(tmp_path: Path, change: dict, message: str) -> None:
     with pytest.raises(ConfigError) as err:
@@ -149,3 +152,17 @@ def test_cost_table_compares_lora_and_full_like_for_like(tmp_path: Path) -> None
     table = cost_table(tmp_path)
     assert "| m | a | 1 | 1 | 300 | 1.0000 | 6.0000 | 6.00x |" in table
     assert "| m | b |" not in table.split("like for like")[1], "an unpaired full run is not compared"
+
+
+def test_dependency_per_cell_when_arrays_line_up(tmp_path: Path) -> None:
+    from clinie_nemo.study.submit import dependency_for
+
+    plan = build_plan(load_study(write_study(tmp_path, methods=["lora"], seeds=[1])), tmp_path / "out")
+    mixes, trains = plan.by_kind("mix"), plan.by_kind("train")
+    job_of = {m.key: f"77_{i}" for i, m in enumerate(mixes)}
+    assert dependency_for(trains, job_of) == "aftercorr:77", "task i waits only for its own mix"
+    job_of[mixes[1].key] = "78"  # one parent resubmitted on its own: no longer one aligned array
+    assert dependency_for(trains, job_of) == "afterok:77_0:77_2:77_3:78"
+    del job_of[mixes[0].key]  # a finished parent needs no dependency
+    assert dependency_for(trains, job_of) == "afterok:77_2:77_3:78"
+    assert dependency_for(plan.by_kind("mix"), {}) is None

@@ -26,8 +26,10 @@ pytestmark = pytest.mark.slurm
 
 # a stand-in "trainer": counts STEPS steps, checkpoints on SIGUSR1 and exits 124, resumes from its checkpoint
 TRAINER = """
-import json, pathlib, signal, sys, time
+import json, os, pathlib, signal, sys, time
 out = pathlib.Path(sys.argv[1]); steps = int(sys.argv[2]); out.mkdir(exist_ok=True)
+keys = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "CLINIE_TEST")
+(out / "env.json").write_text(json.dumps({k: os.environ.get(k) for k in keys}))
 ckpt = out / "checkpoint.json"
 step = json.loads(ckpt.read_text())["step"] if ckpt.exists() else 0
 starts = out / "starts.txt"; starts.write_text(starts.read_text() + f"{step}\\n" if starts.exists() else f"{step}\\n")
@@ -120,7 +122,7 @@ def test_failed_stage_resubmits_and_keeps_finished_work(slurm_cluster, tmp_path:
 
 
 def test_preempted_stage_requeues_and_resumes(slurm_cluster, tmp_path: Path) -> None:  # noqa: F811
-    steps = 25
+    steps = 50
     plan = fake_plan(tmp_path, train_argv=lambda d: (sys.executable, "-c", TRAINER, str(d / "run"), str(steps)))
     submission = submit_plan(plan)
     train_job = submission.jobs[1]["job_ids"][0]
@@ -140,3 +142,32 @@ def test_preempted_stage_requeues_and_resumes(slurm_cluster, tmp_path: Path) -> 
     segments = (plan.stage_dir(plan.by_kind("train")[0].key) / "timing.jsonl").read_text().splitlines()
     assert [json.loads(s)["rc"] for s in segments] == [124, 0]
     assert int(job_fields(train_job)["Restarts"]) == 1
+
+
+def test_rendered_sbatch_script_requeues_and_resumes(slurm_cluster, tmp_path: Path) -> None:  # noqa: F811
+    """render_sbatch output submitted as is: srun launches the step with RANK/LOCAL_RANK/WORLD_SIZE, the
+    B:USR1 signal is forwarded to the step, the job requeues itself and the step resumes."""
+    from clinie_nemo.slurm.sbatch import SbatchJob, render_sbatch
+    from tests.slurm_fixtures import sbatch
+
+    run, steps = tmp_path / "run", 50
+    script = tmp_path / "job.sbatch"
+    script.write_text(render_sbatch(SbatchJob(
+        name="rendered-requeue", command=(sys.executable, "-c", TRAINER, str(run), str(steps)), gpus_per_node=1,
+        time="00:10:00", output=str(tmp_path / "job-%j.out"), env=(("CLINIE_TEST", "1"),))))
+    job = sbatch(str(script))
+    deadline = time.monotonic() + 60
+    while not (run / "metrics.jsonl").exists() or len((run / "metrics.jsonl").read_text().splitlines()) < 3:
+        assert time.monotonic() < deadline, "the step did not start"
+        time.sleep(0.3)
+    subprocess.run(["scancel", "--signal=USR1", "--batch", job], check=True)
+    fields = wait_job(job, timeout=120)
+    log = (tmp_path / f"job-{job}.out").read_text()
+    assert fields["JobState"] == "COMPLETED" and int(fields["Restarts"]) == 1, log
+    assert "forwarding SIGUSR1 to the step" in log
+    recorded = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert recorded == list(range(1, steps + 1))
+    assert len((run / "starts.txt").read_text().split()) == 2
+    env = json.loads((run / "env.json").read_text())
+    assert env["RANK"] == "0" and env["LOCAL_RANK"] == "0" and env["WORLD_SIZE"] == "1"
+    assert env["MASTER_ADDR"] and env["MASTER_PORT"] == "29500" and env["CLINIE_TEST"] == "1"

@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # A real one-node Slurm cluster on localhost, for tests, CI and trying the sbatch scripts on a laptop.
 #
-# usage: tools/local_slurm.sh start|stop|status|env
+# usage: tools/local_slurm.sh start [--accounting]|stop|status|env
 #
 #   start   install slurm-wlm/slurmctld/slurmd/slurm-client/munge with apt-get if missing (needs root),
 #           write slurm.conf + gres.conf (one fake GPU: File=/dev/null) under $LOCAL_SLURM_DIR, start
 #           munged (unless one runs), slurmctld and slurmd, and wait until the node is idle.
-#           Idempotent: a running cluster is left as it is.
+#           Idempotent: a running cluster is left as it is (stop it first to change --accounting).
+#           --accounting: also slurmdbd + a private MariaDB (installed if missing), so `sacct` works.
 #   stop    stop only the daemons this script started (by PID from their pidfiles) and wait for them to go.
 #   status  print the daemons, `sinfo` and the SLURM_CONF to export; exit 0 only if the node answers.
 #   env     print `export SLURM_CONF=...` (eval "$(tools/local_slurm.sh env)").
 #
-# Environment: LOCAL_SLURM_DIR (default /tmp/clinie-slurm): state, spool, pids, logs and the config.
+# Environment: LOCAL_SLURM_DIR (default /tmp/clinie-slurm): state, spool, pids, logs and the config;
+# LOCAL_SLURM_{CTLD,SLURMD,DBD,DB}_PORT (6817, 6818, 6819, 3307) to run a second cluster beside the first.
 # When /etc/slurm/slurm.conf is absent, start links it to the generated config (so plain `sbatch` works
 # for every shell) and stop removes that link again. Runs as root: SlurmUser=root, no cgroups, no systemd.
 set -euo pipefail
@@ -22,6 +24,11 @@ ETC_LINK=/etc/slurm/slurm.conf
 HOST="$(hostname -s)"
 MUNGE_PID=/run/munge/munged.pid
 PACKAGES=(slurm-wlm slurmctld slurmd slurm-client munge)
+ACCOUNTING=0
+DB_PORT="${LOCAL_SLURM_DB_PORT:-3307}"
+CTLD_PORT="${LOCAL_SLURM_CTLD_PORT:-6817}"
+SLURMD_PORT="${LOCAL_SLURM_SLURMD_PORT:-6818}"
+DBD_PORT="${LOCAL_SLURM_DBD_PORT:-6819}"
 
 log() { echo "local_slurm: $*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -37,6 +44,7 @@ pid_alive() {  # a pidfile whose process exists and is not a zombie
 
 install_if_missing() {
   local missing=()
+  ((ACCOUNTING)) && PACKAGES+=(slurmdbd mariadb-server)
   local p
   for p in "${PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -49,6 +57,63 @@ install_if_missing() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
+accounting_lines() {
+  if ((ACCOUNTING)); then
+    printf '%s\n' "AccountingStorageType=accounting_storage/slurmdbd" "AccountingStorageHost=localhost" \
+      "AccountingStoragePort=$DBD_PORT" "AccountingStorageTRES=gres/gpu" "JobAcctGatherType=jobacct_gather/linux" \
+      "JobAcctGatherFrequency=5"
+  else
+    printf '%s\n' "AccountingStorageType=accounting_storage/none" "JobAcctGatherType=jobacct_gather/none"
+  fi
+}
+
+start_accounting() {  # a private MariaDB on 127.0.0.1:$DB_PORT, then slurmdbd; before slurmctld
+  mkdir -p "$DIR/mysql"
+  if [[ ! -d "$DIR/mysql/mysql" ]]; then
+    mariadb-install-db --no-defaults --datadir="$DIR/mysql" --user=root --auth-root-authentication-method=normal \
+      >"$DIR/log/mariadb-install.log" 2>&1 || die "mariadb-install-db failed; see $DIR/log/mariadb-install.log"
+  fi
+  if ! pid_alive "$DIR/run/mariadbd.pid"; then
+    mariadbd --no-defaults --datadir="$DIR/mysql" --socket="$DIR/run/mysql.sock" --pid-file="$DIR/run/mariadbd.pid" \
+      --port="$DB_PORT" --bind-address=127.0.0.1 --user=root --log-error="$DIR/log/mariadbd.log" \
+      </dev/null >>"$DIR/log/mariadbd.log" 2>&1 &
+    touch "$DIR/run/started_mariadbd"
+    local i
+    for i in $(seq 1 60); do [[ -S "$DIR/run/mysql.sock" ]] && break; sleep 0.5; done
+  fi
+  mariadb --no-defaults --socket="$DIR/run/mysql.sock" -uroot -e "
+    CREATE DATABASE IF NOT EXISTS slurm_acct_db;
+    CREATE USER IF NOT EXISTS 'slurm'@'127.0.0.1' IDENTIFIED BY 'clinie-local';
+    CREATE USER IF NOT EXISTS 'slurm'@'localhost' IDENTIFIED BY 'clinie-local';
+    GRANT ALL ON slurm_acct_db.* TO 'slurm'@'127.0.0.1';
+    GRANT ALL ON slurm_acct_db.* TO 'slurm'@'localhost';" || die "could not prepare the accounting database"
+  cat >"$DIR/slurmdbd.conf" <<EOF
+AuthType=auth/munge
+DbdHost=localhost
+DbdPort=$DBD_PORT
+SlurmUser=root
+StorageType=accounting_storage/mysql
+StorageHost=127.0.0.1
+StoragePort=$DB_PORT
+StorageUser=slurm
+StoragePass=clinie-local
+StorageLoc=slurm_acct_db
+PidFile=$DIR/run/slurmdbd.pid
+LogFile=$DIR/log/slurmdbd.log
+EOF
+  chmod 600 "$DIR/slurmdbd.conf"
+  if ! pid_alive "$DIR/run/slurmdbd.pid"; then
+    SLURM_CONF="$CONF" slurmdbd
+    touch "$DIR/run/started_slurmdbd"
+  fi
+  local i
+  for i in $(seq 1 60); do
+    SLURM_CONF="$CONF" sacctmgr -n list cluster >/dev/null 2>&1 && break
+    sleep 0.5
+  done
+  SLURM_CONF="$CONF" sacctmgr -i -Q add cluster clinie >/dev/null 2>&1 || true
+}
+
 write_config() {
   mkdir -p "$DIR"/{state,spool,run,log}
   local cpus mem
@@ -59,6 +124,8 @@ write_config() {
 # written by tools/local_slurm.sh: a one-node test cluster on localhost
 ClusterName=clinie
 SlurmctldHost=$HOST(127.0.0.1)
+SlurmctldPort=$CTLD_PORT
+SlurmdPort=$SLURMD_PORT
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
@@ -66,14 +133,13 @@ CredType=cred/munge
 MpiDefault=none
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/affinity
-AccountingStorageType=accounting_storage/none
-JobAcctGatherType=jobacct_gather/none
+$(accounting_lines)
 JobCompType=jobcomp/filetxt
 JobCompLoc=$DIR/log/jobcomp.txt
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 DefMemPerCPU=1024
-SchedulerParameters=sched_interval=2
+SchedulerParameters=sched_interval=2,bf_interval=2
 ReturnToService=2
 MinJobAge=600
 KillWait=5
@@ -126,10 +192,11 @@ start() {
     runuser -u munge -- /usr/sbin/munged
     touch "$DIR/run/started_munged"
   fi
+  if ((ACCOUNTING)); then start_accounting; fi
   pid_alive "$DIR/run/slurmctld.pid" || { slurmctld -f "$CONF"; touch "$DIR/run/started_slurmctld"; }
   pid_alive "$DIR/run/slurmd.pid" || { slurmd -f "$CONF"; touch "$DIR/run/started_slurmd"; }
   wait_idle
-  log "running: one node '$HOST', partition debug, 1 fake GPU ($DIR)"
+  log "running: one node '$HOST', partition debug, 1 fake GPU, accounting $( ((ACCOUNTING)) && echo on || echo off) ($DIR)"
   echo "export SLURM_CONF=$CONF"
 }
 
@@ -154,6 +221,8 @@ stop_daemon() {  # name pidfile
 stop() {
   stop_daemon slurmd "$DIR/run/slurmd.pid"
   stop_daemon slurmctld "$DIR/run/slurmctld.pid"
+  stop_daemon slurmdbd "$DIR/run/slurmdbd.pid"
+  stop_daemon mariadbd "$DIR/run/mariadbd.pid"
   stop_daemon munged "$MUNGE_PID"
   if [[ -s "$DIR/run/etc_link" ]]; then
     [[ -L "$ETC_LINK" && "$(readlink "$ETC_LINK")" == "$CONF" ]] && rm -f "$ETC_LINK"
@@ -163,7 +232,8 @@ stop() {
 
 status() {
   local ok=0 name pidfile
-  for name in munged slurmctld slurmd; do
+  for name in munged slurmctld slurmd slurmdbd mariadbd; do
+    if [[ $name == slurmdbd || $name == mariadbd ]] && [[ ! -e "$DIR/run/started_$name" ]]; then continue; fi
     pidfile="$DIR/run/$name.pid"
     [[ $name == munged ]] && pidfile="$MUNGE_PID"
     if pid_alive "$pidfile"; then echo "$name: running (pid $(cat "$pidfile"))"; else echo "$name: stopped"; ok=1; fi
@@ -176,10 +246,11 @@ status() {
   return 1
 }
 
+[[ "${2:-}" == "--accounting" ]] && ACCOUNTING=1
 case "${1:-}" in
   start) start ;;
   stop) stop ;;
   status) status ;;
   env) echo "export SLURM_CONF=$CONF" ;;
-  *) sed -n '2,16p' "$0" >&2; exit 2 ;;
+  *) sed -n '2,20p' "$0" >&2; exit 2 ;;
 esac

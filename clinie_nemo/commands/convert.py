@@ -54,8 +54,7 @@ def convert_format(fmt: str, input_path: str, output: str, skip_invalid: bool = 
     the skipped report beside the output."""
     import json
 
-    from clinie_nemo import readers
-    from clinie_nemo.document import document_to_json
+    from clinie_nemo import docs_jsonl, readers
     from clinie_nemo.fileio import atomic_write, check_output
     from clinie_nemo.progress import progress
 
@@ -69,7 +68,7 @@ def convert_format(fmt: str, input_path: str, output: str, skip_invalid: bool = 
     docs = reader.read(input_path, skip_invalid=report if skip_invalid else False, **options)
     with atomic_write(out) as fh:
         for doc in progress(docs, desc=f"convert {fmt}", unit="doc"):
-            fh.write(json.dumps(document_to_json(doc), ensure_ascii=False) + "\n")
+            fh.write(docs_jsonl.encode(doc) + "\n")
             counts["documents"] += 1
             counts["entities"] += len(doc.entities)
             counts["relations"] += len(doc.relations)

@@ -68,17 +68,27 @@ def run(args: argparse.Namespace) -> int:
     say(f"{len(records)} records, {len(predictions)} predictions, {len(corpus)} documents; rules {rules.name!r}")
     evaluation = evaluate_predictions(records, predictions, corpus, rules, args.bootstrap, args.seed)
     result, predicted = evaluation.result, evaluation.predicted
+    if result["template_coverage"] == "all":
+        say(f"every chunk under each of {len(result['by_template'])} templates: each (document, template) is "
+            "scored as its own unit; the headline sums the templates")
     result["meta"] = meta
     for task, block in result["by_task"].items():
         print(f"== task {task}")
         print(summary_table(block, by_label=True))
+    if len(result["by_template"]) > 1:
+        from clinie_nemo.template_scores import spread_lines, template_table
+
+        print("== by template (each template's records against the gold they cover)")
+        print(template_table(result["by_template"]))
+        print("\n".join(spread_lines(result["template_spread"])))
     print("== parse")
     print(parse_table(result["parse"]))
     if args.compare:
         from clinie_nemo.scoring.bootstrap import compare_systems, comparison_lines
 
         other = evaluate_predictions(records, read_predictions(args.compare, {r["id"] for r in records},
-                                                               args.allow_missing), corpus, rules)
+                                                               args.allow_missing), corpus, rules,
+                                     per_template=False)
         result["comparison"] = {"a": args.predictions, "b": args.compare}
         for task, scores in evaluation.scores.items():
             result["comparison"][task] = compare_systems(scores, other.scores[task], args.bootstrap or 1000, args.seed)

@@ -10,6 +10,7 @@ HELP = "Render a documents JSONL into instruction records (task x target format 
 EXAMPLES = """
   clinie-nemo render --corpus docs.jsonl --task ce --format inline --output ce.jsonl
   clinie-nemo render --corpus docs.jsonl --task re_e2e --format json --dataset n2c2_2018 --max-tokens 4096 --tokenizer models/llama/ --output re.jsonl
+  clinie-nemo render --corpus test_docs.jsonl --task ce --format json --all-templates --output test_all_templates.jsonl
   clinie-nemo render --corpus docs.jsonl --task re_pair --format lines --template re_pair_question --negative-ratio 2 --output pairs.jsonl
 """
 
@@ -20,6 +21,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", default="json", help="target format: lines | json | inline (default json)")
     p.add_argument("--template", help="a fixed template name (default: the task's first, or --rotate)")
     p.add_argument("--rotate", action="store_true", help="rotate the task's templates per record, by --seed")
+    p.add_argument("--all-templates", action="store_true", help="every chunk once per template of the task "
+                   "(record ids get '@<template>'): test data for measuring template variance")
     p.add_argument("--seed", type=int, default=13)
     p.add_argument("--max-tokens", type=int, help="token budget for prompt + target; chunks documents to fit")
     p.add_argument("--tokenizer", help="local tokenizer folder (offline); default: the word+punctuation counter")
@@ -50,6 +53,10 @@ def run(args: argparse.Namespace) -> int:
     tasks.get(args.task)
     formats.get(args.format)
     templates_for(args.task, args.template)
+    if args.all_templates and (args.template or args.rotate):
+        from clinie_nemo.errors import ConfigError
+
+        raise ConfigError("--all-templates renders every template; it excludes --template and --rotate")
     if args.dataset:
         from clinie_nemo.schema import schema_for_dataset
 
@@ -57,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     docs = list(progress(docs_jsonl.read(args.corpus), desc="reading documents", unit="doc"))
     options = RenderOptions(
         task=args.task, format=args.format, dataset=args.dataset, template=args.template,
-        template_policy="rotate" if args.rotate else "fixed", seed=args.seed, max_tokens=args.max_tokens,
+        template_policy="rotate" if args.rotate else "fixed", all_templates=args.all_templates, seed=args.seed, max_tokens=args.max_tokens,
         tokenizer=args.tokenizer, messages=args.messages,
         labels=tuple(x.strip() for x in args.labels.split(",") if x.strip()) if args.labels else None,
         task_options=TaskOptions(per_label=args.per_label, attributes=not args.no_attributes,

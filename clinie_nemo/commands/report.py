@@ -1,4 +1,5 @@
-"""`clinie-nemo report`: one markdown table across runs and PNG plots (F1 vs fraction, shots, LoRA/full)."""
+"""`clinie-nemo report`: one markdown table across runs and PNG plots (F1 vs fraction, shots, LoRA/full,
+F1 per template)."""
 
 from __future__ import annotations
 

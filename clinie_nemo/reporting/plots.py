@@ -1,5 +1,6 @@
 """PNG plots of a report (matplotlib, Agg backend): F1 against held-out data fraction per dataset,
-zero-shot vs few-shot, LoRA vs full fine-tuning. A plot without the runs it needs is skipped, with
+zero-shot vs few-shot, LoRA vs full fine-tuning, and F1 per instruction template
+(:mod:`clinie_nemo.reporting.template_plot`). A plot without the runs it needs is skipped, with
 the reason returned to the caller. Several seeds of one setting are averaged (error bar: their range;
 a single run shows its bootstrap 95% CI)."""
 
@@ -10,6 +11,7 @@ from pathlib import Path
 from statistics import mean
 
 from clinie_nemo.reporting.runs import Run
+from clinie_nemo.reporting.template_plot import plot_template_variance
 
 
 def _pyplot():
@@ -124,4 +126,4 @@ def plot_lora_full(runs: list[Run], out: Path) -> str | None:
 
 
 PLOTS = {"f1_vs_fraction.png": plot_fraction, "zero_vs_few_shot.png": plot_few_shot,
-         "lora_vs_full.png": plot_lora_full}
+         "lora_vs_full.png": plot_lora_full, "template_variance.png": plot_template_variance}

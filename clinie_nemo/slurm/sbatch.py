@@ -18,6 +18,21 @@ RANK_ENV = "export RANK=$SLURM_PROCID LOCAL_RANK=$SLURM_LOCALID WORLD_SIZE=$SLUR
 REQUEUE_EXIT_CODE = 124  # the local engine's exit code after a signal-triggered checkpoint
 
 
+def time_minutes(text: str) -> int:
+    """Slurm time [D-]HH:MM:SS, MM:SS or MM -> minutes (seconds round up); ConfigError when malformed."""
+    days, _, rest = text.rpartition("-")
+    try:
+        parts = [int(p) for p in rest.split(":")]
+        if len(parts) == 1:
+            parts = [0, parts[0], 0]
+        while len(parts) < 3:
+            parts.insert(0, 0)
+        h, m, s = parts
+        return (int(days or 0) * 24 + h) * 60 + m + (1 if s else 0)
+    except ValueError:
+        raise ConfigError(f"invalid Slurm time {text!r}; expected [D-]HH:MM:SS") from None
+
+
 @dataclass(frozen=True)
 class SbatchJob:
     """One Slurm batch job. ``command`` is the argv run once per task (one task per GPU, or one task)."""
@@ -52,6 +67,9 @@ class SbatchJob:
             problems.append(f"nodes must be >= 1, got {self.nodes}")
         if self.gpus_per_node < 0 or self.cpus_per_task < 1:
             problems.append("gpus_per_node must be >= 0 and cpus_per_task >= 1")
+        if self.signal_seconds is not None and self.signal_seconds >= 60 * time_minutes(self.time):
+            problems.append(f"signal {self.signal_seconds} s before the end must be shorter than the time "
+                            f"limit {self.time} (it would fire at once)")
         if self.container_mounts and not self.container_image:
             problems.append("container_mounts given without container_image")
         if problems:

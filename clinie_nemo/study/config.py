@@ -15,6 +15,7 @@ Example::
     models: {tiny: tiny.yaml}          # name -> model preset (nemo_configs/models) or YAML path
     methods: [lora, full]
     train_overrides: [max_steps=8]
+    method_overrides: {lora: [lora.dim=8]}
     mixture: {tasks: [ce], format: json, max_tokens: 256, template: rotate}
     resources:
       train: {partition: gpu, gpus: 1, cpus: 8, time: "04:00:00", container: nvcr.io/nvidia/nemo:26.04}
@@ -30,6 +31,7 @@ from typing import Any
 import yaml
 
 from clinie_nemo.errors import ConfigError
+from clinie_nemo.slurm.sbatch import time_minutes
 from clinie_nemo.study.strict import build
 
 ENGINES = ("local", "bridge", "nemo")
@@ -96,6 +98,7 @@ class StudyConfig:
     methods: tuple[str, ...] = ("lora",)
     recipes: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_RECIPES))
     train_overrides: tuple[str, ...] = ()
+    method_overrides: dict[str, tuple[str, ...]] = field(default_factory=dict)  # e.g. {lora: [lora.dim=8]}
     generate_config: str = "greedy"
     few_shot_k: int = 0
     rules: str | None = None
@@ -141,6 +144,9 @@ def _check(cfg: StudyConfig, source: str) -> list[str]:
             problems.append(f"{source}: methods: unknown method {m!r}; valid: {', '.join(METHODS)}")
         elif m not in cfg.recipes:
             problems.append(f"{source}: recipes: no recipe for method {m!r}")
+    for m in cfg.method_overrides:
+        if m not in METHODS:
+            problems.append(f"{source}: method_overrides: unknown method {m!r}; valid: {', '.join(METHODS)}")
     for f in cfg.fractions:
         if not 0.0 <= f <= 1.0:
             problems.append(f"{source}: fractions: {f} is outside [0, 1]")
@@ -157,8 +163,14 @@ def _check(cfg: StudyConfig, source: str) -> list[str]:
     for kind, r in cfg.resources.items():
         if r.nodes < 1 or r.gpus < 0 or r.cpus < 1:
             problems.append(f"{source}: resources.{kind}: nodes >= 1, gpus >= 0, cpus >= 1 required")
-        if r.time.count(":") not in (1, 2) and "-" not in r.time:
-            problems.append(f"{source}: resources.{kind}.time: expected [D-]HH:MM:SS, got {r.time!r}")
+        try:
+            minutes = time_minutes(r.time)
+        except ConfigError as exc:
+            problems.append(f"{source}: resources.{kind}.time: {exc}")
+            continue
+        if r.signal_seconds >= minutes * 60:
+            problems.append(f"{source}: resources.{kind}: signal_seconds {r.signal_seconds} must be shorter than "
+                            f"time {r.time}")
     if cfg.few_shot_k < 0:
         problems.append(f"{source}: few_shot_k: must be >= 0")
     return problems

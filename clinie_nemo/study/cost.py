@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -18,8 +19,13 @@ from typing import Any
 from clinie_nemo.fileio import atomic_write
 
 
-@functools.lru_cache(maxsize=1)
 def accounting_available() -> bool:
+    """Whether `sacct` answers (Slurm accounting on), asked once per cluster config."""
+    return _accounting_available(os.environ.get("SLURM_CONF", ""))
+
+
+@functools.lru_cache(maxsize=8)
+def _accounting_available(_slurm_conf: str) -> bool:
     try:
         proc = subprocess.run(["sacct", "-n", "-X", "-o", "JobID", "-S", "now"], capture_output=True, text=True,
                               timeout=20)
@@ -31,11 +37,12 @@ def accounting_available() -> bool:
 def sacct_usage(job_ids: list[str]) -> dict[str, tuple[float, int]]:
     """job id -> (elapsed seconds summed over requeued attempts, GPUs) from sacct."""
     proc = subprocess.run(["sacct", "-n", "-X", "-D", "-P", "-j", ",".join(job_ids), "-o",
-                           "JobIDRaw,ElapsedRaw,AllocTRES"], capture_output=True, text=True, timeout=60)
+                           "JobIDRaw,ElapsedRaw,AllocTRES,State"], capture_output=True, text=True, timeout=60)
     usage: dict[str, tuple[float, int]] = {}
     for line in proc.stdout.splitlines():
         parts = line.split("|")
-        if len(parts) < 3 or not parts[1].isdigit():
+        # a pending record has an elapsed time but no allocation: it used nothing
+        if len(parts) < 4 or not parts[1].isdigit() or not parts[2] or parts[3].startswith("PENDING"):
             continue
         gpus = 0
         for tres in parts[2].split(","):

@@ -169,10 +169,13 @@ def build_plan(cfg: StudyConfig, study_dir: str | Path) -> StudyPlan:
                         model_ref, model_hash = _ref(cfg, cfg.models[model], hashes)
                         recipe_ref, recipe_hash = _ref(cfg, cfg.recipes[method], hashes)
                         res = cfg.stage_resources("train")
-                        overrides = [f"seed={seed}", *cfg.train_overrides]
-                        if cfg.engine != "local":
-                            overrides = [f"parallel.nodes={res.nodes}", f"parallel.gpus_per_node={res.gpus}",
-                                         *overrides]
+                        overrides = [f"seed={seed}", *cfg.train_overrides, *cfg.method_overrides.get(method, ())]
+                        if cfg.engine == "local":  # one device, whatever the recipe says (full_sft: TP 2)
+                            parallel = ["parallel.nodes=1", "parallel.gpus_per_node=1", "parallel.tensor=1",
+                                        "parallel.pipeline=1", "parallel.context=1"]
+                        else:
+                            parallel = [f"parallel.nodes={res.nodes}", f"parallel.gpus_per_node={res.gpus}"]
+                        overrides = [*parallel, *overrides]
                         train_key = content_key({"kind": "train", "engine": cfg.engine, "model": model_ref,
                                                  "model_hash": model_hash, "recipe": recipe_ref,
                                                  "recipe_hash": recipe_hash, "overrides": overrides,

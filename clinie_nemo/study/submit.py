@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from clinie_nemo.fileio import atomic_write
-from clinie_nemo.slurm.sbatch import SbatchJob, render_sbatch
+from clinie_nemo.slurm.sbatch import SbatchJob, render_sbatch, time_minutes
 from clinie_nemo.study.config import STAGE_KINDS, StageResources
 from clinie_nemo.study.plan import Stage, StudyPlan, plan_json
 
@@ -63,16 +63,6 @@ def stage_state(stage_dir: Path) -> tuple[str, str | None]:
     return "failed", job
 
 
-def time_minutes(text: str) -> int:
-    """Slurm [D-]HH:MM:SS or MM:SS -> minutes (rounded up)."""
-    days, _, rest = text.rpartition("-")
-    parts = [int(p) for p in rest.split(":")]
-    while len(parts) < 3:
-        parts.insert(0, 0)
-    h, m, s = parts
-    return (int(days or 0) * 24 + h) * 60 + m + (1 if s else 0)
-
-
 def sbatch_job(plan: StudyPlan, stage: Stage, res: StageResources, dependency: str | None) -> SbatchJob:
     stage_dir = plan.stage_dir(stage.key)
     return SbatchJob(name=f"{plan.config.name}-{stage.kind}", command=("clinie-nemo", "run-stage", str(stage_dir)),
@@ -111,6 +101,20 @@ def _record_job(stage_dir: Path, job_id: str) -> None:
         json.dump({"jobs": history}, fh, indent=2)
 
 
+def dependency_for(todo: list[Stage], job_of: dict[str, str]) -> str | None:
+    """The --dependency of one array of stages. Only the direct parent (upstream[0]) counts: the chain makes
+    the others transitive. When task i of the parent array feeds task i of this one, ``aftercorr`` lets
+    each cell go on as soon as its own parent finishes (and a failed cell stops only itself); otherwise
+    ``afterok`` on every parent job still queued or running."""
+    parents = [job_of.get(s.upstream[0]) if s.upstream else None for s in todo]
+    arrays = {p.split("_")[0] for p in parents if p}
+    if (len(arrays) == 1 and all(p and "_" in p for p in parents)
+            and [p.split("_")[1] for p in parents] == [str(i) for i in range(len(todo))]):  # type: ignore[union-attr]
+        return f"aftercorr:{arrays.pop()}"
+    active = sorted({p for p in parents if p})
+    return "afterok:" + ":".join(active) if active else None
+
+
 @dataclass
 class Submission:
     """What a submit (or dry run) did: stages per state and the jobs it sent, in order."""
@@ -143,9 +147,7 @@ def submit_plan(plan: StudyPlan, dry_run: bool = False, executor_factory: Any = 
                 todo.append(stage)
         if not todo:
             continue
-        # upstream[0] is the direct parent; the chain makes the others transitive
-        upstream_jobs = sorted({job_of[s.upstream[0]] for s in todo if s.upstream and s.upstream[0] in job_of})
-        dependency = "afterok:" + ":".join(upstream_jobs) if upstream_jobs else None
+        dependency = dependency_for(todo, job_of)
         res = plan.config.stage_resources(kind)
         entry: dict[str, Any] = {"kind": kind, "stages": [s.key for s in todo], "dependency": dependency,
                                  "job_ids": [], "resources": res}

@@ -3,7 +3,7 @@
 A checkpoint holds the trainable weights (LoRA adapter weights, or all weights for full fine-tuning)
 ``trainable.pt``, the optimiser state ``optimizer.pt``, the RNG states ``rng.pt`` and ``state.json``
 (step, rows consumed = data position, learning-rate schedule facts). The learning rate is a pure function
-of the step (:mod:`.schedule`), so the step restores the scheduler. A folder is complete when it carries
+of the step (:func:`.settings.lr_at`), so the step restores the scheduler. A folder is complete when it carries
 its final name: it is built as ``.step-<n>.tmp`` and renamed.
 """
 

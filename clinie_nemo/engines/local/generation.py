@@ -87,7 +87,7 @@ def generate_batch(model: Any, tokenizer: Any, prompts: list[list[int]], opts: G
     kwargs: dict[str, Any] = {"max_new_tokens": opts.max_new_tokens, "pad_token_id": pad,
                               "eos_token_id": tokenizer.eos_token_id}
     if opts.strategy == "sample":
-        kwargs.update(do_sample=True, temperature=opts.temperature, top_k=opts.top_k or None, top_p=opts.top_p)
+        kwargs.update(do_sample=True, temperature=opts.temperature, top_k=opts.top_k, top_p=opts.top_p)  # top_k 0: off
     else:
         kwargs.update(do_sample=False, temperature=None, top_k=None, top_p=None)
     with torch.no_grad():
@@ -117,8 +117,12 @@ def run_generation(run_dir: str | Path, records_path: str | Path, output_path: s
     model, tokenizer, settings = load_for_generation(run_dir, device, amp)
     settings = settings or LocalSettings(model_path=str(run_dir), max_steps=1)
     prompts = [data.prompt_ids(tokenizer, settings.prompt_of(r["input"]), settings.add_bos) for r in records]
-    limit = getattr(model.config, "max_position_embeddings", 1 << 30) - opts.max_new_tokens
-    prompts = [p[-limit:] if len(p) > limit else p for p in prompts]
+    # as in training, an over-long prompt loses its end (the instruction at its start stays)
+    limit = min(getattr(model.config, "max_position_embeddings", 1 << 30), settings.seq_length) - opts.max_new_tokens
+    cut = sum(len(p) > limit for p in prompts)
+    if cut:
+        say(f"{cut} prompts longer than {limit} tokens (seq_length - max_new_tokens): their end was cut")
+    prompts = [p[:max(1, limit)] for p in prompts]
     order = sorted(range(len(records)), key=lambda i: len(prompts[i]))
     batches = [order[i:i + opts.batch_size] for i in range(0, len(order), opts.batch_size)]
     torch.manual_seed(opts.seed)

@@ -2,11 +2,13 @@
 
 The local engine (transformers + peft, CPU or one GPU) reads only what it can honour; parallelism
 beyond one device is ignored (:func:`from_run_spec` says so in :attr:`LocalSettings.notes`).
-Nothing here imports torch.
+The learning rate is a pure function of the step (:func:`lr_at`: linear warmup, then cosine/linear/constant
+decay), so a checkpoint's step restores the schedule. Nothing here imports torch.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -50,6 +52,7 @@ class LocalSettings:
     precision: str = "bf16-mixed"  # bf16-mixed | fp16-mixed | 32 (CPU always runs fp32)
     save_interval: int = 100
     keep_last: int = 2
+    export: str = "adapter"  # LoRA: adapter | merged (adapter/ and the merged weights in model/) | none
     prompt_template: str = "{input} {output}"  # the prompt is the text before {output}
     answer_only_loss: bool = True
     add_eos: bool = True
@@ -63,6 +66,8 @@ class LocalSettings:
         problems = []
         if self.method not in ("lora", "full"):
             problems.append(f"method must be lora or full, not {self.method!r}")
+        if self.method == "lora" and self.lora_r < 1:
+            problems.append("LoRA needs a rank (lora dim) >= 1")
         if self.micro_batch < 1 or self.global_batch % self.micro_batch:
             problems.append(f"global batch {self.global_batch} is not a multiple of micro batch {self.micro_batch}")
         if (self.max_steps is None) == (self.max_epochs is None):
@@ -75,6 +80,8 @@ class LocalSettings:
         if bad:
             problems.append(f"unknown LoRA target(s) {bad}; valid: {sorted(HF_LORA_TARGETS)} "
                             f"or HF names {sorted(HF_MODULE_NAMES)}")
+        if self.export not in ("adapter", "merged", "none"):
+            problems.append(f"export must be adapter, merged or none, not {self.export!r}")
         if "{input}" not in self.prompt_template or not self.prompt_template.endswith("{output}"):
             problems.append("prompt_template must contain {input} and end with {output}")
         if problems:
@@ -104,6 +111,20 @@ class LocalSettings:
         return d
 
 
+def lr_at(step: int, total_steps: int, lr: float, min_lr: float = 0.0, warmup_steps: int = 0,
+          schedule: str = "cosine") -> float:
+    """The learning rate for optimiser step ``step`` (0-based) of ``total_steps``."""
+    if warmup_steps > 0 and step < warmup_steps:
+        return lr * (step + 1) / warmup_steps
+    if schedule == "constant":
+        return lr
+    span = max(1, total_steps - warmup_steps)
+    progress = min(1.0, (step - warmup_steps) / span)
+    if schedule == "linear":
+        return min_lr + (lr - min_lr) * (1.0 - progress)
+    return min_lr + (lr - min_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
 def from_run_spec(spec: Any) -> LocalSettings:
     """Map a RunSpec (``spec.model``, ``spec.train``) to :class:`LocalSettings`; a LocalSettings passes through."""
     if isinstance(spec, LocalSettings):
@@ -112,6 +133,9 @@ def from_run_spec(spec: Any) -> LocalSettings:
     if getattr(model, "format", "hf") != "hf":
         raise ConfigError(f"the local engine loads HF folders; model {model.name!r} is format {model.format!r} "
                           "(use --engine nemo for .nemo checkpoints)")
+    if getattr(train.data, "chat_template", False):
+        raise ConfigError("the local engine does not apply chat templates (data.chat_template=true); "
+                          "use the prompt_template")
     notes = []
     par = train.parallel
     if par.world_size > 1 or par.model_parallel_size > 1:
@@ -129,7 +153,7 @@ def from_run_spec(spec: Any) -> LocalSettings:
         global_batch=train.batch.global_batch_size, micro_batch=train.batch.micro_batch_size,
         max_steps=train.max_steps, max_epochs=train.max_epochs, seq_length=train.seq_length,
         packing=train.packing, precision=train.precision, save_interval=train.checkpoint.save_interval,
-        keep_last=train.checkpoint.keep_last, prompt_template=train.data.prompt_template,
+        keep_last=train.checkpoint.keep_last, export=train.checkpoint.export, prompt_template=train.data.prompt_template,
         add_bos=train.data.add_bos, answer_only_loss=train.data.answer_only_loss,
         add_eos=train.data.add_eos, validation_interval=train.data.validation_interval, seed=train.seed,
         notes=tuple(notes),

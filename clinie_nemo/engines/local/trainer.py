@@ -5,7 +5,8 @@
 ``global_batch`` rows each, accumulated over ``global_batch / micro_batch`` micro batches, with the loss
 averaged over all completion tokens of the step. AdamW, linear warmup then cosine/linear/constant decay.
 
-Run directory: ``metrics.jsonl`` (one line per step: step, loss, lr, tokens_per_s, step_time_s, elapsed_s),
+Run directory: ``metrics.jsonl`` (one line per step: step, loss, lr, tokens_per_s = real (non-padding) tokens
+per second, step_time_s, elapsed_s, epoch, and val_loss every ``validation_interval`` steps),
 ``checkpoints/step-<n>/`` every ``save_interval`` steps (last ``keep_last`` kept), then ``adapter/`` (HF PEFT)
 or ``model/`` (full weights) with the tokenizer, ``local_engine.json`` and ``DONE``.
 
@@ -28,8 +29,7 @@ from typing import Any
 
 from clinie_nemo.engines.local import checkpoint as ckpt
 from clinie_nemo.engines.local import data, runtime
-from clinie_nemo.engines.local.schedule import lr_at
-from clinie_nemo.engines.local.settings import LocalSettings
+from clinie_nemo.engines.local.settings import LocalSettings, lr_at
 from clinie_nemo.errors import ConfigError
 from clinie_nemo.progress import progress, say
 
@@ -135,11 +135,19 @@ def format_eta(seconds: float) -> str:
 
 def run_training(settings: LocalSettings, data_dir: str | Path, run_dir: str | Path,
                  on_step: Callable[[int], None] | None = None) -> dict[str, Any]:
-    """Train (or resume) into ``run_dir``; returns the DONE facts. Raises :class:`Preempted` on a stop signal.
-    ``on_step(step)`` is called after every completed step (tests use it to send themselves a signal)."""
+    """Train (or resume) into ``run_dir``; returns the DONE facts. Raises :class:`Preempted` (exit 124) on
+    SIGUSR1/SIGTERM, after the current step and a checkpoint; a signal while loading is acted on after the
+    first step. ``on_step(step)`` is called after every completed step (tests send themselves a signal)."""
+    with stop_requests() as stop:
+        return _train(settings, data_dir, run_dir, on_step, stop)
+
+
+def _train(settings: LocalSettings, data_dir: str | Path, run_dir: str | Path,
+           on_step: Callable[[int], None] | None, stop: dict[str, int]) -> dict[str, Any]:
     import torch
 
     run_dir, data_dir = Path(run_dir), Path(data_dir)
+    settings = resolve_paths(settings)
     if (run_dir / "DONE").is_file():
         say(f"{run_dir} is already DONE; nothing to train")
         return json.loads((run_dir / "DONE").read_text())
@@ -169,11 +177,12 @@ def run_training(settings: LocalSettings, data_dir: str | Path, run_dir: str | P
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=settings.lr, betas=(settings.adam_beta1, settings.adam_beta2),
                                   weight_decay=settings.weight_decay)
-    start, rows_done, elapsed0 = 0, 0, 0.0
+    start, rows_done, elapsed0, loss = 0, 0, 0.0, float("nan")
     latest = ckpt.latest_checkpoint(run_dir)
     if latest is not None:
         state = ckpt.load_checkpoint(latest, model, optimizer)
         start, rows_done, elapsed0 = state["step"], state["rows_consumed"], state.get("elapsed_s", 0.0)
+        loss = state.get("loss", loss)
         say(f"resuming from {latest.name}: step {start}/{total_steps}, data position {rows_done} rows")
     truncate_metrics(run_dir / "metrics.jsonl", start)
     pad_id = tokenizer.pad_token_id
@@ -185,8 +194,7 @@ def run_training(settings: LocalSettings, data_dir: str | Path, run_dir: str | P
 
     stream = data.row_stream(examples, settings.seed, settings.packing, settings.seq_length, skip=rows_done)
     t_start = time.perf_counter()
-    loss = float("nan")
-    with stop_requests() as stop, (run_dir / "metrics.jsonl").open("a", encoding="utf-8") as metrics:
+    with (run_dir / "metrics.jsonl").open("a", encoding="utf-8") as metrics:
         for step in range(start, total_steps):
             t0 = time.perf_counter()
             lr = lr_at(step, total_steps, settings.lr, settings.min_lr, settings.warmup_steps, settings.schedule)
@@ -243,11 +251,26 @@ def finish(settings: LocalSettings, model: Any, tokenizer: Any, run_dir: Path, s
     with atomic_dir(run_dir / kind, force=True) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
+    if settings.method == "lora" and settings.export == "merged":
+        with atomic_dir(run_dir / "model", force=True) as tmp:
+            model.merge_and_unload().save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
     facts = {"steps": steps, "final_loss": loss, "elapsed_s": round(elapsed, 2), "output": kind}
     with atomic_write(run_dir / "DONE") as fh:
         json.dump(facts, fh, indent=2)
     say(f"training done: {steps} steps, final loss {loss:.4f}; wrote {run_dir / kind}")
     return facts
+
+
+def resolve_paths(settings: LocalSettings) -> LocalSettings:
+    """Absolute model/tokenizer paths, so generation finds them from any working directory."""
+    from dataclasses import replace
+
+    def absolute(path: str) -> str:
+        return str(Path(path).resolve()) if path and Path(path).exists() else path
+
+    return replace(settings, model_path=absolute(settings.model_path),
+                   tokenizer_path=absolute(settings.tokenizer_path))
 
 
 def check_restart_settings(run_dir: Path, settings: LocalSettings) -> None:
