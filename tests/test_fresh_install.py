@@ -76,5 +76,5 @@ def test_readme_install_then_demo_in_a_fresh_venv(tmp_path):
     assert timings["wall_s"] < 600, f"the demo took {timings['wall_s']:.0f} s (budget 10 minutes)"
     # the venv's own install ran, not this checkout
     where = subprocess.run([str(env_dir / "bin" / "python"), "-c", "import clinie_nemo; print(clinie_nemo.__file__)"],
-                           env=env, capture_output=True, text=True, cwd=tmp_path)
+                           env=env, capture_output=True, text=True, cwd=env_dir)
     assert where.stdout.strip().startswith(str(repo)), where.stdout
