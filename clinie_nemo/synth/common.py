@@ -8,7 +8,7 @@ Everything is deterministic given the seed: one ``random.Random`` per document, 
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 Span = tuple[int, int]
@@ -113,6 +113,16 @@ def write_brat(folder: Path, name: str, note: BratNote) -> int:
     write_text(folder / f"{name}.txt", text)
     write_text(folder / f"{name}.ann", ann)
     return len(text)
+
+
+def write_brat_release(root: Path, n_docs: int, splits: Sequence[str], name: Callable[[int], str],
+                       build: Callable[[int], BratNote]) -> Iterator[int]:
+    """A brat release: one folder per split, NAME.txt/NAME.ann per document; yields each note's size."""
+    assigned = split_counts(n_docs, splits)
+    for split in splits:
+        (root / split).mkdir(parents=True, exist_ok=True)
+    for index, split in enumerate(assigned):
+        yield write_brat(root / split, name(index), build(index))
 
 
 def pick(rng: random.Random, items: Sequence[str]) -> str:

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from clinie_nemo.synth import vocab as V
-from clinie_nemo.synth.common import BratNote, doc_rng, pick, split_counts, write_brat
+from clinie_nemo.synth.common import BratNote, doc_rng, pick, write_brat_release
 
 SPLITS = ("train", "test")
 SALT = 2018
@@ -160,8 +160,5 @@ def build_note(index: int, seed: int, length: str) -> BratNote:
 
 def write_docs(root: Path, n_docs: int, seed: int, length: str = "short") -> Iterator[int]:
     """Write the release under ``root``; yields each note's size in characters."""
-    splits = split_counts(n_docs, SPLITS)
-    for split in SPLITS:
-        (root / split).mkdir(parents=True, exist_ok=True)
-    for index, split in enumerate(splits):
-        yield write_brat(root / split, f"{100000 + index}", build_note(index, seed, length))
+    yield from write_brat_release(root, n_docs, SPLITS, lambda i: f"{100000 + i}",
+                                  lambda i: build_note(i, seed, length))

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from clinie_nemo.synth import vocab as V
-from clinie_nemo.synth.common import BratNote, doc_rng, pick, split_counts, write_brat
+from clinie_nemo.synth.common import BratNote, doc_rng, pick, write_brat_release
 
 SPLITS = ("train", "test")
 SALT = 2022
@@ -180,8 +180,4 @@ def build_note(index: int, seed: int, length: str) -> BratNote:
 
 
 def write_docs(root: Path, n_docs: int, seed: int, length: str = "short") -> Iterator[int]:
-    splits = split_counts(n_docs, SPLITS)
-    for split in SPLITS:
-        (root / split).mkdir(parents=True, exist_ok=True)
-    for index, split in enumerate(splits):
-        yield write_brat(root / split, f"{index:05d}", build_note(index, seed, length))
+    yield from write_brat_release(root, n_docs, SPLITS, lambda i: f"{i:05d}", lambda i: build_note(i, seed, length))

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from clinie_nemo.datasets.schema_file import EXAMPLE_SCHEMA
 from clinie_nemo.synth import vocab as V
-from clinie_nemo.synth.common import BratNote, doc_rng, pick, split_counts, write_brat
+from clinie_nemo.synth.common import BratNote, doc_rng, pick, write_brat_release
 
 SPLITS = ("train", "test")
 SALT = 7777
@@ -131,9 +131,7 @@ def build_note(index: int, seed: int, length: str) -> BratNote:
 
 
 def write_docs(root: Path, n_docs: int, seed: int, length: str = "short") -> Iterator[int]:
-    splits = split_counts(n_docs, SPLITS)
-    for split in SPLITS:
-        (root / split).mkdir(parents=True, exist_ok=True)
+    root.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(EXAMPLE_SCHEMA, root / SCHEMA_NAME)
-    for index, split in enumerate(splits):
-        yield write_brat(root / split, f"note_{index:05d}", build_note(index, seed, length))
+    yield from write_brat_release(root, n_docs, SPLITS, lambda i: f"note_{i:05d}",
+                                  lambda i: build_note(i, seed, length))
