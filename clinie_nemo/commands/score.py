@@ -81,31 +81,59 @@ def _aligned(gold: list, pred_path: str, args: argparse.Namespace, rules):
     return alignment
 
 
+def _score_documents(args: argparse.Namespace, labels: set[str] | None):
+    """(rules, alignment, scores of --pred, scores of --compare or None) from documents read whole."""
+    from clinie_nemo.scoring import score_pairs
+    from clinie_nemo.scoring.rules import rules_for
+
+    gold = read_documents(args.gold, args.format)
+    rules = rules_for(args.rules, gold)
+    alignment = _aligned(gold, args.pred, args, rules)
+    if not args.compare:
+        return rules, alignment, score_pairs(alignment.pairs, rules, labels), None
+    other = _aligned(gold, args.compare, args, rules)
+    common = {g.id for g, _ in alignment.pairs} & {g.id for g, _ in other.pairs}
+    alignment = type(alignment)([(g, p) for g, p in alignment.pairs if g.id in common], alignment.gold_only,
+                                alignment.pred_only)
+    return (rules, alignment, score_pairs(alignment.pairs, rules, labels),
+            score_pairs([(g, p) for g, p in other.pairs if g.id in common], rules, labels))
+
+
+def _score_brat(args: argparse.Namespace, labels: set[str] | None):
+    """The same from brat folders, streamed pair by pair (scoring/brat_folders.py)."""
+    from clinie_nemo.progress import say
+    from clinie_nemo.scoring.brat_folders import score_brat_folders
+    from clinie_nemo.scoring.rules import rules_for
+
+    rules = rules_for(args.rules, [])  # brat folders carry no dataset name: auto means default
+    runs = [score_brat_folders(args.gold, path, rules, labels) for path in (args.pred, args.compare) if path]
+    for path, run in zip((args.pred, args.compare), runs):
+        for note in run.alignment.notes(rules.documents):
+            say(f"{path}: {note}")
+    scores = [run.scores for run in runs]
+    if len(scores) == 2:
+        common = {d.doc_id for d in scores[0].documents} & {d.doc_id for d in scores[1].documents}
+        for sc in scores:
+            sc.documents = [d for d in sc.documents if d.doc_id in common]
+    return rules, runs[0].alignment, scores[0], scores[1] if len(scores) == 2 else None
+
+
 def run(args: argparse.Namespace) -> int:
     import json
 
     from clinie_nemo.fileio import atomic_write, check_output
     from clinie_nemo.progress import say
-    from clinie_nemo.scoring import score_pairs
     from clinie_nemo.scoring.bootstrap import add_confidence_intervals
-    from clinie_nemo.scoring.rules import check_rules_name, rules_for
+    from clinie_nemo.scoring.rules import check_rules_name
     from clinie_nemo.scoring.table import summary_table
 
     check_rules_name(args.rules)
     if args.json:
         check_output(args.json, args.force)
     labels = {x.strip() for x in args.labels.split(",") if x.strip()} if args.labels else None
-    gold = read_documents(args.gold, args.format)
-    rules = rules_for(args.rules, gold)
-    alignment = _aligned(gold, args.pred, args, rules)
-    if args.compare:
-        other = _aligned(gold, args.compare, args, rules)
-        common = {g.id for g, _ in alignment.pairs} & {g.id for g, _ in other.pairs}
-        pairs_b = [(g, p) for g, p in other.pairs if g.id in common]
-        alignment = type(alignment)([(g, p) for g, p in alignment.pairs if g.id in common], alignment.gold_only,
-                                    alignment.pred_only)
-    say(f"scoring {len(alignment.pairs)} documents with rules {rules.name!r}")
-    scores = score_pairs(alignment.pairs, rules, labels)
+    score = _score_brat if args.format == "brat" else _score_documents
+    rules, alignment, scores, scores_b = score(args, labels)
+    say(f"scored {len(scores.documents)} documents with rules {rules.name!r}")
     result = scores.to_json()
     result["documents_skipped"] = {"gold_only": len(alignment.gold_only), "pred_only": len(alignment.pred_only)}
     if labels is not None:
@@ -113,10 +141,9 @@ def run(args: argparse.Namespace) -> int:
     if args.bootstrap:
         add_confidence_intervals(result, scores, args.bootstrap, args.seed)
     print(summary_table(result))
-    if args.compare:
+    if scores_b is not None:
         from clinie_nemo.scoring.bootstrap import compare_systems, comparison_lines
 
-        scores_b = score_pairs(pairs_b, rules, labels)
         result["comparison"] = {"a": args.pred, "b": args.compare,
                                 **compare_systems(scores, scores_b, args.bootstrap or 1000, args.seed)}
         print("\n".join(comparison_lines({k: v for k, v in result["comparison"].items() if k not in ("a", "b")})))

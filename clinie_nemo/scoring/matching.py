@@ -11,8 +11,9 @@ only candidates that can overlap are looked at (never all pairs).
 
 Two counting policies (see :mod:`clinie_nemo.scoring.rules`):
 ``one_to_one``: each gold item matches at most one prediction; TP = matches, FP = predicted - TP.
-``n2c2``: Track2-evaluate-ver4 literally: predictions in order; one that matches a gold item already
-matched by an earlier prediction is dropped (neither TP nor FP); FP = kept predictions matching nothing.
+``n2c2``: Track2-evaluate-ver4 literally (:mod:`clinie_nemo.scoring.n2c2`): predictions in order; one that
+matches a gold item already matched by an earlier prediction is dropped (neither TP nor FP); FP = kept
+predictions matching nothing.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
+from clinie_nemo.scoring.n2c2 import n2c2_counts
 from clinie_nemo.scoring.rules import N2C2
 
 Segment = tuple[int, int]
@@ -98,40 +100,10 @@ def _one_to_one_both(gold: Sequence[Item], pred: Sequence[Item]) -> tuple[dict[s
     return strict, lenient
 
 
-def _n2c2(gold: Sequence[Item], pred: Sequence[Item], lenient: bool) -> tuple[int, int]:
-    """(TP, kept predictions) by the pare-down rule of Track2-evaluate-ver4.py."""
-    tp = kept = 0
-    if not lenient:
-        gold_keys = {g[1] for g in gold}
-        seen: set[Any] = set()
-        for p in pred:
-            if p[1] in gold_keys:
-                if p[1] in seen:
-                    continue  # matches a gold tag already matched: dropped
-                seen.add(p[1])
-                tp += 1
-            kept += 1
-        return tp, kept
-    index = OverlapIndex(gold)
-    matched: set[int] = set()
-    for p in pred:
-        hits = index.overlapping(p) if gold else []
-        if not hits:
-            kept += 1
-            continue
-        already = any(h in matched for h in hits)
-        matched.update(hits)
-        if not already:
-            tp += 1
-            kept += 1
-    return tp, kept
-
-
-def _groups(items: Sequence[Item]) -> dict[tuple[Any, ...], list[Item]]:
-    out: dict[tuple[Any, ...], list[Item]] = defaultdict(list)
-    for item in items:
-        out[item[0]].append(item)
-    return out
+def flat_key(item: Item) -> tuple[Any, ...]:
+    """An item as a key of scoring/n2c2.py: its group's labels, then each segment's start and end (the n2c2
+    rules collapse discontinuous spans, so the segments are also the strict key)."""
+    return (*item[0], *(x for segment in item[2] for x in segment))
 
 
 def count_by_label(gold: Sequence[Item], pred: Sequence[Item], policy: str) -> tuple[dict[str, list[int]], ...]:
@@ -139,14 +111,5 @@ def count_by_label(gold: Sequence[Item], pred: Sequence[Item], policy: str) -> t
     prediction are absent."""
     if policy != N2C2:
         return _one_to_one_both(gold, pred)
-    modes: list[dict[str, list[int]]] = [{}, {}]
-    gold_groups, pred_groups = _groups(gold), _groups(pred)
-    for group in gold_groups.keys() | pred_groups.keys():
-        gs, ps = gold_groups.get(group, []), pred_groups.get(group, [])
-        for out, lenient in zip(modes, (False, True)):
-            tp, kept = _n2c2(gs, ps, lenient)
-            row = out.setdefault(group[0], [0, 0, 0])
-            row[0] += tp
-            row[1] += kept - tp
-            row[2] += len(gs) - tp
-    return modes[0], modes[1]
+    width = len(gold[0][0]) if gold else len(pred[0][0]) if pred else 1
+    return n2c2_counts([flat_key(g) for g in gold], [flat_key(p) for p in pred], width)

@@ -57,7 +57,6 @@ def empty_like(doc: Document) -> Document:
 def score_document(gold: Document, pred: Document, rules: RuleSet, labels: Collection[str] | None = None,
                    kinds: Collection[str] | None = None) -> DocumentScore:
     """Counts of one document; ``kinds`` limits what is scored (default: every kind of the rule set)."""
-    score = DocumentScore(gold.id, gold.dataset)
     wanted = set(kinds_of(rules) if kinds is None else kinds)
     items: dict[str, tuple[Any, Any]] = {}
     if "entities" in wanted:
@@ -67,12 +66,7 @@ def score_document(gold: Document, pred: Document, rules: RuleSet, labels: Colle
     if "relations_untyped" in wanted:
         items["relations_untyped"] = (relation_items(gold, rules, False, labels),
                                       relation_items(pred, rules, False, labels))
-    for kind, (g, p) in items.items():
-        if not g and not p:
-            continue
-        for mode, rows in zip(MODES, count_by_label(g, p, rules.multiple_matches)):
-            for label, row in rows.items():
-                score.counts[(kind, mode, label)] = row
+    score = score_items(DocumentScore(gold.id, gold.dataset), items, rules)
     if "document_relations" in wanted and (gold.metadata.get("relations") or pred.metadata.get("relations")):
         g_rel, p_rel = document_relations(gold, labels), document_relations(pred, labels)
         for label in {k[0] for k in g_rel} | {k[0] for k in p_rel}:
@@ -86,6 +80,18 @@ def score_document(gold: Document, pred: Document, rules: RuleSet, labels: Colle
         for mode in MODES:
             for label, row in count_events(g_ev, p_ev, mode == "lenient").items():
                 score.counts[("events", mode, label)] = row
+    return score
+
+
+def score_items(score: DocumentScore, items: dict[str, tuple[Any, Any]], rules: RuleSet) -> DocumentScore:
+    """Add the strict and lenient counts per label of each kind's (gold items, predicted items)."""
+    counts = score.counts
+    for kind, (g, p) in items.items():
+        if not g and not p:
+            continue
+        for mode, rows in zip(MODES, count_by_label(g, p, rules.multiple_matches)):
+            for label, row in rows.items():
+                counts[(kind, mode, label)] = row
     return score
 
 
@@ -133,31 +139,52 @@ class Scores:
     def total(self, kind: str, mode: str) -> Counts:
         return Counts.total(c for (k, m, _), c in self.totals().items() if k == kind and m == mode)
 
-    def kind_json(self, kind: str, totals: dict[Key, Counts],
-                  documents: list[DocumentScore] | None = None) -> dict[str, Any]:
+    def per_document(self, documents: Iterable[DocumentScore] | None = None) -> dict[tuple[str, str], list[Counts]]:
+        """``{(kind, mode): [each document's total]}`` for every kind and mode, in one pass over the counts."""
+        table: dict[tuple[str, str], list[Counts]] = {(k, m): [] for k in self.kinds for m in MODES}
+        for doc in self.documents if documents is None else documents:
+            sums: dict[tuple[str, str], list[int]] = {}
+            for (kind, mode, _), (tp, fp, fn) in doc.counts.items():
+                row = sums.get((kind, mode))
+                if row is None:
+                    sums[(kind, mode)] = [tp, fp, fn]
+                else:
+                    row[0] += tp
+                    row[1] += fp
+                    row[2] += fn
+            for key, column in table.items():
+                row = sums.get(key)
+                column.append(Counts(*row) if row is not None else Counts())
+        return table
+
+    def kind_json(self, kind: str, totals: dict[Key, Counts], documents: list[DocumentScore] | None = None,
+                  per_document: dict[tuple[str, str], list[Counts]] | None = None) -> dict[str, Any]:
         out: dict[str, Any] = {}
         labels = sorted({label for (k, _, label) in totals if k == kind})
         for mode in MODES:
             out[mode] = Counts.total(totals.get((kind, mode, label), Counts()) for label in labels).to_json()
         out["by_label"] = {label: {mode: totals.get((kind, mode, label), Counts()).to_json() for mode in MODES}
                            for label in labels}
-        docs = self.documents if documents is None else documents
+        if per_document is None:
+            per_document = self.per_document(documents)
         out["macro"] = {mode: {
             "by_label": macro(totals.get((kind, mode, label), Counts()) for label in labels),
-            "by_document": macro(d.total(kind, mode) for d in docs),
+            "by_document": macro(per_document.get((kind, mode)) or
+                                 [Counts()] * len(self.documents if documents is None else documents)),
         } for mode in MODES}
         return out
 
     def to_json(self) -> dict[str, Any]:
         totals = self.totals()
-        out: dict[str, Any] = {kind: self.kind_json(kind, totals) for kind in self.kinds
+        per_document = self.per_document()
+        out: dict[str, Any] = {kind: self.kind_json(kind, totals, per_document=per_document) for kind in self.kinds
                                if kind != "document_relations" or any(k[0] == kind for k in totals)}
         datasets = sorted({d.dataset for d in self.documents})
         if datasets:
             out["by_dataset"] = {}
             for name in datasets:
                 docs = [d for d in self.documents if d.dataset == name]
-                sub = self.totals(docs)
+                sub = totals if len(docs) == len(self.documents) else self.totals(docs)
                 out["by_dataset"][name or "(none)"] = {
                     kind: {mode: Counts.total(c for (k, m, _), c in sub.items() if k == kind and m == mode).to_json()
                            for mode in MODES} for kind in self.kinds}

@@ -1,0 +1,271 @@
+"""Scoring two brat folders pair by pair, without building Documents: what ``clinie-nemo score --format brat``
+runs.
+
+Each ``.ann`` file is read with two whole-file regular expressions (plain ``T`` and ``R`` lines) straight
+into matchable items (:mod:`clinie_nemo.scoring.matching`), checked against its note exactly as the brat
+reader checks them (offsets inside the note, the text column equal to the note's slice, ids unique,
+relation arguments present). Any file with another kind of line, or a line that fails a check, takes the
+named fallback: the full brat reader (:func:`clinie_nemo.readers.brat.read_pair`), so events, attributes,
+BOMs, CRLF files and every problem message behave exactly as when the folders are read as documents. The
+counts are identical either way (``tests/test_score_brat_folders.py`` checks both paths on the same files).
+
+Documents are scored as they are read and only their counts are kept, so memory does not grow with the
+notes; the cyclic garbage collector is paused while reading and scoring (nothing here forms cycles).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from clinie_nemo.readers._common import Problems, read_note
+from clinie_nemo.readers.brat import find_pairs, read_pair
+from clinie_nemo.scoring.docsets import Alignment, align_documents
+from clinie_nemo.scoring.items import entity_items, relation_items
+from clinie_nemo.scoring.n2c2 import crowded_groups, n2c2_counts
+from clinie_nemo.scoring.rules import N2C2, RuleSet
+from clinie_nemo.scoring.scorer import (
+    MODES,
+    DocumentScore,
+    Scores,
+    gc_paused,
+    kinds_of,
+    score_document,
+    score_items,
+)
+
+# The same line shapes as the reader's fast path (readers/brat_ann.py PLAIN_T_LINE / PLAIN_R_LINE), as
+# whole-file patterns; a T line may carry more fragments (";START END" ...), written in ascending order.
+T_LINES = re.compile(r"^(T\S*)\t(\S+) (\d+) (\d+)((?:;\d+ \d+)*)\t(.*)$", re.MULTILINE)
+R_LINES = re.compile(r"^(R\S*)\t(\S+) Arg1:([^\s:]+) Arg2:([^\s:]+)$", re.MULTILINE)
+
+
+
+@dataclass(frozen=True)
+class Ref:
+    """One document of a folder: its id and files (what docsets.align_documents pairs by id)."""
+
+    id: str
+    ann: Path | None
+    txt: Path | None
+
+
+@dataclass
+class FolderScores:
+    scores: Scores
+    alignment: Alignment
+    fast: int = 0  # documents scored from the plain lines
+    fallback: int = 0  # documents that took the full reader
+
+
+def _fragments(first: tuple[int, int], more: str) -> tuple[tuple[int, int], ...] | None:
+    spans = [first]
+    for frag in more[1:].split(";"):
+        start, _, end = frag.partition(" ")
+        spans.append((int(start), int(end)))
+    if any(spans[i][1] > spans[i + 1][0] for i in range(len(spans) - 1)):
+        return None  # out of order or overlapping: the reader sorts and checks these
+    return tuple(spans)
+
+
+@dataclass
+class PlainAnn:
+    """The T and R lines of a plain ``.ann`` file: entities as flat ``(label, start, end)`` (the outer span
+    of a discontinuous one, whose fragments are in ``fragments``), relations as (id, label, head, tail)."""
+
+    entities: dict[str, tuple[str, int, int]]
+    fragments: dict[str, tuple[tuple[int, int], ...]]
+    relations: list[tuple[str, str, str, str]]
+
+
+EMPTY = PlainAnn({}, {}, [])
+
+
+def parse_plain(content: str, text: str) -> PlainAnn | None:
+    """The annotations of an ``.ann`` file made only of plain T/R lines that all check out against
+    ``text`` as the reader checks them; None when anything else is there (the caller then reads the file
+    with the full reader)."""
+    if "\r" in content:  # CRLF lines, as the reader takes them (readers/_common.read_annotation_lines)
+        content = content.replace("\r\n", "\n")
+        if "\r" in content:
+            return None
+    if content.startswith("\ufeff"):
+        return None
+    n = len(text)
+    entities: dict[str, tuple[str, int, int]] = {}
+    fragments: dict[str, tuple[tuple[int, int], ...]] = {}
+    for tid, label, a, b, more, annotated in T_LINES.findall(content):
+        s, e = int(a), int(b)
+        if more:
+            spans = _fragments((s, e), more)
+            if spans is None or not all(0 <= x < y <= n for x, y in spans) or \
+                    annotated != " ".join(text[x:y] for x, y in spans):
+                return None
+            fragments[tid] = spans
+            e = spans[-1][1]
+        elif not (0 <= s < e <= n and e - s == len(annotated) and text.startswith(annotated, s)):
+            return None
+        entities[tid] = (label, s, e)
+    relations = R_LINES.findall(content)
+    n_lines = content.count("\n") + (1 if content and not content.endswith("\n") else 0)
+    if len(entities) + len(relations) != n_lines or len({r[0] for r in relations}) != len(relations):
+        return None  # another kind of line, a blank line, or a duplicate id
+    if any(r[2] not in entities or r[3] not in entities for r in relations):
+        return None  # a missing argument: the reader reports it
+    return PlainAnn(entities, fragments, relations)
+
+
+def flat_keys(ann: PlainAnn, labels: Collection[str] | None, kinds: Collection[str]) -> dict[str, list[Any]]:
+    """The keys of scoring/n2c2.py: entities ``(label, start, end)``, relations
+    ``(label, head label, tail label, head start, head end, tail start, tail end)``, untyped ``(label, ...)``."""
+    ents = ann.entities
+    out: dict[str, list[Any]] = {}
+    if "entities" in kinds:
+        out["entities"] = list(ents.values()) if labels is None else [k for k in ents.values() if k[0] in labels]
+    rels = ann.relations if labels is None else [r for r in ann.relations if r[1] in labels]
+    if "relations" in kinds:
+        out["relations"] = [(label, h[0], t[0], h[1], h[2], t[1], t[2])
+                            for _, label, head, tail in rels for h, t in ((ents[head], ents[tail]),)]
+    if "relations_untyped" in kinds:
+        out["relations_untyped"] = [(label, h[1], h[2], t[1], t[2])
+                                    for _, label, head, tail in rels for h, t in ((ents[head], ents[tail]),)]
+    return out
+
+
+def plain_items(ann: PlainAnn, rules: RuleSet, labels: Collection[str] | None,
+                kinds: Collection[str]) -> dict[str, list[Any]]:
+    """The items of scoring/items.py (entity_items, relation_items) of a parsed plain file."""
+    keyed: dict[str, tuple[str, Any, tuple[int, int]]] = {}  # id -> label, exact key, outer span
+    entities = []
+    for tid, (label, s, e) in ann.entities.items():
+        segments = ((s, e),)
+        spans = ann.fragments.get(tid)
+        exact = spans if spans is not None and not rules.collapse_discontinuous else segments
+        keyed[tid] = (label, exact, segments[0])
+        if labels is None or label in labels:
+            entities.append(((label,), exact, segments))
+    out: dict[str, list[Any]] = {"entities": entities} if "entities" in kinds else {}
+    for kind, typed in (("relations", True), ("relations_untyped", False)):
+        if kind in kinds:
+            out[kind] = [((label, keyed[head][0], keyed[tail][0]) if typed else (label,),
+                          (keyed[head][1], keyed[tail][1]), (keyed[head][2], keyed[tail][2]))
+                         for _, label, head, tail in ann.relations if labels is None or label in labels]
+    return out
+
+
+def document_items(doc: Any, rules: RuleSet, labels: Collection[str] | None,
+                   kinds: Collection[str]) -> dict[str, list[Any]]:
+    out: dict[str, list[Any]] = {}
+    if "entities" in kinds:
+        out["entities"] = entity_items(doc, rules, labels)
+    if "relations" in kinds:
+        out["relations"] = relation_items(doc, rules, True, labels)
+    if "relations_untyped" in kinds:
+        out["relations_untyped"] = relation_items(doc, rules, False, labels)
+    return out
+
+
+def folder_refs(path: str | Path) -> list[Ref]:
+    return [Ref(doc_id, ann, txt) for ann, txt, doc_id in find_pairs(Path(path))]
+
+
+class _Notes:
+    """Note texts by path, read once (a system folder without notes uses the gold folder's)."""
+
+    def __init__(self) -> None:
+        self.last: tuple[Path | None, tuple[str, bool] | None] = (None, None)
+
+    def get(self, path: Path) -> tuple[str, bool] | None:
+        if self.last[0] != path:
+            try:
+                self.last = (path, read_note(path))
+            except (OSError, UnicodeDecodeError):
+                self.last = (path, None)  # the reader reports it on the fallback path
+        return self.last[1]
+
+
+def _read_ann(path: Path) -> str | None:
+    try:
+        return path.read_bytes().decode("utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def score_brat_folders(gold_dir: str | Path, pred_dir: str | Path, rules: RuleSet,
+                       labels: Collection[str] | None = None, kinds: Collection[str] | None = None,
+                       say: Any = None) -> FolderScores:
+    """Score every document pair of two brat folders under ``rules`` (document sets aligned by
+    rules.documents, as docsets.align_documents does for documents)."""
+    gold_refs, pred_refs = folder_refs(gold_dir), folder_refs(pred_dir)
+    alignment = align_documents(gold_refs, pred_refs, rules, str(gold_dir), str(pred_dir))  # type: ignore[arg-type]
+    wanted = [k for k in kinds_of(rules) if kinds is None or k in kinds]
+    gold_problems, pred_problems = Problems(), Problems()
+    notes, system_notes = _Notes(), _Notes()
+    docs: list[DocumentScore] = []
+    fast = fallback = 0
+    flat = rules.multiple_matches == N2C2
+    with gc_paused():
+        for g, p in alignment.pairs:
+            note = notes.get(g.txt) if g.txt is not None else None
+            p_txt = (p.txt or g.txt) if p is not None else None
+            g_content = _read_ann(g.ann) if g.ann is not None and note is not None and not note[1] else None
+            g_ann = parse_plain(g_content, note[0]) if g_content is not None else None  # type: ignore[index]
+            p_ann = EMPTY if p is None else None
+            if g_ann is not None and p is not None and p_txt is not None:
+                p_note = note if p_txt == g.txt else system_notes.get(p_txt)
+                p_content = _read_ann(p.ann) if p.ann is not None and p_note is not None and not p_note[1] else None
+                p_ann = parse_plain(p_content, p_note[0]) if p_content is not None else None  # type: ignore[index]
+            if g_ann is not None and p_ann is not None:
+                fast += 1
+                score = DocumentScore(g.id, "")
+                if flat:
+                    add_n2c2_counts(score, g_ann, flat_keys(g_ann, labels, wanted), flat_keys(p_ann, labels, wanted))
+                else:
+                    p_items = plain_items(p_ann, rules, labels, wanted)
+                    score_items(score, {k: (gi, p_items[k]) for k, gi in plain_items(g_ann, rules, labels,
+                                                                                     wanted).items()}, rules)
+                docs.append(score)
+                continue
+            fallback += 1
+            gold_doc = read_pair(g.ann, g.txt, g.id, gold_problems)
+            pred_doc = read_pair(p.ann, p_txt, p.id, pred_problems) if p is not None and p_txt is not None else None
+            gold_problems.take()
+            pred_problems.take()
+            if gold_doc is None:
+                continue
+            if pred_doc is None and p is not None and p_txt is None:
+                from clinie_nemo.document import Document
+                pred_doc = Document(p.id, "")
+            docs.append(score_document(gold_doc, pred_doc if pred_doc is not None else _empty(gold_doc), rules,
+                                       labels, wanted))
+    gold_problems.finish()
+    pred_problems.finish()
+    return FolderScores(Scores(docs, rules, tuple(wanted)), alignment, fast, fallback)
+
+
+def add_n2c2_counts(score: DocumentScore, gold_ann: PlainAnn, gold: dict[str, list[Any]],
+                    pred: dict[str, list[Any]]) -> None:
+    """scoring/n2c2.py's counts of each kind. The gold relations' arguments are gold entities, so a relation
+    group is crowded only when its head or tail label is crowded among the gold entities."""
+    crowded_labels = {group[0] for group in crowded_groups(gold_ann.entities.values(), 1)}
+    for kind, g in gold.items():
+        p = pred.get(kind, [])
+        if not g and not p:
+            continue
+        width = 3 if kind == "relations" else 1
+        if kind == "entities":
+            crowded: set[Any] | None = {(label,) for label in crowded_labels}
+        else:  # an untyped group may mix argument labels: computed in n2c2_counts
+            crowded = set() if kind == "relations" and not crowded_labels else None
+        for mode, rows in zip(MODES, n2c2_counts(g, p, width, crowded)):
+                for label, row in rows.items():
+                    score.counts[(kind, mode, label)] = row
+
+
+def _empty(doc: Any) -> Any:
+    from clinie_nemo.scoring.scorer import empty_like
+
+    return empty_like(doc)
