@@ -124,3 +124,42 @@ def test_bioc_offset_inside_a_reference_is_a_located_problem(tmp_path):
     assert r.returncode == 2 and "bad.xml:5: document 7: annotation 1 " in r.stderr, r.stderr
     assert "inside an XML reference" in r.stderr
     assert not (tmp_path / "o.jsonl").exists()
+
+
+# --- brat predictions from an external system, read as Track2-evaluate-ver4.py reads them ---
+
+NOTE = "Patient took aspirin 81 mg daily.\n"  # aspirin 13-20, 81 mg 21-26, daily 27-32
+GOLD_ANN = ("T1\tDrug 13 20\taspirin\nT2\tStrength 21 26\t81 mg\nT3\tFrequency 27 32\tdaily\n"
+            "R1\tStrength-Drug Arg1:T2 Arg2:T1\n")
+
+
+def brat_pair(folder: Path, ann: str, note: str = NOTE) -> Path:
+    folder.mkdir()
+    (folder / "n1.txt").write_text(note)
+    (folder / "n1.ann").write_text(ann)
+    return folder
+
+
+def test_brat_system_text_column_and_zero_length_span_score_like_the_official_script(tmp_path):
+    """Track2-evaluate-ver4.py never compares the text column with the note, and keeps a zero-length span:
+    strict, it matches nothing (a false positive); lenient, its overlap test
+    ``g.end > s.start and g.start < s.end`` accepts 22-22 inside gold 21-26."""
+    gold = brat_pair(tmp_path / "gold", GOLD_ANN)
+    pred = brat_pair(tmp_path / "pred", "T1\tDrug 13 20\tAspirin tablets\nT2\tStrength 22 22\t\n"
+                     "T3\tFrequency 27 32\tdaily\nR1\tStrength-Drug Arg1:T2 Arg2:T1\n")
+    s, stderr = score(tmp_path, gold, pred, "brat", "--rules", "n2c2_2018")
+    assert triple(s["entities"], "strict") == (2, 1, 1)
+    assert triple(s["entities"], "lenient") == (3, 0, 0)
+    assert triple(s["relations"], "strict") == (0, 1, 1)
+    assert triple(s["relations"], "lenient") == (1, 0, 0)
+    assert "warning:" in stderr and "2 predicted annotations" in stderr
+    assert "1 zero-length span" in stderr and "1 text column disagrees with the note" in stderr
+    assert "n1.ann:1" in stderr and "n1.ann:2" in stderr
+    assert "aspirin" not in stderr.lower() and "tablets" not in stderr and "daily" not in stderr
+
+
+def test_brat_gold_keeps_strict_validation(tmp_path):
+    gold = brat_pair(tmp_path / "gold", GOLD_ANN.replace("\taspirin\n", "\tAspirin tablets\n"))
+    pred = brat_pair(tmp_path / "pred", GOLD_ANN)
+    r = cli("score", "--gold", gold, "--pred", pred, "--format", "brat")
+    assert r.returncode == 2 and "n1.ann:1: annotated text disagrees" in r.stderr and "Traceback" not in r.stderr
