@@ -268,8 +268,10 @@ def read(path: str | Path, dataset: str = "", split: str = "",
         for f in files:
             lines: dict[ET.Element, int] = {}
             escapes: Escapes = {}
+            found = 0
             try:
                 for elem in iter_documents(f, lines, escapes):
+                    found += 1
                     doc = parse_document(elem, f, lines, problems, dataset, split, escapes)
                     for e in elem.iter():
                         lines.pop(e, None)
@@ -277,5 +279,8 @@ def read(path: str | Path, dataset: str = "", split: str = "",
                     yield doc
             except expat.ExpatError as exc:
                 problems.add(f, exc.lineno, f"invalid XML ({expat.ErrorString(exc.code)}, column {exc.offset})")
+            else:
+                if not found:
+                    problems.add(f, None, "no <document> element: not BioC XML (expected collection/document/passage)")
 
     return stream(docs(), problems)

@@ -3,8 +3,9 @@
 Line types (first character of the id): ``T`` text-bound (``T1<TAB>Label 0 7;9 12<TAB>text``), ``R``
 relation (``Arg1:T1 Arg2:T2``; first argument = head), ``E`` event (``Label:T1 Role:T2 Role:E3``; may nest,
 may have no arguments), ``A``/``M`` attribute or modifier (binary -> ``"true"``), ``*`` Equiv groups,
-``N`` normalisations, ``#`` notes. Every problem is recorded with the ``.ann`` line (never note text); an
-invalid annotation is dropped, and whatever refers to a dropped or missing id is reported and dropped too.
+``N`` normalisations, ``#`` notes. Every problem is recorded with the ``.ann`` line number and, for a line
+that parsed as an annotation, the line itself; a line that did not parse is never quoted (a note given
+as an ``.ann`` file would otherwise be echoed). An invalid annotation is dropped, and whatever refers to a dropped or missing id is reported and dropped too.
 
 Metadata layout (only keys with content are present)::
 
@@ -209,7 +210,7 @@ def parse_lines(lines: list[str], text: str, path: Path, problems: Problems, kee
         column = fields[2] if len(fields) > 2 else None
 
         if kind in "TREAMN" and ident in seen:
-            add_problem(path, lineno, f"duplicate annotation id {ident}", line)
+            add_problem(path, lineno, f"duplicate annotation id {ident}")
             continue
         if kind == "T":
             if system is not None and len(fields) > 1:
@@ -223,14 +224,14 @@ def parse_lines(lines: list[str], text: str, path: Path, problems: Problems, kee
             entity = (parse_text_bound(ident, body, column, text, offset_shift) if len(fields) > 1 else
                       "malformed text-bound annotation (expected ID<TAB>Label START END<TAB>text)")
             if isinstance(entity, str):
-                add_problem(path, lineno, entity, line)
+                add_problem(path, lineno, entity, "" if entity.startswith("malformed") else line)
                 continue
             seen.add(ident)
             entities.append(entity)
         elif kind == "R":
             relation = parse_relation(body)
             if relation is None:
-                add_problem(path, lineno, "malformed relation (expected ID<TAB>Label Arg1:ID Arg2:ID)", line)
+                add_problem(path, lineno, "malformed relation (expected ID<TAB>Label Arg1:ID Arg2:ID)")
                 continue
             seen.add(ident)
             raw_relations.append((lineno, ident, *relation))
@@ -239,27 +240,27 @@ def parse_lines(lines: list[str], text: str, path: Path, problems: Problems, kee
             head = _split_role(parts[0]) if parts else None
             args = [_split_role(p) for p in parts[1:]]
             if head is None or any(a is None for a in args):
-                add_problem(path, lineno, "malformed event (expected ID<TAB>Label:TRIGGER [Role:ID ...])", line)
+                add_problem(path, lineno, "malformed event (expected ID<TAB>Label:TRIGGER [Role:ID ...])")
                 continue
             seen.add(ident)
             raw_events.append((lineno, ident, head[0], head[1], args))  # type: ignore[arg-type]
         elif kind in "AM":
             parts = body.split()
             if len(parts) not in (2, 3):
-                add_problem(path, lineno, "malformed attribute (expected ID<TAB>Name TARGET [VALUE])", line)
+                add_problem(path, lineno, "malformed attribute (expected ID<TAB>Name TARGET [VALUE])")
                 continue
             seen.add(ident)
             raw_attrs.append((lineno, parts[1], parts[0], parts[2] if len(parts) == 3 else "true"))
         elif kind == "*":
             parts = body.split()
             if len(parts) < 2:
-                add_problem(path, lineno, "malformed equivalence (expected *<TAB>Equiv ID ID ...)", line)
+                add_problem(path, lineno, "malformed equivalence (expected *<TAB>Equiv ID ID ...)")
                 continue
             raw_refs.append(("equiv", lineno, {"label": parts[0], "ids": parts[1:]}, parts[1:]))
         elif kind == "N":
             parts = body.split()
             if len(parts) != 3:
-                add_problem(path, lineno, "malformed normalization (expected ID<TAB>Type TARGET DB:ID<TAB>text)", line)
+                add_problem(path, lineno, "malformed normalization (expected ID<TAB>Type TARGET DB:ID<TAB>text)")
                 continue
             seen.add(ident)
             item = {"id": ident, "label": parts[0], "target": parts[1], "ref": parts[2], "text": column or ""}
@@ -267,13 +268,13 @@ def parse_lines(lines: list[str], text: str, path: Path, problems: Problems, kee
         elif kind == "#":
             parts = body.split()
             if len(parts) != 2:
-                add_problem(path, lineno, "malformed note (expected #ID<TAB>Type TARGET<TAB>text)", line)
+                add_problem(path, lineno, "malformed note (expected #ID<TAB>Type TARGET<TAB>text)")
                 continue
             if keep_notes:
                 item = {"id": ident, "label": parts[0], "target": parts[1], "text": column or ""}
                 raw_refs.append(("notes", lineno, item, [parts[1]]))
         else:
-            add_problem(path, lineno, "unknown annotation line type (expected T, R, E, A, M, N, * or #)", line)
+            add_problem(path, lineno, "unknown annotation line type (expected T, R, E, A, M, N, * or #)")
     return out
 
 
