@@ -113,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
 
     check_rules_name(args.rules)
     if args.json:
-        check_output(args.json, args.force)
+        check_output(args.json, args.force, kind="file", inputs=[args.gold, args.pred, args.compare])
     labels = {x.strip() for x in args.labels.split(",") if x.strip()} if args.labels else None
     gold = read_documents(args.gold, args.format)
     rules = rules_for(args.rules, gold)
