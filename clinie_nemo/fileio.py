@@ -1,8 +1,9 @@
 """Safe file output: write to a temp file beside the target, then rename; never overwrite silently.
 
 Every command that writes a user-visible file goes through :func:`atomic_write` / :func:`atomic_dir`
-so a failure leaves no partial output, and through :func:`check_output` so nothing a user made is
-overwritten unless they said ``--force``.
+so a failure leaves no partial output, and through :func:`check_output` (before any work) so nothing a
+user made is overwritten unless they said ``--force``, a folder is never given where a file is written
+(or the reverse), and no output replaces the command's own input.
 """
 
 from __future__ import annotations
@@ -19,10 +20,43 @@ from typing import IO, Any
 
 from clinie_nemo.errors import ClinieError, InputError, Problem
 
+FILE, DIR = "file", "dir"
+# Without an explicit kind, an output path with one of these suffixes is taken for a file.
+FILE_SUFFIXES = (".jsonl", ".json", ".yaml", ".yml", ".txt", ".pubtator", ".xml", ".md", ".csv", ".tsv")
 
-def check_output(path: str | Path, force: bool = False) -> Path:
-    """Refuse to replace an existing file or non-empty folder unless ``force``."""
+
+def _same_or_inside(path: Path, other: Path) -> bool:
+    """Whether ``path`` is ``other`` or lies inside it (symlinks resolved)."""
+    a, b = path.resolve(), other.resolve()
+    return a == b or b in a.parents
+
+
+def check_output(path: str | Path, force: bool = False, kind: str | None = None,
+                 inputs: Iterable[str | Path | None] = ()) -> Path:
+    """Check an output path before any work: refuse to replace an existing file or non-empty folder unless
+    ``force``; refuse, whatever ``force``, a path of the wrong kind (``kind="file"``: an existing folder, or
+    a parent that is a file; ``kind="dir"``: an existing file; ``None``: a file kind when the name ends in
+    one of :data:`FILE_SUFFIXES`) and an output that is one of the command's ``inputs`` (or, for a folder,
+    one that contains an input: replacing it would delete the input)."""
     p = Path(path)
+    if kind is None and p.suffix.lower() in FILE_SUFFIXES:
+        kind = FILE
+    if kind == FILE and p.is_dir():
+        raise ClinieError(f"{p} is a folder; this output is a file: give a file path")
+    if kind == DIR and p.exists() and not p.is_dir():
+        raise ClinieError(f"{p} is a file; this output is a folder: give a folder path")
+    blocking = next((q for q in p.parents if q.exists() and not q.is_dir()), None)
+    if blocking is not None:
+        raise ClinieError(f"{p}: cannot write under {blocking}, which is a file")
+    for given in inputs:
+        if given is None or not str(given):
+            continue
+        source = Path(given)
+        if p.resolve() == source.resolve():
+            raise ClinieError(f"{p} is the input {source}; write the output elsewhere")
+        if kind != FILE and source.exists() and _same_or_inside(source, p):
+            raise ClinieError(f"{p} contains the input {source}; replacing it would delete the input: "
+                              "write the output elsewhere")
     if p.exists() and not force and (p.is_file() or (p.is_dir() and any(p.iterdir()))):
         raise ClinieError(f"{p} already exists; pass --force to replace it")
     return p
@@ -32,6 +66,8 @@ def check_output(path: str | Path, force: bool = False) -> Path:
 def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO[Any]]:
     """Open a temp file beside ``path``; rename it onto ``path`` only if the block succeeds."""
     target = Path(path)
+    if target.is_dir():
+        raise ClinieError(f"{target} is a folder; this output is a file: give a file path")
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
@@ -50,7 +86,7 @@ def atomic_dir(path: str | Path, force: bool = False) -> Iterator[Path]:
     """Build a folder under a temp name beside ``path``; move it into place only if the block succeeds.
     With ``force`` an existing folder is replaced (after success only)."""
     target = Path(path)
-    check_output(target, force)
+    check_output(target, force, kind=DIR)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:

@@ -38,8 +38,10 @@ def convert_fails(fmt: str, src: Path, tmp_path: Path, *expected: str) -> str:
     return res.stderr
 
 
+# a line that did not parse as an annotation is never quoted (it may be note text): UNQUOTED instead
+UNQUOTED = "(not quoted)"
 BRAT_CASES = {
-    "malformed line": ("T1\tDrug zero 7\taspirin\n", "doc.ann:1: malformed text-bound", "T1\tDrug zero 7"),
+    "malformed line": ("T1\tDrug zero 7\taspirin\n", "doc.ann:1: malformed text-bound", UNQUOTED),
     "offset outside the text": ("T1\tDrug 20 900\taspirin\n", "doc.ann:1: offsets 20 900 outside",
                                 "T1\tDrug 20 900\taspirin"),
     "text disagrees": ("T1\tDrug 0 7\taspirin\n", "doc.ann:1: annotated text disagrees", "T1\tDrug 0 7"),
@@ -50,8 +52,8 @@ BRAT_CASES = {
     "attribute to missing id": ("T1\tDrug 34 41\taspirin\nA1\tNegated T4\n",
                                 "doc.ann:2: attribute refers to missing id T4", "A1\tNegated T4"),
     "non-decimal digit in offsets": ("T1\tDrug 34 4\u00b9\taspirin\n", "doc.ann:1: malformed text-bound",
-                                     "T1\tDrug 34 4\u00b9"),
-    "unknown line type": ("X1\tfoo\n", "doc.ann:1: unknown annotation line type", "X1\tfoo"),
+                                     UNQUOTED),
+    "unknown line type": ("X1\tfoo\n", "doc.ann:1: unknown annotation line type", UNQUOTED),
 }
 
 
@@ -59,8 +61,9 @@ BRAT_CASES = {
 def test_brat_bad_input(tmp_path, case):
     ann, *expected = BRAT_CASES[case]
     src = write_brat(tmp_path / "corpus", ann)
-    stderr = convert_fails("brat", src, tmp_path, *expected)
-    assert "    | " in stderr  # the .ann line is quoted
+    quoted = UNQUOTED not in expected
+    stderr = convert_fails("brat", src, tmp_path, *(e for e in expected if e != UNQUOTED))
+    assert ("    | " in stderr) == quoted  # the .ann line is quoted when it parsed as an annotation
 
 
 def test_brat_collects_every_problem_of_every_file(tmp_path):
@@ -163,3 +166,59 @@ def test_output_is_never_overwritten_without_force(tmp_path):
     assert res.returncode == 2 and "--force" in res.stderr and out.read_text() == "keep me\n"
     res = cli("convert", "--format", "brat", "--input", src, "--output", out, "--force")
     assert res.returncode == 0 and out.read_text() != "keep me\n"
+
+
+# --- the wrong format: a note read as annotations must never be echoed (issue 11) ---
+
+NOTE_LINES = (f"Patient {SECRET} seen today.\n"
+              f"T1 {SECRET} was told\n"  # starts like a brat id
+              f"T2\t{SECRET} 3 4\tx\n"  # a brat T line with note text in its label field
+              f"BP\t{SECRET}\t120\t80\n"  # a table row: four tab-separated fields
+              f"{SECRET}|x|y\n\n"
+              f"{SECRET}\n"  # one word-ish block: no title line
+              f'c="{SECRET}" 1:0||t="problem"\n')
+
+
+def wrong_format_inputs(tmp_path: Path) -> dict[str, Path]:
+    """For each reader, a folder or file of the wrong kind holding note text with the sentinel."""
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "n1.txt").write_text(NOTE_LINES)
+    (notes / "n1.ann").write_text(NOTE_LINES)  # a note saved as .ann
+    i2b2 = tmp_path / "i2b2"
+    (i2b2 / "txt").mkdir(parents=True)
+    (i2b2 / "concept").mkdir()
+    (i2b2 / "txt/r1.txt").write_text(NOTE_LINES)
+    (i2b2 / "concept/r1.con").write_text(NOTE_LINES)
+    xml = tmp_path / "other.xml"
+    xml.write_text(f"<notes><note><body>{SECRET} seen today.</body></note></notes>\n")
+    return {"brat": notes, "pubtator": notes, "i2b2": i2b2, "bioc": xml, "bioc ": notes / "n1.txt",
+            "radgraph": notes / "n1.txt", "jsonl": notes / "n1.txt"}
+
+
+def test_wrong_format_never_echoes_note_text(tmp_path):
+    for fmt, src in wrong_format_inputs(tmp_path).items():
+        out = tmp_path / f"out-{fmt.strip()}.jsonl"
+        r = cli("convert", "--format", fmt.strip(), "--input", src, "--output", out)
+        assert r.returncode == 2, (fmt, r.stderr)
+        assert "Traceback" not in r.stderr and not out.exists(), (fmt, r.stderr)
+        assert SECRET not in r.stderr and "Zebulon" not in r.stderr and SECRET not in r.stdout, (fmt, r.stderr)
+        assert "seen today" not in r.stderr and "'BP'" not in r.stderr, (fmt, r.stderr)
+        assert f"{src.name}" in r.stderr, (fmt, r.stderr)  # the problem is still located
+
+
+def test_i2b2_folder_without_con_files_is_an_error(tmp_path):
+    src = tmp_path / "test_data"
+    src.mkdir()
+    (src / "record-1.txt").write_text("He was started on nystatin powder .\n")
+    res = cli("convert", "--format", "i2b2", "--input", src, "--output", tmp_path / "out.jsonl")
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert f"{src}: no .con concept files found under this folder" in res.stderr
+    assert not (tmp_path / "out.jsonl").exists()
+    # a release where one record lacks its .con: located, not an empty document
+    (tmp_path / "rel/txt").mkdir(parents=True)
+    (tmp_path / "rel/concept").mkdir()
+    for name in ("r1", "r2"):
+        (tmp_path / f"rel/txt/{name}.txt").write_text("He was started on nystatin powder .\n")
+    (tmp_path / "rel/concept/r1.con").write_text('c="nystatin powder" 1:4 1:5||t="treatment"\n')
+    convert_fails("i2b2", tmp_path / "rel", tmp_path, "r2.txt: no .con concept file for record txt/r2")

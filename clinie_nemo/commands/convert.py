@@ -58,10 +58,10 @@ def convert_format(fmt: str, input_path: str, output: str, skip_invalid: bool = 
     from clinie_nemo.fileio import atomic_write, check_output
     from clinie_nemo.progress import progress
 
-    out = check_output(output, force)
+    out = check_output(output, force, kind="file", inputs=[input_path])
     report_path = skipped_report_path(out)
     if skip_invalid:
-        check_output(report_path, force)
+        check_output(report_path, force, kind="file", inputs=[input_path])
     reader = readers.get(fmt)
     report = readers.SkipReport()
     counts = {"documents": 0, "entities": 0, "relations": 0, "events": 0}
@@ -85,7 +85,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.dataset:
         from clinie_nemo.datasets import convert_dataset
+        from clinie_nemo.fileio import check_output
 
+        check_output(args.output, args.force, kind="dir", inputs=[args.input])
         extra = {key: value for key, value in (("schema", args.schema), ("labeler", args.labeler)) if value}
         convert_dataset(args.dataset, args.input, args.output, skip_invalid=args.skip_invalid,
                         force=args.force, **extra)

@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
     from clinie_nemo.fileio import check_output
     from clinie_nemo.progress import progress, say
 
-    check_output(args.output, args.force)
+    check_output(args.output, args.force, kind="dir" if args.format == "brat" else "file", inputs=[args.input])
     docs = progress(docs_jsonl.read(args.input), desc=f"export {args.format}", unit="doc")
     n = writers.get(args.format).write(docs, args.output, force=args.force)
     say(f"wrote {n} documents to {args.output} ({args.format})")

@@ -47,9 +47,9 @@ def run(args: argparse.Namespace) -> int:
     from clinie_nemo.tasks import TaskOptions
     from clinie_nemo.templates import templates_for
 
-    check_output(args.output, args.force)
+    check_output(args.output, args.force, kind="file", inputs=[args.corpus])
     if args.report:
-        check_output(args.report, args.force)
+        check_output(args.report, args.force, kind="file", inputs=[args.corpus, args.output])
     tasks.get(args.task)
     formats.get(args.format)
     templates_for(args.task, args.template)

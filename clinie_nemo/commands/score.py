@@ -61,13 +61,33 @@ def read_brat_system(pred_dir: str, gold_dir: str) -> list:
 
     gold_txt = {doc_id: txt for _, txt, doc_id in find_pairs(Path(gold_dir)) if txt is not None}
     problems = Problems()
+    tolerated: list[tuple[Path, int, str]] = []
 
     def docs():
         for ann, txt, doc_id in find_pairs(Path(pred_dir)):
             txt = txt or gold_txt.get(doc_id)
-            yield read_pair(ann, txt, doc_id, problems) if txt is not None else Document(doc_id, "")
+            yield read_pair(ann, txt, doc_id, problems, system=tolerated) if txt is not None else Document(doc_id, "")
 
-    return list(stream(docs(), problems))
+    out = list(stream(docs(), problems))
+    warn_tolerated(pred_dir, tolerated)
+    return out
+
+
+def warn_tolerated(pred_dir: str, tolerated: list, show: int = 5) -> None:
+    """One warning counting the system annotations read as the official scorer reads them (text column
+    ignored, zero-length span kept): counts per kind and the first few file:line, never note text."""
+    from collections import Counter
+
+    from clinie_nemo.progress import say
+
+    if not tolerated:
+        return
+    kinds = Counter(what for _, _, what in tolerated)
+    where = ", ".join(f"{path}:{line}" for path, line, _ in tolerated[:show])
+    more = f", ... ({len(tolerated) - show} more)" if len(tolerated) > show else ""
+    say(f"warning: {pred_dir}: {len(tolerated)} predicted annotations scored as the official n2c2 script scores "
+        f"them (by type and offsets only; a zero-length span never matches strictly): "
+        + "; ".join(f"{n} {what}" for what, n in sorted(kinds.items())) + f" (first: {where}{more})")
 
 
 def _aligned(gold: list, pred_path: str, args: argparse.Namespace, rules):
@@ -129,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
 
     check_rules_name(args.rules)
     if args.json:
-        check_output(args.json, args.force)
+        check_output(args.json, args.force, kind="file", inputs=[args.gold, args.pred, args.compare])
     labels = {x.strip() for x in args.labels.split(",") if x.strip()} if args.labels else None
     score = _score_brat if args.format == "brat" else _score_documents
     rules, alignment, scores, scores_b = score(args, labels)

@@ -10,6 +10,7 @@ and documents silently) or a callable ``on_skip(problem)`` (drop them and report
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,16 @@ def same_text(annotated: str, note: str, case_insensitive: bool = False) -> bool
     if case_insensitive:
         a, b = a.casefold(), b.casefold()
     return a == b
+
+
+ID_LIKE = re.compile(r"(?=[^\d]*\d)[\w.:/-]{1,40}")
+
+
+def shown_id(value: str) -> str:
+    """A document id for a message: quoted when it looks like an id (one short word with a digit, as PMIDs
+    and corpus ids have), else a placeholder, so that note text taken for an id is never echoed."""
+    value = value.strip()
+    return repr(value) if ID_LIKE.fullmatch(value) else "(not an id)"
 
 
 def read_note(path: Path) -> tuple[str, bool]:

@@ -6,6 +6,12 @@ basename: in the same folder, else the nearest one, so ``ann/`` and ``txt/`` sib
 to the folder, without extension. Note text is kept byte-exact (CRLF kept: offsets count ``\\r``); a BOM
 is removed, and when the annotation tool counted it (brat does) offsets are shifted back by one.
 
+Gold and system files: a gold file is validated strictly (an annotated text that disagrees with the note,
+an empty or out-of-range span is an error: it means a wrong note or encoding and would change every
+figure). A system's predictions (``score --format brat --pred``) are read as the official n2c2 script
+reads them: the text column is ignored and a zero-length span is kept (a false positive), each counted
+in one warning (file and line, never note text); see :func:`.brat_ann.system_text_bound`.
+
 Options: ``notes`` (keep ``#`` annotator notes in metadata, default True; False drops them on purpose),
 ``dataset``/``split`` (fill those document fields), ``skip_invalid`` (see :mod:`._common`).
 Line-level parsing lives in :mod:`clinie_nemo.readers.brat_ann`.
@@ -47,8 +53,11 @@ def _bom_shift(lines: list[str], text: str) -> int:
 
 
 def read_pair(ann: Path | None, txt: Path | None, doc_id: str, problems: Problems, notes: bool = True,
-              dataset: str = "", split: str = "") -> Document | None:
-    """One document from an .ann/.txt pair (either may be missing: a located problem)."""
+              dataset: str = "", split: str = "",
+              system: list[tuple[Path, int, str]] | None = None) -> Document | None:
+    """One document from an .ann/.txt pair (either may be missing: a located problem). ``system``: the
+    pair is a system's predictions, read as the official n2c2 scorer reads them (text column ignored,
+    zero-length spans kept); what was tolerated is appended as (file, line, what)."""
     if txt is None or not txt.is_file():
         problems.add(ann or doc_id, None, f"no .txt note found for {doc_id}")
         return None
@@ -66,7 +75,10 @@ def read_pair(ann: Path | None, txt: Path | None, doc_id: str, problems: Problem
         problems.add(ann, None, f"annotation file is not valid UTF-8 (byte {exc.start})")
         return None
     shift = _bom_shift(lines, text) if had_bom else 0
-    parsed = parse_ann(lines, text, ann, problems, keep_notes=notes, offset_shift=shift)
+    tolerated: list[tuple[int, str]] | None = [] if system is not None else None
+    parsed = parse_ann(lines, text, ann, problems, keep_notes=notes, offset_shift=shift, system=tolerated)
+    if system is not None and tolerated:
+        system.extend((ann, lineno, what) for lineno, what in tolerated)
     return Document(id=doc_id, text=text, dataset=dataset, split=split, entities=tuple(parsed.entities),
                     relations=tuple(parsed.relations), events=tuple(parsed.events), metadata=parsed.metadata)
 

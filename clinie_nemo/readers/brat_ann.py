@@ -3,8 +3,9 @@
 Line types (first character of the id): ``T`` text-bound (``T1<TAB>Label 0 7;9 12<TAB>text``), ``R``
 relation (``Arg1:T1 Arg2:T2``; first argument = head), ``E`` event (``Label:T1 Role:T2 Role:E3``; may nest,
 may have no arguments), ``A``/``M`` attribute or modifier (binary -> ``"true"``), ``*`` Equiv groups,
-``N`` normalisations, ``#`` notes. Every problem is recorded with the ``.ann`` line (never note text); an
-invalid annotation is dropped, and whatever refers to a dropped or missing id is reported and dropped too.
+``N`` normalisations, ``#`` notes. Every problem is recorded with the ``.ann`` line number and, for a line
+that parsed as an annotation, the line itself; a line that did not parse is never quoted (a note given
+as an ``.ann`` file would otherwise be echoed). An invalid annotation is dropped, and whatever refers to a dropped or missing id is reported and dropped too.
 
 Metadata layout (only keys with content are present)::
 
@@ -102,6 +103,46 @@ def parse_text_bound(ident: str, body: str, annotated: str | None, text: str, sh
     return Entity(ident, label, tuple(ordered), note)
 
 
+# What a system's T line may do that a gold one may not (read as Track2-evaluate-ver4.py reads it).
+SYSTEM_TEXT = "text column disagrees with the note (text ignored)"
+SYSTEM_ZERO = "zero-length span"
+SYSTEM_BEYOND = "span beyond the end of the note"
+SYSTEM_OVERLAP = "overlapping fragments"
+
+
+def system_text_bound(ident: str, body: str, annotated: str | None, text: str,
+                      shift: int = 0) -> tuple[Entity, str] | str:
+    """One ``T`` line of a system's predictions, read as the official n2c2 script reads it: type and offsets
+    only, the text column ignored, a zero-length span (or one past the end of the note) kept so that it
+    scores (a false positive unless the rules' overlap test accepts it). Returns the entity and what was
+    tolerated (``""`` for nothing; one of the ``SYSTEM_*`` messages), or the problem message when the line
+    is malformed.
+    Track2-evaluate-ver4.py RecordTrack2._get_annotations: ``tag_type, tag_start, tag_end = tag_m.split(' ')``;
+    the text is never compared with the note."""
+    label, _, offsets = body.strip().partition(" ")
+    spans = parse_spans(offsets) if label else None
+    if not spans:
+        return MALFORMED_T
+    if shift:
+        spans = [(s - shift, e - shift) for s, e in spans]
+    if any(s < 0 or s > e for s, e in spans):
+        return f"offsets {offsets.strip()} reversed or negative"
+    ordered = sorted(spans)
+    n = len(text)
+    tolerated = ""
+    if any(s == e for s, e in spans):
+        tolerated = SYSTEM_ZERO
+    elif any(e > n for _, e in spans):
+        tolerated = SYSTEM_BEYOND
+    elif any(ordered[i][1] > ordered[i + 1][0] for i in range(len(ordered) - 1)):
+        tolerated = SYSTEM_OVERLAP
+    elif annotated is not None:
+        note = " ".join(text[s:e] for s, e in spans)
+        if annotated != note and not same_text(annotated, note):
+            tolerated = SYSTEM_TEXT
+    return Entity(ident, label, tuple(ordered), " ".join(text[s:e] for s, e in ordered)), tolerated
+
+
 def plain_entity(match: re.Match[str], text: str, shift: int) -> Entity | None:
     """The entity of a :data:`PLAIN_T_LINE` match whose note slice is exactly the annotated text, else None
     (the line then takes the general path, which reports the problem or compares whitespace-normalised)."""
@@ -126,17 +167,20 @@ def parse_relation(body: str) -> tuple[str, str, str] | None:
 
 
 def parse_ann(lines: list[str], text: str, path: Path, problems: Problems, keep_notes: bool = True,
-              offset_shift: int = 0) -> ParsedAnn:
+              offset_shift: int = 0, system: list[tuple[int, str]] | None = None) -> ParsedAnn:
     """Parse every line, then resolve references; ``offset_shift`` is subtracted from every offset
-    (1 when a BOM was counted by the annotation tool)."""
-    return resolve_references(parse_lines(lines, text, path, problems, keep_notes, offset_shift), lines, path,
-                              problems)
+    (1 when a BOM was counted by the annotation tool). ``system``: the file is a system's predictions;
+    T lines are read as the official scorer reads them (:func:`system_text_bound`) and each tolerated
+    line is appended to this list as (line number, what was tolerated)."""
+    return resolve_references(parse_lines(lines, text, path, problems, keep_notes, offset_shift, system), lines,
+                              path, problems)
 
 
 def parse_lines(lines: list[str], text: str, path: Path, problems: Problems, keep_notes: bool = True,
-                offset_shift: int = 0) -> RawAnn:
+                offset_shift: int = 0, system: list[tuple[int, str]] | None = None) -> RawAnn:
     """Each line on its own: entities complete, everything that refers to ids still unresolved. The two
-    common line shapes (:data:`PLAIN_T_LINE`, :data:`PLAIN_R_LINE`) are handled first, in one regex match."""
+    common line shapes (:data:`PLAIN_T_LINE`, :data:`PLAIN_R_LINE`) are handled first, in one regex match.
+    ``system``: as in :func:`parse_ann`."""
     out = RawAnn()
     seen: set[str] = set()
     entities, raw_relations, raw_events = out.entities, out.relations, out.events
@@ -166,20 +210,28 @@ def parse_lines(lines: list[str], text: str, path: Path, problems: Problems, kee
         column = fields[2] if len(fields) > 2 else None
 
         if kind in "TREAMN" and ident in seen:
-            add_problem(path, lineno, f"duplicate annotation id {ident}", line)
+            add_problem(path, lineno, f"duplicate annotation id {ident}")
             continue
         if kind == "T":
+            if system is not None and len(fields) > 1:
+                read = system_text_bound(ident, body, column, text, offset_shift)
+                if not isinstance(read, str):
+                    if read[1]:
+                        system.append((lineno, read[1]))
+                    seen.add(ident)
+                    entities.append(read[0])
+                    continue
             entity = (parse_text_bound(ident, body, column, text, offset_shift) if len(fields) > 1 else
                       "malformed text-bound annotation (expected ID<TAB>Label START END<TAB>text)")
             if isinstance(entity, str):
-                add_problem(path, lineno, entity, line)
+                add_problem(path, lineno, entity, "" if entity.startswith("malformed") else line)
                 continue
             seen.add(ident)
             entities.append(entity)
         elif kind == "R":
             relation = parse_relation(body)
             if relation is None:
-                add_problem(path, lineno, "malformed relation (expected ID<TAB>Label Arg1:ID Arg2:ID)", line)
+                add_problem(path, lineno, "malformed relation (expected ID<TAB>Label Arg1:ID Arg2:ID)")
                 continue
             seen.add(ident)
             raw_relations.append((lineno, ident, *relation))
@@ -188,27 +240,27 @@ def parse_lines(lines: list[str], text: str, path: Path, problems: Problems, kee
             head = _split_role(parts[0]) if parts else None
             args = [_split_role(p) for p in parts[1:]]
             if head is None or any(a is None for a in args):
-                add_problem(path, lineno, "malformed event (expected ID<TAB>Label:TRIGGER [Role:ID ...])", line)
+                add_problem(path, lineno, "malformed event (expected ID<TAB>Label:TRIGGER [Role:ID ...])")
                 continue
             seen.add(ident)
             raw_events.append((lineno, ident, head[0], head[1], args))  # type: ignore[arg-type]
         elif kind in "AM":
             parts = body.split()
             if len(parts) not in (2, 3):
-                add_problem(path, lineno, "malformed attribute (expected ID<TAB>Name TARGET [VALUE])", line)
+                add_problem(path, lineno, "malformed attribute (expected ID<TAB>Name TARGET [VALUE])")
                 continue
             seen.add(ident)
             raw_attrs.append((lineno, parts[1], parts[0], parts[2] if len(parts) == 3 else "true"))
         elif kind == "*":
             parts = body.split()
             if len(parts) < 2:
-                add_problem(path, lineno, "malformed equivalence (expected *<TAB>Equiv ID ID ...)", line)
+                add_problem(path, lineno, "malformed equivalence (expected *<TAB>Equiv ID ID ...)")
                 continue
             raw_refs.append(("equiv", lineno, {"label": parts[0], "ids": parts[1:]}, parts[1:]))
         elif kind == "N":
             parts = body.split()
             if len(parts) != 3:
-                add_problem(path, lineno, "malformed normalization (expected ID<TAB>Type TARGET DB:ID<TAB>text)", line)
+                add_problem(path, lineno, "malformed normalization (expected ID<TAB>Type TARGET DB:ID<TAB>text)")
                 continue
             seen.add(ident)
             item = {"id": ident, "label": parts[0], "target": parts[1], "ref": parts[2], "text": column or ""}
@@ -216,13 +268,13 @@ def parse_lines(lines: list[str], text: str, path: Path, problems: Problems, kee
         elif kind == "#":
             parts = body.split()
             if len(parts) != 2:
-                add_problem(path, lineno, "malformed note (expected #ID<TAB>Type TARGET<TAB>text)", line)
+                add_problem(path, lineno, "malformed note (expected #ID<TAB>Type TARGET<TAB>text)")
                 continue
             if keep_notes:
                 item = {"id": ident, "label": parts[0], "target": parts[1], "text": column or ""}
                 raw_refs.append(("notes", lineno, item, [parts[1]]))
         else:
-            add_problem(path, lineno, "unknown annotation line type (expected T, R, E, A, M, N, * or #)", line)
+            add_problem(path, lineno, "unknown annotation line type (expected T, R, E, A, M, N, * or #)")
     return out
 
 

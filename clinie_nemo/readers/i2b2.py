@@ -8,7 +8,8 @@ tried. The lowercased mention ``c="..."`` is checked case-insensitively against 
 Concepts become entities ``T1..`` labelled problem/test/treatment; an ``.ast`` line adds the attribute
 ``assertion`` to the matching ``.con`` problem (merged, never duplicated); ``.rel`` lines become relations
 ``R1..`` with head = first concept (the treatment/test). Document id = ``.txt`` path relative to the
-folder, without extension. Options: ``dataset``, ``split``, ``skip_invalid`` (see :mod:`._common`).
+folder, without extension. A folder with no ``.con`` file at all, or a record without one, is an error
+(not an empty document). Options: ``dataset``, ``split``, ``skip_invalid`` (see :mod:`._common`).
 """
 
 from __future__ import annotations
@@ -103,6 +104,9 @@ def read_record(txt: Path, index: FileIndex, doc_id: str, problems: Problems, da
             entities.append(Entity(f"T{len(entities) + 1}", label, (where,), text[where[0]:where[1]]))
         return by_span[key]
 
+    if index.partner(txt, ".con") is None:
+        problems.add(txt, None, f"no .con concept file for record {doc_id}")
+        return None
     for suffix, pattern in ((".con", CON_LINE), (".ast", AST_LINE)):
         ann = index.partner(txt, suffix)
         for lineno, line in enumerate(read_annotation_lines(ann) if ann else [], 1):
@@ -110,7 +114,8 @@ def read_record(txt: Path, index: FileIndex, doc_id: str, problems: Problems, da
                 continue
             m = pattern.match(line.strip())
             if not m:
-                problems.add(ann, lineno, f"malformed {suffix} line", line)  # type: ignore[arg-type]
+                expected = 'c="..." L:T L:T||t="..."' + ('||a="..."' if suffix == ".ast" else "")
+                problems.add(ann, lineno, f"malformed {suffix} line (expected {expected})")  # type: ignore[arg-type]
                 continue
             pos = concept(ann, lineno, line, m, m["type"])  # type: ignore[arg-type]
             if pos is not None and suffix == ".ast":
@@ -125,7 +130,7 @@ def read_record(txt: Path, index: FileIndex, doc_id: str, problems: Problems, da
             continue
         m = REL_LINE.match(line.strip())
         if not m:
-            problems.add(rel, lineno, "malformed .rel line", line)  # type: ignore[arg-type]
+            problems.add(rel, lineno, 'malformed .rel line (expected c="..." L:T L:T||r="..."||c="..." L:T L:T)')  # type: ignore[arg-type]
             continue
         ends = []
         for p in ("a", "b"):
@@ -154,6 +159,11 @@ def read(path: str | Path, dataset: str = "", split: str = "",
     txts = index.all(".txt") if root.is_dir() else [root]
     if not txts:
         raise InputError(Problem(str(root), None, "no .txt records found under this folder"))
+    if not index.all(".con"):
+        where = root if root.is_dir() else root.parent
+        raise InputError(Problem(str(where), None, "no .con concept files found under this folder (the 2010 "
+                                 "release keeps them in a concept/ folder beside txt/: give the folder holding "
+                                 "both)"))
     problems = Problems(skip_invalid)
     docs = (read_record(t, index, relative_id(t, root, ".txt"), problems, dataset, split) for t in txts)
     return stream(docs, problems)

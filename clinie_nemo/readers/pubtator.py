@@ -9,7 +9,8 @@ A document is a block of lines separated by blank lines::
 
 Text = title + "\\n" + abstract; offsets are 0-based, end exclusive, over that text. Mentions become
 entities ``T1..`` with the concept id in attribute ``concept_id`` (extra columns such as system scores are
-tolerated and ignored). Relation lines are document-level, between concept ids, so they are kept as lists
+tolerated and ignored). Problems quote a mention line, never a text line or a line that did not parse
+(it may be note text). Relation lines are document-level, between concept ids, so they are kept as lists
 of their fields (PMID removed) in ``metadata["relations"]``. ``path`` is a file or a folder of
 ``.txt``/``.pubtator`` files. Options: ``dataset``, ``split``, ``skip_invalid`` (see :mod:`._common`).
 """
@@ -22,7 +23,7 @@ from pathlib import Path
 
 from clinie_nemo.document import Document, Entity
 from clinie_nemo.errors import InputError, Problem
-from clinie_nemo.readers._common import FileIndex, Problems, SkipOption, same_text, stream
+from clinie_nemo.readers._common import FileIndex, Problems, SkipOption, same_text, shown_id, stream
 
 TEXT_LINE = re.compile(r"^([^\t|]+)\|([ta])\|(.*)$", re.DOTALL)
 SUFFIXES = (".pubtator", ".PubTator", ".txt")
@@ -62,15 +63,18 @@ def parse_block(block: list[tuple[int, str]], path: Path, problems: Problems, da
             elif len(fields) >= 4 and not fields[1].strip().isdigit():
                 relations.append([f.strip() for f in fields[1:]])
             else:
-                problems.add(path, lineno, "malformed line (expected a |t|/|a| line, a mention "
-                             "PMID<TAB>start<TAB>end<TAB>text<TAB>type or a relation PMID<TAB>type<TAB>id<TAB>id)", line)
+                # never quoted: a line that is not PubTator may be note text
+                problems.add(path, lineno, f"malformed line ({len(fields)} tab-separated fields; expected a "
+                             "PMID|t|title or PMID|a|abstract line, a mention PMID<TAB>start<TAB>end<TAB>text<TAB>"
+                             "type or a relation PMID<TAB>type<TAB>id<TAB>id)")
                 continue
         if pmid and doc_id.strip() != pmid:
-            problems.add(path, lineno, f"document id {doc_id.strip()!r} inside the block of {pmid!r} "
-                         "(missing blank line?)", line)
+            problems.add(path, lineno, f"document id {shown_id(doc_id)} inside the block of {shown_id(pmid)} "
+                         "(missing blank line?)")
         pmid = pmid or doc_id.strip()
     if title is None:
-        problems.add(path, block[0][0], f"document {pmid}: no title line (PMID|t|...)", block[0][1])
+        problems.add(path, block[0][0], f"document {shown_id(pmid)} (block starting at this line): no title line "
+                     "(PMID|t|...)")
         return None
     text = title if abstract is None else title + "\n" + abstract
     entities: list[Entity] = []

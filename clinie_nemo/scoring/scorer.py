@@ -43,10 +43,12 @@ def kinds_of(rules: RuleSet) -> tuple[str, ...]:
 
 def document_relations(doc: Document, labels: Collection[str] | None) -> Counter[tuple[str, ...]]:
     """PubTator/BioC document-level relations (``metadata["relations"]``: [label, id1, id2, extra...]),
-    compared as (label, id1, id2) with no span; extra columns such as system scores are ignored."""
+    compared as (label, id1, id2) with no span; extra columns such as system scores are ignored.
+    A set (each count 1): a relation listed twice counts once on either side, as in the BioCreative V
+    CDR evaluation kit, which collects each document's CID pairs into a set before counting."""
     rows = doc.metadata.get("relations") or ()
-    return Counter(tuple(str(x) for x in r[:3]) for r in rows
-                   if isinstance(r, (list, tuple)) and len(r) >= 3 and (labels is None or r[0] in labels))
+    return Counter({tuple(str(x) for x in r[:3]) for r in rows
+                    if isinstance(r, (list, tuple)) and len(r) >= 3 and (labels is None or r[0] in labels)})
 
 
 def empty_like(doc: Document) -> Document:
