@@ -49,30 +49,6 @@ def read_documents(path: str, fmt: str) -> list:
     return list(READERS[fmt].read(path))
 
 
-def read_brat_system(pred_dir: str, gold_dir: str) -> list:
-    """A system's brat folder, which like the official scorers' input may hold only ``.ann`` files: a
-    missing ``.txt`` is taken from the gold folder (same relative name). A system file with no note on
-    either side becomes an empty document, so the document-set policy of the rules decides about it."""
-    from pathlib import Path
-
-    from clinie_nemo.document import Document
-    from clinie_nemo.readers._common import Problems, stream
-    from clinie_nemo.readers.brat import find_pairs, read_pair
-
-    gold_txt = {doc_id: txt for _, txt, doc_id in find_pairs(Path(gold_dir)) if txt is not None}
-    problems = Problems()
-    tolerated: list[tuple[Path, int, str]] = []
-
-    def docs():
-        for ann, txt, doc_id in find_pairs(Path(pred_dir)):
-            txt = txt or gold_txt.get(doc_id)
-            yield read_pair(ann, txt, doc_id, problems, system=tolerated) if txt is not None else Document(doc_id, "")
-
-    out = list(stream(docs(), problems))
-    warn_tolerated(pred_dir, tolerated)
-    return out
-
-
 def warn_tolerated(pred_dir: str, tolerated: list, show: int = 5) -> None:
     """One warning counting the system annotations read as the official scorer reads them (text column
     ignored, zero-length span kept): counts per kind and the first few file:line, never note text."""
@@ -94,7 +70,7 @@ def _aligned(gold: list, pred_path: str, args: argparse.Namespace, rules):
     from clinie_nemo.progress import say
     from clinie_nemo.scoring.docsets import align_documents
 
-    pred = read_brat_system(pred_path, args.gold) if args.format == "brat" else read_documents(pred_path, args.format)
+    pred = read_documents(pred_path, args.format)
     alignment = align_documents(gold, pred, rules, args.gold, pred_path)
     for note in alignment.notes(rules.documents):
         say(f"{pred_path}: {note}")
@@ -130,6 +106,7 @@ def _score_brat(args: argparse.Namespace, labels: set[str] | None):
     for path, run in zip((args.pred, args.compare), runs):
         for note in run.alignment.notes(rules.documents):
             say(f"{path}: {note}")
+        warn_tolerated(path, run.tolerated)
     scores = [run.scores for run in runs]
     if len(scores) == 2:
         common = {d.doc_id for d in scores[0].documents} & {d.doc_id for d in scores[1].documents}

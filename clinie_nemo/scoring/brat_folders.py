@@ -5,8 +5,9 @@ Each ``.ann`` file is read with two whole-file regular expressions (plain ``T`` 
 into matchable items (:mod:`clinie_nemo.scoring.matching`), checked against its note exactly as the brat
 reader checks them (offsets inside the note, the text column equal to the note's slice, ids unique,
 relation arguments present). Any file with another kind of line, or a line that fails a check, takes the
-named fallback: the full brat reader (:func:`clinie_nemo.readers.brat.read_pair`), so events, attributes,
-BOMs, CRLF files and every problem message behave exactly as when the folders are read as documents. The
+named fallback: the full brat reader (:func:`clinie_nemo.readers.brat.read_pair`; for the system folder
+with ``system=``: text column ignored, zero-length spans kept, as the official n2c2 script reads them), so
+events, attributes, BOMs and every problem message behave exactly as when the folders are read as documents. The
 counts are identical either way (``tests/test_score_brat_folders.py`` checks both paths on the same files).
 
 Documents are scored as they are read and only their counts are kept, so memory does not grow with the
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,7 @@ class FolderScores:
     alignment: Alignment
     fast: int = 0  # documents scored from the plain lines
     fallback: int = 0  # documents that took the full reader
+    tolerated: list[tuple[Path, int, str]] = field(default_factory=list)  # see readers/brat.py read_pair(system=)
 
 
 def _fragments(first: tuple[int, int], more: str) -> tuple[tuple[int, int], ...] | None:
@@ -204,6 +206,7 @@ def score_brat_folders(gold_dir: str | Path, pred_dir: str | Path, rules: RuleSe
     wanted = [k for k in kinds_of(rules) if kinds is None or k in kinds]
     gold_problems, pred_problems = Problems(), Problems()
     notes, system_notes = _Notes(), _Notes()
+    tolerated: list[tuple[Path, int, str]] = []  # system lines read as the official scorer reads them
     docs: list[DocumentScore] = []
     fast = fallback = 0
     flat = rules.multiple_matches == N2C2
@@ -231,7 +234,8 @@ def score_brat_folders(gold_dir: str | Path, pred_dir: str | Path, rules: RuleSe
                 continue
             fallback += 1
             gold_doc = read_pair(g.ann, g.txt, g.id, gold_problems)
-            pred_doc = read_pair(p.ann, p_txt, p.id, pred_problems) if p is not None and p_txt is not None else None
+            pred_doc = (read_pair(p.ann, p_txt, p.id, pred_problems, system=tolerated)
+                        if p is not None and p_txt is not None else None)
             gold_problems.take()
             pred_problems.take()
             if gold_doc is None:
@@ -243,7 +247,7 @@ def score_brat_folders(gold_dir: str | Path, pred_dir: str | Path, rules: RuleSe
                                        labels, wanted))
     gold_problems.finish()
     pred_problems.finish()
-    return FolderScores(Scores(docs, rules, tuple(wanted)), alignment, fast, fallback)
+    return FolderScores(Scores(docs, rules, tuple(wanted)), alignment, fast, fallback, tolerated)
 
 
 def add_n2c2_counts(score: DocumentScore, gold_ann: PlainAnn, gold: dict[str, list[Any]],
