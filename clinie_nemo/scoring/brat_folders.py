@@ -26,7 +26,7 @@ from clinie_nemo.readers._common import Problems, read_note
 from clinie_nemo.readers.brat import find_pairs, read_pair
 from clinie_nemo.scoring.docsets import Alignment, align_documents
 from clinie_nemo.scoring.items import entity_items, relation_items
-from clinie_nemo.scoring.n2c2 import crowded_groups, n2c2_counts
+from clinie_nemo.scoring.n2c2 import isolated_keys, n2c2_counts
 from clinie_nemo.scoring.rules import N2C2, RuleSet
 from clinie_nemo.scoring.scorer import (
     MODES,
@@ -252,21 +252,23 @@ def score_brat_folders(gold_dir: str | Path, pred_dir: str | Path, rules: RuleSe
 
 def add_n2c2_counts(score: DocumentScore, gold_ann: PlainAnn, gold: dict[str, list[Any]],
                     pred: dict[str, list[Any]]) -> None:
-    """scoring/n2c2.py's counts of each kind. The gold relations' arguments are gold entities, so a relation
-    group is crowded only when its head or tail label is crowded among the gold entities."""
-    crowded_labels = {group[0] for group in crowded_groups(gold_ann.entities.values(), 1)}
+    """scoring/n2c2.py's counts of each kind. A gold relation's arguments are gold entities of this file:
+    when both are isolated entities, the relation is an isolated key of its group too."""
+    entities = isolated_keys(set(gold_ann.entities.values()), 1)
     for kind, g in gold.items():
         p = pred.get(kind, [])
         if not g and not p:
             continue
         width = 3 if kind == "relations" else 1
         if kind == "entities":
-            crowded: set[Any] | None = {(label,) for label in crowded_labels}
+            isolated: set[Any] | None = entities
+        elif kind == "relations":
+            isolated = {k for k in g if (k[1], k[3], k[4]) in entities and (k[2], k[5], k[6]) in entities}
         else:  # an untyped group may mix argument labels: computed in n2c2_counts
-            crowded = set() if kind == "relations" and not crowded_labels else None
-        for mode, rows in zip(MODES, n2c2_counts(g, p, width, crowded)):
-                for label, row in rows.items():
-                    score.counts[(kind, mode, label)] = row
+            isolated = None
+        for mode, rows in zip(MODES, n2c2_counts(g, p, width, isolated)):
+            for label, row in rows.items():
+                score.counts[(kind, mode, label)] = row
 
 
 def _empty(doc: Any) -> Any:

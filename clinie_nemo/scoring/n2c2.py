@@ -10,9 +10,9 @@ The rule: predictions are taken in file order; one that matches a gold annotatio
 earlier prediction is dropped (neither TP nor FP); TP = the others that match, FP = those that match
 nothing, FN = gold - TP. Strict counts are set arithmetic (a prediction matches exactly its own key).
 Lenient: gold annotations with identical keys overlap the same predictions, so they are matched as one
-unit; in a group (same labels) whose distinct gold spans are pairwise disjoint at every argument
-position, a prediction with a gold key overlaps exactly that key (every other gold span at that position
-is disjoint from it); only the other predictions search the gold keys, sorted by (group, first start).
+unit; a prediction equal to an *isolated* gold key (at every argument position its span overlaps no other
+distinct gold span of the group) overlaps exactly that key; only the other predictions search the gold
+keys, sorted by (group, first start).
 """
 
 from __future__ import annotations
@@ -29,18 +29,34 @@ Rows = dict[str, list[int]]
 _label = itemgetter(0)
 
 
-def crowded_groups(distinct: Iterable[Key], width: int) -> set[Key]:
-    """Groups whose distinct gold spans overlap at some argument position (the shortcut is off there)."""
-    keys = sorted(distinct)  # by group, then the first argument's span
-    if not keys:
-        return set()
+def crowded_segments(segments: Iterable[Key]) -> set[Key]:
+    """The distinct ``(*group, start, end)`` segments that overlap another one of their group."""
+    ordered = sorted(set(segments))
     crowded: set[Key] = set()
-    for pos in range(width, len(keys[0]), 2):
-        ordered = keys if pos == width else sorted(keys, key=lambda k: (k[:width], k[pos], k[pos + 1]))  # noqa: B023
-        for a, b in zip(ordered, ordered[1:]):
-            if a[pos + 1] > b[pos] and a[:width] == b[:width] and a[pos:pos + 2] != b[pos:pos + 2]:
-                crowded.add(a[:width])
+    reach: Key | None = None  # the segment with the furthest end so far in this group
+    for i, seg in enumerate(ordered):
+        if reach is not None and reach[:-2] == seg[:-2] and reach[-1] > seg[-2]:
+            crowded.add(seg)
+            crowded.add(reach)
+        nxt = ordered[i + 1] if i + 1 < len(ordered) else None
+        if nxt is not None and nxt[:-2] == seg[:-2] and nxt[-2] < seg[-1]:
+            crowded.add(seg)
+        if reach is None or reach[:-2] != seg[:-2] or seg[-1] > reach[-1]:
+            reach = seg
     return crowded
+
+
+def isolated_keys(distinct: set[Key], width: int) -> set[Key]:
+    """Gold keys whose span at every argument position overlaps no other distinct span of their group
+    there: a prediction equal to such a key overlaps that key and no other gold key."""
+    if not distinct:
+        return set()
+    n = len(next(iter(distinct)))
+    if n == width + 2:
+        return distinct - crowded_segments(distinct)
+    crowded = [crowded_segments((*k[:width], k[pos], k[pos + 1]) for k in distinct) for pos in range(width, n, 2)]
+    return {k for k in distinct
+            if not any((*k[:width], k[pos], k[pos + 1]) in c for pos, c in zip(range(width, n, 2), crowded))}
 
 
 class GoldIndex:
@@ -60,26 +76,29 @@ class GoldIndex:
         hi = bisect_left(keys, (*group, end), lo)
         if len(p) == w + 2:
             return [g for g in keys[lo:hi] if start < g[w + 1]]
+        if len(p) == w + 4:  # a relation: head (bisected) and tail
+            tail_start, tail_end = p[w + 2], p[w + 3]
+            return [g for g in keys[lo:hi] if start < g[w + 1] and g[w + 2] < tail_end and tail_start < g[w + 3]]
         return [g for g in keys[lo:hi] if start < g[w + 1]
                 and all(g[i] < p[i + 1] and p[i] < g[i + 1] for i in range(w + 2, len(p), 2))]
 
 
 def n2c2_counts(gold: list[Key], pred: list[Key], width: int,
-                crowded: set[Key] | None = None) -> tuple[Rows, Rows]:
+                isolated: set[Key] | None = None) -> tuple[Rows, Rows]:
     """Strict and lenient ``{label: [tp, fp, fn]}`` for one document; every label seen on either side.
-    ``crowded``: the result of :func:`crowded_groups` when the caller knows it (else computed here)."""
+    ``isolated``: :func:`isolated_keys` of the gold keys when the caller knows it (else computed here)."""
     distinct = set(gold)
     n_gold = Counter(map(_label, gold))
     strict_tp = Counter(map(_label, distinct.intersection(pred)))
     strict_fp = Counter(map(_label, filterfalse(distinct.__contains__, pred)))
-    if crowded is None:
-        crowded = crowded_groups(distinct, width)
+    if isolated is None:
+        isolated = isolated_keys(distinct, width)
     lenient_tp: dict[str, int] = {}
     lenient_fp: dict[str, int] = {}
     index: GoldIndex | None = None
     matched: set[Key] = set()
     for p in pred:
-        if p in distinct and (not crowded or p[:width] not in crowded):
+        if p in isolated:
             n = len(matched)
             matched.add(p)
             if len(matched) > n:
