@@ -114,7 +114,7 @@ def val_check_interval(spec: RunSpec) -> int:
     Lightning 2.4.0 src/lightning/pytorch/loops/fit_loop.py:276-283 raises ValueError when an int
     val_check_interval exceeds the batches of the epoch *and* check_val_every_n_epoch is not None; after a
     resume NeMo's epoch holds only the batches left, so we clamp to max_steps and also pass
-    trainer.check_val_every_n_epoch=null (validate by total training batches)."""
+    ++trainer.check_val_every_n_epoch=null (validate by total training batches)."""
     t = spec.train
     if t.max_steps is None:
         raise ConfigError("engine nemo needs train.max_steps (NeMo's SFT model sizes its dataset from "
@@ -139,7 +139,9 @@ def train_overrides(spec: RunSpec, data_dir: str | Path, run_dir: str | Path) ->
         "trainer.max_steps": t.max_steps if t.max_steps is not None else -1,
         "trainer.max_epochs": t.max_epochs if t.max_epochs is not None else 9999,
         "trainer.val_check_interval": val_check_interval(spec),
-        "trainer.check_val_every_n_epoch": None,
+        # not in megatron_gpt_finetuning_config.yaml's trainer section: "++" adds it (Hydra's struct config
+        # refuses a plain override of a missing key)
+        "++trainer.check_val_every_n_epoch": None,
         "trainer.gradient_clip_val": t.optim.clip_grad,
         "exp_manager.explicit_log_dir": str(run),  # -> <run>/checkpoints/
         "exp_manager.checkpoint_callback_params.save_top_k": t.checkpoint.keep_last,
