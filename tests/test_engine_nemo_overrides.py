@@ -15,7 +15,7 @@ from clinie_nemo.errors import ConfigError
 
 DATA, RUN = "/data/records", "/runs/r"
 SLURM_VARS = ("WORLD_SIZE", "SLURM_JOB_ID", "SLURM_NNODES", "SLURM_JOB_NUM_NODES", "SLURM_GPUS_ON_NODE",
-              "CUDA_VISIBLE_DEVICES", "MASTER_PORT")
+              "SLURM_NTASKS_PER_NODE", "CUDA_VISIBLE_DEVICES", "MASTER_PORT")
 
 
 @pytest.fixture(autouse=True)
@@ -73,6 +73,10 @@ def test_generate_inside_a_launch_counts_the_steps_tasks(monkeypatch):
     args = _args(nemo.generate_command(spec, RUN, "/d/t.jsonl", "/p", load_generate_config("greedy")))
     assert (args["trainer.devices"], args["trainer.num_nodes"]) == ("4", "2")
     assert args["model.data.test_ds.global_batch_size"] == str(16 * 4)
+    monkeypatch.setenv("SLURM_NTASKS_PER_NODE", "2(x2)")  # what Lightning compares trainer.devices with
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    args = _args(nemo.generate_command(spec, RUN, "/d/t.jsonl", "/p", load_generate_config("greedy")))
+    assert (args["trainer.devices"], args["trainer.num_nodes"]) == ("2", "2")
 
 
 def test_generate_refuses_an_allocation_that_cannot_hold_the_model(monkeypatch):

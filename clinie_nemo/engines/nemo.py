@@ -188,9 +188,10 @@ def train_command(spec: RunSpec, data_dir: str | Path, run_dir: str | Path) -> l
 def generation_allocation(tensor: int, pipeline: int, env: Mapping[str, str] | None = None) -> tuple[int, int]:
     """(nodes, GPUs per node) of the job generation runs in, not of the training run.
 
-    Lightning's SLURMEnvironment rejects trainer.devices x num_nodes that differ from the job's tasks, so the
-    generation job's own allocation counts: inside a launch (one task per GPU, WORLD_SIZE set) WORLD_SIZE over
-    the step's nodes; in a Slurm job SLURM_GPUS_ON_NODE (works for --gres=gpu:N and typed gpu:h100:N) on
+    Lightning's SLURMEnvironment rejects trainer.devices / num_nodes that differ from the step's
+    SLURM_NTASKS_PER_NODE / SLURM_NNODES (Lightning 2.4.0 src/lightning/fabric/plugins/environments/
+    slurm.py:158-172), so the generation job's own allocation counts: inside a launch (one task per GPU,
+    WORLD_SIZE set) SLURM_NTASKS_PER_NODE, else WORLD_SIZE over the step's nodes; in a Slurm job SLURM_GPUS_ON_NODE (works for --gres=gpu:N and typed gpu:h100:N) on
     SLURM_JOB_NUM_NODES; otherwise CUDA_VISIBLE_DEVICES; otherwise one node with tensor x pipeline GPUs
     (the fewest that hold the trained model). The model-parallel layout stays the training run's."""
     env = os.environ if env is None else env
@@ -204,7 +205,8 @@ def generation_allocation(tensor: int, pipeline: int, env: Mapping[str, str] | N
     nodes = number("SLURM_NNODES") or number("SLURM_JOB_NUM_NODES") or 1
     world = number("WORLD_SIZE")
     if world is not None:
-        gpus, source = max(1, world // nodes), f"WORLD_SIZE={world} on {nodes} node(s)"
+        gpus = number("SLURM_NTASKS_PER_NODE") or max(1, world // nodes)  # "8(x2)" reads as 8
+        source = f"WORLD_SIZE={world} on {nodes} node(s)"
     elif number("SLURM_GPUS_ON_NODE") is not None and "SLURM_JOB_ID" in env:
         gpus, source = number("SLURM_GPUS_ON_NODE") or 1, f"SLURM_GPUS_ON_NODE x {nodes} node(s)"
     elif env.get("CUDA_VISIBLE_DEVICES", "").strip():
