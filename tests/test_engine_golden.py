@@ -80,7 +80,8 @@ def test_nemo_command_golden(method, tp, nodes):
 def test_nemo_generate_golden(method):
     spec = _spec("gatortrongpt_20b", method, 8, 1, ["seq_length=2048"])
     gen = load_generate_config("study_sampling")
-    cmd = nemo.generate_command(spec, RUN, "/data/records/test.jsonl", f"{RUN}/generate/preds", gen)
+    cmd = nemo.generate_command(spec, RUN, "/data/records/test.jsonl", f"{RUN}/generate/preds", gen,
+                                allocation=(1, 8))  # the generation job's nodes x GPUs, not the environment's
     args = dict(a.split("=", 1) for a in cmd if "=" in a and not a.startswith("--"))
     assert args["inference.greedy"] == "false" and args["inference.temperature"] == "0.7"
     assert args["inference.top_k"] == "50" and args["inference.top_p"] == "0.9"

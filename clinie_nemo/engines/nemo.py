@@ -1,8 +1,9 @@
 """Engine ``nemo``: the study's NeMo 1.x path (megatron_gpt_finetuning.py / megatron_gpt_generate.py).
 
-Renders the exact launch line (torchrun on one node, srun one task per GPU on several, which PyTorch
-Lightning's SLURMEnvironment picks up) with Hydra overrides from the RunSpec, runs it inside a NeMo
-container (nemo_toolkit 2.2.1-2.5.0; NGC nvcr.io/nvidia/nemo up to ~25.04), and converts NeMo's
+Renders the exact launch line (``torchrun --standalone`` on one node, so torchrun picks a free port; srun
+one task per GPU on several, which PyTorch Lightning's SLURMEnvironment picks up with $MASTER_PORT from the
+environment) with Hydra overrides from the RunSpec, runs it inside a NeMo container whose nemo_toolkit is in
+:data:`NEMO_SUPPORTED` (2.2.1 <= version < 2.5.0, checked before every launch), and converts NeMo's
 ``<prefix>_test_<name>_inputs_preds_labels.jsonl`` into predictions JSONL. It never imports nemo: the
 scripts run as subprocesses. Override keys checked against NVIDIA/NeMo v2.4.0
 (2381f42f6979449b5b99538f8f80135831009b51), examples/nlp/language_modeling/tuning/conf/
@@ -14,8 +15,11 @@ nemo/collections/nlp/models/language_modeling/megatron_gpt_sft_model.py write_pr
 from __future__ import annotations
 
 import os
+import re
 import shlex
+import signal
 import subprocess
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +32,14 @@ from clinie_nemo.progress import say
 NAME = "nemo"
 PRECISION = {"bf16-mixed": "bf16-mixed", "fp16-mixed": "16-mixed", "32": "32"}  # trainer.precision (PTL 2)
 TEST_NAME = "test"  # model.data.test_ds.names=[test] -> <prefix>_test_test_inputs_preds_labels.jsonl
+PYTHON = "python"  # the container's interpreter: runs the NeMo scripts and the version preflight
+PREEMPTED_EXIT_CODE = 124  # stopped by a signal without a final .nemo: slurm/common.sh requeues on 124
+# The NeMo 1.x SFT/PEFT path works in nemo_toolkit 2.2.1 <= v < 2.5.0. NeMo commit b8be20926c ("remove mixins
+# collections", #14281, first in v2.5.0rc0) deleted nemo/collections/nlp/parts/mixins/nlp_adapter_mixins.py;
+# in v2.5.0 megatron_gpt_sft_model.py:85 is `class MegatronGPTSFTModel(MegatronGPTModel)` without
+# NLPAdapterModelMixin, so megatron_gpt_finetuning.py's model.add_adapter()/load_adapters() no longer exist
+# (v2.4.0 megatron_gpt_sft_model.py:78 still mixes it in).
+NEMO_SUPPORTED = ((2, 2, 1), (2, 5, 0))  # [lowest, first unsupported)
 
 
 def hydra_value(v: Any) -> str:
@@ -48,12 +60,17 @@ def hydra_value(v: Any) -> str:
 
 def _launcher(nodes: int, gpus: int) -> list[str]:
     """torchrun / srun, or plain python when this process already is one rank of a launch (the Slurm
-    scripts start one task per GPU with RANK/WORLD_SIZE set): never launch inside a launch."""
+    scripts start one task per GPU with RANK/WORLD_SIZE set): never launch inside a launch.
+
+    No fixed port: one node uses ``torchrun --standalone`` (its own rendezvous on a free port, so two jobs on
+    one node never collide); several nodes use srun, and Lightning's SLURMEnvironment takes $MASTER_PORT from
+    the environment (Lightning 2.4.0 src/lightning/fabric/plugins/environments/slurm.py:93; the sbatch
+    wrapper derives it from the job id, and without it Lightning derives one from SLURM_JOB_ID, :80-85)."""
     if "WORLD_SIZE" in os.environ:
-        return ["python"]
+        return [PYTHON]
     if nodes > 1:  # PTL SLURMEnvironment: one task per GPU
-        return ["srun", f"--nodes={nodes}", f"--ntasks-per-node={gpus}", f"--gpus-per-node={gpus}", "python"]
-    return ["torchrun", "--nnodes=1", f"--nproc-per-node={gpus}"]
+        return ["srun", f"--nodes={nodes}", f"--ntasks-per-node={gpus}", f"--gpus-per-node={gpus}", PYTHON]
+    return ["torchrun", "--standalone", "--nnodes=1", f"--nproc-per-node={gpus}"]
 
 
 def _command(script: NemoScriptConfig, nodes: int, gpus: int, overrides: dict[str, str]) -> list[str]:
@@ -67,20 +84,69 @@ def nemo_file_name(script: NemoScriptConfig) -> str:
     return f"{script.overrides.get('name', 'megatron_gpt_peft_tuning')}.nemo"
 
 
+def concat_sampling_probabilities(weights: Sequence[float]) -> list[float]:
+    """Per-file sampling weights -> probabilities summing to 1 (NeMo's SFT model needs one per train file).
+
+    NeMo v2.4.0 nemo/collections/nlp/models/language_modeling/megatron_gpt_sft_model.py:261-277: _build_dataset
+    raises ValueError in setup() unless model.data.train_ds.concat_sampling_probabilities is a list as long as
+    file_names (the config's default, megatron_gpt_finetuning_config.yaml:159, is null)."""
+    if not weights or any(w < 0 for w in weights) or sum(weights) <= 0:
+        raise ConfigError(f"sampling weights must be >= 0 with a positive sum (got {list(weights)})")
+    total = float(sum(weights))
+    return [w / total for w in weights]
+
+
+def train_files(data_dir: str | Path) -> tuple[list[Path], list[float]]:
+    """The training file(s) and their sampling probabilities.
+
+    A records folder (``clinie-nemo mix`` or ``render``) has one training.jsonl -> ([training.jsonl], [1.0]).
+    The mixture's per-dataset weights are already applied inside that file as record copies
+    (mixture_select.weighted_copies; manifest.json keeps them under config.datasets[].weight), so applying
+    them again as sampling probabilities would count them twice."""
+    files = [Path(data_dir) / "training.jsonl"]
+    return files, concat_sampling_probabilities([1.0] * len(files))
+
+
+def val_check_interval(spec: RunSpec) -> int:
+    """Training steps between validations (NeMo also checkpoints there), never more than max_steps.
+
+    data.validation_interval, or checkpoint.save_interval when validation is off (NeMo needs one to save).
+    Lightning 2.4.0 src/lightning/pytorch/loops/fit_loop.py:276-283 raises ValueError when an int
+    val_check_interval exceeds the batches of the epoch *and* check_val_every_n_epoch is not None; after a
+    resume NeMo's epoch holds only the batches left, so we clamp to max_steps and also pass
+    ++trainer.check_val_every_n_epoch=null (validate by total training batches)."""
+    t = spec.train
+    if t.max_steps is None:
+        raise ConfigError("engine nemo needs train.max_steps (NeMo's SFT model sizes its dataset from "
+                          "trainer.max_steps); set max_steps and max_epochs=null")
+    every = t.data.validation_interval or t.checkpoint.save_interval
+    return max(1, min(every, t.max_steps))
+
+
+def megatron_amp_o2(spec: RunSpec, script: NemoScriptConfig) -> bool:
+    """bf16/fp16 weights (model.megatron_amp_O2, set in nemo_configs/nemo/*.yaml) unless precision is 32."""
+    return spec.train.precision != "32" and script.overrides.get("model.megatron_amp_O2", "false") == "true"
+
+
 def train_overrides(spec: RunSpec, data_dir: str | Path, run_dir: str | Path) -> dict[str, str]:
     t, par, data, run = spec.train, spec.train.parallel, Path(data_dir), Path(run_dir)
     val = data / "validation.jsonl"
+    files, probabilities = train_files(data)
     o: dict[str, Any] = {
         "trainer.devices": par.gpus_per_node,
         "trainer.num_nodes": par.nodes,
         "trainer.precision": PRECISION[t.precision],
         "trainer.max_steps": t.max_steps if t.max_steps is not None else -1,
         "trainer.max_epochs": t.max_epochs if t.max_epochs is not None else 9999,
-        "trainer.val_check_interval": t.checkpoint.save_interval,  # NeMo checkpoints at validation
+        "trainer.val_check_interval": val_check_interval(spec),
+        # not in megatron_gpt_finetuning_config.yaml's trainer section: "++" adds it (Hydra's struct config
+        # refuses a plain override of a missing key)
+        "++trainer.check_val_every_n_epoch": None,
         "trainer.gradient_clip_val": t.optim.clip_grad,
         "exp_manager.explicit_log_dir": str(run),  # -> <run>/checkpoints/
         "exp_manager.checkpoint_callback_params.save_top_k": t.checkpoint.keep_last,
         "model.seed": t.seed,
+        "model.megatron_amp_O2": megatron_amp_o2(spec, load_nemo_script_config("finetune")),
         "model.tensor_model_parallel_size": par.tensor,
         "model.pipeline_model_parallel_size": par.pipeline,
         "model.sequence_parallel": par.sequence_parallel,
@@ -96,10 +162,10 @@ def train_overrides(spec: RunSpec, data_dir: str | Path, run_dir: str | Path) ->
         o["model.peft.lora_tuning.alpha"] = t.lora.alpha
         o["model.peft.lora_tuning.adapter_dropout"] = t.lora.dropout
     # NeMo requires a validation set; without validation.jsonl the training file stands in
-    for split, path in (("train_ds", data / "training.jsonl"),
-                        ("validation_ds", val if val.is_file() else data / "training.jsonl")):
-        o[f"model.data.{split}.file_names"] = [str(path)]
+    for split, paths in (("train_ds", files), ("validation_ds", [val if val.is_file() else files[0]])):
+        o[f"model.data.{split}.file_names"] = [str(p) for p in paths]
         o[f"model.data.{split}.max_seq_length"] = t.seq_length
+    o["model.data.train_ds.concat_sampling_probabilities"] = probabilities
     o["model.data.train_ds.prompt_template"] = t.data.prompt_template
     o["model.data.train_ds.label_key"] = "output"
     o["model.data.train_ds.add_eos"] = t.data.add_eos
@@ -119,22 +185,63 @@ def train_command(spec: RunSpec, data_dir: str | Path, run_dir: str | Path) -> l
                     train_overrides(spec, data_dir, run_dir))
 
 
+def generation_allocation(tensor: int, pipeline: int, env: Mapping[str, str] | None = None) -> tuple[int, int]:
+    """(nodes, GPUs per node) of the job generation runs in, not of the training run.
+
+    Lightning's SLURMEnvironment rejects trainer.devices / num_nodes that differ from the step's
+    SLURM_NTASKS_PER_NODE / SLURM_NNODES (Lightning 2.4.0 src/lightning/fabric/plugins/environments/
+    slurm.py:158-172), so the generation job's own allocation counts: inside a launch (one task per GPU,
+    WORLD_SIZE set) SLURM_NTASKS_PER_NODE, else WORLD_SIZE over the step's nodes; in a Slurm job SLURM_GPUS_ON_NODE (works for --gres=gpu:N and typed gpu:h100:N) on
+    SLURM_JOB_NUM_NODES; otherwise CUDA_VISIBLE_DEVICES; otherwise one node with tensor x pipeline GPUs
+    (the fewest that hold the trained model). The model-parallel layout stays the training run's."""
+    env = os.environ if env is None else env
+    mp = tensor * pipeline
+
+    def number(name: str) -> int | None:
+        text = (env.get(name) or "").strip()
+        m = re.match(r"\d+", text)
+        return int(m.group()) if m and int(m.group()) > 0 else None
+
+    nodes = number("SLURM_NNODES") or number("SLURM_JOB_NUM_NODES") or 1
+    world = number("WORLD_SIZE")
+    if world is not None:
+        gpus = number("SLURM_NTASKS_PER_NODE") or max(1, world // nodes)  # "8(x2)" reads as 8
+        source = f"WORLD_SIZE={world} on {nodes} node(s)"
+    elif number("SLURM_GPUS_ON_NODE") is not None and "SLURM_JOB_ID" in env:
+        gpus, source = number("SLURM_GPUS_ON_NODE") or 1, f"SLURM_GPUS_ON_NODE x {nodes} node(s)"
+    elif env.get("CUDA_VISIBLE_DEVICES", "").strip():
+        nodes, gpus = 1, len([d for d in env["CUDA_VISIBLE_DEVICES"].split(",") if d.strip()])
+        source = "CUDA_VISIBLE_DEVICES"
+    else:
+        nodes, gpus, source = 1, mp, "tensor x pipeline of the training run (no Slurm job found)"
+    if (nodes * gpus) % mp:
+        raise ConfigError(f"engine nemo generate: the job has {nodes} node(s) x {gpus} GPU(s) ({source}), "
+                          f"not a multiple of the trained model's tensor x pipeline = {tensor} x {pipeline}; "
+                          f"request a multiple of {mp} GPUs")
+    return nodes, gpus
+
+
 def generate_command(spec: RunSpec, run_dir: str | Path, records_path: str | Path, out_prefix: str | Path,
-                     gen: GenerateConfig) -> list[str]:
+                     gen: GenerateConfig, allocation: tuple[int, int] | None = None) -> list[str]:
+    """The generation launch line; ``allocation`` = (nodes, GPUs per node), by default the job's own
+    (:func:`generation_allocation`)."""
     t, par, run = spec.train, spec.train.parallel, Path(run_dir)
     script = load_nemo_script_config("generate")
     trained = nemo_file_name(load_nemo_script_config("finetune"))
     lora = t.method == "lora"
+    nodes, gpus = allocation or generation_allocation(par.tensor, par.pipeline)
+    data_parallel = max(1, nodes * gpus // (par.tensor * par.pipeline))
     o: dict[str, Any] = {
-        "trainer.devices": par.gpus_per_node,
-        "trainer.num_nodes": par.nodes,
+        "trainer.devices": gpus,
+        "trainer.num_nodes": nodes,
         "trainer.precision": PRECISION[t.precision],
+        "model.megatron_amp_O2": megatron_amp_o2(spec, script),
         "model.tensor_model_parallel_size": par.tensor,
         "model.pipeline_model_parallel_size": par.pipeline,
         "model.restore_from_path": spec.model.checkpoint if lora else str(run / "model" / trained),
         "model.peft.restore_from_path": str(run / "adapter" / trained) if lora else None,
         "model.data.test_ds.file_names": [str(records_path)],
-        "model.data.test_ds.global_batch_size": gen.batch_size * par.data_parallel_size,
+        "model.data.test_ds.global_batch_size": gen.batch_size * data_parallel,
         "model.data.test_ds.micro_batch_size": gen.batch_size,
         "model.data.test_ds.tokens_to_generate": gen.max_new_tokens,
         "model.data.test_ds.max_seq_length": t.seq_length,
@@ -149,7 +256,7 @@ def generate_command(spec: RunSpec, run_dir: str | Path, records_path: str | Pat
         "inference.top_k": gen.top_k,
         "inference.top_p": gen.top_p,
     }
-    return _command(script, par.nodes, par.gpus_per_node, {k: hydra_value(v) for k, v in o.items()})
+    return _command(script, nodes, gpus, {k: hydra_value(v) for k, v in o.items()})
 
 
 def output_file(out_prefix: str | Path) -> Path:
@@ -184,23 +291,107 @@ def plan(spec: RunSpec, data_dir: str | Path, run_dir: str | Path) -> str:
             + shlex.join(train_command(spec, data_dir, run_dir)) + "\n")
 
 
-def _run(cmd: list[str], log: Path) -> None:
+def version_problem(version: str) -> str | None:
+    """Why this nemo_toolkit version cannot run the NeMo 1.x scripts, or None when it is in the window."""
+    m = re.match(r"(\d+)\.(\d+)\.(\d+)(.*)", version.strip())
+    low, high = NEMO_SUPPORTED
+    window = f"{'.'.join(map(str, low))} <= version < {'.'.join(map(str, high))}"
+    if not m:
+        return f"cannot read nemo_toolkit version {version!r}; the nemo engine needs {window}"
+    numbers, suffix = tuple(int(x) for x in m.groups()[:3]), m.group(4)
+    if numbers < low or (numbers == low and suffix) or numbers >= high:
+        why = (" (2.5.0 removed the NLPAdapterModelMixin that megatron_gpt_finetuning.py calls)"
+               if numbers >= high else "")
+        return (f"nemo_toolkit {version} is outside the supported window {window}{why}; use a NeMo container "
+                "that ships 2.2.1-2.4.x (see README, engine nemo)")
+    return None
+
+
+def check_nemo_version(python: str = PYTHON) -> str:
+    """Preflight in the container: run ``python -c 'import nemo; print(nemo.__version__)'`` and fail fast
+    (ConfigError, exit 2) when NeMo is missing or outside :data:`NEMO_SUPPORTED`. Returns the version."""
+    code = "import nemo, sys; sys.stdout.write(nemo.__version__)"
+    try:
+        res = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=300)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise ConfigError(f"engine nemo: cannot run {python} to check NeMo's version ({e})") from None
+    if res.returncode != 0:
+        last = (res.stderr.strip().splitlines() or ["no output"])[-1][:300]
+        raise ConfigError(f"engine nemo: `import nemo` failed with {python} ({last}); run inside a NeMo "
+                          "container that ships nemo_toolkit 2.2.1-2.4.x")
+    problem = version_problem(res.stdout)
+    if problem:
+        raise ConfigError(f"engine nemo: {problem}")
+    return res.stdout.strip()
+
+
+def _ignore_sigusr1() -> None:  # runs in the child between fork and exec
+    signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+
+
+def _run(cmd: list[str], log: Path) -> bool:
+    """Run NeMo, its output appended to ``log``. Returns True when a stop signal arrived while it ran.
+
+    Preemption: on SIGTERM (Slurm's preemption/time-limit signal) or SIGUSR1 (the wrapper's B:USR1 time
+    signal) this process sends SIGTERM, once, to the NeMo child: NeMo's PreemptionCallback listens on SIGTERM
+    (NeMo v2.4.0 nemo/utils/callbacks/preemption.py:38 sig defaults to SIGTERM; exp_manager.py:1394-1400
+    adds it by default), saves a last checkpoint at the end of the step and exits 0 (:95-99).
+    Lightning's own Slurm auto-requeue (save + `scontrol requeue` on SIGUSR1, a second requeue next to the
+    wrapper's) cannot be switched off by a Hydra override: NeMo builds the Trainer with its own plugins list
+    (v2.4.0 nemo/collections/nlp/parts/megatron_trainer_builder.py:203 `Trainer(plugins=plugins, ...,
+    **cfg.trainer)`), so neither trainer.plugins nor SLURMEnvironment(auto_requeue=False) can be passed.
+    Instead the child starts with SIGUSR1 ignored (SIG_IGN survives exec): Lightning registers its requeue
+    handler only when the signal has none (Lightning 2.4.0 src/lightning/pytorch/trainer/connectors/
+    signal_connector.py:59, _has_already_handler :140-141 counts SIG_IGN), and a SIGUSR1 Slurm delivers to
+    the child directly is ignored. torchrun (one node, outside Slurm) passes SIGTERM on to its workers."""
     log.parent.mkdir(parents=True, exist_ok=True)
     say(f"running NeMo ({cmd[0]}), log: {log}")
-    with log.open("a", encoding="utf-8") as fh:
-        rc = subprocess.call(cmd, stdout=fh, stderr=subprocess.STDOUT)
+    stopped: list[int] = []
+    child: list[subprocess.Popen[bytes]] = []
+
+    def forward(signum: int, _frame: object) -> None:
+        if stopped:
+            return  # one SIGTERM is enough; a second would reach Lightning's handler mid-save
+        stopped.append(signum)
+        if child and child[0].poll() is None:
+            child[0].send_signal(signal.SIGTERM)
+
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGUSR1)}
+    try:
+        with log.open("a", encoding="utf-8") as fh:
+            child.append(subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, preexec_fn=_ignore_sigusr1))
+            if stopped:  # the signal came before the child existed
+                child[0].send_signal(signal.SIGTERM)
+            rc = child[0].wait()
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    if stopped:
+        say(f"stop signal {signal.Signals(stopped[0]).name} forwarded to NeMo as SIGTERM; NeMo exited {rc}")
+        return True
     if rc != 0:
         raise ConfigError(f"NeMo exited with code {rc}; see {log}")
+    return False
+
+
+def _preempted(what: str) -> SystemExit:
+    say(f"stopped by a signal before {what}; exiting {PREEMPTED_EXIT_CODE} so the job is requeued "
+        "(NeMo resumes from its last checkpoint)")
+    return SystemExit(PREEMPTED_EXIT_CODE)
 
 
 def train(spec: RunSpec, data_dir: str | Path, run_dir: str | Path) -> dict[str, Any]:
     run = Path(run_dir)
     rank = os.environ.get("RANK", "0")
-    _run(train_command(spec, data_dir, run), run / "logs" / f"nemo_train.rank{rank}.log")
-    if rank != "0":
-        return {}
+    cmd = train_command(spec, data_dir, run)  # config errors (max_steps, ...) before the preflight
+    check_nemo_version()
     name = nemo_file_name(load_nemo_script_config("finetune"))
     produced = run / "checkpoints" / name
+    stopped = _run(cmd, run / "logs" / f"nemo_train.rank{rank}.log")
+    if stopped and not produced.exists():
+        raise _preempted(f"NeMo wrote its final {name}")
+    if rank != "0":
+        return {}
     if not produced.exists():
         raise ConfigError(f"NeMo finished but {produced} is missing; see {run / 'logs'}/nemo_train.rank0.log")
     dest = run / ("adapter" if spec.train.method == "lora" else "model")
@@ -218,9 +409,12 @@ def generate(run_dir: str | Path, records_path: str | Path, output_path: str | P
     spec = load_spec_file(run / "spec.yaml")
     gen = gen_config or GenerateConfig()
     prefix = run / "generate" / Path(output_path).stem
-    prefix.parent.mkdir(exist_ok=True)
     rank = os.environ.get("RANK", "0")
-    _run(generate_command(spec, run, records_path, prefix, gen), run / "logs" / f"nemo_generate.rank{rank}.log")
+    cmd = generate_command(spec, run, records_path, prefix, gen)
+    check_nemo_version()
+    prefix.parent.mkdir(exist_ok=True)
+    if _run(cmd, run / "logs" / f"nemo_generate.rank{rank}.log"):
+        raise _preempted("generation finished")
     if rank != "0":
         return 0
     n = convert_predictions(output_file(prefix), records_path, output_path, spec.model.name)

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from clinie_nemo.engines.spec import LORA_TARGETS, GenerateConfig, RunSpec
+from clinie_nemo.engines.spec import LORA_TARGETS, GenerateConfig, ModelSpec, RunSpec
 from clinie_nemo.errors import ConfigError
 
 
@@ -126,6 +126,43 @@ def check_run_spec(spec: RunSpec) -> None:
     _raise(run_spec_problems(spec), f"invalid run spec (model {spec.model.name}, method {spec.train.method}):")
 
 
+# Weights alone must leave room for activations, CUDA/NCCL buffers and optimizer state on the GPUs the presets
+# are sized for (80 GB A100/H100): at most 75% of 80 GB = 60 GB of weights per GPU. GatorTronGPT 20B:
+# 44 layers x (4 x 6144^2 attention + 2 x 6144 x 24576 MLP) + 50257 x 6144 embedding + 2048 x 6144 positions
+# = 20.25e9 parameters; in fp32 (4 B) on tensor=pipeline=1 that is 81.0 GB per GPU (does not even fit);
+# bf16 weights (megatron_amp_O2, 2 B) give 40.5 GB, and tensor=2 halves the fp32 figure to 40.5 GB.
+GPU_MEMORY_GB = 80
+WEIGHT_SHARE = 0.75
+
+
+def parameter_count(m: ModelSpec) -> int:
+    """Weights of a GPT/Llama decoder from its architecture facts (biases and norms, <0.1%, left out)."""
+    head_dim = m.hidden_size // max(1, m.num_attention_heads)
+    attention = m.hidden_size * (2 * m.hidden_size + 2 * m.num_kv_heads * head_dim)  # q, o + k, v
+    mlp = (3 if m.architecture == "llama" else 2) * m.hidden_size * m.ffn_hidden_size  # gated SwiGLU: 3
+    embeddings = m.vocab_size * m.hidden_size * (2 if m.architecture == "llama" else 1)  # untied output
+    if m.position_embedding == "learned_absolute":
+        embeddings += m.max_seq_length * m.hidden_size
+    return m.num_layers * (attention + mlp) + embeddings
+
+
+def nemo_weight_problem(spec: RunSpec, bf16_weights: bool) -> str | None:
+    """Weights per GPU over the budget above (NeMo 1.x keeps fp32 weights unless megatron_amp_O2)."""
+    par = spec.train.parallel
+    n = parameter_count(spec.model)
+    per_byte = 2 if bf16_weights else 4
+    gb = n * per_byte / (par.tensor * par.pipeline) / 1e9
+    if gb <= GPU_MEMORY_GB * WEIGHT_SHARE:
+        return None
+    kind = "bf16" if bf16_weights else "fp32"
+    return (f"engine nemo: model {spec.model.name} has {n / 1e9:.1f}B parameters in {kind}: {n / 1e9:.1f}B x "
+            f"{per_byte} B / (tensor {par.tensor} x pipeline {par.pipeline}) = {gb:.1f} GB of weights per GPU, "
+            f"more than {WEIGHT_SHARE:.0%} of an {GPU_MEMORY_GB} GB GPU before activations and optimizer "
+            "state; raise parallel.tensor (or pipeline)"
+            + ("" if bf16_weights else ", or use precision=bf16-mixed (the nemo engine then sets "
+               "model.megatron_amp_O2=true: bf16 weights)"))
+
+
 def engine_problems(spec: RunSpec, engine: str) -> list[str]:
     m, t, par = spec.model, spec.train, spec.train.parallel
     p: list[str] = []
@@ -157,6 +194,18 @@ def engine_problems(spec: RunSpec, engine: str) -> list[str]:
                      "(or --engine bridge)")
         if t.data.chat_template:
             p.append("engine nemo: chat_template=true is not mapped; use prompt_template")
+        if t.max_steps is None:
+            # NeMo v2.4.0 megatron_gpt_sft_model.py:285-288: setup() raises unless trainer.max_steps > 0
+            # (the training set is sized max_steps x global batch); max_epochs alone cannot run
+            p.append("engine nemo needs train.max_steps (NeMo's SFT model sizes its dataset from "
+                     "trainer.max_steps); set max_steps and max_epochs=null")
+        if par.tensor >= 1 and par.pipeline >= 1:
+            from clinie_nemo.engines.nemo import megatron_amp_o2
+            from clinie_nemo.engines.spec_loader import load_nemo_script_config
+
+            problem = nemo_weight_problem(spec, megatron_amp_o2(spec, load_nemo_script_config("finetune")))
+            if problem:
+                p.append(problem)
     elif engine == "local":
         if par.nodes != 1 or par.gpus_per_node != 1 or par.model_parallel_size != 1:
             p.append("engine local runs on one device: needs parallel.nodes=1, gpus_per_node=1, "
