@@ -85,10 +85,29 @@ def test_wheel_ships_the_presets(source: Path, tmp_path: Path) -> None:
     assert got["greedy"] == "GenerateConfig" and got["spec"] == "RunSpec"
 
 
+def dockerfile_context(source: Path, dest: Path) -> Path:
+    """The files the Dockerfile's COPY lines put into its WORKDIR (what `pip install .` there can see)."""
+    for line in (REPO / "Dockerfile").read_text(encoding="utf-8").splitlines():
+        parts = line.split()
+        if not parts or parts[0] != "COPY" or any(p.startswith("--") for p in parts[1:]):
+            continue
+        *srcs, target = parts[1:]
+        for src in srcs:
+            to = dest / target / Path(src).name if target.endswith("/") else dest / target
+            to.parent.mkdir(parents=True, exist_ok=True)
+            if (source / src).is_dir():
+                shutil.copytree(source / src, to, dirs_exist_ok=True)
+            else:
+                shutil.copy2(source / src, to)
+    return dest
+
+
 def test_pip_install_dot_like_the_dockerfile_ships_the_presets(source: Path, tmp_path: Path) -> None:
-    """The Dockerfile runs `pip install --no-deps .` in a copy of the repository (then runs elsewhere)."""
-    target, elsewhere = tmp_path / "site", tmp_path / "cwd"
+    """The Dockerfile COPYs part of the repository and runs `pip install --no-deps .` there (not editable)."""
+    context, target, elsewhere = tmp_path / "opt", tmp_path / "site", tmp_path / "cwd"
     elsewhere.mkdir()
-    pip("install", "--no-deps", "--no-build-isolation", "--target", target, ".", cwd=source)
+    dockerfile_context(source, context)
+    assert (context / "setup.py").is_file() and (context / "nemo_configs" / "models").is_dir()
+    pip("install", "--no-deps", "--no-build-isolation", "--target", target, ".", cwd=context)
     got = check_installed(target, elsewhere)
     assert got["package"].startswith(str(target)) and got["presets"] == expected_presets()
