@@ -144,7 +144,8 @@ cn_launch() {
   if [[ -n "${SLURM_JOB_ID:-}" ]]; then
     # torchrun-free: Slurm starts and signals every rank; each task maps its ids onto torch's env://.
     # shellcheck disable=SC2016  # $SLURM_* expand inside each task
-    # Slurm 22.05 RELEASE_NOTES: srun no longer inherits --cpus-per-task from the job: pass it explicitly
+    # Slurm 22.05 RELEASE_NOTES: "srun will no longer read in SLURM_CPUS_PER_TASK" (sbatch(1): nor inherit
+    # --cpus-per-task from sbatch): pass it explicitly
     launcher=(srun --nodes="${SLURM_JOB_NUM_NODES:-1}" --ntasks-per-node="$tasks_per_node"
       ${SLURM_CPUS_PER_TASK:+--cpus-per-task="$SLURM_CPUS_PER_TASK"} --kill-on-bad-exit=1 "${CN_CONTAINER[@]}" bash -c 'export RANK=$SLURM_PROCID LOCAL_RANK=$SLURM_LOCALID WORLD_SIZE=$SLURM_NTASKS; exec "$@"' rank_env)
   fi

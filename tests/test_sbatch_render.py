@@ -100,7 +100,7 @@ def test_invalid_jobs_are_rejected(kwargs: dict, message: str) -> None:
 
 
 @pytest.mark.parametrize("text, minutes", [
-    ("30", 30), ("0", 0), ("90", 90),  # MM
+    ("30", 30), ("90", 90),  # MM
     ("10:30", 11), ("10:00", 10),  # MM:SS (seconds round up)
     ("04:00:00", 240), ("04:00:01", 241), ("100:00:00", 6000),  # HH:MM:SS
     ("2-0", 2880), ("1-12", 2160),  # D-HH

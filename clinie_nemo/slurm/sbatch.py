@@ -161,7 +161,8 @@ def directives(job: SbatchJob) -> list[tuple[str, str | None]]:
 
 
 def srun_line(job: SbatchJob) -> str:
-    # Slurm 22.05 (RELEASE_NOTES): srun no longer inherits --cpus-per-task from the batch job; pass it
+    # Slurm 22.05 RELEASE_NOTES: "srun will no longer read in SLURM_CPUS_PER_TASK" (nor inherit sbatch's
+    # --cpus-per-task, sbatch(1)): pass it
     parts = ["srun", f"--nodes={job.nodes}", f"--ntasks-per-node={job.ntasks_per_node}",
              f'--cpus-per-task="${{SLURM_CPUS_PER_TASK:-{job.cpus_per_task}}}"', "--kill-on-bad-exit=1"]
     if job.container_image:
