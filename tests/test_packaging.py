@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -47,6 +48,13 @@ def copy_checkout(dest: Path) -> Path:
     return dest
 
 
+def setuptools_can_build_wheels() -> None:
+    """--no-build-isolation builds with this interpreter's setuptools: bdist_wheel is built in since 70.1
+    (the `test` extra asks for it)."""
+    major, minor = (int(x) for x in metadata.version("setuptools").split(".")[:2])
+    assert (major, minor) >= (70, 1), "setuptools >= 70.1 needed: pip install -e '.[test]'"
+
+
 def pip(*args: str | Path, cwd: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "pip", *map(str, args)], cwd=cwd, capture_output=True, text=True,
                           timeout=600)
@@ -68,6 +76,7 @@ def expected_presets() -> dict[str, list[str]]:
 
 @pytest.fixture(scope="module")
 def source(tmp_path_factory) -> Path:
+    setuptools_can_build_wheels()
     return copy_checkout(tmp_path_factory.mktemp("pkg") / "src")
 
 
