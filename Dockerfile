@@ -16,7 +16,7 @@ ARG NEMO_TAG=26.04
 FROM nvcr.io/nvidia/nemo:${NEMO_TAG}
 
 WORKDIR /opt/clinie_nemo
-COPY pyproject.toml README.md requirements.txt ./
+COPY pyproject.toml setup.py README.md requirements.txt ./
 COPY clinie_nemo ./clinie_nemo
 COPY nemo_configs ./nemo_configs
 COPY slurm ./slurm

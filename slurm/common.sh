@@ -3,15 +3,22 @@
 #   cn_require VAR...          fail fast when a required variable is empty
 #   cn_require_path PATH...    fail fast when a file or folder does not exist
 #   cn_header VAR...           log the resolved configuration, versions and node list first
-#   cn_launch TASKS_PER_NODE CMD...  run CMD through srun (pyxis container flags when CONTAINER_IMAGE is
-#                              set; bare metal otherwise), one task per GPU for bridge/nemo; on the
-#                              preemption/time-limit signal forward SIGUSR1 to the step, wait for the
-#                              trainer to checkpoint (exit 124) and `scontrol requeue` the job.
-# Environment read here: CONTAINER_IMAGE, CONTAINER_MOUNTS, PYTHON, MASTER_PORT.
+#   cn_launch TASKS_PER_NODE CMD...  run CMD through srun --cpus-per-task (pyxis container flags when
+#                              CONTAINER_IMAGE is set; bare metal otherwise); on the time-limit signal (USR1)
+#                              or preemption (TERM) forward SIGUSR1 to the step, wait for the trainer to
+#                              checkpoint (exit 124) and `scontrol requeue` the job, at most MAX_REQUEUES
+#                              times (SLURM_RESTART_COUNT); beyond that the job fails with a log line.
+#   cn_gpus_per_node           GPUs on this node: SLURM_GPUS_ON_NODE (--gpus-per-node, --gres=gpu:N, typed
+#                              gpu:h100:8), else CUDA_VISIBLE_DEVICES, else the request, else 1
+#   cn_tasks_per_node ENGINE GPUS [generate]   tasks per node (training: one per GPU for bridge/nemo)
+#   cn_pyxis_image IMAGE       a registry image in enroot 3.x form (nvcr.io/nvidia/x:T -> nvcr.io#nvidia/x:T)
+# Environment read here: CONTAINER_IMAGE, CONTAINER_MOUNTS, PYTHON, MASTER_PORT (default: from the job id),
+# MAX_REQUEUES (default 3).
 # shellcheck shell=bash
 
 PYTHON="${PYTHON:-python3}"
 CN_REQUEUE_EXIT=124   # the trainer checkpointed on a stop signal and wants to be requeued
+MAX_REQUEUES="${MAX_REQUEUES:-3}"   # requeues allowed (SLURM_RESTART_COUNT) before the job fails instead
 
 cn_log() { echo "[clinie-nemo $(date -u +%FT%TZ)] $*"; }
 cn_die() { echo "[clinie-nemo] error: $*" >&2; exit 2; }
@@ -27,10 +34,38 @@ cn_require_path() {
   for p in "$@"; do [[ -e "$p" ]] || cn_die "not found: $p"; done
 }
 
+# enroot 3.x reads docker://[USER@][REGISTRY#]IMAGE[:TAG]; without '#' the registry is Docker Hub
+# (enroot src/docker.sh docker::import image-reference regex, docker::_download registry default
+# registry-1.docker.io; pyxis README --container-image=[USER@][REGISTRY#]IMAGE[:TAG]|PATH). Same rule as
+# clinie_nemo.slurm.sbatch.pyxis_image: squashfs paths, Docker Hub names and REGISTRY#IMAGE stay as given.
+cn_pyxis_image() {
+  local image=$1 user="" rest host path
+  case "$image" in
+    "" | *[[:space:]]*) cn_die "CONTAINER_IMAGE '$image' is empty or contains whitespace" ;;
+    *://*) cn_die "CONTAINER_IMAGE '$image': give it without a scheme ([USER@][REGISTRY#]IMAGE[:TAG], e.g. nvcr.io#nvidia/nemo:26.04) or a .sqsh path" ;;
+    /* | ./* | ../* | "~"* | *.sqsh | *.squashfs | *.sqfs) echo "$image"; return 0 ;;
+  esac
+  rest=$image
+  if [[ "$image" == *@* && "${image%%@*}" != */* ]]; then user="${image%%@*}@"; rest="${image#*@}"; fi
+  host="${rest%%/*}"
+  path="${rest#*/}"
+  if [[ "$rest" != *"#"* && "$rest" == */* && ( "$host" == *.* || "$host" == *:* || "$host" == localhost ) ]]; then
+    echo "$user$host#$path"
+  else
+    echo "$image"
+  fi
+}
+
 # the pyxis flags for a step ("" on bare metal)
 cn_container_flags() {
   CN_CONTAINER=()
   if [[ -n "${CONTAINER_IMAGE:-}" ]]; then
+    local image
+    image="$(cn_pyxis_image "$CONTAINER_IMAGE")" || exit 2
+    if [[ "$image" != "$CONTAINER_IMAGE" ]]; then
+      cn_log "CONTAINER_IMAGE $CONTAINER_IMAGE -> $image (enroot 3.x syntax REGISTRY#IMAGE[:TAG])"
+      CONTAINER_IMAGE=$image
+    fi
     CN_CONTAINER=(--container-image="$CONTAINER_IMAGE" --container-workdir="$PWD")
     [[ -n "${CONTAINER_MOUNTS:-}" ]] && CN_CONTAINER+=(--container-mounts="$CONTAINER_MOUNTS")
   fi
@@ -41,6 +76,10 @@ cn_header() {
   local var
   MASTER_ADDR="$(scontrol show hostnames "${SLURM_JOB_NODELIST:-localhost}" 2>/dev/null | head -n1)"
   MASTER_ADDR="${MASTER_ADDR:-localhost}"
+  # a port per job: two jobs sharing a node must not both bind 29500; MASTER_PORT overrides it
+  if [[ -n "${SLURM_JOB_ID:-}" ]]; then
+    MASTER_PORT="${MASTER_PORT:-$((20000 + SLURM_JOB_ID % 20000))}"
+  fi
   export MASTER_ADDR MASTER_PORT="${MASTER_PORT:-29500}"
   export OMP_NUM_THREADS="${SLURM_CPUS_PER_TASK:-1}"
   cn_log "job ${SLURM_JOB_ID:-none} restart ${SLURM_RESTART_COUNT:-0} nodes ${SLURM_JOB_NODELIST:-$(hostname -s)} head $MASTER_ADDR:$MASTER_PORT"
@@ -68,8 +107,22 @@ print("versions python", platform.python_version(), "clinie-nemo", cn, "torch", 
   fi
 }
 
+# requeue this job (it resumes from its checkpoint), unless it was requeued MAX_REQUEUES times already:
+# then fail with exit code $1 instead of requeueing forever
+cn_requeue_or_fail() {
+  local rc=$1 restarts="${SLURM_RESTART_COUNT:-0}"
+  if ((restarts >= MAX_REQUEUES)); then
+    cn_log "step exited $rc; job ${SLURM_JOB_ID:-} was requeued $restarts times already (MAX_REQUEUES=$MAX_REQUEUES): not requeueing again, the job fails"
+    exit "$rc"
+  fi
+  cn_log "step exited $rc; requeueing job $SLURM_JOB_ID (restart $((restarts + 1)) of at most $MAX_REQUEUES), it resumes from its checkpoint"
+  scontrol requeue "$SLURM_JOB_ID"
+  exit 0
+}
+
 cn_on_stop() {
-  cn_log "stop signal: forwarding SIGUSR1 to the step (pid $CN_STEP_PID) so the trainer checkpoints"
+  trap '' USR1 TERM
+  cn_log "stop signal (USR1: time limit, TERM: preemption): forwarding SIGUSR1 to the step (pid $CN_STEP_PID) so the trainer checkpoints"
   kill -USR1 "$CN_STEP_PID" 2>/dev/null || true
   local rc=0
   wait "$CN_STEP_PID" || rc=$?
@@ -78,10 +131,9 @@ cn_on_stop() {
     exit 0
   fi
   if [[ -n "${SLURM_JOB_ID:-}" ]]; then
-    cn_log "step exited $rc after the signal; requeueing job $SLURM_JOB_ID (it resumes from its checkpoint)"
-    scontrol requeue "$SLURM_JOB_ID"
+    cn_requeue_or_fail "$rc"
   fi
-  exit 0
+  exit "$rc"
 }
 
 cn_launch() {
@@ -92,8 +144,10 @@ cn_launch() {
   if [[ -n "${SLURM_JOB_ID:-}" ]]; then
     # torchrun-free: Slurm starts and signals every rank; each task maps its ids onto torch's env://.
     # shellcheck disable=SC2016  # $SLURM_* expand inside each task
-    launcher=(srun --nodes="${SLURM_JOB_NUM_NODES:-1}" --ntasks-per-node="$tasks_per_node" --kill-on-bad-exit=1
-      "${CN_CONTAINER[@]}" bash -c 'export RANK=$SLURM_PROCID LOCAL_RANK=$SLURM_LOCALID WORLD_SIZE=$SLURM_NTASKS; exec "$@"' rank_env)
+    # Slurm 22.05 RELEASE_NOTES: "srun will no longer read in SLURM_CPUS_PER_TASK" (sbatch(1): nor inherit
+    # --cpus-per-task from sbatch): pass it explicitly
+    launcher=(srun --nodes="${SLURM_JOB_NUM_NODES:-1}" --ntasks-per-node="$tasks_per_node"
+      ${SLURM_CPUS_PER_TASK:+--cpus-per-task="$SLURM_CPUS_PER_TASK"} --kill-on-bad-exit=1 "${CN_CONTAINER[@]}" bash -c 'export RANK=$SLURM_PROCID LOCAL_RANK=$SLURM_LOCALID WORLD_SIZE=$SLURM_NTASKS; exec "$@"' rank_env)
   fi
   cn_log "run: ${launcher[*]:+srun x$tasks_per_node/node }$*"
   trap cn_on_stop USR1 TERM
@@ -104,19 +158,40 @@ cn_launch() {
   trap - USR1 TERM
   if ((rc == CN_REQUEUE_EXIT)) && [[ -n "${SLURM_JOB_ID:-}" ]]; then
     cn_log "the step checkpointed and asked to be requeued (exit $rc)"
-    scontrol requeue "$SLURM_JOB_ID"
-    exit 0
+    cn_requeue_or_fail "$rc"
   fi
   cn_log "step finished with exit code $rc"
   return "$rc"
 }
 
-# tasks per node: one per GPU for the distributed engines, one for the local engine
+# GPUs on this node: SLURM_GPUS_ON_NODE (set for --gpus-per-node, --gres=gpu:N and typed gpu:h100:8 alike;
+# SLURM_GPUS_PER_NODE is unset with --gres and reads "h100:8" when typed), else the CUDA_VISIBLE_DEVICES
+# count, else the request (SLURM_GPUS_PER_NODE without its type), else 1
+cn_gpus_per_node() {
+  local n="${SLURM_GPUS_ON_NODE:-}" ids=()
+  if [[ ! "$n" =~ ^[0-9]+$ && "${CUDA_VISIBLE_DEVICES:-}" =~ ^[[:alnum:]-]+(,[[:alnum:]-]+)*$ \
+        && "${CUDA_VISIBLE_DEVICES}" != NoDevFiles ]]; then
+    IFS=, read -r -a ids <<<"$CUDA_VISIBLE_DEVICES"
+    n=${#ids[@]}
+  fi
+  if [[ ! "$n" =~ ^[0-9]+$ ]]; then
+    n="${SLURM_GPUS_PER_NODE:-}"
+    n="${n##*:}"
+  fi
+  [[ "$n" =~ ^[0-9]+$ ]] || n=1
+  echo "$n"
+}
+
+# tasks per node: training runs one task per GPU for the distributed engines (Megatron/Lightning ranks);
+# generation (third argument "generate") runs one task per node for bridge (vLLM drives every GPU of the node
+# from one process with tensor parallelism), one per GPU for nemo (Lightning under Slurm wants
+# ntasks-per-node == devices); the local engine always one
 cn_tasks_per_node() {
-  case "$1" in
-    local) echo 1 ;;
-    bridge | nemo) echo "$2" ;;
-    *) cn_die "unknown ENGINE '$1'; valid: bridge, local, nemo" ;;
+  case "$1:${3:-train}" in
+    local:*) echo 1 ;;
+    bridge:generate) echo 1 ;;
+    bridge:train | nemo:*) echo "$2" ;;
+    *) cn_die "unknown ENGINE '$1' or stage '${3:-}'; valid engines: bridge, local, nemo" ;;
   esac
 }
 

@@ -7,13 +7,15 @@
 #   DATA             folder with training.jsonl / validation.jsonl (clinie-nemo mix output)   [required]
 #   OUTPUT           run folder (spec, checkpoints, adapter, metrics.jsonl, logs, DONE)       [required]
 #   TP, PP           tensor / pipeline parallel sizes (default 2, 1: the Bridge SFT recipe)
-#   NODES, GPUS_PER_NODE   default: what Slurm allocated (#SBATCH lines or sbatch flags)
+#   NODES, GPUS_PER_NODE   default: what Slurm allocated (SLURM_GPUS_ON_NODE: --gpus-per-node, --gres)
 #   OVERRIDES        extra key=value spec overrides, space-separated (e.g. "max_steps=50 lora.dim=64")
 #   CONTAINER_IMAGE, CONTAINER_MOUNTS   run inside a container via pyxis (srun --container-image ...)
 #   PYTHON           interpreter on bare metal (default python3); CLINIE_NEMO_HOME: the checkout
-# Multi-node: sbatch --nodes=4 --gpus-per-node=8 --ntasks-per-node=8 slurm/full_sft.sh (TP=8 ...).
-# Preemption/time limit: SIGUSR1 300 s before the end -> the trainer checkpoints -> the job requeues
-# itself and resumes from the checkpoint. A finished run (OUTPUT/DONE) is never retrained.
+# Multi-node: whole nodes, one task per GPU:
+#   sbatch --nodes=4 --exclusive --mem=0 --gpus-per-node=8 --ntasks-per-node=8 slurm/full_sft.sh (TP=8 ...)
+# Preemption (SIGTERM) or time limit (SIGUSR1 300 s before the end) -> the trainer checkpoints -> the job
+# requeues itself and resumes from the checkpoint, at most MAX_REQUEUES times (default 3;
+# SLURM_RESTART_COUNT). A finished run (OUTPUT/DONE) is never retrained.
 #SBATCH --job-name=clinie-full-sft
 #SBATCH --nodes=1
 #SBATCH --ntasks-per-node=8
@@ -42,7 +44,7 @@ OUTPUT="${OUTPUT:-}"
 TP="${TP:-2}"
 PP="${PP:-1}"
 NODES="${NODES:-${SLURM_JOB_NUM_NODES:-1}}"
-GPUS_PER_NODE="${GPUS_PER_NODE:-${SLURM_GPUS_PER_NODE:-1}}"
+GPUS_PER_NODE="${GPUS_PER_NODE:-$(cn_gpus_per_node)}"
 OVERRIDES="${OVERRIDES:-}"
 CONTAINER_IMAGE="${CONTAINER_IMAGE:-}"
 CONTAINER_MOUNTS="${CONTAINER_MOUNTS:-}"
@@ -54,7 +56,8 @@ cn_require_path "$DATA/training.jsonl"
 if [[ -e "$OUTPUT/DONE" ]]; then cn_log "$OUTPUT/DONE exists: training finished earlier, nothing to do"; exit 0; fi
 
 read -r -a EXTRA <<<"$OVERRIDES"
-cn_launch "$(cn_tasks_per_node "$ENGINE" "$GPUS_PER_NODE")" \
+TASKS_PER_NODE="$(cn_tasks_per_node "$ENGINE" "$GPUS_PER_NODE")"
+cn_launch "$TASKS_PER_NODE" \
   "$PYTHON" -m clinie_nemo train --engine "$ENGINE" --model "$MODEL" --recipe "$RECIPE" \
   --data "$DATA" --output "$OUTPUT" \
   "parallel.tensor=$TP" "parallel.pipeline=$PP" "parallel.nodes=$NODES" "parallel.gpus_per_node=$GPUS_PER_NODE" \

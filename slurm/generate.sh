@@ -7,11 +7,13 @@
 #   DATA or RECORDS  DATA: a mix folder (uses DATA/test.jsonl); RECORDS: a records JSONL     [one required]
 #   OUTPUT           predictions JSONL (default RUN/predictions.jsonl); an existing one is kept, not redone
 #   GEN_CONFIG       generation preset or YAML (nemo_configs/generate/: greedy, study_sampling; default greedy)
-#   NODES, GPUS_PER_NODE   default: what Slurm allocated; one task per GPU for bridge/nemo
+#   NODES, GPUS_PER_NODE   default: what Slurm allocated (SLURM_GPUS_ON_NODE); bridge: one task per node
+#                    (vLLM uses the node's GPUs), nemo: one per GPU (Lightning), local: one
 #   OVERRIDES        extra key=value generation overrides, space-separated
 #   CONTAINER_IMAGE, CONTAINER_MOUNTS   run inside a container via pyxis
 #   PYTHON           interpreter on bare metal (default python3); CLINIE_NEMO_HOME: the checkout
-# Preemption/time limit: SIGUSR1 is forwarded to the generator, and the job requeues itself.
+# Preemption (SIGTERM) / time limit (SIGUSR1): SIGUSR1 is forwarded to the generator, and the job requeues
+# itself (at most MAX_REQUEUES times, default 3).
 #SBATCH --job-name=clinie-generate
 #SBATCH --nodes=1
 #SBATCH --ntasks-per-node=1
@@ -39,7 +41,7 @@ RECORDS="${RECORDS:-${DATA:+$DATA/test.jsonl}}"
 OUTPUT="${OUTPUT:-${RUN:+$RUN/predictions.jsonl}}"
 GEN_CONFIG="${GEN_CONFIG:-greedy}"
 NODES="${NODES:-${SLURM_JOB_NUM_NODES:-1}}"
-GPUS_PER_NODE="${GPUS_PER_NODE:-${SLURM_GPUS_PER_NODE:-1}}"
+GPUS_PER_NODE="${GPUS_PER_NODE:-$(cn_gpus_per_node)}"
 OVERRIDES="${OVERRIDES:-}"
 CONTAINER_IMAGE="${CONTAINER_IMAGE:-}"
 CONTAINER_MOUNTS="${CONTAINER_MOUNTS:-}"
@@ -51,6 +53,7 @@ cn_require_path "$RUN/DONE" "$RECORDS"
 if [[ -e "$OUTPUT" ]]; then cn_log "$OUTPUT exists: predictions finished earlier, nothing to do"; exit 0; fi
 
 read -r -a EXTRA <<<"$OVERRIDES"
-cn_launch "$(cn_tasks_per_node "$ENGINE" "$GPUS_PER_NODE")" \
+TASKS_PER_NODE="$(cn_tasks_per_node "$ENGINE" "$GPUS_PER_NODE" generate)"  # bridge: one vLLM per node
+cn_launch "$TASKS_PER_NODE" \
   "$PYTHON" -m clinie_nemo generate --engine "$ENGINE" --run "$RUN" --records "$RECORDS" --output "$OUTPUT" \
   --config "$GEN_CONFIG" "${EXTRA[@]}"

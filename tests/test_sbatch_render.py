@@ -1,5 +1,7 @@
 """Golden tests of the pure sbatch renderer (clinie_nemo.slurm.sbatch). Regenerate a golden file on purpose
-with CLINIE_UPDATE_GOLDEN=1; every rendered script must also pass shellcheck."""
+with CLINIE_UPDATE_GOLDEN=1; every rendered script must also pass shellcheck. Also: Slurm time strings,
+pyxis/enroot image syntax, per-job MASTER_PORT, TERM/124 requeue with a cap, whole nodes for multi-node jobs
+(the behaviour on a real cluster: tests/test_slurm_requeue_cluster.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from clinie_nemo.errors import ConfigError
-from clinie_nemo.slurm.sbatch import SbatchJob, directives, render_sbatch
+from clinie_nemo.slurm.sbatch import SbatchJob, directives, pyxis_image, render_sbatch, time_minutes
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -62,7 +64,7 @@ def test_bridge_job_launches_one_task_per_gpu_in_the_container() -> None:
     assert "#SBATCH --nodes=4" in text and "#SBATCH --ntasks-per-node=8" in text
     assert "#SBATCH --gpus-per-node=8" in text and "#SBATCH --requeue" in text
     assert "#SBATCH --signal=B:USR1@300" in text
-    assert "--container-image=nvcr.io/nvidia/nemo:26.04" in text
+    assert "--container-image='nvcr.io#nvidia/nemo:26.04'" in text  # enroot 3.x REGISTRY#IMAGE
     assert "--container-mounts=/data:/data,/runs:/runs" in text
     assert 'scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n1' in text
     assert "parallel.tensor=8" in text and 'scontrol requeue "$SLURM_JOB_ID"' in text
@@ -95,3 +97,79 @@ def test_invalid_jobs_are_rejected(kwargs: dict, message: str) -> None:
     base.update(kwargs)
     with pytest.raises(ConfigError, match=message):
         SbatchJob(**base)
+
+
+@pytest.mark.parametrize("text, minutes", [
+    ("30", 30), ("90", 90),  # MM
+    ("10:30", 11), ("10:00", 10),  # MM:SS (seconds round up)
+    ("04:00:00", 240), ("04:00:01", 241), ("100:00:00", 6000),  # HH:MM:SS
+    ("2-0", 2880), ("1-12", 2160),  # D-HH
+    ("1-12:30", 2190), ("0-00:20", 20),  # D-HH:MM
+    ("1-02:00:00", 1560), ("1-00:00:30", 1441),  # D-HH:MM:SS
+])
+def test_time_minutes_reads_every_slurm_form(text: str, minutes: int) -> None:
+    """sbatch(1) --time: "MM", "MM:SS", "HH:MM:SS", "D-HH", "D-HH:MM", "D-HH:MM:SS"."""
+    assert time_minutes(text) == minutes
+
+
+@pytest.mark.parametrize("text", ["", "5h", "1-", "-12:30", "1:2:3:4", "1-1:2:3:4", "a:b", "1.5", "12:"])
+def test_time_minutes_rejects_malformed(text: str) -> None:
+    with pytest.raises(ConfigError, match="invalid Slurm time"):
+        time_minutes(text)
+
+
+def test_a_day_and_a_half_limit_allows_a_25_hour_signal_lead() -> None:
+    """1-12:30 is 2190 min, so a 25 h (1500 min) signal lead fits; read as 1 day 12 min 30 s it was rejected."""
+    job = SbatchJob(name="x", command=("true",), time="1-12:30", signal_seconds=1500 * 60)
+    assert "#SBATCH --time=1-12:30" in render_sbatch(job)
+
+
+@pytest.mark.parametrize("image, expected", [
+    ("nvcr.io/nvidia/nemo:26.04", "nvcr.io#nvidia/nemo:26.04"),
+    ("nvcr.io#nvidia/nemo:26.04", "nvcr.io#nvidia/nemo:26.04"),
+    ("$oauthtoken@nvcr.io/nvidia/nemo:25.04", "$oauthtoken@nvcr.io#nvidia/nemo:25.04"),
+    ("localhost:5000/team/nemo:1", "localhost:5000#team/nemo:1"),
+    ("registry.example.org/a/b", "registry.example.org#a/b"),
+    ("ubuntu:22.04", "ubuntu:22.04"),  # Docker Hub: enroot's default registry
+    ("nvidia/cuda:12.4.0-base-ubuntu22.04", "nvidia/cuda:12.4.0-base-ubuntu22.04"),
+    ("/shared/images/clinie-nemo.sqsh", "/shared/images/clinie-nemo.sqsh"),  # a squashfs file
+    ("./clinie-nemo+26.04.sqsh", "./clinie-nemo+26.04.sqsh"),
+])
+def test_pyxis_image_uses_enroot_registry_syntax(image: str, expected: str) -> None:
+    assert pyxis_image(image) == expected
+
+
+@pytest.mark.parametrize("image", ["docker://nvcr.io/nvidia/nemo:26.04", "nvcr.io/nvidia/nemo 26.04"])
+def test_pyxis_image_rejects_what_pyxis_cannot_take(image: str) -> None:
+    with pytest.raises(ConfigError, match="container image"):
+        SbatchJob(name="x", command=("true",), container_image=image)
+
+
+def test_master_port_comes_from_the_job_id_not_a_fixed_29500() -> None:
+    text = render_sbatch(JOBS["local_1gpu_bare_metal"])
+    assert 'MASTER_PORT="${MASTER_PORT:-$((20000 + SLURM_JOB_ID % 20000))}"' in text
+    assert "MASTER_PORT:-29500" not in text
+
+
+def test_requeueing_script_traps_term_and_requeues_exit_124_with_a_cap() -> None:
+    text = render_sbatch(SbatchJob(name="x", command=("true",), max_requeues=5))
+    assert "trap on_stop USR1 TERM" in text
+    assert 'MAX_REQUEUES="${MAX_REQUEUES:-5}"' in text
+    assert '[ "${SLURM_RESTART_COUNT:-0}" -ge "$MAX_REQUEUES" ]' in text and "not requeueing again" in text
+    after_launch = text.split("step_pid=$!", 1)[1]
+    assert 'if [ "$rc" -eq 124 ]; then requeue_or_fail "$rc"; fi' in after_launch
+    plain = render_sbatch(JOBS["cpu_evaluate_array_dependency"])  # requeue=False: nothing of it
+    assert "trap" not in plain and "scontrol requeue" not in plain
+
+
+def test_multi_node_jobs_take_whole_nodes_and_srun_gets_cpus_per_task() -> None:
+    multi = SbatchJob(name="x", command=("true",), nodes=2, gpus_per_node=8, cpus_per_task=12, gpu_type="h100")
+    keys = dict(directives(multi))
+    assert "exclusive" in keys and keys["exclusive"] is None and keys["mem"] == "0"
+    assert keys["gpus-per-node"] == "h100:8"
+    text = render_sbatch(multi)
+    assert '--cpus-per-task="${SLURM_CPUS_PER_TASK:-12}"' in text.split("\nsrun ", 1)[1]
+    single = dict(directives(JOBS["local_1gpu_bare_metal"]))
+    assert "exclusive" not in single and "mem" not in single
+    explicit = dict(directives(SbatchJob(name="x", command=("true",), nodes=2, mem="200G")))
+    assert explicit["mem"] == "200G" and "exclusive" in explicit

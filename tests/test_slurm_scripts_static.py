@@ -89,3 +89,108 @@ def test_dockerfile_keeps_the_container_stack() -> None:
             (REPO / "requirements.txt").read_text().splitlines() if r.strip() and not r.startswith("#")]
     assert not {"torch", "transformer-engine", "transformer_engine", "megatron-core", "nemo-toolkit",
                 "nemo_toolkit", "megatron-bridge"} & set(reqs)
+
+
+def _common(snippet: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run bash that sources slurm/common.sh, outside Slurm (SLURM_*/CUDA_* cleared, then ``env`` added)."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "CUDA_", "MASTER_"))}
+    base.update(env)
+    return subprocess.run(["bash", "-c", f'set -euo pipefail; . "{REPO}/slurm/common.sh"; {snippet}'],
+                          capture_output=True, text=True, env=base, timeout=60)
+
+
+@pytest.mark.parametrize("env, expected", [
+    ({"SLURM_GPUS_ON_NODE": "8"}, "8"),  # --gres=gpu:8: SLURM_GPUS_PER_NODE is unset
+    ({"SLURM_GPUS_ON_NODE": "8", "SLURM_GPUS_PER_NODE": "h100:8"}, "8"),  # typed --gpus-per-node=h100:8
+    ({"SLURM_GPUS_PER_NODE": "h100:4"}, "4"),  # only the request: its count, not "h100:4"
+    ({"CUDA_VISIBLE_DEVICES": "0,1,2"}, "3"),
+    ({"CUDA_VISIBLE_DEVICES": "NoDevFiles", "SLURM_GPUS_PER_NODE": "2"}, "2"),
+    ({}, "1"),
+])
+def test_gpus_per_node_from_the_allocation(env: dict[str, str], expected: str) -> None:
+    proc = _common("cn_gpus_per_node", **env)
+    assert proc.returncode == 0 and proc.stdout.strip() == expected, proc.stderr
+
+
+def test_training_script_resolves_gpus_from_gres_and_typed_requests(tmp_path: Path) -> None:
+    """peft_lora.sh logs its resolved configuration before failing on the missing DATA: GPUS_PER_NODE comes
+    from SLURM_GPUS_ON_NODE (here as with `--gres=gpu:h100:8`, where SLURM_GPUS_PER_NODE is unset)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "CUDA_"))}
+    env.pop("DATA", None)
+    env.update(CLINIE_NEMO_HOME=str(REPO), SLURM_GPUS_ON_NODE="8")
+    proc = subprocess.run(["bash", str(REPO / "slurm/peft_lora.sh")], capture_output=True, text=True, env=env,
+                          cwd=tmp_path, timeout=60)
+    assert proc.returncode == 2 and "config GPUS_PER_NODE=8" in proc.stdout, proc.stdout
+
+
+@pytest.mark.parametrize("engine, gpus, stage, tasks", [
+    ("bridge", 8, "train", "8"), ("nemo", 8, "train", "8"), ("local", 8, "train", "1"),
+    ("bridge", 8, "generate", "1"),  # one vLLM per node (tensor parallel over the node's GPUs)
+    ("nemo", 4, "generate", "4"),  # Lightning under Slurm: ntasks-per-node == devices
+    ("local", 4, "generate", "1"),
+])
+def test_tasks_per_node(engine: str, gpus: int, stage: str, tasks: str) -> None:
+    proc = _common(f"cn_tasks_per_node {engine} {gpus} {stage}")
+    assert proc.returncode == 0 and proc.stdout.strip() == tasks, proc.stderr
+
+
+def test_generate_script_runs_one_task_per_node() -> None:
+    text = (REPO / "slurm/generate.sh").read_text(encoding="utf-8")
+    assert re.search(r'cn_tasks_per_node "\$ENGINE" "\$GPUS_PER_NODE" generate\)', text)
+
+
+@pytest.mark.parametrize("image, expected", [
+    ("nvcr.io/nvidia/nemo:26.04", "nvcr.io#nvidia/nemo:26.04"),
+    ("nvcr.io#nvidia/nemo:26.04", "nvcr.io#nvidia/nemo:26.04"),
+    ("user@nvcr.io/nvidia/nemo:25.04", "user@nvcr.io#nvidia/nemo:25.04"),
+    ("localhost:5000/team/nemo:1", "localhost:5000#team/nemo:1"),
+    ("ubuntu:22.04", "ubuntu:22.04"),
+    ("nvidia/cuda:12.4.0", "nvidia/cuda:12.4.0"),
+    ("/shared/clinie-nemo.sqsh", "/shared/clinie-nemo.sqsh"),
+])
+def test_container_image_in_enroot_syntax_same_rule_as_render_sbatch(image: str, expected: str) -> None:
+    from clinie_nemo.slurm.sbatch import pyxis_image
+
+    proc = _common(f'CONTAINER_IMAGE="{image}"; cn_container_flags; printf "%s\\n" "${{CN_CONTAINER[@]}}"')
+    assert proc.returncode == 0, proc.stderr
+    assert f"--container-image={expected}" in proc.stdout.splitlines()
+    assert pyxis_image(image) == expected
+    assert ("enroot 3.x syntax" in proc.stdout) == (image != expected)
+
+
+def test_container_image_with_a_scheme_is_rejected() -> None:
+    proc = _common('CONTAINER_IMAGE="docker://nvcr.io/nvidia/nemo:26.04"; cn_container_flags')
+    assert proc.returncode == 2 and "without a scheme" in proc.stderr
+
+
+@pytest.mark.parametrize("env, port", [
+    ({"SLURM_JOB_ID": "123456"}, str(20000 + 123456 % 20000)),
+    ({"SLURM_JOB_ID": "123457"}, str(20000 + 123457 % 20000)),
+    ({"SLURM_JOB_ID": "123456", "MASTER_PORT": "31000"}, "31000"),
+    ({}, "29500"),  # outside Slurm
+])
+def test_master_port_from_the_job_id(env: dict[str, str], port: str) -> None:
+    proc = _common('scontrol() { :; }; cn_header >/dev/null 2>&1; echo "$MASTER_PORT"', PYTHON="true", **env)
+    assert proc.returncode == 0 and proc.stdout.strip() == port, proc.stderr
+
+
+def test_srun_gets_cpus_per_task_and_multi_node_usage_takes_whole_nodes() -> None:
+    common = (REPO / "slurm/common.sh").read_text(encoding="utf-8")
+    launcher = common.split("launcher=(srun", 1)[1].split(")", 1)[0]
+    assert '--cpus-per-task="$SLURM_CPUS_PER_TASK"' in launcher
+    for script in ("peft_lora.sh", "full_sft.sh"):
+        header = (REPO / "slurm" / script).read_text(encoding="utf-8").split("\n#SBATCH", 1)[0]
+        assert re.search(r"sbatch --nodes=\d+ --exclusive --mem=0 ", header), script
+
+
+@pytest.mark.parametrize("restarts, max_requeues, requeued", [("0", "3", True), ("2", "3", True),
+                                                              ("3", "3", False), ("1", "0", False)])
+def test_requeue_is_capped_by_the_restart_count(restarts: str, max_requeues: str, requeued: bool) -> None:
+    """scontrol is a stand-in (a shell function) here; tests/test_slurm_requeue_cluster.py runs the real one."""
+    proc = _common('scontrol() { echo "scontrol $*"; }; cn_requeue_or_fail 124', SLURM_JOB_ID="77",
+                   SLURM_RESTART_COUNT=restarts, MAX_REQUEUES=max_requeues)
+    if requeued:
+        assert proc.returncode == 0 and "scontrol requeue 77" in proc.stdout
+    else:
+        assert proc.returncode == 124 and "scontrol requeue" not in proc.stdout
+        assert "not requeueing again, the job fails" in proc.stdout

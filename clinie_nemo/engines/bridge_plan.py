@@ -190,9 +190,9 @@ def launch_command(spec: RunSpec, cli_args: list[str]) -> list[str]:
     base = ["torchrun", f"--nproc-per-node={par.gpus_per_node}"]
     if par.nodes > 1:
         return ["srun", f"--nodes={par.nodes}", "--ntasks-per-node=1", *base, f"--nnodes={par.nodes}",
-                "--rdzv-id=$SLURM_JOB_ID", "--rdzv-backend=c10d", "--rdzv-endpoint=$MASTER_ADDR:29500",
+                "--rdzv-id=$SLURM_JOB_ID", "--rdzv-backend=c10d", "--rdzv-endpoint=$MASTER_ADDR:${MASTER_PORT:-29500}",
                 "-m", "clinie_nemo", *cli_args]
-    return [*base, "--nnodes=1", "-m", "clinie_nemo", *cli_args]
+    return [*base, "--standalone", "--nnodes=1", "-m", "clinie_nemo", *cli_args]  # torch 2.13 distributed/run.py:478: free port
 
 
 def shell_line(cmd: list[str]) -> str:

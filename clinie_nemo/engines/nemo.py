@@ -70,7 +70,7 @@ def _launcher(nodes: int, gpus: int) -> list[str]:
         return [PYTHON]
     if nodes > 1:  # PTL SLURMEnvironment: one task per GPU
         return ["srun", f"--nodes={nodes}", f"--ntasks-per-node={gpus}", f"--gpus-per-node={gpus}", PYTHON]
-    return ["torchrun", "--standalone", "--nnodes=1", f"--nproc-per-node={gpus}"]
+    return ["torchrun", "--standalone", "--nnodes=1", f"--nproc-per-node={gpus}"]  # torch 2.13 distributed/run.py:478: free port
 
 
 def _command(script: NemoScriptConfig, nodes: int, gpus: int, overrides: dict[str, str]) -> list[str]:

@@ -27,10 +27,10 @@ from clinie_nemo.errors import ConfigError, unknown_name
 
 
 def _config_root() -> Path:
-    """nemo_configs/: $CLINIE_NEMO_CONFIGS, else the checkout's, else <prefix>/share/clinie_nemo/ (a wheel
-    install, via setuptools data-files)."""
+    """nemo_configs/: $CLINIE_NEMO_CONFIGS, else the checkout's (also an editable install), else the installed
+    package's clinie_nemo/presets/ (a wheel or `pip install .`: setup.py ships nemo_configs/ as package data)."""
     candidates = [os.environ.get("CLINIE_NEMO_CONFIGS", ""), Path(__file__).resolve().parents[2] / "nemo_configs",
-                  Path(sys.prefix) / "share" / "clinie_nemo" / "nemo_configs"]
+                  Path(__file__).resolve().parents[1] / "presets", Path(sys.prefix) / "share" / "clinie_nemo" / "nemo_configs"]
     for c in candidates:
         if c and (Path(c) / "models").is_dir():
             return Path(c)

@@ -2,13 +2,17 @@
 text of a script `sbatch` accepts. No I/O, no Slurm calls: the same job gives the same bytes (golden tests).
 
 The rendered script mirrors slurm/common.sh: it logs the resolved configuration and node list first,
-launches one task per GPU through ``srun`` (pyxis ``--container-image``/``--container-mounts`` when a
-container is set), exports the head node address for multi-node runs, and on the preemption signal
-(``--signal=B:USR1@...``) forwards SIGUSR1 to the step, waits for the trainer to checkpoint, and requeues.
+launches one task per GPU through ``srun --cpus-per-task`` (pyxis ``--container-image``/``--container-mounts``
+when a container is set; registry images in enroot's ``REGISTRY#IMAGE`` form), exports the head node address
+and a per-job MASTER_PORT, and on the time-limit signal (``--signal=B:USR1@...``) or SIGTERM (preemption)
+forwards SIGUSR1 to the step, waits for the trainer to checkpoint and requeues; a step that exits 124 by itself
+requeues too. Requeues stop after MAX_REQUEUES (SLURM_RESTART_COUNT): the job then fails with a log line.
+Multi-node jobs ask for whole nodes (``--exclusive``, ``--mem=0``).
 """
 
 from __future__ import annotations
 
+import re
 import shlex
 from dataclasses import dataclass, field
 
@@ -18,19 +22,54 @@ RANK_ENV = "export RANK=$SLURM_PROCID LOCAL_RANK=$SLURM_LOCALID WORLD_SIZE=$SLUR
 REQUEUE_EXIT_CODE = 124  # the local engine's exit code after a signal-triggered checkpoint
 
 
+# Slurm's --time forms (sbatch(1) "-t, --time"): "minutes", "minutes:seconds", "hours:minutes:seconds",
+# "days-hours", "days-hours:minutes", "days-hours:minutes:seconds".
+_TIME = re.compile(r"(?:(?P<d>\d+)-(?P<dh>\d+)(?::(?P<dm>\d+)(?::(?P<ds>\d+))?)?"
+                   r"|(?P<h>\d+):(?P<hm>\d+):(?P<hs>\d+)|(?P<m>\d+)(?::(?P<ms>\d+))?)")
+
+
 def time_minutes(text: str) -> int:
-    """Slurm time [D-]HH:MM:SS, MM:SS or MM -> minutes (seconds round up); ConfigError when malformed."""
-    days, _, rest = text.rpartition("-")
-    try:
-        parts = [int(p) for p in rest.split(":")]
-        if len(parts) == 1:
-            parts = [0, parts[0], 0]
-        while len(parts) < 3:
-            parts.insert(0, 0)
-        h, m, s = parts
-        return (int(days or 0) * 24 + h) * 60 + m + (1 if s else 0)
-    except ValueError:
-        raise ConfigError(f"invalid Slurm time {text!r}; expected [D-]HH:MM:SS") from None
+    """A Slurm time limit -> whole minutes (seconds round up); ConfigError when malformed.
+
+    "MM", "MM:SS", "HH:MM:SS", "D-HH", "D-HH:MM", "D-HH:MM:SS" (so "1-12:30" is 1 day 12 h 30 min = 2190)."""
+    m = _TIME.fullmatch(str(text).strip())
+    if not m:
+        raise ConfigError(f"invalid Slurm time {text!r}; expected MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM or "
+                          "D-HH:MM:SS")
+    g = {k: int(v) if v else 0 for k, v in m.groupdict().items()}
+    if m["d"] is not None:
+        days, hours, minutes, seconds = g["d"], g["dh"], g["dm"], g["ds"]
+    elif m["h"] is not None:
+        days, hours, minutes, seconds = 0, g["h"], g["hm"], g["hs"]
+    else:
+        days, hours, minutes, seconds = 0, 0, g["m"], g["ms"]
+    return (days * 24 + hours) * 60 + minutes + (1 if seconds else 0)
+
+
+# enroot 3.x reads an image as docker://[USER@][REGISTRY#]IMAGE[:TAG]; without '#' the registry defaults
+# to Docker Hub. enroot src/docker.sh docker::import ("Parse the image reference of the form
+# 'docker://[<user>@][<registry>#]<image>[:<tag>]'") and docker::_download (registry="${2:-registry-1.docker.io}");
+# pyxis README `--container-image=[USER@][REGISTRY#]IMAGE[:TAG]|PATH`.
+def pyxis_image(image: str) -> str:
+    """A container image as pyxis/enroot 3.x expect it: ``nvcr.io/nvidia/nemo:26.04`` (docker's form, which
+    enroot would look up on Docker Hub) becomes ``nvcr.io#nvidia/nemo:26.04``; squashfs paths, Docker Hub
+    names and images already in enroot's form are unchanged. ConfigError for what pyxis cannot take."""
+    if not image or any(c.isspace() for c in image):
+        raise ConfigError(f"invalid container image {image!r}: empty or contains whitespace")
+    if image.startswith(("/", "./", "../", "~")) or image.endswith((".sqsh", ".squashfs", ".sqfs")):
+        return image  # a squashfs file on the compute node
+    if "://" in image:
+        raise ConfigError(f"container image {image!r}: give it without a scheme, as pyxis takes it "
+                          "([USER@][REGISTRY#]IMAGE[:TAG], e.g. nvcr.io#nvidia/nemo:26.04) or a .sqsh path")
+    user, at, rest = image.partition("@")
+    if not at or "/" in user:  # no user part (an '@' after a '/' is a digest, left to enroot)
+        user, at, rest = "", "", image
+    if "#" in rest:
+        return image
+    host, slash, path = rest.partition("/")
+    if slash and ("." in host or ":" in host or host == "localhost"):
+        return f"{user}{at}{host}#{path}"
+    return image
 
 
 @dataclass(frozen=True)
@@ -42,7 +81,8 @@ class SbatchJob:
     nodes: int = 1
     gpus_per_node: int = 0
     cpus_per_task: int = 1
-    mem: str | None = None  # e.g. "64G"; None = the partition default
+    mem: str | None = None  # e.g. "64G"; None = the partition default (multi-node: 0, all of each node)
+    gpu_type: str | None = None  # e.g. "h100" -> --gpus-per-node=h100:8
     time: str = "01:00:00"
     partition: str | None = None
     account: str | None = None
@@ -55,6 +95,7 @@ class SbatchJob:
     container_mounts: str | None = None
     env: tuple[tuple[str, str], ...] = ()  # exported before launch, in this order
     tasks_per_gpu: bool = True  # one task per GPU (bridge/nemo); False = one task per node
+    max_requeues: int = 3  # default of $MAX_REQUEUES: requeues allowed (SLURM_RESTART_COUNT) before failing
     extra_directives: tuple[tuple[str, str], ...] = field(default=())
 
     def __post_init__(self) -> None:
@@ -72,6 +113,15 @@ class SbatchJob:
                             f"limit {self.time} (it would fire at once)")
         if self.container_mounts and not self.container_image:
             problems.append("container_mounts given without container_image")
+        if self.container_image:
+            try:
+                pyxis_image(self.container_image)
+            except ConfigError as e:
+                problems.append(str(e))
+        if self.gpu_type is not None and not re.fullmatch(r"[A-Za-z0-9_.-]+", self.gpu_type):
+            problems.append(f"gpu_type {self.gpu_type!r} must be a GRES type name such as h100")
+        if self.max_requeues < 0:
+            problems.append(f"max_requeues must be >= 0, got {self.max_requeues}")
         if problems:
             raise ConfigError("invalid sbatch job: " + "; ".join(problems))
 
@@ -89,10 +139,14 @@ def directives(job: SbatchJob) -> list[tuple[str, str | None]]:
         out.append(("account", job.account))
     out += [("nodes", str(job.nodes)), ("ntasks-per-node", str(job.ntasks_per_node))]
     if job.gpus_per_node:
-        out.append(("gpus-per-node", str(job.gpus_per_node)))
+        out.append(("gpus-per-node", f"{job.gpu_type}:{job.gpus_per_node}" if job.gpu_type
+                    else str(job.gpus_per_node)))
     out.append(("cpus-per-task", str(job.cpus_per_task)))
-    if job.mem:
-        out.append(("mem", job.mem))
+    mem = job.mem if job.mem is not None or job.nodes == 1 else "0"
+    if mem:
+        out.append(("mem", mem))
+    if job.nodes > 1:  # whole nodes: no other job's ranks compete for GPUs, NICs or memory bandwidth
+        out.append(("exclusive", None))
     out += [("time", job.time), ("output", job.output), ("open-mode", "append")]
     if job.signal_seconds is not None:
         out.append(("signal", f"B:USR1@{job.signal_seconds}"))
@@ -107,10 +161,12 @@ def directives(job: SbatchJob) -> list[tuple[str, str | None]]:
 
 
 def srun_line(job: SbatchJob) -> str:
+    # Slurm 22.05 RELEASE_NOTES: "srun will no longer read in SLURM_CPUS_PER_TASK" (nor inherit sbatch's
+    # --cpus-per-task, sbatch(1)): pass it
     parts = ["srun", f"--nodes={job.nodes}", f"--ntasks-per-node={job.ntasks_per_node}",
-             "--kill-on-bad-exit=1"]
+             f'--cpus-per-task="${{SLURM_CPUS_PER_TASK:-{job.cpus_per_task}}}"', "--kill-on-bad-exit=1"]
     if job.container_image:
-        parts.append(f"--container-image={shlex.quote(job.container_image)}")
+        parts.append(f"--container-image={shlex.quote(pyxis_image(job.container_image))}")
         if job.container_mounts:
             parts.append(f"--container-mounts={shlex.quote(job.container_mounts)}")
         parts.append("--container-workdir=\"$PWD\"")
@@ -128,29 +184,49 @@ def render_sbatch(job: SbatchJob) -> str:
     lines += ["set -euo pipefail", ""]
     for key, value in job.env:
         lines.append(f"export {key}={shlex.quote(value)}")
+    image = pyxis_image(job.container_image) if job.container_image else "none"
     lines += [
         'MASTER_ADDR="$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n1)"',
-        "export MASTER_ADDR MASTER_PORT=\"${MASTER_PORT:-29500}\"",
+        "# a port per job (two jobs sharing a node must not both bind 29500); $MASTER_PORT overrides it",
+        'export MASTER_ADDR MASTER_PORT="${MASTER_PORT:-$((20000 + SLURM_JOB_ID % 20000))}"',
         f"export OMP_NUM_THREADS=\"${{SLURM_CPUS_PER_TASK:-{job.cpus_per_task}}}\"",
-        'echo "job $SLURM_JOB_ID on $SLURM_JOB_NODELIST (head $MASTER_ADDR), restart ${SLURM_RESTART_COUNT:-0}"',
+        'echo "job $SLURM_JOB_ID on $SLURM_JOB_NODELIST (head $MASTER_ADDR:$MASTER_PORT), '
+        'restart ${SLURM_RESTART_COUNT:-0}, gpus on node ${SLURM_GPUS_ON_NODE:-0}"',
         "echo " + shlex.quote(f"config: nodes={job.nodes} gpus_per_node={job.gpus_per_node} "
-                              f"tasks_per_node={job.ntasks_per_node} container={job.container_image or 'none'}"),
+                              f"tasks_per_node={job.ntasks_per_node} container={image}"),
         "",
     ]
-    if job.requeue and job.signal_seconds is not None:
+    if job.requeue:
         lines += [
-            "on_preempt() {",
-            '  echo "preemption/time-limit signal: forwarding SIGUSR1 to the step"',
+            f'MAX_REQUEUES="${{MAX_REQUEUES:-{job.max_requeues}}}"',
+            "requeue_or_fail() {",
+            '  if [ "${SLURM_RESTART_COUNT:-0}" -ge "$MAX_REQUEUES" ]; then',
+            '    echo "step exited $1; the job was requeued ${SLURM_RESTART_COUNT:-0} times already '
+            '(MAX_REQUEUES=$MAX_REQUEUES): not requeueing again, the job fails"',
+            '    exit "$1"',
+            "  fi",
+            '  echo "step exited $1: requeueing (restart $((${SLURM_RESTART_COUNT:-0} + 1)) of at most $MAX_REQUEUES)"',
+            '  scontrol requeue "$SLURM_JOB_ID"',
+            "  exit 0",
+            "}",
+            "on_stop() {",
+            "  trap '' USR1 TERM",
+            '  echo "stop signal (USR1: time limit, TERM: preemption): forwarding SIGUSR1 to the step"',
             '  kill -USR1 "$step_pid" 2>/dev/null || true',
             "  local rc=0",
             '  wait "$step_pid" || rc=$?',
             '  if [ "$rc" -eq 0 ]; then echo "the step finished before it could stop"; exit 0; fi',
-            '  echo "step exited $rc after the signal: requeueing"',
-            '  scontrol requeue "$SLURM_JOB_ID"',
-            "  exit 0",
+            '  requeue_or_fail "$rc"',
             "}",
-            "trap on_preempt USR1",
+            "trap on_stop USR1 TERM",
             "",
         ]
-    lines += ["# shellcheck disable=SC2016  # $SLURM_* expand inside each task, not here", srun_line(job) + " &", "step_pid=$!", 'wait "$step_pid"', ""]
+    lines += ["# shellcheck disable=SC2016  # $SLURM_* expand inside each task, not here",
+              srun_line(job) + " &", "step_pid=$!"]
+    if job.requeue:
+        lines += ["rc=0", 'wait "$step_pid" || rc=$?',
+                  f'if [ "$rc" -eq {REQUEUE_EXIT_CODE} ]; then requeue_or_fail "$rc"; fi  # checkpointed, asks to resume',
+                  'if [ "$rc" -ne 0 ]; then exit "$rc"; fi', ""]
+    else:
+        lines += ['wait "$step_pid"', ""]
     return "\n".join(lines)
