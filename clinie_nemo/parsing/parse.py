@@ -15,13 +15,8 @@ from typing import Any
 
 from clinie_nemo.parsing.clean import LabelMap, strip_code_fences
 from clinie_nemo.parsing.decode import DECODERS, Decoded, Link, Mention, decode_answer
-from clinie_nemo.parsing.place import (
-    MATCHERS,
-    MENTION_NOT_IN_TEXT,
-    PlacementFailure,
-    exact_matches,
-    place_mention,
-)
+from clinie_nemo.parsing.place import MATCHERS, MENTION_NOT_IN_TEXT, PlacementFailure, place_mention
+from clinie_nemo.placement import PlacementError, place_exact
 
 CAUSES = ("unparseable", "invalid_label", "mention_not_in_text", "ambiguous_occurrence", "truncated_output")
 
@@ -67,8 +62,11 @@ def well_formed(decoded: Decoded, chunk: str, entity_labels: LabelMap, relation_
     for m in decoded.mentions:
         if m.label not in entity_labels.labels:
             return False
-        if not all(t and 1 <= k <= len(exact_matches(chunk, t)) for t, k in m.fragments):
-            return False
+        for t, k in m.fragments:
+            try:
+                place_exact(chunk, t, k)
+            except PlacementError:
+                return False
     n = len(decoded.mentions)
     return all(0 <= link.head < n and 0 <= link.tail < n and link.label in relation_labels.labels
                for link in decoded.links)
