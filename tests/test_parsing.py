@@ -170,3 +170,16 @@ def test_occurrence_counts_whole_tokens_in_rendering_and_placement():
             assert record["output"].split("\n") == ["Vitamin | A", "Vitamin | A | #2", "Drug | ana | #2"]
     got, _ = parse_in(text, "lines", "Vitamin | A", labels=("Vitamin",))
     assert [spans for _, _, spans in got] == [((a1, a1 + 1),)]
+
+
+def test_unplaced_predictions_are_kept_with_label_and_cause():
+    """What evaluate scores as false positives: each element said but not placed, with its schema label."""
+    p = parse_record(record("lines", "re_e2e"), "Drug | naproxen\nStrength | 81 mg\nDose | 5\n=> Strength-Drug | 2 | 1\n"
+                     "=> Causes | 2 | 1\nDrug | aspirin\nADE | rash and", DOC_TEXT, ENTITY_LABELS, RELATION_LABELS,
+                     "length")
+    assert dict(p.unplaced) == {("entity", "Drug", "mention_not_in_text"): 1, ("entity", None, "invalid_label"): 1,
+                                ("relation", "Strength-Drug", "relation_argument_unplaced"): 1,
+                                ("relation", None, "invalid_label"): 1, ("entity", "ADE", "truncated_output"): 1}
+    assert [label for label, _, _ in p.entities] == ["Strength", "Drug"]
+    p = parse_record(record("json"), '{"entities": 7}', DOC_TEXT, ENTITY_LABELS, RELATION_LABELS)
+    assert dict(p.unplaced) == {("entity", None, "unparseable"): 1}

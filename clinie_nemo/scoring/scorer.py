@@ -24,6 +24,7 @@ from clinie_nemo.scoring.rules import RuleSet
 
 MODES = ("strict", "lenient")
 Key = tuple[str, str, str]
+UNPLACED = "unplaced:"  # row label prefix of predictions evaluate could not place (no schema label)
 
 
 @dataclass
@@ -143,7 +144,8 @@ class Scores:
                            for label in labels}
         docs = self.documents if documents is None else documents
         out["macro"] = {mode: {
-            "by_label": macro(totals.get((kind, mode, label), Counts()) for label in labels),
+            "by_label": macro(totals.get((kind, mode, label), Counts()) for label in labels
+                              if not label.startswith(UNPLACED)),
             "by_document": macro(d.total(kind, mode) for d in docs),
         } for mode in MODES}
         return out
