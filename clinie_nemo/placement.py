@@ -38,16 +38,14 @@ class PlacementError(ValueError):
         super().__init__(f"{cause}: {detail}" if detail else cause)
 
 
-def _kind(ch: str) -> int:
-    return 1 if ch.isalpha() else 2 if ch.isdigit() else 0
-
-
 def at_boundary(text: str, i: int) -> bool:
     """Whether offset ``i`` separates tokens (see the module docstring)."""
     if i <= 0 or i >= len(text):
         return True
-    before, after = _kind(text[i - 1]), _kind(text[i])
-    return before == 0 or before != after
+    before = text[i - 1]
+    if before.isalpha():
+        return not text[i].isalpha()
+    return not (before.isdigit() and text[i].isdigit())
 
 
 def whole_token(text: str, span: Span) -> bool:
@@ -102,10 +100,24 @@ def ranked_matches(text: str, mention: str) -> Iterator[tuple[Span, str]]:
     yield from in_word  # collected tier by tier, each in text order
 
 
+def _nth_exact_whole(text: str, mention: str, occurrence: int) -> Span | None:
+    """Fast path of the usual case: the occurrence-th exact whole-token match (first tier), if any."""
+    n = 0
+    for span in _exact(text, mention):
+        if whole_token(text, span):
+            n += 1
+            if n == occurrence:
+                return span
+    return None
+
+
 def nth_match(text: str, mention: str, occurrence: int) -> tuple[Span, str] | None:
     """The ``occurrence``-th (1-based) ranked match, or None when there are fewer."""
-    if occurrence < 1:
+    if occurrence < 1 or not mention:
         return None
+    span = _nth_exact_whole(text, mention, occurrence)
+    if span is not None:
+        return span, "exact"
     for n, item in enumerate(ranked_matches(text, mention), 1):
         if n == occurrence:
             return item
@@ -122,6 +134,16 @@ def occurrence_index(text: str, mention: str, start: int) -> int:
     if not mention or text[start:start + len(mention)] != mention:
         raise PlacementError("mention_not_at_offset", f"offset {start}")
     target = (start, start + len(mention))
+    if whole_token(text, target):  # first tier: count the exact whole-token matches before it
+        n, size = 1, len(mention)
+        # an end next to a character that is neither letter nor digit is always a boundary
+        check_start, check_end = mention[0].isalnum(), mention[-1].isalnum()
+        i = text.find(mention)
+        while 0 <= i < start:
+            if (not check_start or at_boundary(text, i)) and (not check_end or at_boundary(text, i + size)):
+                n += 1
+            i = text.find(mention, i + 1)
+        return n
     for n, (span, _) in enumerate(ranked_matches(text, mention), 1):
         if span == target:
             return n
