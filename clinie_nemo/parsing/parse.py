@@ -1,7 +1,8 @@
 """Parsing one generated prediction into annotations with document offsets, counting every failure.
 
 Chain: clean (fences) -> decode (per format, see decode.py) -> map labels onto the schema -> place each
-mention in the record's chunk (exact, case-insensitive, whitespace-normalised) -> shift by the chunk start.
+mention in the record's chunk (whole tokens first: exact, case-insensitive, whitespace-normalised; then
+inside words; see place.py) -> shift by the chunk start.
 Causes of a prediction that cannot be placed: ``unparseable`` (output or element unreadable),
 ``invalid_label``, ``mention_not_in_text``, ``ambiguous_occurrence``, ``truncated_output`` (the engine
 stopped at its token limit, or JSON had to be cut back: the cut-off tail is lost), and
