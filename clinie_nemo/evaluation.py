@@ -9,7 +9,8 @@ are under ``by_task``; per template name under ``by_template``, with ``template_
 (``template_coverage: "all"``, from ``render --all-templates``), each (document, template) is scored as
 its own unit ``<doc_id>@<template>``: the headline counts are summed over templates (the gold counted once
 per template), never a union of the templates' answers. ``parse`` counts records, placed mentions and failures by cause, overall and per
-``dataset/task``.
+``dataset/task``. A prediction that cannot be placed is also a false positive in every score (per label
+where its label is known, else under ``unplaced:<cause>``; see :func:`clinie_nemo.parsing.merge.add_unplaced`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any, NamedTuple
 from clinie_nemo.document import Document
 from clinie_nemo.errors import InputError, Problem
 from clinie_nemo.parsing.clean import LabelMap
-from clinie_nemo.parsing.merge import event_schema, merge_document
+from clinie_nemo.parsing.merge import add_unplaced, event_schema, merge_document
 from clinie_nemo.parsing.parse import CAUSES, RecordParse, parse_record
 from clinie_nemo.predictions import Prediction
 from clinie_nemo.progress import progress
@@ -116,6 +117,8 @@ def evaluate_predictions(records: Sequence[dict[str, Any]], predictions: dict[st
         with_events = task != "ce"
         pred = [merge_document(g, per_doc[g.id], triggers if with_events else set(), roles) for g in gold]
         scores = score_pairs(zip(gold, pred), rules, kinds=TASK_KINDS.get(task))
+        for doc_score in scores.documents:  # unplaced predictions are false positives (before any total)
+            add_unplaced(doc_score, per_doc[doc_score.doc_id], scores.kinds, triggers if with_events else (), roles)
         task_scores[task] = scores
         result["by_task"][task] = scores.to_json()
         if bootstrap:

@@ -21,7 +21,7 @@ from clinie_nemo.schema import TaskSchema
 @dataclass(frozen=True)
 class Fragment:
     text: str
-    occurrence: int = 1  # 1-based, among exact (overlapping) matches in the chunk
+    occurrence: int = 1  # 1-based rank among the matches in the chunk (placement.ranked_matches: whole tokens first)
 
 
 @dataclass(frozen=True)

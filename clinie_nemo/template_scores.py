@@ -33,7 +33,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from clinie_nemo.document import Document, Entity
-from clinie_nemo.parsing.merge import merge_document
+from clinie_nemo.parsing.merge import add_unplaced, merge_document
 from clinie_nemo.parsing.parse import RecordParse
 from clinie_nemo.scoring import RuleSet, score_pairs
 from clinie_nemo.scoring.scorer import DocumentScore, Scores, kinds_of
@@ -126,6 +126,8 @@ def score_template(task: str, kinds: tuple[str, ...], docs: dict[str, Document],
                 continue
             pred = merge_document(g, parses.get(doc_id, []), triggers if events and task != "ce" else set(), roles)
             combined.counts.update(score_pairs([(g, pred)], rules, kinds=ks).documents[0].counts)
+        add_unplaced(combined, parses.get(doc_id, []), [k for k in kinds if k in kinds_of(rules)],
+                     triggers if task != "ce" else (), roles)  # unplaced predictions: false positives
         documents.append(combined)
     return Scores(documents, rules, tuple(k for k in kinds_of(rules) if k in kinds))
 

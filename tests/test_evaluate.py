@@ -84,8 +84,9 @@ def test_messy_predictions_are_counted(files):
     assert s["parse"]["failures"] == {"unparseable": 0, "invalid_label": 2, "mention_not_in_text": 1,
                                       "ambiguous_occurrence": 0, "truncated_output": 1}
     assert s["parse"]["placed_by"] == {"casefold": 1, "exact": 1}
-    assert (s["entities"]["strict"]["tp"], s["entities"]["strict"]["fp"], s["entities"]["strict"]["fn"]) == (2, 0, 2)
-    assert (s["relations"]["strict"]["tp"], s["relations"]["strict"]["fn"]) == (0, 1)
+    # unplaced predictions are false positives: naproxen (Drug, not in the text), Dose (no such label)
+    assert (s["entities"]["strict"]["tp"], s["entities"]["strict"]["fp"], s["entities"]["strict"]["fn"]) == (2, 2, 2)
+    assert (s["relations"]["strict"]["tp"], s["relations"]["strict"]["fp"], s["relations"]["strict"]["fn"]) == (0, 1, 1)
 
 
 @pytest.mark.parametrize("lines,message", [
@@ -134,3 +135,54 @@ def test_compare_and_brat_out(files):
     assert "F1 A - B" in r.stdout
     ann = (files / "brat" / "ce" / "a.ann").read_text()
     assert "Strength 8 13\t81 mg" in ann and (files / "brat" / "re_pair" / "a.ann").exists()
+
+
+HALLUCINATED = {  # gold answers plus predictions that cannot be placed
+    "n2c2_2018/a/ce/0": "Drug | Aspirin\nStrength | 81 mg\nDrug | warfarin\nDose | 81 mg",
+    "n2c2_2018/a/re_pair/0/T1-T3": "Causes-Drug",
+}
+
+
+def test_unplaced_predictions_are_false_positives_everywhere(files):
+    """Issue 11: a hallucinated mention (not in the text) is an FP of its label, one with an unknown label an
+    FP of row unplaced:invalid_label; strict, lenient, per label, per template, CIs and --compare agree."""
+    gold = {r["id"]: r["output"] for r in records()}
+    write_preds(files / "gold.jsonl", gold)
+    write_preds(files / "pred.jsonl", {**gold, **HALLUCINATED})
+    r = evaluate(files, "--json", files / "s.json", "--bootstrap", "30", "--compare", files / "gold.jsonl")
+    assert r.returncode == 0, r.stderr
+    s = json.loads((files / "s.json").read_text())
+    ents, rels = s["entities"], s["relations"]
+    for mode in ("strict", "lenient"):
+        assert (ents[mode]["tp"], ents[mode]["fp"], ents[mode]["fn"]) == (4, 2, 0)
+        assert ents[mode]["precision"] == pytest.approx(4 / 6)
+        assert ents["by_label"]["Drug"][mode]["fp"] == 1
+        assert ents["by_label"]["unplaced:invalid_label"][mode]["fp"] == 1
+        assert (rels[mode]["tp"], rels[mode]["fp"]) == (1, 1)
+        assert rels["by_label"]["unplaced:invalid_label"][mode]["fp"] == 1
+    assert s["parse"]["failures"]["mention_not_in_text"] == 1 and s["parse"]["failures"]["invalid_label"] == 2
+    assert ents["macro"]["strict"]["by_label"]["n"] == 2  # Drug, Strength: the unplaced row is not a label
+    assert s["by_template"]["t"]["entities"]["strict"]["fp"] == 2
+    assert ents["strict"]["ci95"]["precision"][0] < 1.0  # replicates drawing note a see its false positives
+    assert s["comparison"]["ce"]["entities"]["strict"]["delta_f1"] == pytest.approx(0.8 - 1.0)  # P 4/6, R 1
+    assert s["comparison"]["re_pair"]["relations"]["lenient"]["delta_f1"] < 0
+    assert "unplaced:invalid_label" in r.stdout
+
+
+def test_unplaced_relations_and_unreadable_output_count(files):
+    """A relation whose argument was not placed, and an unreadable output, are false positives too."""
+    from clinie_nemo.evaluation import evaluate_predictions
+    from clinie_nemo.predictions import Prediction
+    from clinie_nemo.scoring import get_rules
+
+    recs = [{**records()[0], "task": "re_e2e", "id": "e2e", "chunk": [0, 36]},
+            {**records()[1], "id": "bad"}]
+    preds = {"e2e": Prediction("e2e", "Drug | Aspirin\nStrength | 80 mg\n=> Strength-Drug | 2 | 1"),
+             "bad": Prediction("bad", '{"entities": 7}')}
+    s = evaluate_predictions(recs, preds, corpus(), get_rules("default")).result
+    e2e = s["by_task"]["re_e2e"]
+    rel = e2e["relations"]["by_label"]["Strength-Drug"]["strict"]
+    assert (rel["tp"], rel["fp"], rel["fn"]) == (0, 1, 1) == tuple(e2e["relations"]["strict"][c] for c in ("tp", "fp", "fn"))
+    assert e2e["entities"]["by_label"]["Strength"]["strict"]["fp"] == 1
+    assert s["by_task"]["ce"]["entities"]["by_label"]["unplaced:unparseable"]["strict"]["fp"] == 1
+    assert s["parse"]["failures"]["relation_argument_unplaced"] == 1

@@ -98,3 +98,88 @@ def test_re_pair_merge_uses_gold_entities():
     merged = merge_document(gold, [p])
     assert merged.entities == gold.entities
     assert [(r.label, r.head, r.tail) for r in merged.relations] == [("Strength-Drug", "T2", "T1")]
+
+
+# ------------------------------------------------------------ issue 11: placement and cleaning are exact
+
+def parse_in(chunk: str, fmt: str, prediction: str, labels=("Drug", "Height", "Symptom", "Vitamin")):
+    rec = {"id": "r", "doc_id": "d", "task": "ce", "format": fmt, "chunk": [0, len(chunk)]}
+    p = parse_record(rec, prediction, chunk, LabelMap(labels), LabelMap(()))
+    return [(label, chunk[spans[0][0]:spans[-1][1]], spans) for label, spans, _ in p.entities], p
+
+
+def test_quotes_that_are_note_text_stay_in_the_mention():
+    chunk = 'Reports "dizzy" spells. Height 5\' 10" today. Took aspirin.'
+    got, _ = parse_in(chunk, "lines", 'Symptom | "dizzy"\nHeight | 5\' 10"\nDrug | "aspirin"\nDrug | `aspirin`')
+    assert [(label, text) for label, text, _ in got] == [
+        ("Symptom", '"dizzy"'), ("Height", '5\' 10"'), ("Drug", "aspirin")]  # quotes only peeled when formatting
+    got, _ = parse_in(chunk, "json", '[{"label": "Symptom", "text": "\\"dizzy\\""}, {"label": "Drug", "text": "\'aspirin\'"}]')
+    assert [text for _, text, _ in got] == ['"dizzy"', "aspirin"]
+
+
+INLINE_CHUNK = "Pt started on aspirin 81 mg daily. Aspirin held; aspirin restarted."
+
+
+@pytest.mark.parametrize("prediction,expected", [
+    ("Here is the text with the aspirin mentions tagged:\n"  # the preamble holds the mention too
+     "Pt started on aspirin 81 mg daily. Aspirin held; <Drug>aspirin</Drug> restarted.", [(49, 56)]),
+    ("Here is the text with the aspirin mentions tagged:\n"
+     "Pt started on <Drug>aspirin</Drug> 81 mg daily. Aspirin held; aspirin restarted.\nI used <Drug> tags.",
+     [(14, 21)]),
+    ("Sure, aspirin:\nPt started on aspirin 81 mg daily. Aspirin held; <Drug>aspirin</Drug> restar", [(49, 56)]),
+])
+def test_inline_prose_preamble_and_trailer_are_not_note_text(prediction, expected):
+    got, p = parse_in(INLINE_CHUNK, "inline", prediction)
+    assert [spans[0] for _, _, spans in got] == expected
+    assert sum(p.failures.values()) == 0
+
+
+def test_whole_word_matches_rank_before_matches_inside_a_word():
+    from clinie_nemo.parsing.place import place_mention
+
+    assert place_mention("banana split; Ana seen", "ana") == ((14, 17), "casefold")
+    assert place_mention("banana split; Ana and ana", "ana") == ((22, 25), "exact")
+    assert place_mention("banana split", "ana") == ((1, 4), "exact_in_word")
+    assert place_mention("banana split", "ana", 2) == ((3, 6), "exact_in_word")  # overlapping matches count
+    assert place_mention("took 5mg", "5") == ((5, 6), "exact")  # a letter/digit change is a token boundary
+    got, _ = parse_in("banana split; Ana seen", "lines", "Symptom | ana")
+    assert [text for _, text, _ in got] == ["Ana"]
+
+
+def test_occurrence_counts_whole_tokens_in_rendering_and_placement():
+    from clinie_nemo.document import Entity
+    from clinie_nemo.placement import occurrence_index, place_exact
+    from clinie_nemo.render import RenderOptions, render_documents
+
+    text = "MRSA screen negative. Vitamin A given; A repeated. Banana and ana."
+    a1, a2 = text.index("Vitamin A") + 8, text.index("; A") + 2
+    assert [occurrence_index(text, "A", a1), occurrence_index(text, "A", a2)] == [1, 2]
+    assert place_exact(text, "A") == (a1, a1 + 1) and place_exact(text, "A", 3) == (3, 4)  # MRSA's A last
+    inside = text.index("Banana") + 1  # the first "ana" inside "Banana": after the whole word "ana"
+    assert occurrence_index(text, "ana", inside) == 2
+    doc = Document("d", text, "", "test", entities=(
+        Entity("T1", "Vitamin", ((a1, a1 + 1),), "A"), Entity("T2", "Vitamin", ((a2, a2 + 1),), "A"),
+        Entity("T3", "Drug", ((inside, inside + 3),), "ana")))
+    for fmt in ("lines", "json", "inline"):
+        result = render_documents([doc], RenderOptions(task="ce", format=fmt))
+        assert result.roundtrip.exact, result.roundtrip.to_json()
+        record = result.records[0]
+        got, p = parse_in(text, fmt, record["output"], labels=("Drug", "Vitamin"))
+        assert sorted(spans for _, _, spans in got) == sorted(e.spans for e in doc.entities), fmt
+        if fmt == "lines":
+            assert record["output"].split("\n") == ["Vitamin | A", "Vitamin | A | #2", "Drug | ana | #2"]
+    got, _ = parse_in(text, "lines", "Vitamin | A", labels=("Vitamin",))
+    assert [spans for _, _, spans in got] == [((a1, a1 + 1),)]
+
+
+def test_unplaced_predictions_are_kept_with_label_and_cause():
+    """What evaluate scores as false positives: each element said but not placed, with its schema label."""
+    p = parse_record(record("lines", "re_e2e"), "Drug | naproxen\nStrength | 81 mg\nDose | 5\n=> Strength-Drug | 2 | 1\n"
+                     "=> Causes | 2 | 1\nDrug | aspirin\nADE | rash and", DOC_TEXT, ENTITY_LABELS, RELATION_LABELS,
+                     "length")
+    assert dict(p.unplaced) == {("entity", "Drug", "mention_not_in_text"): 1, ("entity", None, "invalid_label"): 1,
+                                ("relation", "Strength-Drug", "relation_argument_unplaced"): 1,
+                                ("relation", None, "invalid_label"): 1, ("entity", "ADE", "truncated_output"): 1}
+    assert [label for label, _, _ in p.entities] == ["Strength", "Drug"]
+    p = parse_record(record("json"), '{"entities": 7}', DOC_TEXT, ENTITY_LABELS, RELATION_LABELS)
+    assert dict(p.unplaced) == {("entity", None, "unparseable"): 1}

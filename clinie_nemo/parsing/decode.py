@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from clinie_nemo.parsing.clean import is_none_answer, load_json, strip_bullet
+from clinie_nemo.placement import occurrence_index, ranked_matches
 
 Fragments = tuple[tuple[str, int], ...]  # ((text, occurrence), ...)
 
@@ -71,11 +72,32 @@ def _split(text: str, sep: str) -> list[str]:
 
 
 OCCURRENCES = re.compile(r"^#?\s*(\d{1,4}(?:\s*,\s*\d{1,4})*)$")
+QUOTE_PAIRS = {'"': '"', "'": "'", "`": "`", "\u201c": "\u201d", "\u2018": "\u2019"}
+QUOTES = "".join(QUOTE_PAIRS.keys() | QUOTE_PAIRS.values())
 
 
-def _lines_entity(fields: list[str]) -> Mention | None:
+def _in_chunk(chunk: str, mention: str) -> bool:
+    return next(ranked_matches(chunk, mention), None) is not None
+
+
+def unquote(mention: str, chunk: str) -> str:
+    """A mention exactly as written when the chunk has it (a note's own ``"quoted"`` words, ``5' 10"``);
+    quotes around it are peeled (a matching pair at a time, then stray edge quotes) only when the
+    written form is nowhere in the chunk and the peeled one is: then they were formatting."""
+    if not chunk or _in_chunk(chunk, mention):
+        return mention
+    m = mention
+    while len(m) >= 2 and QUOTE_PAIRS.get(m[0]) == m[-1] and m[1:-1].strip():
+        m = m[1:-1].strip()
+        if _in_chunk(chunk, m):
+            return m
+    bare = mention.strip(QUOTES).strip()
+    return bare if bare and _in_chunk(chunk, bare) else mention
+
+
+def _lines_entity(fields: list[str], chunk: str = "") -> Mention | None:
     label, mention, extras = fields[0], fields[1], fields[2:]
-    texts = [_unescape(t.strip().strip("\"'`")) for t in _split(mention, " ... ")]
+    texts = [unquote(_unescape(t.strip()), chunk) for t in _split(mention, " ... ")]
     occurrences = [1] * len(texts)
     attrs: list[tuple[str, str]] = []
     for extra in extras:
@@ -95,7 +117,7 @@ def _lines_entity(fields: list[str]) -> Mention | None:
     return Mention(_unescape(label), tuple(zip(texts, occurrences)), tuple(sorted(attrs)))
 
 
-def decode_lines(text: str) -> Decoded:
+def decode_lines(text: str, chunk: str = "") -> Decoded:
     out = Decoded()
     if is_none_answer(text):
         return out
@@ -109,7 +131,7 @@ def decode_lines(text: str) -> Decoded:
             relation_lines.append([f.strip() for f in _split(line[2:].strip(), "|")])
             continue
         fields = [f.strip() for f in _split(line.strip("|"), "|")]
-        mention = _lines_entity(fields) if 2 <= len(fields) <= 4 else None
+        mention = _lines_entity(fields, chunk) if 2 <= len(fields) <= 4 else None
         if mention is None:
             out.unreadable += 1
             line_to_mention.append(None)
@@ -139,7 +161,7 @@ def _occ(value: Any) -> int | None:
     return None
 
 
-def _json_mention(obj: Any) -> Mention | None:
+def _json_mention(obj: Any, chunk: str = "") -> Mention | None:
     if not isinstance(obj, dict):
         return None
     label = _first(obj, "label", "type", "entity_type", "category")
@@ -150,12 +172,13 @@ def _json_mention(obj: Any) -> Mention | None:
         pairs = [(_first(obj, "text", "mention", "span"), _occ(_first(obj, "occurrence", "occ")))]
     if not isinstance(label, str) or not all(isinstance(t, str) and t.strip() and o for t, o in pairs):
         return None
+    pairs = [(unquote(t, chunk), o) for t, o in pairs]
     attrs = obj.get("attributes")
     attributes = tuple(sorted((str(k), str(v)) for k, v in attrs.items())) if isinstance(attrs, dict) else ()
     return Mention(label, tuple(pairs), attributes)
 
 
-def decode_json(text: str) -> Decoded:
+def decode_json(text: str, chunk: str = "") -> Decoded:
     out = Decoded()
     if is_none_answer(text):
         return out
@@ -171,7 +194,7 @@ def decode_json(text: str) -> Decoded:
         raise ValueError("no entities in the JSON value")
     by_id: dict[Any, int] = {}
     for n, obj in enumerate(entities):
-        m = _json_mention(obj)
+        m = _json_mention(obj, chunk)
         if m is None:
             out.unreadable += 1
             continue
@@ -203,18 +226,33 @@ ATTR = re.compile(r'([\w.:-]+)\s*=\s*"([^"]*)"')
 RESERVED = ("id", "rel")
 
 
-def _occurrence_in(text: str, mention: str, start: int) -> int:
-    """1-based occurrence of ``mention`` starting at ``start`` among its overlapping matches in ``text``."""
-    n, i = 1, text.find(mention)
-    while 0 <= i < start:
-        n += 1
-        i = text.find(mention, i + 1)
-    return n
+MIN_BODY_LINE = 4  # a line of the answer this long that the chunk contains is note text, not prose
+
+
+def _body(plain: str, chunk: str, tagged: list[int]) -> tuple[int, int, bool]:
+    """``(start, end, verbatim)``: where the tagged note text lies in the answer's plain text. When the
+    chunk occurs verbatim, exactly there (prose before and after is not note text); otherwise from the
+    first line that holds a tag or a piece of the chunk to the end (a prose preamble is skipped)."""
+    if not chunk:
+        return 0, len(plain), False
+    at = plain.find(chunk)
+    if at >= 0:
+        return at, at + len(chunk), True
+    first_tag = min(tagged, default=len(plain))
+    line_start = 0
+    for line in plain.splitlines(keepends=True):
+        piece = line.strip()
+        if line_start + len(line) > first_tag or (len(piece) >= MIN_BODY_LINE and piece in chunk):
+            return line_start, len(plain), False
+        line_start += len(line)
+    return 0, len(plain), False
 
 
 def decode_inline(text: str, chunk: str = "") -> Decoded:
     """Tags whose exact string also occurs in the chunk are chunk text, not tags. Stray closing tags and
-    tags never closed are counted as unreadable."""
+    tags never closed are counted as unreadable. The tagged text is aligned to the chunk (:func:`_body`):
+    a mention's occurrence is counted in the chunk when the note text is reproduced verbatim, else in the
+    answer from its first line of note text; tags in prose around a verbatim note text are ignored."""
     out = Decoded()
     if is_none_answer(text):
         return out
@@ -223,6 +261,7 @@ def decode_inline(text: str, chunk: str = "") -> Decoded:
     stacks: dict[str, list[int]] = {}
     opened: list[tuple[str, dict[str, str], int]] = []  # (label, attributes, start in the plain text)
     spans: dict[int, tuple[int, int]] = {}
+    stray: list[int] = []  # plain-text offsets of closing tags that close nothing
     for m in TAG.finditer(text):
         if chunk and m.group(0) in chunk:
             continue
@@ -236,17 +275,23 @@ def decode_inline(text: str, chunk: str = "") -> Decoded:
                 n = stack.pop()
                 spans[n] = (opened[n][2], pos)
             else:
-                out.unreadable += 1
+                stray.append(pos)
         else:
             attrs = {k: html.unescape(v) for k, v in ATTR.findall(m.group(3))}
             opened.append((label, attrs, pos))
             stacks.setdefault(label, []).append(len(opened) - 1)
     parts.append(text[last:])
     plain = "".join(parts)
-    out.unreadable += sum(len(st) for st in stacks.values())
+    body_start, body_end, verbatim = _body(plain, chunk, [o[2] for o in opened] + stray)
+
+    def in_body(*offsets: int) -> bool:
+        return not verbatim or all(body_start <= x <= body_end for x in offsets)
+
+    out.unreadable += sum(1 for x in stray if in_body(x))
+    out.unreadable += sum(1 for st in stacks.values() for n in st if in_body(opened[n][2]))
     groups: dict[str, list[int]] = {}
     for n, (_, attrs, _) in enumerate(opened):
-        if n in spans:
+        if n in spans and in_body(*spans[n]):
             groups.setdefault(f"id:{attrs['id']}" if "id" in attrs else f"open:{n}", []).append(n)
     index_of_id: dict[str, int] = {}
     rel_specs: list[tuple[int, str]] = []
@@ -256,7 +301,11 @@ def decode_inline(text: str, chunk: str = "") -> Decoded:
             mention = plain[s:t]
             if not mention.strip():
                 break
-            frags.append((mention, _occurrence_in(plain, mention, s)))
+            if verbatim:  # the chunk's own offsets: the occurrence rendering would have written
+                frags.append((mention, occurrence_index(chunk, mention, s - body_start)))
+            else:
+                base = body_start if s >= body_start else 0
+                frags.append((mention, occurrence_index(plain[base:], mention, s - base)))
         else:
             attrs = tuple(sorted({k: v for n in members for k, v in opened[n][1].items() if k not in RESERVED}.items()))
             index = out.add(Mention(opened[members[0]][0], tuple(frags), attrs))
@@ -290,5 +339,4 @@ def decode_answer(text: str) -> Decoded:
     return Decoded(unreadable=1)
 
 
-DECODERS = {"lines": lambda text, chunk: decode_lines(text), "json": lambda text, chunk: decode_json(text),
-            "inline": decode_inline}
+DECODERS = {"lines": decode_lines, "json": decode_json, "inline": decode_inline}

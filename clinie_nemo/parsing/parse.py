@@ -1,10 +1,18 @@
 """Parsing one generated prediction into annotations with document offsets, counting every failure.
 
 Chain: clean (fences) -> decode (per format, see decode.py) -> map labels onto the schema -> place each
-mention in the record's chunk (exact, case-insensitive, whitespace-normalised) -> shift by the chunk start.
+mention in the record's chunk (whole tokens first: exact, case-insensitive, whitespace-normalised; then
+inside words; see place.py) -> shift by the chunk start.
 Causes of a prediction that cannot be placed: ``unparseable`` (output or element unreadable),
 ``invalid_label``, ``mention_not_in_text``, ``ambiguous_occurrence``, ``truncated_output`` (the engine
-stopped at its token limit, or JSON had to be cut back: the cut-off tail is lost).
+stopped at its token limit, or JSON had to be cut back: the cut-off tail is lost), and
+``relation_argument_unplaced`` (a relation whose head or tail mention was not placed; counted only when
+it happens, it is not one of ``CAUSES``).
+
+Every predicted element that was said but not placed is also kept in ``RecordParse.unplaced`` as
+``(what, label or None, cause)``: evaluation scores each as a false positive (see ``merge.add_unplaced``).
+A whole unreadable output is one such element; a missing prediction and the cut-off tail of truncated
+JSON are none (nothing was said).
 """
 
 from __future__ import annotations
@@ -15,15 +23,14 @@ from typing import Any
 
 from clinie_nemo.parsing.clean import LabelMap, strip_code_fences
 from clinie_nemo.parsing.decode import DECODERS, Decoded, Link, Mention, decode_answer
-from clinie_nemo.parsing.place import (
-    MATCHERS,
-    MENTION_NOT_IN_TEXT,
-    PlacementFailure,
-    exact_matches,
-    place_mention,
-)
+from clinie_nemo.parsing.place import MATCHERS, MENTION_NOT_IN_TEXT, PlacementFailure, place_mention
+from clinie_nemo.placement import PlacementError, place_exact
 
 CAUSES = ("unparseable", "invalid_label", "mention_not_in_text", "ambiguous_occurrence", "truncated_output")
+ARGUMENT_UNPLACED = "relation_argument_unplaced"
+
+# an element said but not placed: ("entity" | "relation", schema label when known, cause)
+Unplaced = tuple[str, str | None, str]
 
 # an entity as merge needs it: (label, spans in document offsets, attributes)
 EntityKey = tuple[str, tuple[tuple[int, int], ...], tuple[tuple[str, str], ...]]
@@ -40,6 +47,13 @@ class RecordParse:
     failures: Counter[str] = field(default_factory=Counter)
     placed: int = 0
     how: Counter[str] = field(default_factory=Counter)  # which placer found each mention
+    unplaced: Counter[Unplaced] = field(default_factory=Counter)  # scored as false positives
+
+    def fail(self, what: str, label: str | None, cause: str, n: int = 1) -> None:
+        """Count ``n`` elements that cannot be placed, in the failure table and as unplaced predictions."""
+        if n:
+            self.failures[cause] += n
+            self.unplaced[(what, label, cause)] += n
 
 
 def exact_formats() -> dict[str, Any]:
@@ -67,8 +81,11 @@ def well_formed(decoded: Decoded, chunk: str, entity_labels: LabelMap, relation_
     for m in decoded.mentions:
         if m.label not in entity_labels.labels:
             return False
-        if not all(t and 1 <= k <= len(exact_matches(chunk, t)) for t, k in m.fragments):
-            return False
+        for t, k in m.fragments:
+            try:
+                place_exact(chunk, t, k)
+            except PlacementError:
+                return False
     n = len(decoded.mentions)
     return all(0 <= link.head < n and 0 <= link.tail < n and link.label in relation_labels.labels
                for link in decoded.links)
@@ -118,17 +135,19 @@ def parse_record(record: dict[str, Any], prediction: str, doc_text: str, entity_
     out = RecordParse(record["id"], record["doc_id"], record.get("dataset", ""), task)
     start, end = record["chunk"]
     chunk = doc_text[start:end]
+    what = "relation" if task == "re_pair" else "entity"  # what an unreadable element would have been
     try:
         decoded = decode_prediction(record.get("format", "lines"), prediction, task, chunk, entity_labels,
                                     relation_labels)
     except ValueError:
-        out.failures["unparseable"] += 1
+        out.fail(what, None, "unparseable")
         return out
-    out.failures["unparseable"] += decoded.unreadable
+    out.fail(what, None, "unparseable", decoded.unreadable)
     if finish_reason == "length" or decoded.truncated:
         out.failures["truncated_output"] += 1
         if finish_reason == "length" and not decoded.truncated and decoded.mentions:
-            decoded.mentions.pop()  # the last mention may be cut mid-word: not trusted
+            cut = decoded.mentions.pop()  # the last mention may be cut mid-word: not trusted, but it was said
+            out.unplaced[("entity", entity_labels.get(cut.label), "truncated_output")] += 1
     if task == "re_pair":
         _pair(record, decoded, relation_labels, out)
         return out
@@ -136,12 +155,12 @@ def parse_record(record: dict[str, Any], prediction: str, doc_text: str, entity_
     for i, m in enumerate(decoded.mentions):
         label = entity_labels.get(m.label)
         if label is None:
-            out.failures["invalid_label"] += 1
+            out.fail("entity", None, "invalid_label")
             continue
         try:
             spans, how = _place(chunk, start, m)
         except PlacementFailure as exc:
-            out.failures[exc.cause] += 1
+            out.fail("entity", label, exc.cause)
             continue
         key: EntityKey = (label, spans, m.attributes)
         placed[i] = key
@@ -152,9 +171,11 @@ def parse_record(record: dict[str, Any], prediction: str, doc_text: str, entity_
     for link in decoded.links:
         label = relation_labels.get(link.label)
         if label is None:
-            out.failures["invalid_label"] += 1
+            out.fail("relation", None, "invalid_label")
         elif link.head in placed and link.tail in placed:
             out.relations.append((label, placed[link.head], placed[link.tail]))
+        else:
+            out.fail("relation", label, ARGUMENT_UNPLACED)
     return out
 
 
@@ -162,14 +183,14 @@ def _pair(record: dict[str, Any], decoded: Decoded, relation_labels: LabelMap, o
     answer = decoded.answer
     if answer is None:
         if decoded.unreadable == 0:
-            out.failures["unparseable"] += 1
+            out.fail("relation", None, "unparseable")
         return
     if answer.strip().lower() == "none":
         out.placed = 1
         return
     label = relation_labels.get(answer)
     if label is None:
-        out.failures["invalid_label"] += 1
+        out.fail("relation", None, "invalid_label")
         return
     head, tail = record["pair"]
     out.relations.append((label, str(head), str(tail)))

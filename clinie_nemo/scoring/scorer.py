@@ -24,6 +24,7 @@ from clinie_nemo.scoring.rules import RuleSet
 
 MODES = ("strict", "lenient")
 Key = tuple[str, str, str]
+UNPLACED = "unplaced:"  # row label prefix of predictions evaluate could not place (no schema label)
 
 
 @dataclass
@@ -170,7 +171,8 @@ class Scores:
         if per_document is None:
             per_document = self.per_document(documents)
         out["macro"] = {mode: {
-            "by_label": macro(totals.get((kind, mode, label), Counts()) for label in labels),
+            "by_label": macro(totals.get((kind, mode, label), Counts()) for label in labels
+                              if not label.startswith(UNPLACED)),
             "by_document": macro(per_document.get((kind, mode)) or
                                  [Counts()] * len(self.documents if documents is None else documents)),
         } for mode in MODES}
