@@ -324,3 +324,17 @@ def test_launch_has_no_fixed_port():
     two = bridge_plan.launch_command(load_run_spec("llama31_8b", "peft_lora", ["parallel.gpus_per_node=8",
                                                                                "parallel.nodes=2"]), ["train"])
     assert "--rdzv-endpoint=$MASTER_ADDR:$MASTER_PORT" in two and not any("29500" in c for c in two)
+
+
+def test_multi_node_launch_by_hand_needs_master_port(fake, tmp_path, monkeypatch):
+    spec = _spec(tmp_path, ["parallel.gpus_per_node=8", "parallel.nodes=2"])
+    data, run = write_records(tmp_path / "data"), tmp_path / "run"
+    prepare(spec, "bridge", data, run)
+    launched = []
+    monkeypatch.setattr(bridge.subprocess, "call", lambda cmd, **kw: launched.append(cmd) or 0)
+    monkeypatch.setenv("MASTER_ADDR", "node1")
+    with pytest.raises(ConfigError, match="MASTER_PORT"):
+        bridge.train(spec, data, run)
+    monkeypatch.setenv("MASTER_PORT", "41234")
+    bridge.train(spec, data, run)
+    assert "--rdzv-endpoint=$MASTER_ADDR:$MASTER_PORT" in launched[0][-1]

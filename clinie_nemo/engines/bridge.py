@@ -225,6 +225,11 @@ def train(spec: RunSpec, data_dir: str | Path, run_dir: str | Path) -> dict[str,
         cli = ["train", "--engine", NAME, "--spec", str(run / "spec.yaml"), "--data", str(data_dir),
                "--output", str(run)]
         cmd = bridge_plan.launch_command(spec, cli)
+        nodes = spec.train.parallel.nodes
+        missing = [v for v in ("MASTER_ADDR", "MASTER_PORT") if nodes > 1 and not os.environ.get(v)]
+        if missing:  # the multi-node rendezvous endpoint is $MASTER_ADDR:$MASTER_PORT, never a fixed port
+            raise ConfigError(f"engine bridge: a {nodes}-node launch needs {' and '.join(missing)} "
+                              "(slurm/*.sh derive them from the job)")
         say("launching: " + bridge_plan.shell_line(cmd))
         rc = subprocess.call(["bash", "-c", bridge_plan.shell_line(cmd)])
         if rc != 0:

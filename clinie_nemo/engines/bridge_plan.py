@@ -64,13 +64,18 @@ def parse_version(text: str) -> tuple[int, ...]:
     return tuple(parts + [0] * (3 - len(parts)))
 
 
+def supported_bridge_range() -> str:
+    """``">=0.6.0,<0.7.0"``."""
+    low, high = SUPPORTED_BRIDGE
+    return f">={'.'.join(map(str, low))},<{'.'.join(map(str, high))}"
+
+
 def check_bridge_version(version: str) -> None:
     """ConfigError unless ``version`` (megatron-bridge's) is inside :data:`SUPPORTED_BRIDGE`."""
     low, high = SUPPORTED_BRIDGE
     if not low <= parse_version(version) < high:
-        raise ConfigError(
-            f"engine bridge needs megatron-bridge >={'.'.join(map(str, low))},<{'.'.join(map(str, high))} "
-            f"(NeMo Framework container nvcr.io/nvidia/nemo:{CONTAINER_TAG}); this environment has {version}")
+        raise ConfigError(f"engine bridge needs megatron-bridge {supported_bridge_range()} (NeMo Framework "
+                          f"container nvcr.io/nvidia/nemo:{CONTAINER_TAG}); this environment has {version}")
 
 
 def split_prompt_template(template: str) -> tuple[str, str]:
@@ -226,7 +231,7 @@ def plan_dict(spec: RunSpec, data_dir: str | Path, run_dir: str | Path,
     export = t.checkpoint.export
     return {
         "bridge_version": BRIDGE_VERSION,
-        "supported_bridge": f">={'.'.join(map(str, SUPPORTED_BRIDGE[0]))},<{'.'.join(map(str, SUPPORTED_BRIDGE[1]))}",
+        "supported_bridge": supported_bridge_range(),
         "recipe": recipe_function(spec),
         "recipe_kwargs": {"peft_scheme": "lora"} if t.method == "lora" else {},
         "hf_checkpoint": hf_path,
