@@ -184,7 +184,8 @@ def plan_dict(spec: RunSpec, data_dir: str | Path, run_dir: str | Path,
     # --- logging, precision, seed
     s["logger.log_interval"] = 10
     s["logger.tensorboard_dir"] = str(run / "logs" / "tensorboard")
-    s["mixed_precision"] = MIXED_PRECISION[t.precision]
+    precision = MIXED_PRECISION[t.precision]
+    s["mixed_precision"] = dict(precision) if isinstance(precision, dict) else precision
     s["rng.seed"] = t.seed  # RNGConfig.seed
     dataset = {
         # megatron.bridge.data.builders.GPTSFTDatasetConfig (data/builders/gpt_sft.py:105); reads
