@@ -426,8 +426,10 @@ def _generate_mcore(spec: RunSpec, run: Path, prompts: list[str], gen: GenerateC
                              ".TextGenerationController")(inference_wrapped_model=wrapper, tokenizer=tokenizer)
         engine = core.StaticInferenceEngine(text_generation_controller=controller, max_batch_size=gen.batch_size,
                                             random_seed=gen.seed, legacy=True)
-        # HFTokenizerAdapter.tokenize encodes without special tokens (inference/_tokenizer.py:65-67); the
-        # engine prepends BOS only with add_BOS: the same context tokens as training
+        # HFTokenizerAdapter.tokenize encodes without special tokens (inference/_tokenizer.py:65-67);
+        # megatron-core 0.19.0 text_generation_controller.py:423-446 tokenize_prompt strips leading BOS and
+        # prepends one only with add_BOS (static_engine.py:308 generate(prompts, add_BOS, ...)): the same
+        # context tokens as training
         outputs = engine.generate(prompts=prompts, add_BOS=spec.train.data.add_bos, sampling_params=params)
         return [o.generated_text for o in outputs]
     finally:
