@@ -78,7 +78,7 @@ def test_dockerfile_keeps_the_container_stack() -> None:
     code = [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
     assert re.fullmatch(r"ARG NEMO_TAG=26\.\d\d", code[0]), "a 26.x default tag for bridge"
     assert code[1] == "FROM nvcr.io/nvidia/nemo:${NEMO_TAG}"
-    assert "24.xx-25.04" in text and "`nemo`" in text, "names the older tag family for the nemo engine"
+    assert "nemo_toolkit 2.2.1-2.4.x" in text and "`nemo`" in text, "names the NeMo window of the nemo engine"
     installs = [line for line in code if "pip install" in line]
     assert any("--no-deps ." in line for line in installs)
     assert any("-c /tmp/image-constraints.txt" in line and "-r requirements.txt" in line for line in installs)

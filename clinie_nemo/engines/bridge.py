@@ -2,23 +2,25 @@
 
 The ONLY module that imports ``megatron.bridge`` (lazily, inside functions): Bridge is being folded into
 Megatron-LM, so every call lives here. What to set comes from the pure
-:func:`clinie_nemo.engines.bridge_plan.plan_dict`; this module builds the recipe's ConfigContainer,
-applies that dict, imports the HF checkpoint once (cached by the folder's content hash), runs
-``finetune(cfg, forward_step)``, exports the adapter (HF PEFT) or merged weights, and generates with vLLM
-when importable, else megatron-core's static inference engine. Checked against Megatron-Bridge v0.6.0
+:func:`clinie_nemo.engines.bridge_plan.plan_dict`; this module checks the installed Bridge version, builds
+the recipe's ConfigContainer on the LOCAL HF folder, applies that dict, runs ``finetune(cfg,
+forward_step)`` (the HF folder is the pretrained checkpoint: Bridge 0.6 converts it on load, no import
+step), turns a signal stop into exit 124, exports the adapter (HF PEFT) or merged weights in a separate
+one-process run, and generates with vLLM when importable, else megatron-core's static inference engine.
+Supported: megatron-bridge 0.6.x (NeMo Framework container 26.08). Checked against Megatron-Bridge v0.6.0
 (51885cf132b2814188b6855c25a8588254274c2a); file:line citations are in bridge_plan and below.
 """
 
 from __future__ import annotations
 
-import hashlib
 import importlib
+import inspect
 import json
 import os
-import shutil
 import signal
+import socket
 import subprocess
-import time
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +28,21 @@ from clinie_nemo.engines import bridge_plan
 from clinie_nemo.engines.spec import GenerateConfig, RunSpec
 from clinie_nemo.engines.spec_loader import dump_yaml, load_spec_file
 from clinie_nemo.errors import ConfigError
-from clinie_nemo.fileio import atomic_write, iter_jsonl, sha256_file, write_jsonl
+from clinie_nemo.fileio import atomic_write, iter_jsonl, write_jsonl
 from clinie_nemo.progress import say
 
 NAME = "bridge"
 PREEMPTED_EXIT_CODE = 124  # same as the local engine: checkpoint saved, requeue me
-CACHE_ENV = "CLINIE_NEMO_CACHE"  # where imported Megatron checkpoints are kept (default ~/.cache/clinie_nemo)
+# launcher variables a one-process export must not inherit (torch.distributed env:// would join the
+# training's world, or bind the port the launcher's store holds)
+LAUNCH_ENV = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "GROUP_RANK", "ROLE_RANK",
+              "ROLE_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "TORCHELASTIC_RUN_ID", "TORCHELASTIC_RESTART_COUNT",
+              "TORCHELASTIC_MAX_RESTARTS", "TORCHELASTIC_USE_AGENT_STORE", "TORCH_NCCL_ASYNC_ERROR_HANDLING")
+# HF weight files Bridge accepts in a pretrained HF folder (training/utils/checkpoint_utils.py:170-181,
+# is_hf_checkpoint_dir :211: config.json plus one of these)
+HF_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+              "pytorch_model.bin.index.json")
+HF_WEIGHT_GLOBS = ("model-*-of-*.safetensors", "pytorch_model-*-of-*.bin")
 
 
 def _rank() -> int:
@@ -44,52 +55,52 @@ def resolve(dotted: str) -> Any:
     return getattr(importlib.import_module(module), attr)
 
 
-def folder_hash(folder: str | Path) -> str:
-    """sha256 over (relative path, file sha256) of every file of an HF folder: the import cache key."""
-    root = Path(folder)
-    h = hashlib.sha256()
-    for f in sorted(p for p in root.rglob("*") if p.is_file() and ".cache" not in p.parts):
-        h.update(f"{f.relative_to(root).as_posix()}\0{sha256_file(f)}\n".encode())
-    return h.hexdigest()
+def installed_bridge_version() -> str:
+    """megatron-bridge's version: its distribution metadata, else ``megatron.bridge.__version__``."""
+    from importlib import metadata
+
+    for dist in ("megatron-bridge", "megatron_bridge"):
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    try:
+        return str(importlib.import_module("megatron.bridge").__version__)
+    except (ImportError, AttributeError) as err:
+        raise ConfigError("engine bridge: megatron.bridge is not installed here (run inside the NeMo "
+                          f"Framework container nvcr.io/nvidia/nemo:{bridge_plan.CONTAINER_TAG})") from err
 
 
-def cache_root() -> Path:
-    return Path(os.environ.get(CACHE_ENV, Path.home() / ".cache" / "clinie_nemo")) / "megatron_imports"
-
-
-def ensure_imported(spec: RunSpec, wait_s: float = 7200.0) -> Path:
-    """Import the HF checkpoint to Megatron format once per content hash; other ranks wait for rank 0."""
+def check_hf_folder(spec: RunSpec) -> Path:
+    """The model's checkpoint must be a local HF folder Bridge can load (config.json + weights)."""
     hf = Path(spec.model.checkpoint)
     if not hf.is_dir():
-        raise ConfigError(f"engine bridge: model.checkpoint {hf} is not an HF folder on this machine")
-    target = cache_root() / f"{spec.model.name}-{folder_hash(hf)[:16]}"
-    done = target / "IMPORTED"
-    if done.is_file():
-        say(f"reusing imported checkpoint {target}")
-        return target
-    if _rank() == 0:
-        say(f"importing {hf} to Megatron format in {target} (once per content hash)")
-        # AutoBridge.import_ckpt(hf_model_id, megatron_path) (models/conversion/auto_bridge.py:1345)
-        auto_bridge = resolve("megatron.bridge.AutoBridge")
-        tmp = target.with_name(target.name + ".partial")
-        shutil.rmtree(tmp, ignore_errors=True)  # left by an interrupted import
-        auto_bridge.import_ckpt(str(hf), str(tmp))
-        tmp.replace(target)
-        done.write_text(json.dumps({"hf": str(hf)}))
-        return target
-    deadline = time.monotonic() + wait_s
-    while not done.is_file():
-        if time.monotonic() > deadline:
-            raise ConfigError(f"timed out waiting for rank 0 to import {hf} into {target}")
-        time.sleep(5)
-    return target
+        raise ConfigError(f"engine bridge: model.checkpoint {hf} is not an HF folder on this machine "
+                          "(a Hub id is not downloaded: point model.checkpoint at a local folder)")
+    if not (hf / "config.json").is_file():
+        raise ConfigError(f"engine bridge: {hf / 'config.json'} not found (model.checkpoint must be an HF folder)")
+    if not any((hf / n).is_file() for n in HF_WEIGHTS) and not any(any(hf.glob(g)) for g in HF_WEIGHT_GLOBS):
+        raise ConfigError(f"engine bridge: {hf} has no HF weights (model.safetensors, model-*-of-*.safetensors "
+                          "or pytorch_model*.bin)")
+    return hf
 
 
 def latest_iteration(checkpoints: Path) -> int:
-    """Highest ``iter_NNNNNNN`` folder Bridge saved (checkpoint layout: CheckpointConfig docstring,
-    training/config.py:499); 0 when none."""
+    """The last iteration Bridge saved: its tracker file ``latest_checkpointed_iteration.txt``
+    (training/checkpointing.py:1464-1466 writes it after each save; checkpoint_utils.py:143), else the
+    highest ``iter_NNNNNNN`` folder (checkpoint_utils.py:91 get_checkpoint_name); 0 when none."""
+    tracker = checkpoints / "latest_checkpointed_iteration.txt"
+    if tracker.is_file():
+        text = tracker.read_text().strip()
+        if text.isdigit():
+            return int(text)
     iters = [int(p.name[5:]) for p in checkpoints.glob("iter_*") if p.name[5:].isdigit()]
     return max(iters, default=0)
+
+
+def iteration_dir(checkpoints: Path, iteration: int) -> Path:
+    """``checkpoints/iter_0000300`` (checkpoint_utils.py:107 ``"iter_{:07d}".format(iteration)``)."""
+    return checkpoints / f"iter_{iteration:07d}"
 
 
 def _set_path(root: Any, dotted: str, value: Any) -> None:
@@ -103,25 +114,77 @@ def _set_path(root: Any, dotted: str, value: Any) -> None:
     setattr(obj, last, value)
 
 
+def _value(value: Any) -> Any:
+    """A plan value -> the object: nested {"class": ...} descs are constructed, ``"torch.float32"``
+    strings become the dtype."""
+    if isinstance(value, dict) and "class" in value:
+        return _construct(value)
+    if isinstance(value, str) and value.startswith("torch."):
+        return resolve(value)
+    return value
+
+
 def _construct(desc: dict[str, Any] | None) -> Any:
     """{"class": dotted, field: value | nested desc} -> an instance (nested descs built first)."""
     if desc is None:
         return None
-    kwargs = {k: _construct(v) if isinstance(v, dict) and "class" in v else v
-              for k, v in desc.items() if k != "class"}
+    kwargs = {k: _value(v) for k, v in desc.items() if k != "class"}
     return resolve(desc["class"])(**kwargs)
 
 
+class _LocalAutoBridge:
+    """Stands in for ``AutoBridge`` while a recipe runs: ``from_hf_pretrained(<any Hub id>)`` loads the
+    run's local HF folder instead; everything else is the real class."""
+
+    def __init__(self, real: Any, hf_path: str) -> None:
+        self._real, self._hf_path = real, hf_path
+        self.asked: list[str] = []
+
+    def from_hf_pretrained(self, path: Any, *args: Any, **kwargs: Any) -> Any:
+        self.asked.append(str(path))
+        return self._real.from_hf_pretrained(self._hf_path, *args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+def run_recipe(recipe: Any, kwargs: dict[str, Any], hf_path: str) -> Any:
+    """Call a Bridge recipe so that its model provider comes from the local ``hf_path``.
+
+    Bridge 0.6.x recipes hard-code the Hub id (recipes/llama/h100/llama3.py:1668-1669 and :2474-2475:
+    ``AutoBridge.from_hf_pretrained("meta-llama/Meta-Llama-3.1-8B").to_megatron_provider(load_weights=False)``)
+    and take no path argument. A recipe that accepts ``hf_path`` gets it; otherwise the module-level
+    ``AutoBridge`` the recipe looks up is pointed at the local folder for the duration of the call, so the
+    recipe's own settings (TP, seq length, TE, ...) are applied on top of the right provider."""
+    if "hf_path" in inspect.signature(recipe).parameters:
+        return recipe(**kwargs, hf_path=hf_path)
+    namespace = getattr(recipe, "__globals__", {})
+    real = namespace.get("AutoBridge")
+    if real is None:
+        raise ConfigError(f"engine bridge: recipe {recipe.__module__}.{recipe.__name__} neither takes hf_path "
+                          f"nor uses AutoBridge (Bridge version differs from {bridge_plan.BRIDGE_VERSION}?)")
+    local = _LocalAutoBridge(real, hf_path)
+    namespace["AutoBridge"] = local
+    try:
+        cfg = recipe(**kwargs)
+    finally:
+        namespace["AutoBridge"] = real
+    if local.asked:
+        say(f"recipe model {', '.join(sorted(set(local.asked)))} -> local HF folder {hf_path}")
+    return cfg
+
+
 def build_config(plan: dict[str, Any]) -> Any:
-    """The recipe's ConfigContainer with every entry of the plan applied."""
+    """The recipe's ConfigContainer (model provider from the local HF folder) with the plan applied."""
     recipe = resolve(plan["recipe"])
-    cfg = recipe(**plan["recipe_kwargs"])
+    provider = plan["model_provider"]
+    cfg = run_recipe(recipe, plan["recipe_kwargs"], provider["hf_path"])
     cfg.dataset = _construct(plan["dataset"])  # ConfigContainer.dataset (training/config.py:989)
     cfg.peft = _construct(plan["peft"])  # ConfigContainer.peft: Optional[PEFT] (config.py:1005)
     for dotted, value in plan["set"].items():
         if dotted == "train.exit_signal":
-            value = getattr(signal, value)  # "SIGUSR1" -> signal.SIGUSR1 (a signal.Signals member)
-        _set_path(cfg, dotted, value)
+            value = getattr(signal, value)  # "SIGTERM" -> signal.SIGTERM (a signal.Signals member)
+        _set_path(cfg, dotted, _value(value))
     return cfg
 
 
@@ -134,47 +197,104 @@ def plan(spec: RunSpec, data_dir: str | Path, run_dir: str | Path) -> str:
             + dump_yaml(p))
 
 
+def forward_usr1_as_term() -> None:
+    """A SIGUSR1 reaching a rank (the batch shell forwards Slurm's B:USR1 time signal to the step) is
+    re-raised as SIGTERM, the signal Bridge's handler listens on (train.exit_signal): Python's default
+    action for SIGUSR1 would kill the rank without a checkpoint."""
+    signal.signal(signal.SIGUSR1, lambda *_: os.kill(os.getpid(), signal.SIGTERM))
+
+
+def run_finetune(cfg: Any, finetune: Any, forward_step: Any) -> bool:
+    """finetune(); True when it stopped early on a signal. Bridge saves a checkpoint on
+    train.exit_signal and then calls sys.exit(0) (train.py:1397-1414, :805); any other exit code is a
+    real failure and propagates."""
+    try:
+        finetune(cfg, forward_step)
+    except SystemExit as stop:
+        if stop.code not in (None, 0):
+            raise
+        return True
+    return False
+
+
 def train(spec: RunSpec, data_dir: str | Path, run_dir: str | Path) -> dict[str, Any]:
     run = Path(run_dir)
+    bridge_plan.check_bridge_version(installed_bridge_version())
     if "WORLD_SIZE" not in os.environ and spec.train.parallel.world_size > 1:
         # started by hand on a (login or compute) node: launch the ranks, each re-reads RUN/spec.yaml
         cli = ["train", "--engine", NAME, "--spec", str(run / "spec.yaml"), "--data", str(data_dir),
                "--output", str(run)]
         cmd = bridge_plan.launch_command(spec, cli)
+        nodes = spec.train.parallel.nodes
+        missing = [v for v in ("MASTER_ADDR", "MASTER_PORT") if nodes > 1 and not os.environ.get(v)]
+        if missing:  # the multi-node rendezvous endpoint is $MASTER_ADDR:$MASTER_PORT, never a fixed port
+            raise ConfigError(f"engine bridge: a {nodes}-node launch needs {' and '.join(missing)} "
+                              "(slurm/*.sh derive them from the job)")
         say("launching: " + bridge_plan.shell_line(cmd))
         rc = subprocess.call(["bash", "-c", bridge_plan.shell_line(cmd)])
         if rc != 0:
             raise SystemExit(rc)
         return json.loads((run / "DONE").read_text()) if (run / "DONE").is_file() else {}
-    pretrained = ensure_imported(spec)
-    p = bridge_plan.plan_dict(spec, data_dir, run, pretrained_checkpoint=str(pretrained))
+    check_hf_folder(spec)
+    # nothing may reach the Hub: the model, tokenizer and provider all come from the local folder
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    p = bridge_plan.plan_dict(spec, data_dir, run)
     cfg = build_config(p)
     finetune = resolve(p["entry"]["function"])  # training/finetune.py:23 finetune(config, forward_step_func)
     forward_step = resolve(p["entry"]["forward_step"])  # training/gpt_step.py:468
-    finetune(cfg, forward_step)
+    forward_usr1_as_term()
+    stopped = run_finetune(cfg, finetune, forward_step)
+    # train_iters is set after finalize() also when training by epochs (TrainingConfig.num_epochs)
+    total = getattr(cfg.train, "train_iters", None) or spec.train.max_steps
     done_iter = latest_iteration(run / "checkpoints")
-    if spec.train.max_steps is not None and done_iter < spec.train.max_steps:
-        # train.py:1397: on train.exit_signal (SIGTERM) Bridge saves a checkpoint and returns normally
-        say(f"stopped by a signal at iteration {done_iter}/{spec.train.max_steps}; checkpoint saved, "
+    if stopped and (total is None or done_iter < total):
+        say(f"stopped by a signal at iteration {done_iter}/{total}; checkpoint saved, "
             f"exiting {PREEMPTED_EXIT_CODE} so the job can be requeued")
         raise SystemExit(PREEMPTED_EXIT_CODE)
     if _rank() != 0:
         return {}
     export = p["export"]
     if export["kind"] != "none":
-        auto = resolve("megatron.bridge.AutoBridge").from_hf_pretrained(spec.model.checkpoint)  # auto_bridge.py:459
-        if spec.train.method == "lora":
-            # LoRA -> HF PEFT adapter: AutoBridge.export_adapter_ckpt(peft_checkpoint, output_path) (:1475)
-            auto.export_adapter_ckpt(str(run / "checkpoints"), str(run / "adapter"))
-            if export["kind"] == "merged":
-                merge_adapter(spec.model.checkpoint, run / "adapter", run / "model")
-        else:  # full weights: AutoBridge.export_ckpt(megatron_path, hf_path) (auto_bridge.py:1410)
-            auto.export_ckpt(str(run / "checkpoints"), export["output"])
+        export_isolated(run)
     facts = {"engine": NAME, "steps": spec.train.max_steps, "epochs": spec.train.max_epochs,
-             "export": export}
+             "iteration": done_iter, "export": export}
     with atomic_write(run / "DONE") as fh:
         json.dump(facts, fh)
     return facts
+
+
+def export_isolated(run: Path) -> None:
+    """Run :func:`export` in a fresh one-process Python without the launcher's variables: AutoBridge's
+    exports open their own world_size=1 gloo group (training/model_load_save.py:117-141,
+    temporary_distributed_context), which must not meet the training's process group or its store port."""
+    env = {k: v for k, v in os.environ.items() if k not in LAUNCH_ENV}
+    cmd = [sys.executable, "-m", "clinie_nemo.engines.bridge", "export", str(run)]
+    say(f"exporting in a one-process run: {' '.join(cmd)}")
+    rc = subprocess.call(cmd, env=env)
+    if rc != 0:
+        raise ConfigError(f"engine bridge: the export of {run} failed (exit {rc}); the checkpoints are kept, "
+                          f"rerun: python -m clinie_nemo.engines.bridge export {run}")
+
+
+def export(run: Path) -> None:
+    """Export the run's last checkpoint: LoRA -> HF PEFT adapter (+ merged weights), full -> HF weights."""
+    spec = load_spec_file(run / "spec.yaml")
+    checkpoints = run / "checkpoints"
+    last = iteration_dir(checkpoints, latest_iteration(checkpoints))
+    if not last.is_dir():
+        raise ConfigError(f"engine bridge: no checkpoint to export in {checkpoints}")
+    kind = spec.train.checkpoint.export
+    auto = resolve("megatron.bridge.AutoBridge").from_hf_pretrained(spec.model.checkpoint)  # auto_bridge.py:459
+    if spec.train.method == "lora":
+        # AutoBridge.export_adapter_ckpt(peft_checkpoint, output_path) (auto_bridge.py:1475) reads
+        # run_config.yaml and calls dist_checkpointing.load(..., str(ckpt_path)) on the path it is given
+        # (:1546-1548, :1591): that must be the iter_NNNNNNN folder, not checkpoints/
+        auto.export_adapter_ckpt(str(last), str(run / "adapter"))
+        if kind == "merged":
+            merge_adapter(spec.model.checkpoint, run / "adapter", run / "model")
+    else:  # full weights: AutoBridge.export_ckpt(megatron_path, hf_path) (auto_bridge.py:1410)
+        auto.export_ckpt(str(last), str(run / "model"))
 
 
 def merge_adapter(base: str | Path, adapter: Path, out: Path) -> None:
@@ -190,16 +310,63 @@ def merge_adapter(base: str | Path, adapter: Path, out: Path) -> None:
 
 
 def _prompts(spec: RunSpec, records_path: str | Path) -> tuple[list[str], list[str]]:
-    prompt_template, separator = bridge_plan.split_prompt_template(spec.train.data.prompt_template)
+    """(ids, prompt texts). A prompt is what training tokenized as the context: the formatted
+    prompt_template WITHOUT the separator. Bridge tokenizes ``separator + completion`` as the completion
+    (data/sft_processing.py:381-391), so the model learned to emit the separator (" X" is one token with
+    Llama's tokenizer); a prompt ending in the separator would end in a token training never had there."""
+    prompt_template, _ = bridge_plan.split_prompt_template(spec.train.data.prompt_template)
     ids, prompts = [], []
     for _, rec in iter_jsonl(records_path):
         ids.append(str(rec["id"]))
-        prompts.append(prompt_template.format(prompt=rec["input"]) + separator)
+        prompts.append(prompt_template.format(prompt=rec["input"]))
     return ids, prompts
 
 
+def strip_separator(text: str, separator: str) -> str:
+    """The generated text minus the template's separator the model emits first (Bridge drops one leading
+    space of it for tokenizers that are not space sensitive, sft_processing.py:383-387)."""
+    for sep in (separator, separator[1:] if separator.startswith(" ") else None):
+        if sep and text.startswith(sep):
+            return text[len(sep):]
+    return text
+
+
+def prompt_token_ids(tokenizer: Any, prompts: list[str], add_bos: bool) -> list[list[int]]:
+    """Token ids exactly as training built the context: ``[BOS] if add_bos`` + the prompt encoded WITHOUT
+    special tokens (sft_processing.py:295-301 ``encode(text, add_special_tokens=False)``, :393-394 and
+    :440 BOS only when preprocessing.add_bos). vLLM tokenizes a text prompt with the tokenizer's defaults,
+    which for Llama 3 prepend <|begin_of_text|>: so vLLM gets these ids instead of text."""
+    bos = tokenizer.bos_token_id if add_bos else None
+    if add_bos and bos is None:
+        raise ConfigError("engine bridge: train.data.add_bos=true but the tokenizer has no BOS token")
+    head = [int(bos)] if bos is not None else []
+    return [head + list(tokenizer.encode(p, add_special_tokens=False)) for p in prompts]
+
+
+def vllm_sampling(gen: GenerateConfig) -> dict[str, Any]:
+    """SamplingParams kwargs for vLLM: temperature 0 is greedy; top_k -1 / top_p 1.0 switch a filter off
+    (vLLM accepts top_k with top_p=1.0)."""
+    greedy = gen.strategy == "greedy"
+    return {"max_tokens": gen.max_new_tokens, "seed": gen.seed, "temperature": 0.0 if greedy else gen.temperature,
+            "top_k": gen.top_k if gen.top_k > 0 and not greedy else -1, "top_p": 1.0 if greedy else gen.top_p}
+
+
+def mcore_sampling(gen: GenerateConfig) -> dict[str, Any]:
+    """Arguments for Bridge's build_sampling_params (inference/text_generation.py:359-380): it rejects
+    ``top_k > 0 and top_p > 0.0`` (:374), and top_p=0.0 is megatron-core's "no nucleus filter", so the
+    study's top_k=50 with top_p=1.0 passes top_p=0.0. Only a real nucleus (0 < top_p < 1) with top_k is
+    refused."""
+    if gen.strategy == "greedy":
+        return {"temperature": 1.0, "top_k": 1, "top_p": 0.0}
+    top_p = gen.top_p if gen.top_p < 1.0 else 0.0
+    if gen.top_k > 0 and top_p > 0.0:
+        raise ConfigError("megatron-core inference cannot use top_k and top_p < 1 together (the study's "
+                          "sampling); install vLLM in the container or set top_k=0 or top_p=1.0")
+    return {"temperature": gen.temperature, "top_k": gen.top_k, "top_p": top_p}
+
+
 def _generate_vllm(spec: RunSpec, run: Path, prompts: list[str], gen: GenerateConfig) -> list[str]:
-    import vllm  # in the NeMo Framework container (vLLM 0.17); not a Bridge API
+    import vllm  # in the NeMo Framework container; not a Bridge API
     from vllm.lora.request import LoRARequest
 
     adapter = run / "adapter"
@@ -207,12 +374,25 @@ def _generate_vllm(spec: RunSpec, run: Path, prompts: list[str], gen: GenerateCo
     lora = adapter.is_dir() and not (run / "model").is_dir()
     llm = vllm.LLM(model=model, tensor_parallel_size=spec.train.parallel.tensor, seed=gen.seed,
                    enable_lora=lora, max_lora_rank=spec.train.lora.dim if lora and spec.train.lora else 16)
-    params = vllm.SamplingParams(max_tokens=gen.max_new_tokens, seed=gen.seed,
-                                 temperature=0.0 if gen.strategy == "greedy" else gen.temperature,
-                                 top_k=gen.top_k if gen.top_k > 0 else -1, top_p=gen.top_p)
+    params = vllm.SamplingParams(**vllm_sampling(gen))
+    ids = prompt_token_ids(llm.get_tokenizer(), prompts, spec.train.data.add_bos)
     request = LoRARequest("run", 1, str(adapter)) if lora else None
-    outputs = llm.generate(prompts, params, lora_request=request)
+    # a TokensPrompt ({"prompt_token_ids": [...]}, vllm.inputs) is used as given: no BOS added
+    outputs = llm.generate([{"prompt_token_ids": t} for t in ids], params, lora_request=request)
     return [o.outputs[0].text for o in outputs]
+
+
+def init_single_process_env() -> None:
+    """A plain `clinie-nemo generate` has no launcher: give torch.distributed's env:// a one-process world
+    on a free local port (Bridge's scripts/inference/text_generation.py:194 calls
+    maybe_initialize_distributed() before loading; provider.initialize_model_parallel() would otherwise
+    call init_process_group("nccl") with no RANK/WORLD_SIZE, models/model_provider.py:319-321)."""
+    if "WORLD_SIZE" in os.environ:
+        return
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    os.environ.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
 
 
 def _generate_mcore(spec: RunSpec, run: Path, prompts: list[str], gen: GenerateConfig) -> list[str]:
@@ -220,34 +400,41 @@ def _generate_mcore(spec: RunSpec, run: Path, prompts: list[str], gen: GenerateC
     if not (run / "model").is_dir():
         raise ConfigError("engine bridge: without vLLM, generation needs merged weights in <run>/model "
                           "(train with checkpoint.export=merged)")
-    if gen.strategy == "sample" and gen.top_k > 0 and gen.top_p < 1.0:
-        # inference/text_generation.py build_sampling_params: "--top_k and --top_p cannot both be positive"
-        raise ConfigError("megatron-core inference cannot use top_k and top_p together (the study's "
-                          "sampling); install vLLM in the container or set top_k=0 or top_p=1.0")
+    sampling = mcore_sampling(gen)
     ti = importlib.import_module("megatron.bridge.inference.text_generation")
     import torch
 
-    model = ti.load_bridge_model(hf_model_path=str(run / "model"), megatron_model_path=None,
-                                 tp=spec.train.parallel.tensor, pp=spec.train.parallel.pipeline, ep=1, etp=1,
-                                 sequence_parallel=False, dtype=torch.bfloat16, seed=gen.seed,
-                                 trust_remote_code=False)  # text_generation.py:210
-    tokenizer = ti.build_tokenizer(str(run / "model"), False)  # text_generation.py:117
-    greedy = gen.strategy == "greedy"
-    params = ti.build_sampling_params(temperature=1.0 if greedy else gen.temperature,
-                                      top_k=1 if greedy else gen.top_k, top_p=0.0 if greedy else gen.top_p,
-                                      return_log_probs=False, skip_prompt_log_probs=True,
-                                      num_tokens_to_generate=gen.max_new_tokens, termination_id=None,
-                                      top_n_logprobs=0, stop_words=None)  # text_generation.py:359
-    core = importlib.import_module("megatron.core.inference.engines.static_engine")
-    ctx = importlib.import_module("megatron.core.inference.contexts").StaticInferenceContext(
-        max_batch_size=gen.batch_size, max_sequence_length=spec.train.seq_length + gen.max_new_tokens)
-    wrapper = resolve("megatron.core.inference.model_inference_wrappers.gpt.gpt_inference_wrapper"
-                      ".GPTInferenceWrapper")(model, inference_context=ctx)
-    controller = resolve("megatron.core.inference.text_generation_controllers.text_generation_controller"
-                         ".TextGenerationController")(inference_wrapped_model=wrapper, tokenizer=tokenizer)
-    engine = core.StaticInferenceEngine(text_generation_controller=controller, max_batch_size=gen.batch_size,
-                                        random_seed=gen.seed, legacy=True)
-    return [o.generated_text for o in engine.generate(prompts=prompts, sampling_params=params)]
+    init_single_process_env()
+    # utils/common_utils.py:137 maybe_initialize_distributed: the process group first, then the model
+    resolve("megatron.bridge.utils.common_utils.maybe_initialize_distributed")()
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    try:
+        model = ti.load_bridge_model(hf_model_path=str(run / "model"), megatron_model_path=None,
+                                     tp=world, pp=1, ep=1, etp=1, sequence_parallel=False, dtype=torch.bfloat16,
+                                     seed=gen.seed, trust_remote_code=False)  # text_generation.py:210
+        tokenizer = ti.build_tokenizer(str(run / "model"), False)  # text_generation.py:117
+        params = ti.build_sampling_params(**sampling, return_log_probs=False, skip_prompt_log_probs=True,
+                                          num_tokens_to_generate=gen.max_new_tokens,
+                                          termination_id=tokenizer.eod,  # stop at EOS (scripts/...:225)
+                                          top_n_logprobs=0, stop_words=None)  # text_generation.py:359
+        core = importlib.import_module("megatron.core.inference.engines.static_engine")
+        ctx = importlib.import_module("megatron.core.inference.contexts").StaticInferenceContext(
+            max_batch_size=gen.batch_size, max_sequence_length=spec.train.seq_length + gen.max_new_tokens)
+        wrapper = resolve("megatron.core.inference.model_inference_wrappers.gpt.gpt_inference_wrapper"
+                          ".GPTInferenceWrapper")(model, inference_context=ctx)
+        controller = resolve("megatron.core.inference.text_generation_controllers.text_generation_controller"
+                             ".TextGenerationController")(inference_wrapped_model=wrapper, tokenizer=tokenizer)
+        engine = core.StaticInferenceEngine(text_generation_controller=controller, max_batch_size=gen.batch_size,
+                                            random_seed=gen.seed, legacy=True)
+        # HFTokenizerAdapter.tokenize encodes without special tokens (inference/_tokenizer.py:65-67);
+        # megatron-core 0.19.0 text_generation_controller.py:423-446 tokenize_prompt strips leading BOS and
+        # prepends one only with add_BOS (static_engine.py:308 generate(prompts, add_BOS, ...)): the same
+        # context tokens as training
+        outputs = engine.generate(prompts=prompts, add_BOS=spec.train.data.add_bos, sampling_params=params)
+        return [o.generated_text for o in outputs]
+    finally:
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()  # scripts/inference/text_generation.py:235-236
 
 
 def generate(run_dir: str | Path, records_path: str | Path, output_path: str | Path,
@@ -256,13 +443,40 @@ def generate(run_dir: str | Path, records_path: str | Path, output_path: str | P
     spec = load_spec_file(run / "spec.yaml")
     gen = gen_config or GenerateConfig()
     ids, prompts = _prompts(spec, records_path)
+    _, separator = bridge_plan.split_prompt_template(spec.train.data.prompt_template)
     say(f"generating {len(prompts)} predictions with engine bridge")
     try:
         importlib.import_module("vllm")
         texts = _generate_vllm(spec, run, prompts, gen)
     except ImportError:
         texts = _generate_mcore(spec, run, prompts, gen)
-    n = write_jsonl(output_path, ({"id": i, "prediction": t, "engine": NAME, "model": spec.model.name}
-                                  for i, t in zip(ids, texts)))
+    if _rank() != 0:
+        return 0  # megatron-core with tensor parallel: every rank generates, rank 0 writes
+    n = write_jsonl(output_path, ({"id": i, "prediction": strip_separator(t, separator), "engine": NAME,
+                                   "model": spec.model.name} for i, t in zip(ids, texts)))
     say(f"wrote {n} predictions to {output_path}")
     return n
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m clinie_nemo.engines.bridge export RUN``: the one-process export step of train();
+    ``... check-version``: exit 2 unless the installed megatron-bridge is a supported one (Dockerfile)."""
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        if args == ["check-version"]:
+            version = installed_bridge_version()
+            bridge_plan.check_bridge_version(version)
+            print(f"megatron-bridge {version}: supported (engine bridge)")
+            return 0
+        if len(args) == 2 and args[0] == "export":
+            export(Path(args[1]))
+            return 0
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print("usage: python -m clinie_nemo.engines.bridge {check-version | export RUN_DIR}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

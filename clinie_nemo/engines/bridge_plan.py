@@ -20,6 +20,7 @@ Checked against Megatron-Bridge v0.6.0 (tag v0.6.0, commit 51885cf132b2814188b68
 
 from __future__ import annotations
 
+import itertools
 import shlex
 from pathlib import Path
 from typing import Any
@@ -28,23 +29,69 @@ from clinie_nemo.engines.spec import RunSpec
 from clinie_nemo.errors import ConfigError
 
 BRIDGE_VERSION = "megatron-bridge v0.6.0 (51885cf132b2814188b6855c25a8588254274c2a)"
+# The Megatron-Bridge releases this engine supports: 0.6.x. 0.6.0 is the first that loads an HF folder as
+# checkpoint.pretrained_checkpoint (training/checkpointing.py:2598 _load_hf_pretrained_checkpoint, absent in
+# v0.5.1); 0.4.0 (NeMo Framework 26.04) and 0.5.x (26.06) lack it. docs/versions1.json on r0.6.0 pairs
+# "0.6.0 (latest) · 26.08", so the container tag is nvcr.io/nvidia/nemo:26.08.
+SUPPORTED_BRIDGE = ((0, 6, 0), (0, 7, 0))  # [min, max)
+CONTAINER_TAG = "26.08"
 
 # spec precision -> ConfigContainer.mixed_precision (src/megatron/bridge/training/mixed_precision.py:
-# @register bf16_mixed / fp16_mixed; None = fp32)
-MIXED_PRECISION = {"bf16-mixed": "bf16_mixed", "fp16-mixed": "fp16_mixed", "32": None}
+# @register bf16_mixed :184 / fp16_mixed :200). "32" is NOT None: with mixed_precision=None Bridge applies
+# nothing (training/config.py:1868) and the model keeps the provider's dtype, which
+# to_megatron_provider() takes from the HF config (bfloat16 for Llama 3.1), so it would train in bf16.
+# An explicit fp32 MixedPrecisionConfig (mixed_precision.py:33) sets model/optimizer/ddp to float32.
+FP32_MIXED_PRECISION = {
+    "class": "megatron.bridge.training.mixed_precision.MixedPrecisionConfig",
+    "fp32": True, "bf16": False, "fp16": False,
+    "params_dtype": "torch.float32", "pipeline_dtype": "torch.float32", "autocast_enabled": False,
+    "grad_reduce_in_fp32": True,
+}
+MIXED_PRECISION: dict[str, Any] = {"bf16-mixed": "bf16_mixed", "fp16-mixed": "fp16_mixed",
+                                   "32": FP32_MIXED_PRECISION}
+
+
+def parse_version(text: str) -> tuple[int, ...]:
+    """``"0.6.2"`` / ``"0.6.0rc1"`` / ``"0.6.1+git"`` -> (0, 6, 2) / (0, 6, 0) / (0, 6, 1)."""
+    parts = []
+    for piece in text.split("+")[0].split(".")[:3]:
+        digits = "".join(itertools.takewhile(str.isdigit, piece))
+        if not digits:
+            break
+        parts.append(int(digits))
+    if not parts:
+        raise ConfigError(f"engine bridge: cannot read a version from {text!r}")
+    return tuple(parts + [0] * (3 - len(parts)))
+
+
+def supported_bridge_range() -> str:
+    """``">=0.6.0,<0.7.0"``."""
+    low, high = SUPPORTED_BRIDGE
+    return f">={'.'.join(map(str, low))},<{'.'.join(map(str, high))}"
+
+
+def check_bridge_version(version: str) -> None:
+    """ConfigError unless ``version`` (megatron-bridge's) is inside :data:`SUPPORTED_BRIDGE`."""
+    low, high = SUPPORTED_BRIDGE
+    if not low <= parse_version(version) < high:
+        raise ConfigError(f"engine bridge needs megatron-bridge {supported_bridge_range()} (NeMo Framework "
+                          f"container nvcr.io/nvidia/nemo:{CONTAINER_TAG}); this environment has {version}")
 
 
 def split_prompt_template(template: str) -> tuple[str, str]:
     """``"{input} {output}"`` -> (Bridge prompt_template ``"{prompt}"``, separator ``" "``).
 
-    Bridge's PromptCompletionSFTPreprocessingConfig (src/megatron/bridge/data/sft_processing.py) renders
-    ``prompt_template.format(prompt=input) + separator + completion``; nothing may follow {output}."""
+    Bridge's PromptCompletionSFTPreprocessingConfig renders ``prompt_template.format(prompt=input)``
+    (data/sft_processing.py:381) and tokenizes ``separator + completion`` as the completion (:388);
+    nothing may follow {output}. Our templates are literal text with two placeholders (the local and nemo
+    engines substitute ``{input}``/``{output}`` by string replacement), so every other brace is escaped
+    for str.format here: ``{"a": 1} {input}`` -> ``{{"a": 1}} {prompt}``. The separator is not formatted."""
     if not template.endswith("{output}") or "{input}" not in template:
         raise ConfigError(f"engine bridge: prompt_template {template!r} must contain {{input}} and end with "
                           "{output} (Bridge appends the completion after the prompt)")
     head = template[: -len("{output}")]
     before, _, between = head.partition("{input}")
-    prompt = (before + "{prompt}").replace("{{", "{").replace("}}", "}")
+    prompt = before.replace("{", "{{").replace("}", "}}") + "{prompt}"
     return prompt, between
 
 
@@ -54,15 +101,29 @@ def recipe_function(spec: RunSpec) -> str:
     return f"megatron.bridge.recipes.llama.{spec.model.bridge_recipe}_{kind}_config"
 
 
+def has_validation_split(spec: RunSpec, data_dir: str | Path) -> bool:
+    """Validate during training? Only with validation_interval > 0 and a validation.jsonl: Bridge reads
+    dataset_root/validation.jsonl (data/builders/gpt_sft.py:890) and, with packing, packs it too
+    (:628); without the file both fail. A data folder not on this machine (a plan made elsewhere) is
+    assumed to have one."""
+    folder = Path(data_dir)
+    if not spec.train.data.validation_interval:
+        return False
+    return (folder / "validation.jsonl").is_file() or not folder.is_dir()
+
+
 def plan_dict(spec: RunSpec, data_dir: str | Path, run_dir: str | Path,
               pretrained_checkpoint: str | None = None) -> dict[str, Any]:
-    """Every Bridge setting for this run. ``pretrained_checkpoint`` is the imported Megatron checkpoint
-    (content-hash cache folder, known only at run time); the plan shows a placeholder otherwise."""
+    """Every Bridge setting for this run. ``pretrained_checkpoint`` defaults to the model's local HF
+    folder, which Bridge 0.6 loads directly (setup.py:169-171 / checkpointing.py:2291-2306 accept an HF
+    directory, ``_load_hf_pretrained_checkpoint`` :2598 converts on the fly on every rank inside the
+    training process group): no separate ``import_ckpt`` step, no cache, nothing to hash."""
     t, m = spec.train, spec.model
     par, run = t.parallel, Path(run_dir)
     prompt_template, separator = split_prompt_template(t.data.prompt_template)
     hf_path = m.checkpoint
-    pretrained = pretrained_checkpoint or f"<import cache>/{m.name}-<sha256 of {hf_path}>"
+    pretrained = pretrained_checkpoint or hf_path
+    validate = has_validation_split(spec, data_dir)
     s: dict[str, Any] = {}
     # --- parallelism: on cfg.model (GPTModelProvider / TransformerConfig); the recipes set these names
     s["model.tensor_model_parallel_size"] = par.tensor
@@ -70,20 +131,29 @@ def plan_dict(spec: RunSpec, data_dir: str | Path, run_dir: str | Path,
     s["model.context_parallel_size"] = par.context
     s["model.sequence_parallel"] = par.sequence_parallel
     s["model.seq_length"] = t.seq_length  # recipe: cfg.model.seq_length = seq_length
+    if par.context > 1:
+        # training/config.py:1443-1451: SFT with CP > 1 asserts calculate_per_token_loss=True and
+        # ddp.average_in_collective=False (ranks whose tokens are all masked would give NaN losses)
+        s["model.calculate_per_token_loss"] = True
+        s["ddp.average_in_collective"] = False
     # --- training loop: TrainingConfig (src/megatron/bridge/training/config.py; train_iters /
     # global_batch_size / micro_batch_size from megatron.training.config.TrainingConfig; num_epochs here)
     s["train.train_iters"] = t.max_steps  # None when training by epochs (finalize: exactly one mode)
     s["train.num_epochs"] = t.max_epochs
     s["train.global_batch_size"] = t.batch.global_batch_size
     s["train.micro_batch_size"] = t.batch.micro_batch_size
-    # train.py:1397 saves a checkpoint and stops when train.exit_signal arrives (Megatron-LM TrainingConfig
-    # exit_signal: signal.Signals, default SIGTERM); the Slurm scripts forward SIGUSR1 to every rank.
-    # bridge.py turns the name into signal.SIGUSR1.
+    # train.py:1397-1414 saves a checkpoint and stops when train.exit_signal arrives, then sys.exit(0)
+    # (train.py:805). The field is Megatron-LM TrainingConfig.exit_signal (megatron/training/config/
+    # training_config.py, signal.Signals, default SIGTERM); Bridge installs DistributedSignalHandler(
+    # cfg.train.exit_signal) (training/state.py:467-468). Slurm sends SIGTERM to every task at preemption
+    # (the B:USR1 time signal reaches only the batch shell, which forwards it); bridge.py also turns a
+    # SIGUSR1 that reaches a rank into SIGTERM, and turns the name into signal.SIGTERM.
     s["train.exit_signal_handler"] = True
-    s["train.exit_signal"] = "SIGUSR1"
-    # --- validation: ValidationConfig (recipes set cfg.validation.eval_interval / eval_iters)
-    s["validation.eval_interval"] = t.data.validation_interval or None
-    s["validation.eval_iters"] = 32 if t.data.validation_interval else 0
+    s["train.exit_signal"] = "SIGTERM"
+    # --- validation: ValidationConfig (recipes set cfg.validation.eval_interval / eval_iters); off when
+    # the data folder has no validation.jsonl
+    s["validation.eval_interval"] = t.data.validation_interval if validate else None
+    s["validation.eval_iters"] = 32 if validate else 0
     # --- optimiser: OptimizerConfig (megatron.core.optimizer; fields used by
     # recipes/utils/optimizer_utils.py distributed_fused_adam_with_cosine_annealing)
     s["optimizer.lr"] = t.optim.lr
@@ -114,7 +184,8 @@ def plan_dict(spec: RunSpec, data_dir: str | Path, run_dir: str | Path,
     # --- logging, precision, seed
     s["logger.log_interval"] = 10
     s["logger.tensorboard_dir"] = str(run / "logs" / "tensorboard")
-    s["mixed_precision"] = MIXED_PRECISION[t.precision]
+    precision = MIXED_PRECISION[t.precision]
+    s["mixed_precision"] = dict(precision) if isinstance(precision, dict) else precision
     s["rng.seed"] = t.seed  # RNGConfig.seed
     dataset = {
         # megatron.bridge.data.builders.GPTSFTDatasetConfig (data/builders/gpt_sft.py:105); reads
@@ -123,7 +194,7 @@ def plan_dict(spec: RunSpec, data_dir: str | Path, run_dir: str | Path,
         "seq_length": t.seq_length,
         "dataset_root": str(Path(data_dir)),
         "seed": t.seed,
-        "do_validation": bool(t.data.validation_interval),
+        "do_validation": validate,
         "do_test": False,
         "enable_offline_packing": t.packing,
         "offline_packing_specs": None if not t.packing else {
@@ -161,11 +232,15 @@ def plan_dict(spec: RunSpec, data_dir: str | Path, run_dir: str | Path,
     export = t.checkpoint.export
     return {
         "bridge_version": BRIDGE_VERSION,
+        "supported_bridge": supported_bridge_range(),
         "recipe": recipe_function(spec),
         "recipe_kwargs": {"peft_scheme": "lora"} if t.method == "lora" else {},
         "hf_checkpoint": hf_path,
-        # AutoBridge.import_ckpt(hf_model_id, megatron_path) (models/conversion/auto_bridge.py:1345)
-        "import_ckpt": {"hf_model_id": hf_path, "megatron_path": pretrained},
+        # The 0.6.x recipes take no model path: recipes/llama/h100/llama3.py:1668-1669 (sft) and :2474-2475
+        # (peft) call AutoBridge.from_hf_pretrained("meta-llama/Meta-Llama-3.1-8B") (the gated Hub id, on
+        # every rank). bridge.py runs the recipe with that call pointed at this local folder, so the
+        # provider (architecture, rope scaling, vocab) is the model's own (GatorTronLlama included).
+        "model_provider": {"hf_path": hf_path, "load_weights": False},
         "set": s,
         "dataset": dataset,
         "peft": peft,
@@ -189,10 +264,13 @@ def launch_command(spec: RunSpec, cli_args: list[str]) -> list[str]:
     par = spec.train.parallel
     base = ["torchrun", f"--nproc-per-node={par.gpus_per_node}"]
     if par.nodes > 1:
+        # the rendezvous port comes from the job (the sbatch wrapper derives MASTER_PORT from the job id),
+        # never a fixed 29500 that two jobs on one node would both bind
         return ["srun", f"--nodes={par.nodes}", "--ntasks-per-node=1", *base, f"--nnodes={par.nodes}",
-                "--rdzv-id=$SLURM_JOB_ID", "--rdzv-backend=c10d", "--rdzv-endpoint=$MASTER_ADDR:${MASTER_PORT:-29500}",
+                "--rdzv-id=$SLURM_JOB_ID", "--rdzv-backend=c10d", "--rdzv-endpoint=$MASTER_ADDR:$MASTER_PORT",
                 "-m", "clinie_nemo", *cli_args]
-    return [*base, "--standalone", "--nnodes=1", "-m", "clinie_nemo", *cli_args]  # torch 2.13 distributed/run.py:478: free port
+    # one node: --standalone picks a free port for its local rendezvous (torch.distributed.run)
+    return [*base, "--standalone", "--nnodes=1", "-m", "clinie_nemo", *cli_args]
 
 
 def shell_line(cmd: list[str]) -> str:
