@@ -176,7 +176,7 @@ def test_adapter_export_reads_the_iteration_folder_in_a_clean_process(fake, tmp_
     (auto_bridge.py:1534-1591): checkpoints/ has neither (the fake raises like the real one)."""
     monkeypatch.setenv("MASTER_PORT", "29511")
     monkeypatch.setenv("MASTER_ADDR", "node1")
-    _, _, run, _ = _train(tmp_path, ["max_steps=40"])
+    _, _, run, _ = _train(tmp_path, ["max_steps=40", "optim.warmup_steps=5"])
     assert fake["export_adapter"] == [(str(run / "checkpoints" / "iter_0000040"), str(run / "adapter"))]
     (cmd, env), = fake["subprocess"]
     assert cmd[-1] == str(run) and not {"RANK", "WORLD_SIZE", "MASTER_PORT", "MASTER_ADDR"} & set(env)

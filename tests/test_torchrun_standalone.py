@@ -31,7 +31,7 @@ def test_single_node_launches_are_standalone(monkeypatch) -> None:
 
 def test_multi_node_bridge_rendezvous_uses_the_job_port() -> None:
     cmd = bridge_plan.launch_command(bridge_spec(2, 8), ["train"])
-    assert "--rdzv-endpoint=$MASTER_ADDR:${MASTER_PORT:-29500}" in cmd and "--standalone" not in cmd
+    assert "--rdzv-endpoint=$MASTER_ADDR:$MASTER_PORT" in cmd and "--standalone" not in cmd
     out = subprocess.run(["bash", "-c", "echo " + bridge_plan.shell_line(cmd)], capture_output=True, text=True,
                          env={"MASTER_ADDR": "node1", "MASTER_PORT": "23456", "SLURM_JOB_ID": "7",
                               "PATH": "/usr/bin:/bin"}).stdout
