@@ -23,8 +23,14 @@ import submitit
 from clinie_nemo.study import lock, runner, submit
 from clinie_nemo.study.config import load_study
 from clinie_nemo.study.plan import build_plan
-from clinie_nemo.study.submit import (SlurmQueryError, executor_settings, job_groups, stage_state, submit_plan,
-                                      tasks_per_node)
+from clinie_nemo.study.submit import (
+    SlurmQueryError,
+    executor_settings,
+    job_groups,
+    stage_state,
+    submit_plan,
+    tasks_per_node,
+)
 from tests.test_study_plan import write_study
 
 RESOURCES = {"train": {"gpus": 4, "nodes": 2, "cpus": 2, "time": "00:20:00"}}

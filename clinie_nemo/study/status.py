@@ -11,7 +11,7 @@ from typing import Any
 
 from clinie_nemo.errors import ConfigError
 from clinie_nemo.study.config import STAGE_KINDS
-from clinie_nemo.study.cost import stage_cost
+from clinie_nemo.study.cost import accounting_available, read_segments, sacct_usage, stage_cost
 from clinie_nemo.study.submit import plan_states, stage_state
 
 
@@ -27,11 +27,14 @@ def stage_rows(study_dir: str | Path) -> dict[str, dict[str, Any]]:
     root = Path(study_dir)
     plan = load_plan_json(root)
     rows = {}
-    states = plan_states(root / stage["dir"] for stage in plan["stages"].values())
+    dirs = [root / stage["dir"] for stage in plan["stages"].values()]
+    states = plan_states(dirs)
+    timed = sorted({s["job_id"] for d in dirs for s in read_segments(d) if s.get("job_id")})
+    usage = sacct_usage(timed) if timed and accounting_available() else {}  # one sacct for every stage
     for key, stage in plan["stages"].items():
         d = root / stage["dir"]
         state, job = stage_state(d, states)
-        cost = stage_cost(d)
+        cost = stage_cost(d, usage)
         rows[key] = {"kind": stage["kind"], "state": state, "job": job, "elapsed_s": cost["elapsed_s"],
                      "gpu_hours": cost["gpu_hours"]}
     return rows
