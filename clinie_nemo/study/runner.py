@@ -12,7 +12,9 @@ A finished stage (DONE, or a complete atomic output) is never run again.
 Multi-node train stages run one Slurm task per GPU (see submit.tasks_per_node): every task is one rank
 (RANK/LOCAL_RANK/WORLD_SIZE from SLURM_PROCID/SLURM_LOCALID/SLURM_NTASKS, MASTER_ADDR the first host of
 SLURM_JOB_NODELIST, MASTER_PORT derived from the job id so two jobs on one node never collide), so the
-engine starts no launcher of its own: no srun nested in submitit's step. Rank 0 owns the stage: it takes
+engine starts no launcher of its own: no srun nested in submitit's step (submitit runs the callable in every
+task: submitit 1.5.4 submitit/slurm/slurm.py:360 _num_tasks = nodes x ntasks_per_node, core/submission.py:24
+process_job; only global rank 0 requeues, core/job_environment.py:207). Rank 0 owns the stage: it takes
 the stage lock (study/lock.py: a second job for the same stage runs nothing), records timing, writes DONE
 and requeues; the other ranks wait for its decision. A stage stopped more than ``max_requeues`` times
 (SLURM_RESTART_COUNT) fails with a clear message instead of requeueing again.

@@ -295,7 +295,9 @@ def executor_settings(plan: StudyPlan, kind: str, res: StageResources,
     the host's ``shlex.quote(sys.executable)`` (submitit 1.5.4 submitit/slurm/slurm.py:255), and its job
     line is ``srun --unbuffered --output ... *srun_args <python> -u -m submitit.core._submit FOLDER``
     (slurm.py:354 _submitit_command_str, slurm.py:523 srun_cmd), so pyxis' --container-image in srun_args
-    runs ``python`` from the image, in --container-workdir (pyxis: default the image's WORKDIR, not ours).
+    runs ``python`` from the image, in --container-workdir (pyxis v0.24.0 pyxis_slurmstepd.c:1653-1664: without
+    it the task chdirs to the container's own cwd, not to the folder the job was submitted from).
+    Arrays keep it: the array copy of the executor submits the original's command string (slurm.py:339-344).
     ``array_parallelism`` becomes ``--array=0-N%K`` (slurm.py:497)."""
     extra: dict[str, Any] = {"kill-on-invalid-dep": "yes", "open-mode": "append"}
     if dependency:
