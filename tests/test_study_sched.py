@@ -183,6 +183,9 @@ def test_each_train_waits_for_its_own_mix_only(tmp_path: Path) -> None:
     groups = job_groups(plan.by_kind("train"), job_of, max_size=1000)
     deps = sorted(dep or "none" for _, dep in groups)
     assert deps.count("none") == 1 and "afterok:50_1" in deps and all("aftercorr" not in d for d in deps)
+    # a one-task "array" is submitted as a plain job: it names its parent task instead of aftercorr
+    groups = job_groups(plan.by_kind("train")[:1], {mixes[0].key: "50_0"}, max_size=1000)
+    assert groups == [(plan.by_kind("train")[:1], "afterok:50_0")]
 
 
 def test_arrays_split_under_max_array_size_and_stay_aligned(monkeypatch, tmp_path: Path) -> None:

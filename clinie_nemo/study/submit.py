@@ -218,6 +218,8 @@ def job_groups(todo: list[Stage], job_of: dict[str, str], max_size: int | None =
             aligned = 0
             while aligned < len(tasks) and tasks[aligned] == aligned and aligned < limit:
                 aligned += 1
+            if aligned < 2:  # one stage goes out as a plain job, not an array: name its parent task
+                aligned = 0
             if aligned:
                 groups.append(([children[t][k] for t in tasks[:aligned]], f"aftercorr:{array}"))
             groups += [([children[t][k]], f"afterok:{array}_{t}") for t in tasks[aligned:]]
