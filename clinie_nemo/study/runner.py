@@ -150,7 +150,10 @@ def _wait_for_rank0(d: Path, job_id: str, restart: int, label: str) -> bool:
     return False
 
 
-def _decide(d: Path, job_id: str, restart: int, decision: str) -> None:
+def _decide(d: Path, job_id: str, restart: int, decision: str, world: int) -> None:
+    """Rank 0 tells the other ranks of this attempt whether the stage runs (nothing to tell when alone)."""
+    if world <= 1:
+        return
     with atomic_write(_decision_path(d, job_id, restart)) as fh:
         fh.write(decision + "\n")
 
@@ -176,19 +179,19 @@ def run_stage(stage_dir: str | Path, requeue_self: bool = False) -> int:
         return REQUEUE_EXIT_CODE if (rc == REQUEUE_EXIT_CODE or (stopped and rc != 0)) else rc
     max_requeues = int(spec.get("max_requeues", 10))
     if restart > max_requeues:
-        _decide(d, ids["job_id"], restart, "skip: requeue cap")
+        _decide(d, ids["job_id"], restart, "skip: requeue cap", world)
         say(f"run-stage: {label}: error: job {ids['display_id']} was requeued {restart} times "
             f"(SLURM_RESTART_COUNT), more than max_requeues {max_requeues}; not running it again")
         return REQUEUE_CAP_EXIT_CODE
     me = ids["job_id"] or f"pid{os.getpid()}@{socket.gethostname()}"
     owner = lock.acquire(d, me)
     if owner is not None:
-        _decide(d, ids["job_id"], restart, f"skip: locked by {owner}")
+        _decide(d, ids["job_id"], restart, f"skip: locked by {owner}", world)
         say(f"run-stage: {label} is already running in job {owner} ({d / lock.LOCK_NAME}); "
             f"job {ids['display_id'] or me} runs nothing")
         return DUPLICATE_EXIT_CODE
     try:
-        _decide(d, ids["job_id"], restart, "run")
+        _decide(d, ids["job_id"], restart, "run", world)
         return _run_locked(d, spec, label, ids, restart, max_requeues, env, requeue_self)
     finally:
         lock.release(d, me)
