@@ -275,7 +275,7 @@ TRAINER = ("import pathlib, sys, time; run = pathlib.Path('run'); run.mkdir(exis
 
 
 def _run_stage_proc(d: Path, job_id: str, sleep: float, restart: str = "0") -> subprocess.Popen:
-    env = {**os.environ, "SLURM_JOB_ID": job_id, "SLURM_RESTART_COUNT": restart, "PYTHONPATH": os.getcwd()}
+    env = {**os.environ, "SLURM_JOB_ID": job_id, "SLURM_RESTART_COUNT": restart, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     return subprocess.Popen([sys.executable, "-m", "clinie_nemo", "run-stage", str(d)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
