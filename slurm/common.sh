@@ -76,9 +76,9 @@ cn_header() {
   local var
   MASTER_ADDR="$(scontrol show hostnames "${SLURM_JOB_NODELIST:-localhost}" 2>/dev/null | head -n1)"
   MASTER_ADDR="${MASTER_ADDR:-localhost}"
-  # a port per job: two jobs sharing a node must not both bind 29500; MASTER_PORT overrides it
+  # a port per job, 15000-29999 (below the ephemeral range): two jobs on one node never share it
   if [[ -n "${SLURM_JOB_ID:-}" ]]; then
-    MASTER_PORT="${MASTER_PORT:-$((20000 + SLURM_JOB_ID % 20000))}"
+    MASTER_PORT="${MASTER_PORT:-$((15000 + SLURM_JOB_ID % 15000))}"
   fi
   export MASTER_ADDR MASTER_PORT="${MASTER_PORT:-29500}"
   export OMP_NUM_THREADS="${SLURM_CPUS_PER_TASK:-1}"

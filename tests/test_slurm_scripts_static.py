@@ -164,8 +164,8 @@ def test_container_image_with_a_scheme_is_rejected() -> None:
 
 
 @pytest.mark.parametrize("env, port", [
-    ({"SLURM_JOB_ID": "123456"}, str(20000 + 123456 % 20000)),
-    ({"SLURM_JOB_ID": "123457"}, str(20000 + 123457 % 20000)),
+    ({"SLURM_JOB_ID": "123456"}, str(15000 + 123456 % 15000)),
+    ({"SLURM_JOB_ID": "123457"}, str(15000 + 123457 % 15000)),
     ({"SLURM_JOB_ID": "123456", "MASTER_PORT": "31000"}, "31000"),
     ({}, "29500"),  # outside Slurm
 ])

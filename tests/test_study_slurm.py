@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import subprocess
 import sys
 import time
@@ -171,4 +172,121 @@ def test_rendered_sbatch_script_requeues_and_resumes(slurm_cluster, tmp_path: Pa
     assert len((run / "starts.txt").read_text().split()) == 2, log
     env = json.loads((run / "env.json").read_text())
     assert env["RANK"] == "0" and env["LOCAL_RANK"] == "0" and env["WORLD_SIZE"] == "1"
-    assert env["MASTER_ADDR"] and env["MASTER_PORT"] == str(20000 + int(job) % 20000) and env["CLINIE_TEST"] == "1"
+    assert env["MASTER_ADDR"] and env["MASTER_PORT"] == str(15000 + int(job) % 15000) and env["CLINIE_TEST"] == "1"
+
+
+# ---------------------------------------------------------------- issue 10: scheduling on the real cluster
+
+# one rank of a torch.distributed job: env:// rendezvous from what the runner exported, one all_reduce
+DIST_RANK = """
+import json, os, pathlib, sys
+import torch, torch.distributed as dist
+out = pathlib.Path(sys.argv[1]); out.mkdir(exist_ok=True)
+dist.init_process_group("gloo")
+t = torch.tensor([dist.get_rank() + 1]); dist.all_reduce(t)
+keys = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "SLURM_JOB_ID", "SLURM_STEP_ID")
+(out / f"rank{dist.get_rank()}.json").write_text(json.dumps({"sum": int(t), **{k: os.environ.get(k) for k in keys}}))
+dist.destroy_process_group()
+"""
+
+
+def test_each_slurm_task_is_one_rank_of_one_step(slurm_cluster, tmp_path: Path) -> None:  # noqa: F811
+    """A stage of world size 2 as submitit runs a multi-node train (one task per GPU), here 2 tasks on the one
+    node: each task is one torch.distributed rank (gloo really initialised), both in submitit's only step,
+    MASTER_PORT from the job id; rank 0 alone writes DONE and the timing."""
+    import submitit
+
+    from clinie_nemo.study.runner import StageJob, master_port
+    from clinie_nemo.study.submit import executor_settings, prepare_stage
+
+    plan = fake_plan(tmp_path, train_argv=lambda d: (sys.executable, "-c", DIST_RANK, str(d / "run")))
+    train = plan.by_kind("train")[0]
+    d = prepare_stage(plan, train)
+    spec = json.loads((d / "stage.json").read_text())
+    (d / "stage.json").write_text(json.dumps({**spec, "world_size": 2}))
+    python, params = executor_settings(plan, "train", plan.config.stage_resources("train"), None)
+    params.update(ntasks_per_node=2, cpus_per_task=1)
+    params.pop("gpus_per_node", None)
+    ex = submitit.SlurmExecutor(folder=tmp_path / "submitit" / "%j", python=python)
+    ex.update_parameters(**params)
+    job = ex.submit(StageJob(str(d)))
+    fields = wait_job(job.job_id, timeout=150)
+    log = "".join(p.read_text() for p in (tmp_path / "submitit").rglob("*.err"))
+    assert fields["JobState"] == "COMPLETED", log
+    ranks = [json.loads((d / "run" / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert [r["sum"] for r in ranks] == [3, 3], "both ranks joined one process group"
+    assert {r["RANK"] for r in ranks} == {"0", "1"} and {r["WORLD_SIZE"] for r in ranks} == {"2"}
+    assert {r["SLURM_STEP_ID"] for r in ranks} == {"0"}, "no nested srun: every rank runs in submitit's step"
+    assert {r["MASTER_PORT"] for r in ranks} == {str(master_port(job.job_id))} and ranks[0]["MASTER_ADDR"]
+    assert (d / "DONE").exists() and len((d / "timing.jsonl").read_text().splitlines()) == 1
+
+
+def test_status_asks_slurm_once_per_poll_on_the_cluster(slurm_cluster, tmp_path: Path, monkeypatch) -> None:  # noqa: F811
+    """squeue/scontrol wrapped by scripts that log each call and run the real command."""
+    import shutil
+
+    from clinie_nemo.study.status import status_table
+
+    plan = fake_plan(tmp_path)
+    submit_plan(plan)
+    wait_stages(plan, ("evaluate",), {"done", "queued", "running"})
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name in ("squeue", "scontrol", "sacct"):
+        real = shutil.which(name)
+        if real:
+            (bin_dir / name).write_text(f'#!/bin/sh\necho {name} >> {tmp_path / "calls.log"}\nexec {real} "$@"\n')
+            (bin_dir / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    _table, counts = status_table(plan.study_dir)
+    made = (tmp_path / "calls.log").read_text().split() if (tmp_path / "calls.log").exists() else []
+    unfinished = sum(n for s, n in counts.items() if s != "done")
+    assert made.count("scontrol") == 0 and made.count("squeue") == (1 if unfinished else 0), (made, counts)
+    wait_stages(plan, ("evaluate",), {"done"})
+    (tmp_path / "calls.log").unlink(missing_ok=True)
+    _table, counts = status_table(plan.study_dir)
+    made = (tmp_path / "calls.log").read_text().split() if (tmp_path / "calls.log").exists() else []
+    assert counts == {"done": 4} and "squeue" not in made and "scontrol" not in made, made
+    assert made.count("sacct") <= 1, f"accounting (GPU-hours) once for all stages: {made}"
+
+
+def test_a_duplicate_job_for_a_stage_starts_no_second_trainer(slurm_cluster, tmp_path: Path) -> None:  # noqa: F811
+    """The same train stage submitted twice (as after a lost sbatch answer): the second job finds the first
+    one's live lock, runs nothing and fails; the first trains once and the chain completes."""
+    from clinie_nemo.study.submit import _submit_batch
+
+    sleeper = "import pathlib, sys, time; p = pathlib.Path(sys.argv[1]); p.mkdir(exist_ok=True); " \
+              "f = p / 'starts.txt'; f.write_text((f.read_text() if f.exists() else '') + 'x'); time.sleep(8)"
+    resources = {"train": {"gpus": 0, "cpus": 1, "time": "00:10:00"}}
+    plan = fake_plan(tmp_path, train_argv=lambda d: (sys.executable, "-c", sleeper, str(d / "run")),
+                     resources=resources)
+    first = submit_plan(plan)
+    train = plan.by_kind("train")[0]
+    d = plan.stage_dir(train.key)
+    deadline = time.monotonic() + 90
+    while not (d / "run" / "starts.txt").exists():
+        assert time.monotonic() < deadline, "the first trainer did not start"
+        time.sleep(0.3)
+    [dup] = _submit_batch(plan, "train", plan.config.stage_resources("train"), [d], None, None)
+    fields = wait_job(dup, timeout=90)
+    assert fields["JobState"] == "FAILED", fields
+    wait_stages(plan, ("evaluate",), {"done"})
+    assert (d / "run" / "starts.txt").read_text() == "x", "one trainer only"
+    logs = "".join(p.read_text() for p in (plan.study_dir / "submitit").rglob(f"{dup}_*.err"))
+    assert f"already running in job {first.jobs[1]['job_ids'][0]}" in logs
+
+
+def test_requeues_are_capped_by_max_requeues(slurm_cluster, tmp_path: Path) -> None:  # noqa: F811
+    """A trainer that is stopped every time (exit 124): requeued once (max_requeues 1), then failed clearly."""
+    resources = {"train": {"gpus": 1, "time": "00:10:00", "max_requeues": 1}}
+    plan = fake_plan(tmp_path, train_argv=lambda d: (sys.executable, "-c", "import sys; sys.exit(124)"),
+                     resources=resources)
+    first = submit_plan(plan)
+    wait_stages(plan, ("train",), {"failed"}, timeout=150)
+    train_job = first.jobs[1]["job_ids"][0]
+    d = plan.stage_dir(plan.by_kind("train")[0].key)
+    segments = [json.loads(s) for s in (d / "timing.jsonl").read_text().splitlines()]
+    assert [(s["rc"], s["restart"]) for s in segments] == [(124, 0), (124, 1)]
+    assert int(job_fields(train_job)["Restarts"]) == 1 and job_fields(train_job)["JobState"] == "FAILED"
+    logs = "".join(p.read_text() for p in (plan.study_dir / "submitit").rglob("*.err"))
+    assert "max_requeues 1 reached, not requeueing" in logs

@@ -6,7 +6,8 @@ from __future__ import annotations
 import argparse
 
 NAME = "run-stage"
-HELP = "Run one study stage folder (stage.json) inside a Slurm job; exits 124 after a checkpoint-and-stop."
+HELP = ("Run one study stage folder (stage.json) inside a Slurm job; exits 124 after a checkpoint-and-stop, "
+        "75 when another job already runs the stage, 76 when it was stopped more than max_requeues times.")
 EXAMPLES = """
   clinie-nemo run-stage studies/mini/stages/train-0123456789abcdef
 """

@@ -24,6 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def describe(plan, submission, dry_run: bool) -> str:
     from clinie_nemo.study.config import STAGE_KINDS
+    from clinie_nemo.study.submit import tasks_per_node
 
     lines = [f"study {plan.config.name}: {len(plan.cells)} cells "
              f"({len(plan.config.folds)} held-out x {len(plan.config.fractions)} fractions x "
@@ -34,7 +35,9 @@ def describe(plan, submission, dry_run: bool) -> str:
         r = job["resources"]
         ids = ",".join(job["job_ids"]) if job["job_ids"] else "(dry run)"
         lines.append(f"{'would submit' if dry_run else 'submitted'} {job['kind']}: {len(job['stages'])} stage(s) as "
-                     f"one array [nodes={r.nodes} gpus/node={r.gpus} cpus={r.cpus} time={r.time}"
+                     f"one array [nodes={r.nodes} tasks/node={tasks_per_node(plan.config.engine, job['kind'], r)} "
+                     f"gpus/node={r.gpus} cpus={r.cpus} time={r.time}"
+                     f"{' at-once=' + str(r.array_parallelism) if r.array_parallelism else ''}"
                      f"{' partition=' + r.partition if r.partition else ''}"
                      f"{' container=' + r.container if r.container else ''}] "
                      f"dependency={job['dependency'] or 'none'} jobs={ids}")

@@ -187,8 +187,8 @@ def render_sbatch(job: SbatchJob) -> str:
     image = pyxis_image(job.container_image) if job.container_image else "none"
     lines += [
         'MASTER_ADDR="$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n1)"',
-        "# a port per job (two jobs sharing a node must not both bind 29500); $MASTER_PORT overrides it",
-        'export MASTER_ADDR MASTER_PORT="${MASTER_PORT:-$((20000 + SLURM_JOB_ID % 20000))}"',
+        "# a port per job, 15000-29999 (below the ephemeral range; two jobs sharing a node never share it); $MASTER_PORT overrides it",
+        'export MASTER_ADDR MASTER_PORT="${MASTER_PORT:-$((15000 + SLURM_JOB_ID % 15000))}"',
         f"export OMP_NUM_THREADS=\"${{SLURM_CPUS_PER_TASK:-{job.cpus_per_task}}}\"",
         'echo "job $SLURM_JOB_ID on $SLURM_JOB_NODELIST (head $MASTER_ADDR:$MASTER_PORT), '
         'restart ${SLURM_RESTART_COUNT:-0}, gpus on node ${SLURM_GPUS_ON_NODE:-0}"',

@@ -18,7 +18,14 @@ Example::
     method_overrides: {lora: [lora.dim=8]}
     mixture: {tasks: [ce], format: json, max_tokens: 256, template: rotate}
     resources:
-      train: {partition: gpu, gpus: 1, cpus: 8, time: "04:00:00", container: nvcr.io/nvidia/nemo:26.04}
+      train: {partition: gpu, gpus: 1, cpus: 8, time: "04:00:00", container: nvcr.io/nvidia/nemo:26.04,
+              container_python: python, array_parallelism: 16, max_requeues: 10}
+
+Resources per stage kind: ``nodes > 1`` only for train on the bridge/nemo engines (Slurm then starts one
+task per GPU, each task one rank: no nested srun); ``container_python`` is the interpreter inside the
+container (submitit's job command runs it, not the host's), ``container_workdir`` its working folder
+(default: the study folder); ``array_parallelism`` throttles how many array tasks of the stage kind run at
+once (``--array=0-N%K``); ``max_requeues`` caps how often a stopped stage requeues itself.
 """
 
 from __future__ import annotations
@@ -76,6 +83,10 @@ class StageResources:
     container: str | None = None  # pyxis --container-image
     container_mounts: str | None = None
     signal_seconds: int = 120  # preemption / time-limit warning before the end
+    container_python: str = "python"  # the interpreter inside the container (not the host's sys.executable)
+    container_workdir: str | None = None  # pyxis --container-workdir; None = the study folder
+    array_parallelism: int | None = None  # at most this many array tasks at once (%N); None = submitit's 256
+    max_requeues: int = 10  # a stage stopped more often (SLURM_RESTART_COUNT) fails instead of requeueing
 
 
 def _default_resources() -> dict[str, StageResources]:
@@ -162,6 +173,15 @@ def _check(cfg: StudyConfig, source: str) -> list[str]:
     for kind, r in cfg.resources.items():
         if r.nodes < 1 or r.gpus < 0 or r.cpus < 1:
             problems.append(f"{source}: resources.{kind}: nodes >= 1, gpus >= 0, cpus >= 1 required")
+        if r.nodes > 1 and (kind != "train" or cfg.engine == "local" or r.gpus < 1):
+            problems.append(f"{source}: resources.{kind}: nodes {r.nodes}: only train on the bridge or nemo engine "
+                            f"with gpus >= 1 runs on several nodes (one rank per GPU); use nodes: 1")
+        if r.array_parallelism is not None and r.array_parallelism < 1:
+            problems.append(f"{source}: resources.{kind}.array_parallelism: must be >= 1")
+        if r.max_requeues < 0:
+            problems.append(f"{source}: resources.{kind}.max_requeues: must be >= 0")
+        if not r.container_python.strip():
+            problems.append(f"{source}: resources.{kind}.container_python: must not be empty")
         try:
             minutes = time_minutes(r.time)
         except ConfigError as exc:

@@ -60,16 +60,17 @@ def read_segments(stage_dir: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def stage_cost(stage_dir: str | Path) -> dict[str, Any]:
-    """{"elapsed_s", "gpus", "gpu_hours", "job_ids", "attempts", "source"} for one stage folder."""
+def stage_cost(stage_dir: str | Path, usage: dict[str, tuple[float, int]] | None = None) -> dict[str, Any]:
+    """{"elapsed_s", "gpus", "gpu_hours", "job_ids", "attempts", "source"} for one stage folder. ``usage``: one
+    :func:`sacct_usage` answer for many stages (status asks once per poll); None = ask sacct here."""
     d = Path(stage_dir)
     segments = read_segments(d)
     job_ids = sorted({s["job_id"] for s in segments if s.get("job_id")})
     elapsed = sum(s.get("elapsed_s", 0.0) for s in segments)
     gpu_seconds = sum(s.get("elapsed_s", 0.0) * s.get("gpus", 0) for s in segments)
     source = "job timing"
-    if job_ids and accounting_available():
-        usage = sacct_usage(job_ids)
+    if job_ids and (usage is not None or accounting_available()):
+        usage = sacct_usage(job_ids) if usage is None else {j: usage[j] for j in job_ids if j in usage}
         if usage:
             elapsed = sum(e for e, _ in usage.values())
             gpu_seconds = sum(e * g for e, g in usage.values())

@@ -1,5 +1,6 @@
 """`clinie-nemo status STUDY_DIR`: a table of cells x stages (state, job id, elapsed, GPU-hours), read from
-STUDY_DIR/plan.json, each stage folder's DONE/job.json/timing.jsonl, and Slurm (scontrol) for live jobs."""
+STUDY_DIR/plan.json, each stage folder's DONE/RUNNING.lock/job.json/timing.jsonl, and Slurm for live jobs:
+ONE squeue call per poll for every job of the study (submit.plan_states), not one query per stage."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from typing import Any
 
 from clinie_nemo.errors import ConfigError
 from clinie_nemo.study.config import STAGE_KINDS
-from clinie_nemo.study.cost import stage_cost
-from clinie_nemo.study.submit import stage_state
+from clinie_nemo.study.cost import accounting_available, read_segments, sacct_usage, stage_cost
+from clinie_nemo.study.submit import plan_states, stage_state
 
 
 def load_plan_json(study_dir: str | Path) -> dict[str, Any]:
@@ -26,10 +27,14 @@ def stage_rows(study_dir: str | Path) -> dict[str, dict[str, Any]]:
     root = Path(study_dir)
     plan = load_plan_json(root)
     rows = {}
+    dirs = [root / stage["dir"] for stage in plan["stages"].values()]
+    states = plan_states(dirs)
+    timed = sorted({s["job_id"] for d in dirs for s in read_segments(d) if s.get("job_id")})
+    usage = sacct_usage(timed) if timed and accounting_available() else {}  # one sacct for every stage
     for key, stage in plan["stages"].items():
         d = root / stage["dir"]
-        state, job = stage_state(d)
-        cost = stage_cost(d)
+        state, job = stage_state(d, states)
+        cost = stage_cost(d, usage)
         rows[key] = {"kind": stage["kind"], "state": state, "job": job, "elapsed_s": cost["elapsed_s"],
                      "gpu_hours": cost["gpu_hours"]}
     return rows

@@ -1,75 +1,158 @@
 """Submit a study's job graph through submitit, skipping what is finished or already queued.
 
 Per stage kind (mix -> train -> generate -> evaluate) the stages still to run share one shape (the kind's
-resources), so they go out as one submitit batch (a Slurm job array), depending ``afterok`` on the upstream
-jobs still queued or running (finished upstream stages need no dependency). Each stage folder gets
-stage.json (what the runner executes), its input files, and job.json (every job id it was submitted as);
-STUDY_DIR/sbatch/<stage>.sbatch keeps an equivalent standalone sbatch script for audit. Nothing finished is
-deleted or rewritten: a stage with DONE (or a queued/running job) is left alone.
+resources), so they go out as submitit batches (Slurm job arrays, at most MaxArraySize tasks each, ``%N``
+throttled by the kind's ``array_parallelism``). Each array's tasks line up with their parents' tasks so the
+dependency is ``aftercorr`` (train[i] waits for mix[i] only); a stage whose parent does not line up waits
+``afterok`` on that one parent task. Each stage folder gets stage.json (what the runner executes), its input
+files, and job.json (every job id it was submitted as); STUDY_DIR/sbatch/<stage>.sbatch keeps an equivalent
+standalone sbatch script for audit. Nothing finished is deleted or rewritten: a stage with DONE, a live
+RUNNING.lock, or a queued/running job is left alone. Slurm is asked once per submit/poll (one squeue for
+every job), and a failed query stops the submit instead of reading as "lost" (which would resubmit).
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import re
+import shutil
 import subprocess
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from clinie_nemo.errors import ClinieError
 from clinie_nemo.fileio import atomic_write
 from clinie_nemo.slurm.sbatch import SbatchJob, render_sbatch, time_minutes
 from clinie_nemo.study.config import STAGE_KINDS, StageResources
+from clinie_nemo.study.lock import lock_owner
 from clinie_nemo.study.plan import Stage, StudyPlan, plan_json
 
 ACTIVE = {"PENDING", "RUNNING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "CONFIGURING", "COMPLETING",
           "SUSPENDED", "RESIZING", "SIGNALING", "STAGE_OUT", "RESV_DEL_HOLD"}
+DEFAULT_MAX_ARRAY_SIZE = 1001  # Slurm's default MaxArraySize (slurm.conf(5))
 
 
-def slurm_job_state(job_id: str) -> str | None:
-    """JobState from `scontrol show job -o` (None when Slurm no longer knows the job)."""
+class SlurmQueryError(ClinieError):
+    """squeue failed or timed out: the jobs' states are unknown, so nothing may be (re)submitted."""
+
+
+def _base_id(job_id: str) -> str:
+    return job_id.split("_", 1)[0]
+
+
+def slurm_states(job_ids: Iterable[str]) -> dict[str, str]:
+    """JobState of the given jobs (submitit ids: "123" or "123_4") from ONE ``squeue`` call (every task of
+    every array, finished jobs included while Slurm keeps them, MinJobAge); ids squeue no longer knows get
+    one more ``sacct`` call when accounting is on. An id absent from the answer is unknown to Slurm.
+    Raises SlurmQueryError when squeue itself fails: an unanswered query must not read as "lost"."""
+    wanted = sorted(set(job_ids))
+    if not wanted:
+        return {}
+    bases = sorted({_base_id(j) for j in wanted})
+    cmd = ["squeue", "--noheader", "--array", "--states=all", "--format=%i|%T", f"--jobs={','.join(bases)}"]
     try:
-        out = subprocess.run(["scontrol", "show", "job", "-o", job_id], capture_output=True, text=True,
-                             timeout=30).stdout
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    for token in out.split():
-        if token.startswith("JobState="):
-            return token.split("=", 1)[1]
-    return None
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise SlurmQueryError(f"could not query Slurm ({' '.join(cmd[:4])} ...): {exc}; submitting nothing") from None
+    if proc.returncode != 0 and "Invalid job id" not in proc.stderr:
+        raise SlurmQueryError(f"squeue failed (exit {proc.returncode}): {proc.stderr.strip()[:300]}; "
+                              "submitting nothing")
+    states = _parse_pairs(proc.stdout)
+    missing = [j for j in wanted if j not in states]
+    if missing and shutil.which("sacct"):  # purged from the controller: ask accounting, once
+        try:
+            acct = subprocess.run(["sacct", "--noheader", "--parsable2", "--allocations", "--format=JobID,State",
+                                   f"--jobs={','.join(missing)}"], capture_output=True, text=True, timeout=60)
+            if acct.returncode == 0:
+                for job, state in _parse_pairs(acct.stdout).items():
+                    states.setdefault(job, state.split()[0])  # "CANCELLED by 0" -> CANCELLED
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+    return {j: states[j] for j in wanted if j in states}
+
+
+def _parse_pairs(text: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        job, sep, state = line.strip().partition("|")
+        if sep and job and state:
+            out[job] = state.strip()
+    return out
+
+
+def job_history(stage_dir: Path) -> list[str]:
+    path = stage_dir / "job.json"
+    if not path.exists():
+        return []
+    return [str(j["job_id"]) for j in json.loads(path.read_text(encoding="utf-8")).get("jobs", [])]
 
 
 def last_job(stage_dir: Path) -> str | None:
-    path = stage_dir / "job.json"
-    if not path.exists():
-        return None
-    history = json.loads(path.read_text(encoding="utf-8")).get("jobs", [])
-    return history[-1]["job_id"] if history else None
+    history = job_history(stage_dir)
+    return history[-1] if history else None
 
 
-def stage_state(stage_dir: Path) -> tuple[str, str | None]:
-    """(state, job id): done | queued | running | failed | lost (Slurm forgot it) | new."""
-    job = last_job(stage_dir)
+def stage_state(stage_dir: Path, states: dict[str, str] | None = None) -> tuple[str, str | None]:
+    """(state, job id): done | queued | running | failed | lost (Slurm forgot it) | new. ``states`` is the
+    answer of one :func:`slurm_states` call for every job (queried here only when not given). A stage is
+    running while any of its jobs runs, or while a runner holds its live lock (a job whose sbatch answer
+    was lost is never recorded in job.json, but its runner's lock is)."""
+    history = job_history(stage_dir)
     if (stage_dir / "DONE").exists():
-        return "done", job
-    if job is None:
+        return "done", history[-1] if history else None
+    owner = lock_owner(stage_dir)
+    if owner is not None:
+        return "running", owner
+    if not history:
         return "new", None
-    state = slurm_job_state(job)
-    if state is None:
-        return "lost", job
-    if state == "RUNNING":
-        return "running", job
-    if state in ACTIVE:
-        return "queued", job
-    return "failed", job
+    if states is None:
+        states = slurm_states(history)
+    for wanted, name in (({"RUNNING"}, "running"), (ACTIVE, "queued")):
+        for job in reversed(history):
+            if states.get(job) in wanted:
+                return name, job
+    return ("lost" if history[-1] not in states else "failed"), history[-1]
+
+
+def plan_states(stage_dirs: Iterable[Path]) -> dict[str, str]:
+    """One Slurm query for the recorded jobs of every unfinished stage folder."""
+    jobs = [j for d in stage_dirs if not (d / "DONE").exists() for j in job_history(d)]
+    return slurm_states(jobs)
+
+
+@functools.lru_cache(maxsize=1)
+def max_array_size() -> int:
+    """How many tasks one array may have: MaxArraySize from ``scontrol show config``, read once per process
+    (slurm.conf(5): task indexes go up to MaxArraySize - 1; 0 disables arrays, so every stage is one job)."""
+    try:
+        out = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True, timeout=60).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return DEFAULT_MAX_ARRAY_SIZE
+    m = re.search(r"^MaxArraySize\s*=\s*(\d+)", out, re.M)
+    return max(1, int(m.group(1))) if m else DEFAULT_MAX_ARRAY_SIZE
+
+
+def tasks_per_node(engine: str, kind: str, res: StageResources) -> int:
+    """Slurm tasks per node for a stage: a multi-node train on bridge/nemo runs one task per GPU, each task
+    one rank (RANK/LOCAL_RANK/WORLD_SIZE from Slurm, the engines then launch nothing themselves: no nested
+    srun inside submitit's step, the way slurm/common.sh cn_launch does it); every other stage one task that
+    launches its own workers (torchrun on its one node)."""
+    if kind == "train" and res.nodes > 1 and engine in ("bridge", "nemo") and res.gpus > 0:
+        return res.gpus
+    return 1
 
 
 def sbatch_job(plan: StudyPlan, stage: Stage, res: StageResources, dependency: str | None) -> SbatchJob:
     stage_dir = plan.stage_dir(stage.key)
+    per_gpu = tasks_per_node(plan.config.engine, stage.kind, res) > 1
     return SbatchJob(name=f"{plan.config.name}-{stage.kind}", command=("clinie-nemo", "run-stage", str(stage_dir)),
                      nodes=res.nodes, gpus_per_node=res.gpus, cpus_per_task=res.cpus, mem=res.mem, time=res.time,
                      partition=res.partition, account=res.account, output=f"{stage_dir}/slurm-%j.out",
                      signal_seconds=res.signal_seconds, dependency=dependency,
-                     container_image=res.container, container_mounts=res.container_mounts, tasks_per_gpu=False)
+                     container_image=res.container, container_mounts=res.container_mounts, tasks_per_gpu=per_gpu)
 
 
 def prepare_stage(plan: StudyPlan, stage: Stage) -> Path:
@@ -79,6 +162,8 @@ def prepare_stage(plan: StudyPlan, stage: Stage) -> Path:
     res = plan.config.stage_resources(stage.kind)
     spec: dict[str, Any] = {"kind": stage.kind, "key": stage.key, "argv": list(stage.argv), "output": stage.output,
                             "atomic_output": stage.atomic_output, "gpus": res.gpus * res.nodes,
+                            "world_size": tasks_per_node(plan.config.engine, stage.kind, res) * res.nodes,
+                            "max_requeues": res.max_requeues,
                             "upstream": [str(plan.stage_dir(u)) for u in stage.upstream]}
     if stage.kind == "evaluate":
         cell = next(c for c in plan.cells if c.name == stage.cells[0])
@@ -101,18 +186,53 @@ def _record_job(stage_dir: Path, job_id: str) -> None:
         json.dump({"jobs": history}, fh, indent=2)
 
 
+Group = tuple[list[Stage], str | None]
+
+
+def job_groups(todo: list[Stage], job_of: dict[str, str], max_size: int | None = None) -> list[Group]:
+    """Split one kind's stages into arrays of at most ``max_size`` tasks, each with its --dependency, so that
+    every stage waits for its own parent only (its direct parent, upstream[0]; the chain makes the others
+    transitive). Stages whose parent is task j of array A go out as rounds (the k-th child of every task of
+    A), and round k's task i is the child of A's task i: ``aftercorr:A`` (a failed cell stops only itself).
+    A child of a task that does not line up (A's earlier tasks finished) waits ``afterok:A_j``; children of a
+    plain job ``afterok:J``; stages whose parent finished have no dependency."""
+    limit = max(1, max_size if max_size is not None else max_array_size())
+    free: list[Stage] = []
+    plain: dict[str, list[Stage]] = {}
+    arrays: dict[str, dict[int, list[Stage]]] = {}
+    for stage in todo:
+        parent = job_of.get(stage.upstream[0]) if stage.upstream else None
+        if not parent:
+            free.append(stage)
+        elif "_" in parent and parent.rsplit("_", 1)[1].isdigit():
+            array, task = parent.rsplit("_", 1)
+            arrays.setdefault(array, {}).setdefault(int(task), []).append(stage)
+        else:
+            plain.setdefault(parent, []).append(stage)
+    groups: list[Group] = [(free[i:i + limit], None) for i in range(0, len(free), limit)]
+    for parent, stages in plain.items():
+        groups += [(stages[i:i + limit], f"afterok:{parent}") for i in range(0, len(stages), limit)]
+    for array, children in arrays.items():
+        for k in range(max(len(c) for c in children.values())):
+            tasks = sorted(t for t, c in children.items() if len(c) > k)
+            aligned = 0
+            while aligned < len(tasks) and tasks[aligned] == aligned and aligned < limit:
+                aligned += 1
+            if aligned < 2:  # one stage goes out as a plain job, not an array: name its parent task
+                aligned = 0
+            if aligned:
+                groups.append(([children[t][k] for t in tasks[:aligned]], f"aftercorr:{array}"))
+            groups += [([children[t][k]], f"afterok:{array}_{t}") for t in tasks[aligned:]]
+    return groups
+
+
 def dependency_for(todo: list[Stage], job_of: dict[str, str]) -> str | None:
-    """The --dependency of one array of stages. Only the direct parent (upstream[0]) counts: the chain makes
-    the others transitive. When task i of the parent array feeds task i of this one, ``aftercorr`` lets
-    each cell go on as soon as its own parent finishes (and a failed cell stops only itself); otherwise
-    ``afterok`` on every parent job still queued or running."""
-    parents = [job_of.get(s.upstream[0]) if s.upstream else None for s in todo]
-    arrays = {p.split("_")[0] for p in parents if p}
-    if (len(arrays) == 1 and all(p and "_" in p for p in parents)
-            and [p.split("_")[1] for p in parents] == [str(i) for i in range(len(todo))]):  # type: ignore[union-attr]
-        return f"aftercorr:{arrays.pop()}"
-    active = sorted({p for p in parents if p})
-    return "afterok:" + ":".join(active) if active else None
+    """The single --dependency of ``todo`` when it goes out as one array (see :func:`job_groups`)."""
+    groups = job_groups(todo, job_of, max_size=len(todo) or 1)
+    if len(groups) == 1:
+        return groups[0][1]
+    parents = sorted({job_of[s.upstream[0]] for s in todo if s.upstream and job_of.get(s.upstream[0])})
+    return "afterok:" + ":".join(parents) if parents else None
 
 
 @dataclass
@@ -131,42 +251,77 @@ def submit_plan(plan: StudyPlan, dry_run: bool = False, executor_factory: Any = 
     """Submit every unfinished, unqueued stage; returns what was (or, dry, would be) submitted."""
     result = Submission()
     job_of: dict[str, str] = {}
+    states = plan_states(plan.stage_dir(k) for k in plan.stages)  # one Slurm query for the whole plan
     if not dry_run:
         plan.study_dir.mkdir(parents=True, exist_ok=True)
         with atomic_write(plan.study_dir / "plan.json") as fh:
             json.dump(plan_json(plan), fh, indent=2)
+    dry_arrays = 0
     for kind in STAGE_KINDS:
         todo: list[Stage] = []
         for stage in plan.by_kind(kind):
-            state, job = stage_state(plan.stage_dir(stage.key))
+            state, job = stage_state(plan.stage_dir(stage.key), states)
             if state in ("done", "queued", "running"):
                 result.skipped[stage.key] = state
                 if state != "done" and job:
                     job_of[stage.key] = job
             else:
                 todo.append(stage)
-        if not todo:
-            continue
-        dependency = dependency_for(todo, job_of)
         res = plan.config.stage_resources(kind)
-        entry: dict[str, Any] = {"kind": kind, "stages": [s.key for s in todo], "dependency": dependency,
-                                 "job_ids": [], "resources": res}
-        if dry_run:
-            for s in todo:
-                job_of[s.key] = f"<{kind}:{s.key[:6]}>"
+        for stages, dependency in job_groups(todo, job_of):
+            entry: dict[str, Any] = {"kind": kind, "stages": [s.key for s in stages], "dependency": dependency,
+                                     "job_ids": [], "resources": res}
             result.jobs.append(entry)
-            continue
-        dirs = [prepare_stage(plan, s) for s in todo]
-        ids = _submit_batch(plan, kind, res, dirs, dependency, executor_factory)
-        (plan.study_dir / "sbatch").mkdir(exist_ok=True)
-        for stage, d, job_id in zip(todo, dirs, ids):
-            _record_job(d, job_id)
-            job_of[stage.key] = job_id
-            with atomic_write(plan.study_dir / "sbatch" / f"{stage.dirname}.sbatch") as fh:
-                fh.write(render_sbatch(sbatch_job(plan, stage, res, dependency)))
-        entry["job_ids"] = ids
-        result.jobs.append(entry)
+            if dry_run:
+                dry_arrays += 1
+                for i, s in enumerate(stages):
+                    job_of[s.key] = f"<{kind}#{dry_arrays}>_{i}" if len(stages) > 1 else f"<{kind}#{dry_arrays}>"
+                continue
+            dirs = [prepare_stage(plan, s) for s in stages]
+            ids = _submit_batch(plan, kind, res, dirs, dependency, executor_factory)
+            (plan.study_dir / "sbatch").mkdir(exist_ok=True)
+            for stage, d, job_id in zip(stages, dirs, ids):
+                _record_job(d, job_id)
+                job_of[stage.key] = job_id
+                with atomic_write(plan.study_dir / "sbatch" / f"{stage.dirname}.sbatch") as fh:
+                    fh.write(render_sbatch(sbatch_job(plan, stage, res, dependency)))
+            entry["job_ids"] = ids
     return result
+
+
+def executor_settings(plan: StudyPlan, kind: str, res: StageResources,
+                      dependency: str | None) -> tuple[str | None, dict[str, Any]]:
+    """(python, parameters) for ``submitit.SlurmExecutor(folder, python=python).update_parameters(**p)``.
+
+    With a container, submitit's command must be the container's interpreter: SlurmExecutor's default is
+    the host's ``shlex.quote(sys.executable)`` (submitit 1.5.4 submitit/slurm/slurm.py:255), and its job
+    line is ``srun --unbuffered --output ... *srun_args <python> -u -m submitit.core._submit FOLDER``
+    (slurm.py:354 _submitit_command_str, slurm.py:523 srun_cmd), so pyxis' --container-image in srun_args
+    runs ``python`` from the image, in --container-workdir (pyxis v0.24.0 pyxis_slurmstepd.c:1653-1664: without
+    it the task chdirs to the container's own cwd, not to the folder the job was submitted from).
+    Arrays keep it: the array copy of the executor submits the original's command string (slurm.py:339-344).
+    ``array_parallelism`` becomes ``--array=0-N%K`` (slurm.py:497)."""
+    extra: dict[str, Any] = {"kill-on-invalid-dep": "yes", "open-mode": "append"}
+    if dependency:
+        extra["dependency"] = dependency
+    params: dict[str, Any] = {"job_name": f"{plan.config.name}-{kind}", "time": time_minutes(res.time),
+                              "nodes": res.nodes, "ntasks_per_node": tasks_per_node(plan.config.engine, kind, res),
+                              "cpus_per_task": res.cpus, "signal_delay_s": res.signal_seconds,
+                              "additional_parameters": extra}
+    if res.gpus:
+        params["gpus_per_node"] = res.gpus
+    if res.array_parallelism:
+        params["array_parallelism"] = res.array_parallelism
+    for key in ("partition", "account", "mem"):
+        if getattr(res, key):
+            params[key] = getattr(res, key)
+    python = None
+    if res.container:
+        workdir = res.container_workdir or str(plan.study_dir)
+        params["srun_args"] = [f"--container-image={res.container}", f"--container-workdir={workdir}"] + (
+            [f"--container-mounts={res.container_mounts}"] if res.container_mounts else [])
+        python = res.container_python
+    return python, params
 
 
 def _submit_batch(plan: StudyPlan, kind: str, res: StageResources, dirs: list[Path], dependency: str | None,
@@ -176,21 +331,9 @@ def _submit_batch(plan: StudyPlan, kind: str, res: StageResources, dirs: list[Pa
     from clinie_nemo.study.runner import StageJob
 
     folder = plan.study_dir / "submitit" / "%j"
-    executor = executor_factory(folder) if executor_factory else submitit.SlurmExecutor(folder=folder)
-    extra: dict[str, Any] = {"kill-on-invalid-dep": "yes", "open-mode": "append"}
-    if dependency:
-        extra["dependency"] = dependency
-    params: dict[str, Any] = {"job_name": f"{plan.config.name}-{kind}", "time": time_minutes(res.time),
-                              "nodes": res.nodes, "ntasks_per_node": 1, "cpus_per_task": res.cpus,
-                              "signal_delay_s": res.signal_seconds, "additional_parameters": extra}
-    if res.gpus:
-        params["gpus_per_node"] = res.gpus
-    for key in ("partition", "account", "mem"):
-        if getattr(res, key):
-            params[key] = getattr(res, key)
-    if res.container:
-        params["srun_args"] = [f"--container-image={res.container}"] + (
-            [f"--container-mounts={res.container_mounts}"] if res.container_mounts else [])
+    python, params = executor_settings(plan, kind, res, dependency)
+    executor = (executor_factory(folder) if executor_factory
+                else submitit.SlurmExecutor(folder=folder, python=python))
     executor.update_parameters(**params)
     with executor.batch():
         jobs = [executor.submit(StageJob(str(d))) for d in dirs]

@@ -1,0 +1,119 @@
+"""One runner per stage: STAGE_DIR/RUNNING.lock, created with O_CREAT|O_EXCL by the job that runs the stage
+and kept fresh by a heartbeat (its mtime) while the stage's command runs.
+
+A second job for the same stage (a resubmit after a lost sbatch or scontrol answer, a duplicate array
+task) finds a live lock owned by another job and runs nothing. A lock whose heartbeat stopped (the owner
+was killed) is stale and is taken over; the same job id coming back after a requeue takes its own lock
+over at once. Taking a stale lock over is serialised by a second O_EXCL file (RUNNING.lock.steal), so two
+jobs arriving together cannot both win. No Slurm command is needed (the runner may be inside a container).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+LOCK_NAME = "RUNNING.lock"
+HEARTBEAT_S = 30.0
+STALE_S = 180.0  # no heartbeat for this long: the owner is gone
+
+
+def _read(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _age(path: Path) -> float:
+    try:
+        return time.time() - path.stat().st_mtime
+    except OSError:
+        return float("inf")
+
+
+def lock_owner(stage_dir: Path, stale_s: float = STALE_S) -> str | None:
+    """The job id holding a live lock on the stage, or None (no lock, or a stale one)."""
+    path = Path(stage_dir) / LOCK_NAME
+    if _age(path) > stale_s:
+        return None
+    data = _read(path)
+    return str(data.get("job_id") or "?") if data else None
+
+
+def _create(path: Path, job_id: str) -> bool:
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump({"job_id": job_id, "host": socket.gethostname(), "pid": os.getpid(), "since": time.time()}, fh)
+    return True
+
+
+def acquire(stage_dir: Path, job_id: str, stale_s: float = STALE_S) -> str | None:
+    """Take the stage's lock for ``job_id``; returns None when held now, else the live owner's job id."""
+    path = Path(stage_dir) / LOCK_NAME
+    steal = path.with_name(LOCK_NAME + ".steal")
+    for _ in range(50):
+        if _create(path, job_id):
+            return None
+        data = _read(path)
+        if data is None and _age(path) < 5:  # being written by its creator right now
+            time.sleep(0.1)
+            continue
+        owner = str(data.get("job_id")) if data else ""
+        if owner != job_id and _age(path) <= stale_s:
+            return owner or "?"
+        # our own lock (a requeue of this job) or a stale one: replace it, one contender at a time
+        if _age(steal) > 60:
+            steal.unlink(missing_ok=True)
+        if not _create(steal, job_id):
+            time.sleep(0.2)
+            continue
+        try:
+            now = _read(path)
+            if now == data:  # nobody replaced it meanwhile
+                path.unlink(missing_ok=True)
+            if _create(path, job_id):
+                return None
+        finally:
+            steal.unlink(missing_ok=True)
+    return lock_owner(stage_dir, stale_s) or "?"
+
+
+def release(stage_dir: Path, job_id: str) -> None:
+    path = Path(stage_dir) / LOCK_NAME
+    data = _read(path)
+    if data and str(data.get("job_id")) == job_id:
+        path.unlink(missing_ok=True)
+
+
+class Heartbeat:
+    """Touches the lock every ``interval`` seconds from a daemon thread while the stage runs."""
+
+    def __init__(self, stage_dir: Path, interval: float = HEARTBEAT_S) -> None:
+        self.path = Path(stage_dir) / LOCK_NAME
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            with contextlib.suppress(OSError):
+                os.utime(self.path)
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)

@@ -1,0 +1,337 @@
+"""Study scheduling without a cluster: one rank per Slurm task for multi-node train stages (no nested srun),
+the container's python in submitit's job line, per-cell aftercorr arrays split under MaxArraySize, the %N
+throttle, one squeue per status poll, the per-stage lock and the requeue cap.
+
+Real here: submitit's own sbatch rendering, the runner and its child processes, the lock on a real folder.
+Stand-ins: small `squeue`/`scontrol`/`sacct` scripts on PATH where a test needs Slurm's answers or must count
+the calls (the same paths run against the real cluster in test_study_slurm.py), and submitit's check that
+`srun` exists (monkeypatched) so its script renders on a machine without Slurm.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import submitit
+
+from clinie_nemo.study import lock, runner, submit
+from clinie_nemo.study.config import load_study
+from clinie_nemo.study.plan import build_plan
+from clinie_nemo.study.submit import (
+    SlurmQueryError,
+    executor_settings,
+    job_groups,
+    stage_state,
+    submit_plan,
+    tasks_per_node,
+)
+from tests.test_study_plan import write_study
+
+RESOURCES = {"train": {"gpus": 4, "nodes": 2, "cpus": 2, "time": "00:20:00"}}
+
+
+def submitit_script(monkeypatch, tmp: Path, python: str | None, params: dict, map_count: int | None = None) -> str:
+    """The sbatch text submitit itself would submit (SlurmExecutor._make_submission_file_text)."""
+    monkeypatch.setattr(submitit.SlurmExecutor, "affinity", classmethod(lambda cls: 2))  # "srun exists"
+    ex = submitit.SlurmExecutor(folder=tmp / "submitit" / "%j", python=python)
+    ex.update_parameters(**params)
+    if map_count:
+        ex.parameters["map_count"] = map_count
+    return ex._make_submission_file_text(ex._submitit_command_str, "uid")
+
+
+def fake_bin(tmp: Path, name: str, body: str) -> Path:
+    """A stand-in Slurm command that logs its argv to tmp/calls.log, then runs ``body``."""
+    d = tmp / "bin"
+    d.mkdir(exist_ok=True)
+    path = d / name
+    path.write_text(f"#!/bin/sh\necho \"{name} $*\" >> {tmp / 'calls.log'}\n{body}\n")
+    path.chmod(0o755)
+    return d
+
+
+def calls(tmp: Path, name: str) -> list[str]:
+    log = tmp / "calls.log"
+    return [c for c in log.read_text().splitlines() if c.split()[0] == name] if log.exists() else []
+
+
+def make_stage(tmp: Path, code: str, **spec) -> Path:
+    d = tmp / "stages" / "train-0123"
+    d.mkdir(parents=True, exist_ok=True)
+    full = {"kind": "train", "key": "0123", "argv": [sys.executable, "-c", code], "output": "run",
+            "atomic_output": False, "gpus": 1, "upstream": [], **spec}
+    (d / "stage.json").write_text(json.dumps(full))
+    return d
+
+
+# ---------------------------------------------------------------- item 1: multi-node stages, no nested srun
+
+def test_multinode_train_is_one_task_per_gpu_in_one_srun(monkeypatch, tmp_path: Path) -> None:
+    plan = build_plan(load_study(write_study(tmp_path, engine="bridge", resources=RESOURCES)), tmp_path / "out")
+    res = plan.config.stage_resources("train")
+    assert tasks_per_node("bridge", "train", res) == 4
+    python, params = executor_settings(plan, "train", res, None)
+    script = submitit_script(monkeypatch, tmp_path, python, params)
+    assert "#SBATCH --nodes=2" in script and "#SBATCH --ntasks-per-node=4" in script
+    assert "#SBATCH --gpus-per-node=4" in script
+    assert sum(line.startswith("srun") for line in script.splitlines()) == 1  # the only step
+    # a single-node stage keeps one task that starts its own workers (torchrun on its one node)
+    assert tasks_per_node("bridge", "generate", plan.config.stage_resources("generate")) == 1
+
+
+def test_multinode_only_for_distributed_train(tmp_path: Path) -> None:
+    from clinie_nemo.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="resources.generate: nodes 2: only train"):
+        load_study(write_study(tmp_path, engine="bridge", resources={"generate": {"gpus": 1, "nodes": 2}}))
+    with pytest.raises(ConfigError, match="resources.train: nodes 2: only train on the bridge or nemo"):
+        load_study(write_study(tmp_path, engine="local", resources=RESOURCES))
+
+
+def test_first_host_and_port_from_job_id() -> None:
+    assert runner.first_host("gpu[003-005,9],cpu1") == "gpu003"
+    assert runner.first_host("node7,node8") == "node7"
+    assert runner.first_host("rack-[12-13]-ib") == "rack-12-ib"
+    assert runner.master_port("1234567") != runner.master_port("1234568")
+    assert 1024 < runner.master_port("4242") < 32768 and runner.master_port("4242") != 29500
+
+
+def test_each_task_is_one_rank_and_the_engines_launch_nothing(monkeypatch, tmp_path: Path) -> None:
+    """What a rank of a 2-node x 8-GPU train sees: RANK/WORLD_SIZE/MASTER_* from Slurm; with them the nemo
+    engine's command is plain python (no srun inside submitit's step) and bridge starts no launcher."""
+    slurm = {"SLURM_JOB_ID": "4242", "SLURM_PROCID": "9", "SLURM_LOCALID": "1", "SLURM_NTASKS": "16",
+             "SLURM_NODEID": "1", "SLURM_JOB_NODELIST": "gpu[07-08]"}
+    for k, v in slurm.items():
+        monkeypatch.setenv(k, v)
+    env = runner.rank_env(16)
+    assert env == {"MASTER_ADDR": "gpu07", "MASTER_PORT": str(runner.master_port("4242")), "RANK": "9",
+                   "LOCAL_RANK": "1", "WORLD_SIZE": "16", "NODE_RANK": "1"}
+    from clinie_nemo.engines import nemo
+    from clinie_nemo.engines.spec_loader import load_run_spec
+
+    spec = load_run_spec("gatortrongpt_20b", "peft_lora", ["parallel.tensor=8", "parallel.gpus_per_node=8",
+                                                           "parallel.nodes=2", "seq_length=2048"])
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert nemo.train_command(spec, "/d", "/r")[0] == "srun", "outside a launch the engine would srun"
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    assert nemo.train_command(spec, "/d", "/r")[0] == "python"
+
+
+def test_worker_rank_runs_the_command_but_keeps_no_books(monkeypatch, tmp_path: Path) -> None:
+    code = ("import json, os, pathlib; pathlib.Path('run').mkdir(exist_ok=True); "
+            "pathlib.Path('run/env-' + os.environ['RANK'] + '.json').write_text(json.dumps(dict(os.environ)))")
+    d = make_stage(tmp_path, code, world_size=2)
+    base = {"SLURM_JOB_ID": "777", "SLURM_NTASKS": "2", "SLURM_JOB_NODELIST": "n[1-2]", "SLURM_RESTART_COUNT": "0"}
+    for k, v in base.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setenv("SLURM_PROCID", "1")
+    monkeypatch.setattr(runner, "RANK_WAIT_S", 1.0)
+    assert runner.run_stage(d) == 0 and not (d / "run").exists(), "no decision from rank 0: rank 1 runs nothing"
+    monkeypatch.setenv("SLURM_PROCID", "0")
+    assert runner.run_stage(d) == 0 and (d / "DONE").exists() and (d / "timing.jsonl").exists()
+    (d / "DONE").unlink()
+    (d / "timing.jsonl").unlink()
+    monkeypatch.setenv("SLURM_PROCID", "1")  # rank 0 of this job decided "run": rank 1 runs, writes no DONE
+    assert runner.run_stage(d) == 0 and not (d / "DONE").exists() and not (d / "timing.jsonl").exists()
+    seen = {r: json.loads((d / "run" / f"env-{r}.json").read_text()) for r in ("0", "1")}
+    assert seen["1"]["WORLD_SIZE"] == "2" and seen["1"]["MASTER_ADDR"] == "n1"
+    assert seen["0"]["MASTER_PORT"] == seen["1"]["MASTER_PORT"] == str(runner.master_port("777"))
+
+
+# ---------------------------------------------------------------- item 2: the container's python
+
+def test_container_stage_runs_the_containers_python_in_its_workdir(monkeypatch, tmp_path: Path) -> None:
+    res = {"train": {"gpus": 1, "time": "00:20:00", "container": "nvcr.io#nvidia/nemo:25.04",
+                     "container_mounts": "/data:/data"}}
+    plan = build_plan(load_study(write_study(tmp_path, engine="nemo", resources=res)), tmp_path / "out")
+    python, params = executor_settings(plan, "train", plan.config.stage_resources("train"), None)
+    line = submitit_script(monkeypatch, tmp_path, python, params).splitlines()
+    srun = next(x for x in line if x.startswith("srun"))
+    assert "--container-image=nvcr.io#nvidia/nemo:25.04" in srun and "--container-mounts=/data:/data" in srun
+    assert f"--container-workdir={plan.study_dir}" in srun
+    assert srun.split("--container-mounts=/data:/data ")[1].startswith("python -u -m submitit.core._submit")
+    assert sys.executable not in srun, "the host interpreter does not exist inside the container"
+
+    res["train"].update(container_python="/opt/venv/bin/python3", container_workdir="/workspace")
+    plan = build_plan(load_study(write_study(tmp_path, engine="nemo", resources=res)), tmp_path / "out")
+    python, params = executor_settings(plan, "train", plan.config.stage_resources("train"), None)
+    srun = next(x for x in submitit_script(monkeypatch, tmp_path, python, params).splitlines() if x.startswith("srun"))
+    assert "--container-workdir=/workspace" in srun and "/opt/venv/bin/python3 -u -m submitit" in srun
+    # without a container submitit keeps the host's interpreter
+    python, params = executor_settings(plan, "mix", plan.config.stage_resources("mix"), None)
+    assert python is None and "srun_args" not in params
+
+
+# ---------------------------------------------------------------- item 3: dependencies, arrays, throttle
+
+def test_each_train_waits_for_its_own_mix_only(tmp_path: Path) -> None:
+    plan = build_plan(load_study(write_study(tmp_path)), tmp_path / "out")  # 8 mixes, 2 trains per mix
+    mixes = plan.by_kind("mix")
+    job_of = {m.key: f"50_{i}" for i, m in enumerate(mixes)}
+    groups = job_groups(plan.by_kind("train"), job_of, max_size=1000)
+    assert [(len(g), dep) for g, dep in groups] == [(8, "aftercorr:50"), (8, "aftercorr:50")]
+    for stages, _ in groups:  # task i of each train array reads mix task i
+        assert [job_of[s.upstream[0]] for s in stages] == [f"50_{i}" for i in range(8)]
+    del job_of[mixes[0].key]  # mix 0 finished: its trains need no dependency; the others stay per cell
+    groups = job_groups(plan.by_kind("train"), job_of, max_size=1000)
+    deps = sorted(dep or "none" for _, dep in groups)
+    assert deps.count("none") == 1 and "afterok:50_1" in deps and all("aftercorr" not in d for d in deps)
+    # a one-task "array" is submitted as a plain job: it names its parent task instead of aftercorr
+    groups = job_groups(plan.by_kind("train")[:1], {mixes[0].key: "50_0"}, max_size=1000)
+    assert groups == [(plan.by_kind("train")[:1], "afterok:50_0")]
+
+
+def test_arrays_split_under_max_array_size_and_stay_aligned(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(submit, "max_array_size", lambda: 3)
+    plan = build_plan(load_study(write_study(tmp_path)), tmp_path / "out")
+    sub = submit_plan(plan, dry_run=True)
+    sizes = {k: [len(j["stages"]) for j in sub.jobs if j["kind"] == k] for k in ("mix", "train")}
+    assert sizes["mix"] == [3, 3, 2] and sorted(sizes["train"]) == [2, 2, 3, 3, 3, 3]
+    assert all(len(j["stages"]) <= 3 for j in sub.jobs) and sub.submitted == 56
+    assert all(j["dependency"].startswith("aftercorr:") for j in sub.jobs if j["kind"] != "mix")
+
+
+def test_max_array_size_read_once_from_scontrol(monkeypatch, tmp_path: Path) -> None:
+    bin_dir = fake_bin(tmp_path, "scontrol", 'echo "MaxArraySize            = 5"')
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    submit.max_array_size.cache_clear()
+    try:
+        assert submit.max_array_size() == 5 and submit.max_array_size() == 5
+        assert len(calls(tmp_path, "scontrol")) == 1
+    finally:
+        submit.max_array_size.cache_clear()
+
+
+def test_throttle_per_stage_kind(monkeypatch, tmp_path: Path) -> None:
+    res = {"train": {"gpus": 1, "time": "00:20:00", "array_parallelism": 2}}
+    plan = build_plan(load_study(write_study(tmp_path, resources=res)), tmp_path / "out")
+    python, params = executor_settings(plan, "train", plan.config.stage_resources("train"), "aftercorr:9")
+    script = submitit_script(monkeypatch, tmp_path, python, params, map_count=8)
+    assert "#SBATCH --array=0-7%2" in script and "#SBATCH --dependency=aftercorr:9" in script
+    python, params = executor_settings(plan, "mix", plan.config.stage_resources("mix"), None)
+    assert "#SBATCH --array=0-7%8" in submitit_script(monkeypatch, tmp_path, python, params, map_count=8)
+
+
+# ---------------------------------------------------------------- item 3: one Slurm query per poll
+
+def _submitted_study(tmp_path: Path):
+    plan = build_plan(load_study(write_study(tmp_path)), tmp_path / "out")
+    plan.study_dir.mkdir(parents=True)
+    from clinie_nemo.study.plan import plan_json
+
+    (plan.study_dir / "plan.json").write_text(json.dumps(plan_json(plan)))
+    for i, key in enumerate(plan.stages):
+        d = plan.stage_dir(key)
+        d.mkdir(parents=True)
+        (d / "job.json").write_text(json.dumps({"jobs": [{"job_id": f"{100 + i // 8}_{i % 8}"}]}))
+    return plan
+
+
+def test_status_asks_slurm_once_per_poll(monkeypatch, tmp_path: Path) -> None:
+    plan = _submitted_study(tmp_path)
+    answer = "\\n".join([*(f"100_{i}|COMPLETED" for i in range(8)), "101_0|RUNNING", "101_1|PENDING"])
+    bin_dir = fake_bin(tmp_path, "squeue", f'printf "{answer}\\n"')
+    fake_bin(tmp_path, "scontrol", "exit 1")
+    fake_bin(tmp_path, "sacct", "exit 1")
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    from clinie_nemo.study.status import status_table
+
+    table, counts = status_table(plan.study_dir)
+    assert len(calls(tmp_path, "squeue")) == 1 and calls(tmp_path, "scontrol") == []
+    assert len(calls(tmp_path, "sacct")) == 1, "one accounting call for the jobs squeue no longer knows"
+    assert counts["running"] == 1 and counts["queued"] == 1 and counts["failed"] == 8
+    assert counts["lost"] == len(plan.stages) - 10 and "101_0" in table
+
+
+def test_a_failed_slurm_query_submits_nothing(monkeypatch, tmp_path: Path) -> None:
+    plan = _submitted_study(tmp_path)
+    bin_dir = fake_bin(tmp_path, "squeue", "echo 'slurm_load_jobs error: Socket timed out' >&2; exit 1")
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+
+    def no_executor(folder):
+        raise AssertionError("submitted although the jobs' states were unknown")
+
+    with pytest.raises(SlurmQueryError, match="Socket timed out"):
+        submit_plan(plan, executor_factory=no_executor)
+    # the CLI: a clear error, exit 2, no traceback
+    env_path = f"{bin_dir}{os.pathsep}{os.environ['PATH']}"
+    proc = subprocess.run([sys.executable, "-m", "clinie_nemo", "status", str(plan.study_dir)], capture_output=True,
+                          text=True, env={**os.environ, "PATH": env_path})
+    assert proc.returncode == 2 and "squeue failed" in proc.stderr and "Traceback" not in proc.stderr
+
+
+# ---------------------------------------------------------------- item 3: a lock per stage
+
+TRAINER = ("import pathlib, sys, time; run = pathlib.Path('run'); run.mkdir(exist_ok=True); "
+           "f = run / 'starts.txt'; f.write_text((f.read_text() if f.exists() else '') + 'x'); "
+           "time.sleep(float(sys.argv[1]))")
+
+
+def _run_stage_proc(d: Path, job_id: str, sleep: float, restart: str = "0") -> subprocess.Popen:
+    env = {**os.environ, "SLURM_JOB_ID": job_id, "SLURM_RESTART_COUNT": restart, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    return subprocess.Popen([sys.executable, "-m", "clinie_nemo", "run-stage", str(d)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_a_second_job_for_the_same_stage_runs_nothing(tmp_path: Path) -> None:
+    d = make_stage(tmp_path, TRAINER)
+    spec = json.loads((d / "stage.json").read_text())
+    spec["argv"].append("3")
+    (d / "stage.json").write_text(json.dumps(spec))
+    first = _run_stage_proc(d, "1001", 3)
+    deadline = time.monotonic() + 30
+    while not (d / "run" / "starts.txt").exists():
+        assert time.monotonic() < deadline, first.communicate()
+        time.sleep(0.1)
+    assert lock.lock_owner(d) == "1001" and stage_state(d, {})[0] == "running"
+    second = _run_stage_proc(d, "1002", 0)  # e.g. resubmitted after a lost sbatch answer
+    out2 = second.communicate(timeout=60)
+    assert second.returncode == runner.DUPLICATE_EXIT_CODE, out2
+    assert "already running in job 1001" in out2[1]
+    first.communicate(timeout=60)
+    assert first.returncode == 0 and (d / "DONE").exists()
+    assert (d / "run" / "starts.txt").read_text() == "x", "exactly one trainer started"
+    assert not (d / lock.LOCK_NAME).exists(), "released after the run"
+
+
+def test_stale_or_own_lock_is_taken_over(tmp_path: Path) -> None:
+    d = tmp_path / "s"
+    d.mkdir()
+    assert lock.acquire(d, "1") is None
+    assert lock.acquire(d, "2") == "1"
+    assert lock.acquire(d, "1") is None, "the same job after a requeue"
+    old = time.time() - lock.STALE_S - 10
+    os.utime(d / lock.LOCK_NAME, (old, old))  # the owner stopped heart-beating (killed)
+    assert lock.lock_owner(d) is None
+    assert lock.acquire(d, "2") is None and lock.lock_owner(d) == "2"
+    lock.release(d, "1")
+    assert lock.lock_owner(d) == "2", "only the owner releases"
+
+
+# ---------------------------------------------------------------- item 3: requeue cap
+
+def test_requeues_stop_at_max_requeues(monkeypatch, tmp_path: Path, capsys) -> None:
+    d = make_stage(tmp_path, "import sys; sys.exit(124)", max_requeues=2)
+    bin_dir = fake_bin(tmp_path, "scontrol", "exit 0")
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("SLURM_JOB_ID", "31")
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "1")
+    assert runner.run_stage(d, requeue_self=True) == runner.REQUEUE_EXIT_CODE
+    assert calls(tmp_path, "scontrol") == ["scontrol requeue 31"]
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "2")
+    assert runner.run_stage(d, requeue_self=True) == runner.REQUEUE_CAP_EXIT_CODE
+    assert len(calls(tmp_path, "scontrol")) == 1, "no requeue beyond max_requeues"
+    assert "max_requeues 2 reached, not requeueing" in capsys.readouterr().err
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "3")  # requeued from outside beyond the cap: do not even start
+    segments = (d / "timing.jsonl").read_text().splitlines()
+    assert runner.run_stage(d, requeue_self=True) == runner.REQUEUE_CAP_EXIT_CODE
+    assert (d / "timing.jsonl").read_text().splitlines() == segments
+    with pytest.raises(RuntimeError, match="more than max_requeues"):
+        runner.StageJob(str(d))()
