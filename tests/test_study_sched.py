@@ -169,6 +169,23 @@ def test_container_stage_runs_the_containers_python_in_its_workdir(monkeypatch, 
     assert python is None and "srun_args" not in params
 
 
+def test_multinode_stage_takes_whole_nodes_and_the_enroot_image_form(monkeypatch, tmp_path: Path) -> None:
+    """Like render_sbatch: a multi-node stage asks for --exclusive and --mem=0, and a registry image in docker's
+    form is rewritten to enroot 3.x's ``nvcr.io#...`` (else enroot looks it up on Docker Hub)."""
+    res = {"train": {"gpus": 8, "nodes": 2, "time": "1-12:30", "container": "nvcr.io/nvidia/nemo:25.04"}}
+    plan = build_plan(load_study(write_study(tmp_path, engine="nemo", resources=res,
+                                             train_overrides=["parallel.tensor=8", "parallel.gpus_per_node=8",
+                                                              "parallel.nodes=2"])), tmp_path / "out")
+    python, params = executor_settings(plan, "train", plan.config.stage_resources("train"), None)
+    text = submitit_script(monkeypatch, tmp_path, python, params)
+    assert "#SBATCH --exclusive" in text and "#SBATCH --mem=0" in text and "#SBATCH --time=2190" in text
+    srun = next(x for x in text.splitlines() if x.startswith("srun"))
+    assert "--container-image=nvcr.io#nvidia/nemo:25.04" in srun
+    python, params = executor_settings(plan, "mix", plan.config.stage_resources("mix"), None)
+    text = submitit_script(monkeypatch, tmp_path, python, params)
+    assert "--exclusive" not in text and "--mem=0" not in text
+
+
 # ---------------------------------------------------------------- item 3: dependencies, arrays, throttle
 
 def test_each_train_waits_for_its_own_mix_only(tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ from typing import Any
 
 from clinie_nemo.errors import ClinieError
 from clinie_nemo.fileio import atomic_write
-from clinie_nemo.slurm.sbatch import SbatchJob, render_sbatch, time_minutes
+from clinie_nemo.slurm.sbatch import SbatchJob, pyxis_image, render_sbatch, time_minutes
 from clinie_nemo.study.config import STAGE_KINDS, StageResources
 from clinie_nemo.study.lock import lock_owner
 from clinie_nemo.study.plan import Stage, StudyPlan, plan_json
@@ -315,10 +315,13 @@ def executor_settings(plan: StudyPlan, kind: str, res: StageResources,
     for key in ("partition", "account", "mem"):
         if getattr(res, key):
             params[key] = getattr(res, key)
+    if res.nodes > 1:  # whole nodes, as render_sbatch asks for them (clinie_nemo/slurm/sbatch.py)
+        params.setdefault("mem", "0")
+        extra["exclusive"] = True
     python = None
     if res.container:
         workdir = res.container_workdir or str(plan.study_dir)
-        params["srun_args"] = [f"--container-image={res.container}", f"--container-workdir={workdir}"] + (
+        params["srun_args"] = [f"--container-image={pyxis_image(res.container)}", f"--container-workdir={workdir}"] + (
             [f"--container-mounts={res.container_mounts}"] if res.container_mounts else [])
         python = res.container_python
     return python, params
