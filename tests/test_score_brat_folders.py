@@ -163,6 +163,10 @@ def test_folders_score_exactly_like_documents_read_by_the_reader(tmp_path):
             assert got[kind]["by_label"] == expected[kind]["by_label"], (name, kind)
             assert got[kind]["macro"] == expected[kind]["macro"], (name, kind)
         assert got["entities"]["strict"]["tp"] > 0 and got["entities"]["strict"]["fp"] > 0
+        parallel = score_brat_folders(gold, pred, rules, workers=3)  # three worker processes, same result
+        assert parallel.scores.to_json() == got and (parallel.fast, parallel.fallback) == (folders.fast,
+                                                                                          folders.fallback)
+        assert [d.doc_id for d in parallel.scores.documents] == [d.doc_id for d in folders.scores.documents]
 
 
 def test_score_cli_on_folders_reports_the_tolerated_lines(tmp_path):

@@ -8,6 +8,7 @@ NAME = "score"
 HELP = "Score predicted annotations against gold ones (brat folders, PubTator/BioC files, i2b2, RadGraph or documents JSONL)."
 EXAMPLES = """
   clinie-nemo score --gold gold_brat/ --pred system_brat/ --format brat --rules n2c2_2018
+  clinie-nemo score --gold gold_brat/ --pred system_brat/ --format brat --rules n2c2_2018 --workers 1
   clinie-nemo score --gold test.pubtator --pred pred.pubtator --format pubtator --labels Chemical,Disease
   clinie-nemo score --gold gold.jsonl --pred pred.jsonl --bootstrap 1000 --json scores.json
 """
@@ -27,6 +28,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     p.add_argument("--compare", metavar="PRED_B", help="a second system's annotations: paired bootstrap of "
                    "--pred (A) against it (B), F1 difference with 95%% CI and p-value (--bootstrap N, default 1000)")
+    p.add_argument("--workers", type=int, metavar="N", help="brat folders of 2,000+ documents are scored by N "
+                   "worker processes (default: the usable CPUs, at most 8; 1 = this process only)")
     p.add_argument("--json", help="write the scores as JSON to this file")
     p.add_argument("--force", action="store_true", help="replace an existing --json file")
 
@@ -102,7 +105,8 @@ def _score_brat(args: argparse.Namespace, labels: set[str] | None):
     from clinie_nemo.scoring.rules import rules_for
 
     rules = rules_for(args.rules, [])  # brat folders carry no dataset name: auto means default
-    runs = [score_brat_folders(args.gold, path, rules, labels) for path in (args.pred, args.compare) if path]
+    runs = [score_brat_folders(args.gold, path, rules, labels, workers=args.workers)
+            for path in (args.pred, args.compare) if path]
     for path, run in zip((args.pred, args.compare), runs):
         for note in run.alignment.notes(rules.documents):
             say(f"{path}: {note}")

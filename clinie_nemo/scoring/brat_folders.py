@@ -16,12 +16,16 @@ notes; the cyclic garbage collector is paused while reading and scoring (nothing
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import re
 from collections.abc import Collection
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from clinie_nemo.document import Document
 from clinie_nemo.readers._common import Problems, read_note
 from clinie_nemo.readers.brat import find_pairs, read_pair
 from clinie_nemo.scoring.docsets import Alignment, align_documents
@@ -32,6 +36,7 @@ from clinie_nemo.scoring.scorer import (
     MODES,
     DocumentScore,
     Scores,
+    empty_like,
     gc_paused,
     kinds_of,
     score_document,
@@ -196,22 +201,37 @@ def _read_ann(path: Path) -> str | None:
         return None
 
 
-def score_brat_folders(gold_dir: str | Path, pred_dir: str | Path, rules: RuleSet,
-                       labels: Collection[str] | None = None, kinds: Collection[str] | None = None,
-                       say: Any = None) -> FolderScores:
-    """Score every document pair of two brat folders under ``rules`` (document sets aligned by
-    rules.documents, as docsets.align_documents does for documents)."""
-    gold_refs, pred_refs = folder_refs(gold_dir), folder_refs(pred_dir)
-    alignment = align_documents(gold_refs, pred_refs, rules, str(gold_dir), str(pred_dir))  # type: ignore[arg-type]
-    wanted = [k for k in kinds_of(rules) if kinds is None or k in kinds]
+PARALLEL_MIN_PAIRS = 2000  # below this, one process (a worker pool costs more than it saves)
+
+
+def default_workers() -> int:
+    """Worker processes for large folders: the CPUs this process may use, at most 8."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(8, cpus))
+
+
+@dataclass
+class _ChunkResult:
+    docs: list[DocumentScore]
+    fast: int
+    fallback: int
+    tolerated: list[tuple[Path, int, str]]
+    gold_problems: list[Any]
+    pred_problems: list[Any]
+
+
+def _score_chunk(pairs: list[tuple[Ref, Ref | None]], rules: RuleSet, labels: Collection[str] | None,
+                 wanted: list[str]) -> _ChunkResult:
+    """Score consecutive document pairs: the plain path when both files are plain, else the full reader."""
     gold_problems, pred_problems = Problems(), Problems()
     notes, system_notes = _Notes(), _Notes()
-    tolerated: list[tuple[Path, int, str]] = []  # system lines read as the official scorer reads them
-    docs: list[DocumentScore] = []
-    fast = fallback = 0
+    out = _ChunkResult([], 0, 0, [], [], [])
     flat = rules.multiple_matches == N2C2
     with gc_paused():
-        for g, p in alignment.pairs:
+        for g, p in pairs:
             note = notes.get(g.txt) if g.txt is not None else None
             p_txt = (p.txt or g.txt) if p is not None else None
             g_content = _read_ann(g.ann) if g.ann is not None and note is not None and not note[1] else None
@@ -222,7 +242,7 @@ def score_brat_folders(gold_dir: str | Path, pred_dir: str | Path, rules: RuleSe
                 p_content = _read_ann(p.ann) if p.ann is not None and p_note is not None and not p_note[1] else None
                 p_ann = parse_plain(p_content, p_note[0]) if p_content is not None else None  # type: ignore[index]
             if g_ann is not None and p_ann is not None:
-                fast += 1
+                out.fast += 1
                 score = DocumentScore(g.id, "")
                 if flat:
                     add_n2c2_counts(score, g_ann, flat_keys(g_ann, labels, wanted), flat_keys(p_ann, labels, wanted))
@@ -230,24 +250,56 @@ def score_brat_folders(gold_dir: str | Path, pred_dir: str | Path, rules: RuleSe
                     p_items = plain_items(p_ann, rules, labels, wanted)
                     score_items(score, {k: (gi, p_items[k]) for k, gi in plain_items(g_ann, rules, labels,
                                                                                      wanted).items()}, rules)
-                docs.append(score)
+                out.docs.append(score)
                 continue
-            fallback += 1
+            out.fallback += 1
             gold_doc = read_pair(g.ann, g.txt, g.id, gold_problems)
-            pred_doc = (read_pair(p.ann, p_txt, p.id, pred_problems, system=tolerated)
+            pred_doc = (read_pair(p.ann, p_txt, p.id, pred_problems, system=out.tolerated)
                         if p is not None and p_txt is not None else None)
             gold_problems.take()
             pred_problems.take()
             if gold_doc is None:
                 continue
             if pred_doc is None and p is not None and p_txt is None:
-                from clinie_nemo.document import Document
                 pred_doc = Document(p.id, "")
-            docs.append(score_document(gold_doc, pred_doc if pred_doc is not None else _empty(gold_doc), rules,
-                                       labels, wanted))
+            out.docs.append(score_document(gold_doc, pred_doc if pred_doc is not None else empty_like(gold_doc),
+                                           rules, labels, wanted))
+    out.gold_problems, out.pred_problems = gold_problems.pending, pred_problems.pending
+    return out
+
+
+def score_brat_folders(gold_dir: str | Path, pred_dir: str | Path, rules: RuleSet,
+                       labels: Collection[str] | None = None, kinds: Collection[str] | None = None,
+                       workers: int | None = None) -> FolderScores:
+    """Score every document pair of two brat folders under ``rules`` (document sets aligned by
+    rules.documents, as docsets.align_documents does for documents). From PARALLEL_MIN_PAIRS pairs on, the
+    pairs are split into ``workers`` consecutive chunks scored by worker processes (default: the usable
+    CPUs, at most 8); results and problems are joined in document order, so the output does not depend
+    on the number of workers."""
+    gold_refs, pred_refs = folder_refs(gold_dir), folder_refs(pred_dir)
+    alignment = align_documents(gold_refs, pred_refs, rules, str(gold_dir), str(pred_dir))  # type: ignore[arg-type]
+    wanted = [k for k in kinds_of(rules) if kinds is None or k in kinds]
+    pairs = alignment.pairs
+    n = default_workers() if workers is None else max(1, workers)
+    if workers is None and len(pairs) < PARALLEL_MIN_PAIRS:
+        n = 1
+    if n == 1:
+        results = [_score_chunk(pairs, rules, labels, wanted)]
+    else:
+        size = -(-len(pairs) // n)
+        chunks = [pairs[i:i + size] for i in range(0, len(pairs), size)]
+        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
+        with ProcessPoolExecutor(len(chunks), mp_context=multiprocessing.get_context(method)) as pool:
+            results = list(pool.map(_score_chunk, chunks, *([x] * len(chunks) for x in (rules, labels, wanted))))
+    gold_problems, pred_problems = Problems(), Problems()
+    for r in results:
+        gold_problems.pending.extend(r.gold_problems)
+        pred_problems.pending.extend(r.pred_problems)
     gold_problems.finish()
     pred_problems.finish()
-    return FolderScores(Scores(docs, rules, tuple(wanted)), alignment, fast, fallback, tolerated)
+    return FolderScores(Scores([d for r in results for d in r.docs], rules, tuple(wanted)), alignment,
+                        sum(r.fast for r in results), sum(r.fallback for r in results),
+                        [t for r in results for t in r.tolerated])
 
 
 def add_n2c2_counts(score: DocumentScore, gold_ann: PlainAnn, gold: dict[str, list[Any]],
@@ -269,9 +321,3 @@ def add_n2c2_counts(score: DocumentScore, gold_ann: PlainAnn, gold: dict[str, li
         for mode, rows in zip(MODES, n2c2_counts(g, p, width, isolated)):
             for label, row in rows.items():
                 score.counts[(kind, mode, label)] = row
-
-
-def _empty(doc: Any) -> Any:
-    from clinie_nemo.scoring.scorer import empty_like
-
-    return empty_like(doc)
