@@ -97,7 +97,12 @@ cn_launch() {
   fi
   cn_log "run: ${launcher[*]:+srun x$tasks_per_node/node }$*"
   trap cn_on_stop USR1 TERM
-  "${launcher[@]}" "$@" &
+  # srun in its own session: a SIGTERM to the batch script's process group (Slurm's preemption, scancel
+  # --full) made srun abort the step ("forcing job termination") before the ranks could checkpoint; the
+  # ranks get the stop signal from cn_on_stop (forwarded by srun) and from their own step.
+  local detach=()
+  ((${#launcher[@]} > 0)) && command -v setsid >/dev/null && detach=(setsid -w)
+  "${detach[@]}" "${launcher[@]}" "$@" &
   CN_STEP_PID=$!
   local rc=0
   wait "$CN_STEP_PID" || rc=$?
@@ -111,10 +116,11 @@ cn_launch() {
   return "$rc"
 }
 
-# tasks per node: one per GPU for the distributed engines, one for the local engine
+# tasks per node: one per GPU for the distributed engines; the local engine: the job's --ntasks-per-node
+# (default 1), each task one data-parallel rank (clinie_nemo/engines/local/distributed.py)
 cn_tasks_per_node() {
   case "$1" in
-    local) echo 1 ;;
+    local) echo "${SLURM_NTASKS_PER_NODE:-1}" ;;
     bridge | nemo) echo "$2" ;;
     *) cn_die "unknown ENGINE '$1'; valid: bridge, local, nemo" ;;
   esac
