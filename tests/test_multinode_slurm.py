@@ -27,7 +27,7 @@ import yaml
 
 from tests.conftest import REPO, cli
 from tests.local_engine_fixtures import synthetic_records, write_records
-from tests.slurm_fixtures import job_fields, sbatch, slurm_cluster, wait_job  # noqa: F401
+from tests.slurm_fixtures import cluster_nodes, job_fields, sbatch, slurm_cluster, wait_job  # noqa: F401
 
 STEPS = 10
 TRAIN = ["seq_length=96", "batch.global_batch_size=8", "batch.micro_batch_size=2", "lora.dim=8", "lora.alpha=16",
@@ -112,11 +112,6 @@ def test_two_ranks_without_slurm_match_one_process(world) -> None:
 
 # ---- on the real local Slurm cluster -------------------------------------------------------------------
 
-def cluster_nodes() -> list[str]:
-    out = ok(subprocess.run(["sinfo", "-h", "-N", "-o", "%N"], capture_output=True, text=True, timeout=30)).stdout
-    return sorted(set(out.split()))
-
-
 @pytest.fixture(scope="module")
 def two_nodes(slurm_cluster) -> list[str]:  # noqa: F811
     nodes = cluster_nodes()
@@ -189,13 +184,13 @@ def test_study_stage_on_two_nodes(world, two_nodes, tmp_path) -> None:
              "held_out": ["radgraph"], "fractions": [0.0], "seeds": [3], "models": {"tiny": str(world["model"])},
              "methods": ["lora"],
              "train_overrides": [t for t in TRAIN if not t.startswith(("max_steps", "checkpoint."))]
-             + ["max_steps=2", "checkpoint.save_interval=2"],
+             + ["max_steps=4", "checkpoint.save_interval=4"],
              "mixture": {"tasks": ["ce"], "format": "json", "max_tokens": 512, "validation_fraction": 0.2},
              "resources": STUDY_RESOURCES}
     (root / "study.yaml").write_text(yaml.safe_dump(study))
     out = root / "study"
     ok(cli("study", root / "study.yaml", "--output", out, "--submit"))
-    status = cli("status", out, "--wait", "--interval", "2", "--timeout", "420")
+    status = cli("status", out, "--wait", "--interval", "2", "--timeout", "300")
     logs = "\n".join(p.read_text(errors="replace")[-2000:] for p in sorted(out.rglob("*.out")))
     assert status.returncode == 0 and "stages: 4 done" in status.stdout, f"{status.stdout}\n{logs}"
     runs = [p.parent for p in out.rglob("DONE") if (p.parent / "metrics.jsonl").is_file()]
