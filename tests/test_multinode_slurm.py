@@ -197,3 +197,25 @@ def test_study_stage_on_two_nodes(world, two_nodes, tmp_path) -> None:
     assert len(runs) == 1, runs
     ranks = rank_files(runs[0])
     assert {r["node"] for r in ranks} == set(two_nodes[:2]) and all(r["world_size"] == len(ranks) for r in ranks)
+
+
+def test_rank_layout_from_torchrun_and_slurm_env() -> None:
+    """The rank layout: torch's env:// variables first; Slurm's task ids only inside an srun step (a batch
+    script with --ntasks=4 is one process and must not wait for 3 peers); the port follows the job id."""
+    from clinie_nemo.engines.local.distributed import PORT_BASE, Layout, from_env
+    from clinie_nemo.errors import ConfigError
+
+    assert from_env({}) == Layout() and not from_env({}).distributed
+    assert from_env({"SLURM_NTASKS": "4", "SLURM_PROCID": "0", "SLURM_JOB_ID": "7"}) == Layout()  # batch script
+    torchrun = from_env({"RANK": "3", "WORLD_SIZE": "4", "LOCAL_RANK": "1", "MASTER_ADDR": "n1",
+                         "MASTER_PORT": "29400"})
+    assert torchrun == Layout(rank=3, world_size=4, local_rank=1, master_addr="n1", master_port=29400)
+    step = from_env({"SLURM_STEP_ID": "0", "SLURM_STEP_NUM_TASKS": "4", "SLURM_NTASKS": "8", "SLURM_PROCID": "2",
+                     "SLURM_LOCALID": "0", "SLURM_JOB_ID": "40123", "MASTER_ADDR": "gpu01"})
+    assert (step.rank, step.world_size, step.local_rank, step.master_addr) == (2, 4, 0, "gpu01")
+    assert step.master_port == PORT_BASE + 40123 % 20000 and not step.is_main
+    assert from_env({"SLURM_STEP_ID": "0", "SLURM_STEP_NUM_TASKS": "1", "SLURM_PROCID": "0"}) == Layout()
+    for bad in ({"WORLD_SIZE": "2"}, {"WORLD_SIZE": "2", "RANK": "2", "MASTER_PORT": "1"},
+                {"WORLD_SIZE": "2", "RANK": "1"}, {"WORLD_SIZE": "two"}):
+        with pytest.raises(ConfigError):
+            from_env(bad)
