@@ -128,7 +128,6 @@ def submit_training(world, run: Path, name: str) -> str:
 
 
 @pytest.mark.slurm
-@pytest.mark.slow
 def test_two_nodes_four_ranks_preempted_with_sigterm_requeue_and_resume(world, two_nodes) -> None:
     run = world["root"] / "slurm_2x2"
     job = submit_training(world, run, "train2x2")
@@ -166,7 +165,6 @@ STUDY_RESOURCES = {"train": {"nodes": 2, "gpus": 1, "cpus": 1, "time": "00:15:00
 
 
 @pytest.mark.slurm
-@pytest.mark.slow
 def test_study_stage_on_two_nodes(world, two_nodes, tmp_path) -> None:
     """A study whose train stage asks for 2 nodes: one launcher for the stage (no nested srun hanging on
     resources the stage's own tasks hold), MASTER_ADDR set, the stage finishes on both nodes."""
