@@ -52,7 +52,7 @@ die() { log "error: $*"; exit 1; }
 pid_alive() {  # a pidfile whose process exists and is not a zombie
   local pidfile=$1 pid state
   [[ -s "$pidfile" ]] || return 1
-  pid="$(cat "$pidfile")"
+  pid="$(cat "$pidfile" 2>/dev/null)"  # (a stopping daemon removes its pidfile)
   [[ -r "/proc/$pid/stat" ]] || return 1
   state="$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null || echo Z)"
   [[ "$state" != "Z" ]]
