@@ -24,7 +24,8 @@ from typing import Any
 
 from clinie_nemo.errors import ConfigError
 
-PORT_BASE, PORT_SPAN = 20000, 20000  # MASTER_PORT = 20000 + job id % 20000 when the launcher set none
+PORT_BASE, PORT_SPAN = 15000, 15000  # no MASTER_PORT from the launcher: 15000 + job id % 15000 (below
+# Linux's ephemeral ports, 32768+; the same rule as the study runner's)
 TIMEOUT_S = 600  # a rank that never arrives fails the collective instead of hanging the job forever
 
 
