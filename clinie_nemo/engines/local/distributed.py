@@ -25,7 +25,7 @@ from typing import Any
 from clinie_nemo.errors import ConfigError
 
 PORT_BASE, PORT_SPAN = 15000, 15000  # no MASTER_PORT from the launcher: 15000 + job id % 15000 (below
-# Linux's ephemeral ports, 32768+; the same rule as the study runner's)
+# Linux's ephemeral ports, 32768+)
 TIMEOUT_S = 600  # a rank that never arrives fails the collective instead of hanging the job forever
 
 
