@@ -151,7 +151,12 @@ cn_launch() {
   fi
   cn_log "run: ${launcher[*]:+srun x$tasks_per_node/node }$*"
   trap cn_on_stop USR1 TERM
-  "${launcher[@]}" "$@" &
+  # srun in its own session: a SIGTERM to the batch script's process group (Slurm's preemption, scancel
+  # --full) made srun abort the step ("forcing job termination") before the ranks could checkpoint; the
+  # ranks get the stop signal from cn_on_stop (forwarded by srun) and from their own step.
+  local detach=()
+  ((${#launcher[@]} > 0)) && command -v setsid >/dev/null && detach=(setsid -w)
+  "${detach[@]}" "${launcher[@]}" "$@" &
   CN_STEP_PID=$!
   local rc=0
   wait "$CN_STEP_PID" || rc=$?
@@ -185,9 +190,11 @@ cn_gpus_per_node() {
 # tasks per node: training runs one task per GPU for the distributed engines (Megatron/Lightning ranks);
 # generation (third argument "generate") runs one task per node for bridge (vLLM drives every GPU of the node
 # from one process with tensor parallelism), one per GPU for nemo (Lightning under Slurm wants
-# ntasks-per-node == devices); the local engine always one
+# ntasks-per-node == devices); the local engine: training takes the job's --ntasks-per-node (default 1), each
+# task one data-parallel rank (clinie_nemo/engines/local/distributed.py), generation one
 cn_tasks_per_node() {
   case "$1:${3:-train}" in
+    local:train) echo "${SLURM_NTASKS_PER_NODE:-1}" ;;
     local:*) echo 1 ;;
     bridge:generate) echo 1 ;;
     bridge:train | nemo:*) echo "$2" ;;

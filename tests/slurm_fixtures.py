@@ -33,7 +33,8 @@ def _why_cannot_run() -> str | None:
 
 @pytest.fixture(scope="session")
 def slurm_cluster() -> dict[str, str]:
-    """Start (or reuse) the one-node cluster; export SLURM_CONF for this process and its children.
+    """Start (or reuse) the local cluster (2 nodes unless LOCAL_SLURM_NODES says otherwise; a running one is
+    reused as it is); export SLURM_CONF for this process and its children.
     Returns the environment additions ({"SLURM_CONF": path})."""
     why = _why_cannot_run()
     if why:
@@ -43,6 +44,13 @@ def slurm_cluster() -> dict[str, str]:
     conf = str(Path(os.environ.get("LOCAL_SLURM_DIR", "/tmp/clinie-slurm")) / "slurm.conf")
     os.environ["SLURM_CONF"] = conf
     return {"SLURM_CONF": conf}
+
+
+def cluster_nodes() -> list[str]:
+    """The node names of the cluster SLURM_CONF points at (`sinfo -N`), sorted."""
+    proc = subprocess.run(["sinfo", "-h", "-N", "-o", "%N"], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, f"sinfo failed: {proc.stderr}"
+    return sorted(set(proc.stdout.split()))
 
 
 def sbatch(*args: str, env: dict[str, str] | None = None, cwd: str | Path | None = None) -> str:

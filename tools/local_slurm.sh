@@ -1,19 +1,27 @@
 #!/usr/bin/env bash
-# A real one-node Slurm cluster on localhost, for tests, CI and trying the sbatch scripts on a laptop.
+# A real multi-node Slurm cluster on one machine (default 2 nodes), for tests, CI and trying the sbatch
+# scripts on a laptop.
 #
 # usage: tools/local_slurm.sh start [--accounting]|stop|status|env
 #
 #   start   install slurm-wlm/slurmctld/slurmd/slurm-client/munge with apt-get if missing (needs root),
-#           write slurm.conf + gres.conf (one fake GPU: File=/dev/null) under $LOCAL_SLURM_DIR, start
-#           munged (unless one runs), slurmctld and slurmd, and wait until the node is idle.
+#           write slurm.conf + gres.conf (one fake GPU per node: File=/dev/null) under $LOCAL_SLURM_DIR,
+#           start munged (unless one runs), slurmctld and one slurmd per node, and wait until all nodes are idle.
 #           Idempotent: a running cluster is left as it is (stop it first to change --accounting).
 #           --accounting: also slurmdbd + a private MariaDB (installed if missing), so `sacct` works.
 #   stop    stop only the daemons this script started (by PID from their pidfiles) and wait for them to go.
 #   status  print the daemons, `sinfo` and the SLURM_CONF to export; exit 0 only if the node answers.
 #   env     print `export SLURM_CONF=...` (eval "$(tools/local_slurm.sh env)").
 #
+# Nodes: LOCAL_SLURM_NODES (default 2) slurmd daemons on this machine ("multiple slurmd": `slurmd -N NAME`),
+# node i named <hostname -s> for i=1 (so one-node jobs log the real host) and <hostname -s>-n<i> after, each
+# with NodeAddr 127.0.0.<i>, its own slurmd Port (LOCAL_SLURM_SLURMD_PORT + i - 1), spool, pid and log file,
+# all CPUs and one fake GPU. Every node's NodeHostname is the real host (multiple slurmd requires it); the
+# tasks of a multi-node job see SLURMD_NODENAME / SLURM_NODEID of their node, and the first node's name
+# resolves, so MASTER_ADDR from `scontrol show hostnames` works for torch.distributed across the nodes.
 # Environment: LOCAL_SLURM_DIR (default /tmp/clinie-slurm): state, spool, pids, logs and the config;
-# LOCAL_SLURM_{CTLD,SLURMD,DBD,DB}_PORT (6817, 6818, 6819, 3307) to run a second cluster beside the first.
+# LOCAL_SLURM_{CTLD,SLURMD,DBD,DB}_PORT (6817, 6818 (first node; one port per node), 6819, 3307) to run a
+# second cluster beside the first (leave a gap of LOCAL_SLURM_NODES ports after SLURMD_PORT).
 # When /etc/slurm/slurm.conf is absent, start links it to the generated config (so plain `sbatch` works
 # for every shell) and stop removes that link again. Runs as root: SlurmUser=root, no cgroups, no systemd.
 set -euo pipefail
@@ -29,6 +37,14 @@ DB_PORT="${LOCAL_SLURM_DB_PORT:-3307}"
 CTLD_PORT="${LOCAL_SLURM_CTLD_PORT:-6817}"
 SLURMD_PORT="${LOCAL_SLURM_SLURMD_PORT:-6818}"
 DBD_PORT="${LOCAL_SLURM_DBD_PORT:-6819}"
+NODES="${LOCAL_SLURM_NODES:-2}"
+[[ "$NODES" =~ ^[1-9]$ ]] || { echo "local_slurm: error: LOCAL_SLURM_NODES must be 1-9, not '$NODES'" >&2; exit 2; }
+
+node_name() { if (($1 == 1)); then echo "$HOST"; else echo "$HOST-n$1"; fi; }
+NODE_NAMES=()
+for ((i = 1; i <= NODES; i++)); do NODE_NAMES+=("$(node_name "$i")"); done
+slurmd_port() { echo $((SLURMD_PORT + 10 * ($1 - 1))); }  # +10: room for DBD_PORT and a second cluster
+slurmd_pid() { echo "$DIR/run/slurmd-$1.pid"; }  # SlurmdPidFile's %n
 
 log() { echo "local_slurm: $*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -36,7 +52,7 @@ die() { log "error: $*"; exit 1; }
 pid_alive() {  # a pidfile whose process exists and is not a zombie
   local pidfile=$1 pid state
   [[ -s "$pidfile" ]] || return 1
-  pid="$(cat "$pidfile")"
+  pid="$(cat "$pidfile" 2>/dev/null)"  # (a stopping daemon removes its pidfile)
   [[ -r "/proc/$pid/stat" ]] || return 1
   state="$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null || echo Z)"
   [[ "$state" != "Z" ]]
@@ -116,12 +132,14 @@ EOF
 
 write_config() {
   mkdir -p "$DIR"/{state,spool,run,log}
-  local cpus mem
+  local cpus mem i name
   cpus="$(nproc)"
   mem=$(( $(awk '/MemTotal/ {print int($2/1024)}' /proc/meminfo) - 2048 ))
   ((mem > 1024)) || mem=1024
-  cat >"$CONF.tmp" <<EOF
-# written by tools/local_slurm.sh: a one-node test cluster on localhost
+  for name in "${NODE_NAMES[@]}"; do mkdir -p "$DIR/spool/$name"; done
+  {
+    cat <<EOF
+# written by tools/local_slurm.sh: a $NODES-node test cluster on this machine (one slurmd per node)
 ClusterName=clinie
 SlurmctldHost=$HOST(127.0.0.1)
 SlurmctldPort=$CTLD_PORT
@@ -145,44 +163,60 @@ MinJobAge=600
 KillWait=5
 GresTypes=gpu
 StateSaveLocation=$DIR/state
-SlurmdSpoolDir=$DIR/spool
+SlurmdSpoolDir=$DIR/spool/%n
 SlurmctldPidFile=$DIR/run/slurmctld.pid
-SlurmdPidFile=$DIR/run/slurmd.pid
+SlurmdPidFile=$DIR/run/slurmd-%n.pid
 SlurmctldLogFile=$DIR/log/slurmctld.log
-SlurmdLogFile=$DIR/log/slurmd.log
-NodeName=$HOST NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem Gres=gpu:1 State=UNKNOWN
-PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
+SlurmdLogFile=$DIR/log/slurmd-%n.log
 EOF
+    for ((i = 1; i <= NODES; i++)); do
+      echo "NodeName=$(node_name "$i") NodeHostname=$HOST NodeAddr=127.0.0.$i Port=$(slurmd_port "$i")" \
+        "CPUs=$cpus RealMemory=$mem Gres=gpu:1 State=UNKNOWN"
+    done
+    echo "PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP"
+  } >"$CONF.tmp"
   mv "$CONF.tmp" "$CONF"
-  echo "NodeName=$HOST Name=gpu File=/dev/null" >"$DIR/gres.conf"
+  for name in "${NODE_NAMES[@]}"; do echo "NodeName=$name Name=gpu File=/dev/null"; done >"$DIR/gres.conf"
   if [[ ! -e "$ETC_LINK" && -d /etc/slurm && -w /etc/slurm ]]; then
     ln -s "$CONF" "$ETC_LINK"
     echo "$ETC_LINK" >"$DIR/run/etc_link"
   fi
 }
 
-node_state() { SLURM_CONF="$CONF" sinfo -h -o %t 2>/dev/null | head -n1 || true; }
+node_states() { SLURM_CONF="$CONF" sinfo -h -N -o '%N %t' 2>/dev/null || true; }  # "name state" per node
+node_state() { node_states | awk 'NR == 1 {print $2}'; }
 
-wait_idle() {
-  local i state
+wait_idle() {  # every node of the config answers idle/mix/alloc
+  local i states name state ready
   for i in $(seq 1 60); do
-    state="$(node_state)"
-    case "$state" in
-      idle | mix | alloc) return 0 ;;
-      down* | drain* | inval*)
-        SLURM_CONF="$CONF" scontrol update nodename="$HOST" state=resume >/dev/null 2>&1 || true ;;
-    esac
+    states="$(node_states)"
+    ready=0
+    while read -r name state; do
+      [[ -n "$name" ]] || continue
+      case "$state" in
+        idle | mix | alloc) ready=$((ready + 1)) ;;
+        down* | drain* | inval*)
+          SLURM_CONF="$CONF" scontrol update nodename="$name" state=resume >/dev/null 2>&1 || true ;;
+      esac
+    done <<<"$states"
+    ((ready > 0 && ready == $(grep -c '^NodeName=' "$CONF"))) && return 0
     sleep 0.5
-    ((i % 20 == 0)) && log "waiting for the node (state: ${state:-no answer})"
+    ((i % 20 == 0)) && log "waiting for the nodes (states: ${states//$'\n'/, })"
   done
-  die "node not idle after 30 s (state: ${state:-no answer}); see $DIR/log/"
+  die "nodes not idle after 30 s (states: ${states//$'\n'/, }); see $DIR/log/"
+}
+
+running_slurmds() {  # pidfiles of this cluster's live slurmd daemons (one per node; slurmd.pid: older layout)
+  local f
+  for f in "$DIR"/run/slurmd*.pid; do pid_alive "$f" && echo "$f"; done
+  return 0
 }
 
 start() {
   install_if_missing
-  if pid_alive "$DIR/run/slurmctld.pid" && pid_alive "$DIR/run/slurmd.pid"; then
+  if pid_alive "$DIR/run/slurmctld.pid" && [[ -n "$(running_slurmds)" ]]; then
     wait_idle
-    log "already running ($DIR)"
+    log "already running ($DIR, $(grep -c '^NodeName=' "$CONF") node(s); stop it first to change them)"
     return 0
   fi
   write_config
@@ -194,9 +228,13 @@ start() {
   fi
   if ((ACCOUNTING)); then start_accounting; fi
   pid_alive "$DIR/run/slurmctld.pid" || { slurmctld -f "$CONF"; touch "$DIR/run/started_slurmctld"; }
-  pid_alive "$DIR/run/slurmd.pid" || { slurmd -f "$CONF"; touch "$DIR/run/started_slurmd"; }
+  local name
+  for name in "${NODE_NAMES[@]}"; do
+    pid_alive "$(slurmd_pid "$name")" || { slurmd -f "$CONF" -N "$name"; touch "$DIR/run/started_slurmd-$name"; }
+  done
   wait_idle
-  log "running: one node '$HOST', partition debug, 1 fake GPU, accounting $( ((ACCOUNTING)) && echo on || echo off) ($DIR)"
+  log "running: $NODES node(s) ${NODE_NAMES[*]}, partition debug, 1 fake GPU each, accounting" \
+    "$( ((ACCOUNTING)) && echo on || echo off) ($DIR)"
   echo "export SLURM_CONF=$CONF"
 }
 
@@ -219,7 +257,12 @@ stop_daemon() {  # name pidfile
 }
 
 stop() {
-  stop_daemon slurmd "$DIR/run/slurmd.pid"
+  local f name
+  for f in "$DIR"/run/started_slurmd*; do  # every node's slurmd (started_slurmd: the older one-node layout)
+    [[ -e "$f" ]] || continue
+    name="${f##*/started_}"
+    stop_daemon "$name" "$DIR/run/$name.pid"
+  done
   stop_daemon slurmctld "$DIR/run/slurmctld.pid"
   stop_daemon slurmdbd "$DIR/run/slurmdbd.pid"
   stop_daemon mariadbd "$DIR/run/mariadbd.pid"
@@ -231,15 +274,18 @@ stop() {
 }
 
 status() {
-  local ok=0 name pidfile
-  for name in munged slurmctld slurmd slurmdbd mariadbd; do
+  local ok=0 name pidfile names=(munged slurmctld) f
+  for f in "$DIR"/run/started_slurmd*; do [[ -e "$f" ]] && names+=("${f##*/started_}"); done
+  ((${#names[@]} > 2)) || names+=("slurmd-${NODE_NAMES[0]}")
+  names+=(slurmdbd mariadbd)
+  for name in "${names[@]}"; do
     if [[ $name == slurmdbd || $name == mariadbd ]] && [[ ! -e "$DIR/run/started_$name" ]]; then continue; fi
     pidfile="$DIR/run/$name.pid"
     [[ $name == munged ]] && pidfile="$MUNGE_PID"
     if pid_alive "$pidfile"; then echo "$name: running (pid $(cat "$pidfile"))"; else echo "$name: stopped"; ok=1; fi
   done
   if ((ok == 0)) && [[ -n "$(node_state)" ]]; then
-    SLURM_CONF="$CONF" sinfo -o "%P %a %D %t %N %G"
+    SLURM_CONF="$CONF" sinfo -N -o "%P %a %t %N %G"
     echo "export SLURM_CONF=$CONF"
     return 0
   fi

@@ -207,10 +207,10 @@ def engine_problems(spec: RunSpec, engine: str) -> list[str]:
             if problem:
                 p.append(problem)
     elif engine == "local":
-        if par.nodes != 1 or par.gpus_per_node != 1 or par.model_parallel_size != 1:
-            p.append("engine local runs on one device: needs parallel.nodes=1, gpus_per_node=1, "
-                     f"tensor=pipeline=context=1 (got nodes={par.nodes}, gpus_per_node={par.gpus_per_node}, "
-                     f"tensor={par.tensor}, pipeline={par.pipeline}, context={par.context})")
+        if par.model_parallel_size != 1:  # nodes x gpus_per_node: data-parallel ranks (engines/local/distributed.py)
+            p.append("engine local runs on one device per rank (data parallel only): needs "
+                     f"tensor=pipeline=context=1 (got tensor={par.tensor}, pipeline={par.pipeline}, "
+                     f"context={par.context})")
         if par.sequence_parallel:
             p.append("engine local: sequence_parallel is not supported")
         if m.format != "hf":

@@ -1,7 +1,8 @@
 """The knobs the local engine uses, as one frozen dataclass read from a :class:`RunSpec`.
 
-The local engine (transformers + peft, CPU or one GPU) reads only what it can honour; parallelism
-beyond one device is ignored (:func:`from_run_spec` says so in :attr:`LocalSettings.notes`).
+The local engine (transformers + peft, CPU or one GPU per rank) reads only what it can honour: no model
+parallelism; data-parallel ranks come from its launcher (:func:`from_run_spec` says so in
+:attr:`LocalSettings.notes`).
 The learning rate is a pure function of the step (:func:`lr_at`: linear warmup, then cosine/linear/constant
 decay), so a checkpoint's step restores the schedule. Nothing here imports torch.
 """
@@ -140,7 +141,8 @@ def from_run_spec(spec: Any) -> LocalSettings:
     par = train.parallel
     if par.world_size > 1 or par.model_parallel_size > 1:
         notes.append(f"parallelism (TP {par.tensor}, PP {par.pipeline}, CP {par.context}, "
-                     f"{par.nodes}x{par.gpus_per_node} GPUs) ignored: the local engine uses one device")
+                     f"{par.nodes}x{par.gpus_per_node} GPUs): the local engine uses one device per rank and "
+                     "data-parallel ranks from its launcher (WORLD_SIZE / the Slurm tasks)")
     lora = train.lora
     return LocalSettings(
         model_path=model.checkpoint, tokenizer_path=model.tokenizer or "", method=train.method,

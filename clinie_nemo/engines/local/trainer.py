@@ -1,4 +1,4 @@
-"""The local engine's training loop: LoRA (peft) or full fine-tuning of an HF causal LM on one device.
+"""The local engine's training loop: LoRA (peft) or full fine-tuning of an HF causal LM on one device per rank.
 
 ``run_training(settings, data_dir, run_dir)`` reads ``data_dir/training.jsonl`` (and validation.jsonl when
 ``validation_interval`` > 0), trains ``max_steps`` optimiser steps (or ``max_epochs`` epochs) of
@@ -9,6 +9,11 @@ Run directory: ``metrics.jsonl`` (one line per step: step, loss, lr, tokens_per_
 per second, step_time_s, elapsed_s, epoch, and val_loss every ``validation_interval`` steps),
 ``checkpoints/step-<n>/`` every ``save_interval`` steps (last ``keep_last`` kept), then ``adapter/`` (HF PEFT)
 or ``model/`` (full weights) with the tokenizer, ``local_engine.json`` and ``DONE``.
+
+Data parallel: under a launcher with WORLD_SIZE > 1 (srun tasks via slurm/common.sh, or torchrun) every rank
+joins torch.distributed (gloo on CPU), trains on its share of each global batch and the gradients are summed
+(:mod:`.distributed`); the losses and the step count equal the one-process run's. Rank 0 alone writes the
+metrics, checkpoints and outputs; every rank resumes from the same newest checkpoint.
 
 Restart: a run with checkpoints resumes from the newest at its step and data position and ends at the
 same step count. Preemption: SIGUSR1 or SIGTERM lets the current step finish, writes a checkpoint and
@@ -28,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from clinie_nemo.engines.local import checkpoint as ckpt
-from clinie_nemo.engines.local import data, runtime
+from clinie_nemo.engines.local import data, distributed, runtime
 from clinie_nemo.engines.local.settings import LocalSettings, lr_at
 from clinie_nemo.errors import ConfigError
 from clinie_nemo.progress import progress, say
@@ -138,16 +143,26 @@ def run_training(settings: LocalSettings, data_dir: str | Path, run_dir: str | P
     """Train (or resume) into ``run_dir``; returns the DONE facts. Raises :class:`Preempted` (exit 124) on
     SIGUSR1/SIGTERM, after the current step and a checkpoint; a signal while loading is acted on after the
     first step. ``on_step(step)`` is called after every completed step (tests send themselves a signal)."""
+    layout = distributed.from_env()
+    if settings.global_batch % layout.world_size:
+        raise ConfigError(f"global batch {settings.global_batch} does not split over {layout.world_size} "
+                          "data-parallel ranks (make it a multiple of the rank count)")
     with stop_requests() as stop:
-        return _train(settings, data_dir, run_dir, on_step, stop)
+        distributed.init(layout)
+        try:
+            return _train(settings, data_dir, run_dir, on_step, stop, layout)
+        finally:
+            distributed.shutdown(layout)
 
 
 def _train(settings: LocalSettings, data_dir: str | Path, run_dir: str | Path,
-           on_step: Callable[[int], None] | None, stop: dict[str, int]) -> dict[str, Any]:
+           on_step: Callable[[int], None] | None, stop: dict[str, int],
+           layout: distributed.Layout) -> dict[str, Any]:
     import torch
 
     run_dir, data_dir = Path(run_dir), Path(data_dir)
     settings = resolve_paths(settings)
+    main = layout.is_main
     if (run_dir / "DONE").is_file():
         say(f"{run_dir} is already DONE; nothing to train")
         return json.loads((run_dir / "DONE").read_text())
@@ -155,8 +170,18 @@ def _train(settings: LocalSettings, data_dir: str | Path, run_dir: str | Path,
     runtime.quiet_transformers()
     threads = runtime.configure_threads()
     device, amp = runtime.device_and_dtype(settings.precision)
-    check_restart_settings(run_dir, settings)
-    for note in settings.notes:
+    check_restart_settings(run_dir, settings, write=main)
+    distributed.barrier(layout)  # nobody trains before rank 0 recorded (or refused) the settings
+    if layout.distributed:
+        facts = distributed.handshake(layout)
+        from clinie_nemo.fileio import atomic_write
+
+        (run_dir / "logs").mkdir(exist_ok=True)
+        with atomic_write(run_dir / "logs" / f"rank-{layout.rank}.json") as fh:  # this rank's own file
+            json.dump(facts, fh, indent=2, sort_keys=True)
+        say(f"local engine: rank {layout.rank} of {layout.world_size} on {facts['node']} (local rank "
+            f"{layout.local_rank}), torch.distributed {facts['backend']} at {facts['master']}")
+    for note in settings.notes if main else ():
         say(f"local engine: {note}")
 
     tokenizer = runtime.load_tokenizer(settings.tokenizer_path or settings.model_path)
@@ -184,17 +209,21 @@ def _train(settings: LocalSettings, data_dir: str | Path, run_dir: str | Path,
         start, rows_done, elapsed0 = state["step"], state["rows_consumed"], state.get("elapsed_s", 0.0)
         loss = state.get("loss", loss)
         say(f"resuming from {latest.name}: step {start}/{total_steps}, data position {rows_done} rows")
-    truncate_metrics(run_dir / "metrics.jsonl", start)
+    if main:
+        truncate_metrics(run_dir / "metrics.jsonl", start)
     pad_id = tokenizer.pad_token_id
     n_trainable = sum(p.numel() for p in params)
-    say(f"local engine: {settings.method} on {device.type}{' ' + str(amp).split('.')[-1] if amp else ''}"
-        f"{f', {threads} threads' if threads else ''}; {len(examples)} examples, {rows_per_epoch} rows/epoch, "
-        f"{total_steps} steps x {settings.global_batch} rows (micro {settings.micro_batch}); "
-        f"{n_trainable:,} trainable parameters")
+    ranks = f" x {layout.world_size} data-parallel ranks" if layout.distributed else ""
+    if main:
+        say(f"local engine{ranks}: {settings.method} on {device.type}{' ' + str(amp).split('.')[-1] if amp else ''}"
+            f"{f', {threads} threads' if threads else ''}; {len(examples)} examples, {rows_per_epoch} rows/epoch, "
+            f"{total_steps} steps x {settings.global_batch} rows (micro {settings.micro_batch}); "
+            f"{n_trainable:,} trainable parameters")
 
     stream = data.row_stream(examples, settings.seed, settings.packing, settings.seq_length, skip=rows_done)
     t_start = time.perf_counter()
-    with (run_dir / "metrics.jsonl").open("a", encoding="utf-8") as metrics:
+    metrics_file = (run_dir / "metrics.jsonl").open("a", encoding="utf-8") if main else contextlib.nullcontext()
+    with metrics_file as metrics:
         for step in range(start, total_steps):
             t0 = time.perf_counter()
             lr = lr_at(step, total_steps, settings.lr, settings.min_lr, settings.warmup_steps, settings.schedule)
@@ -203,43 +232,60 @@ def _train(settings: LocalSettings, data_dir: str | Path, run_dir: str | Path,
             taken = take(stream, settings.global_batch)
             epoch = taken[-1][0]
             rows = [r for _, r in taken]
-            micro = [data.collate(rows[i:i + settings.micro_batch], pad_id)
-                     for i in range(0, len(rows), settings.micro_batch)]
-            n_labels = max(1, sum(int((b["labels"][:, 1:] != data.IGNORE).sum()) for b in micro))
+            mine = distributed.shard(rows, layout)  # every row once per global batch, over all ranks
+            micro = [data.collate(mine[i:i + settings.micro_batch], pad_id)
+                     for i in range(0, len(mine), settings.micro_batch)]
+            own_labels = sum(int((b["labels"][:, 1:] != data.IGNORE).sum()) for b in micro)
+            n_labels = max(1, int(distributed.all_sum(layout, [own_labels], device)[0]))
             step_loss = 0.0
             for batch in micro:
                 s, _ = loss_sum(model, batch, device, amp)
                 (s / n_labels).backward()
                 step_loss += float(s.detach())
+            distributed.sum_gradients(layout, params)
             if settings.clip_grad > 0:
                 torch.nn.utils.clip_grad_norm_(params, settings.clip_grad)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             rows_done += len(rows)
+            step_loss, tokens = distributed.all_sum(layout, [step_loss, sum(b["tokens"] for b in micro)], device)
             loss = step_loss / n_labels
             dt = time.perf_counter() - t0
             elapsed = elapsed0 + time.perf_counter() - t_start
-            tokens = sum(b["tokens"] for b in micro)
             line = {"step": step + 1, "loss": round(loss, 6), "lr": lr, "tokens_per_s": round(tokens / dt, 1),
                     "step_time_s": round(dt, 4), "elapsed_s": round(elapsed, 2), "epoch": epoch}
-            if val_rows and (step + 1) % settings.validation_interval == 0:
+            if main and val_rows and (step + 1) % settings.validation_interval == 0:
                 line["val_loss"] = round(validation_loss(model, val_rows, settings, pad_id, device, amp), 6)
-            metrics.write(json.dumps(line) + "\n")
-            metrics.flush()
+            if main:
+                metrics.write(json.dumps(line) + "\n")
+                metrics.flush()
             done = step + 1
-            if done == 1 or done % settings.log_interval == 0 or done == total_steps:
+            if main and (done == 1 or done % settings.log_interval == 0 or done == total_steps):
                 rate = (time.perf_counter() - t_start) / (done - start)
                 say(f"step {done}/{total_steps} loss {loss:.4f} lr {lr:.2e} tokens/s {tokens / dt:,.0f} "
                     f"eta {format_eta(rate * (total_steps - done))}")
             state = {"rows_consumed": rows_done, "elapsed_s": elapsed, "total_steps": total_steps, "loss": loss}
             if on_step is not None:
                 on_step(done)
-            if done % settings.save_interval == 0 or (stop["signal"] and done < total_steps):
-                ckpt.save_checkpoint(run_dir, done, model, optimizer, state, settings.keep_last)
-            if stop["signal"] and done < total_steps:
-                say(f"signal {stop['signal']}: checkpoint at step {done} written; exiting {PREEMPTED_EXIT_CODE}")
+            # every rank acts on one snapshot of the stop requests (a signal arriving later counts next step)
+            signum = distributed.any_rank(layout, stop["signal"], device)
+            stop_now = bool(signum) and done < total_steps
+            if done % settings.save_interval == 0 or stop_now:
+                if main:
+                    ckpt.save_checkpoint(run_dir, done, model, optimizer, state, settings.keep_last)
+                distributed.barrier(layout)  # no rank exits (and srun kills the rest) before the checkpoint
+            if stop_now:
+                if main:
+                    say(f"signal {signum}: checkpoint at step {done} written; "
+                        f"exiting {PREEMPTED_EXIT_CODE}")
                 raise Preempted(done)
-    return finish(settings, model, tokenizer, run_dir, total_steps, loss, elapsed0 + time.perf_counter() - t_start)
+    elapsed = elapsed0 + time.perf_counter() - t_start
+    facts = {"steps": total_steps, "final_loss": loss, "elapsed_s": round(elapsed, 2),
+             "output": "adapter" if settings.method == "lora" else "model"}
+    if main:
+        facts = finish(settings, model, tokenizer, run_dir, total_steps, loss, elapsed)
+    distributed.barrier(layout)
+    return facts
 
 
 def finish(settings: LocalSettings, model: Any, tokenizer: Any, run_dir: Path, steps: int, loss: float,
@@ -273,8 +319,9 @@ def resolve_paths(settings: LocalSettings) -> LocalSettings:
                    tokenizer_path=absolute(settings.tokenizer_path))
 
 
-def check_restart_settings(run_dir: Path, settings: LocalSettings) -> None:
-    """Record the settings on the first start; refuse a restart whose settings differ (beyond logging)."""
+def check_restart_settings(run_dir: Path, settings: LocalSettings, write: bool = True) -> None:
+    """Record the settings on the first start (``write``: rank 0 only); refuse a restart whose settings
+    differ (beyond logging)."""
     recorded = runtime.read_engine_file(run_dir).get("settings")
     current = settings.to_dict()
     if recorded is not None:
@@ -282,7 +329,8 @@ def check_restart_settings(run_dir: Path, settings: LocalSettings) -> None:
         if changed:
             raise ConfigError(f"{run_dir} was started with different settings ({', '.join(changed)}); "
                               "use a new run directory")
-    runtime.write_engine_file(run_dir, {"engine": "local", "settings": current})
+    if write:
+        runtime.write_engine_file(run_dir, {"engine": "local", "settings": current})
 
 
 def truncate_metrics(path: Path, step: int) -> None:
