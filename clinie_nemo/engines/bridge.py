@@ -121,6 +121,10 @@ def build_config(plan: dict[str, Any]) -> Any:
     for dotted, value in plan["set"].items():
         if dotted == "train.exit_signal":
             value = getattr(signal, value)  # "SIGUSR1" -> signal.SIGUSR1 (a signal.Signals member)
+        elif dotted.endswith("_dtype") and isinstance(value, str):
+            import torch  # "float32" -> torch.float32 (TransformerConfig params_dtype / pipeline_dtype)
+
+            value = getattr(torch, value)
         _set_path(cfg, dotted, value)
     return cfg
 

@@ -70,6 +70,10 @@ def plan_dict(spec: RunSpec, data_dir: str | Path, run_dir: str | Path,
     s["model.context_parallel_size"] = par.context
     s["model.sequence_parallel"] = par.sequence_parallel
     s["model.seq_length"] = t.seq_length  # recipe: cfg.model.seq_length = seq_length
+    if par.context > 1:
+        # ConfigContainer.validate (training/config.py:1452): "When finetuning with CP>1,
+        # calculate_per_token_loss must be True" (and ddp.average_in_collective False, the recipes' default)
+        s["model.calculate_per_token_loss"] = True
     # --- training loop: TrainingConfig (src/megatron/bridge/training/config.py; train_iters /
     # global_batch_size / micro_batch_size from megatron.training.config.TrainingConfig; num_epochs here)
     s["train.train_iters"] = t.max_steps  # None when training by epochs (finalize: exactly one mode)
@@ -115,6 +119,12 @@ def plan_dict(spec: RunSpec, data_dir: str | Path, run_dir: str | Path,
     s["logger.log_interval"] = 10
     s["logger.tensorboard_dir"] = str(run / "logs" / "tensorboard")
     s["mixed_precision"] = MIXED_PRECISION[t.precision]
+    if t.precision == "32":
+        # mixed_precision=None leaves the provider's dtypes as built from the HF config (bf16=True,
+        # params_dtype=bfloat16 for Llama 3.1): runtime_config_update (training/config.py:1872) only applies a
+        # MixedPrecisionConfig when one is set. Found by tests/test_bridge_contract.py. bridge.py: str -> torch.dtype
+        s.update({"model.bf16": False, "model.fp16": False, "model.params_dtype": "float32",
+                  "model.pipeline_dtype": "float32"})
     s["rng.seed"] = t.seed  # RNGConfig.seed
     dataset = {
         # megatron.bridge.data.builders.GPTSFTDatasetConfig (data/builders/gpt_sft.py:105); reads
