@@ -61,6 +61,7 @@ def _offline_auto_bridge(hf_dir: Path, asked: list[str]) -> None:
 def _facts(cfg) -> dict:
     m, ds = cfg.model, cfg.dataset
     return {
+        "num_layers": m.num_layers, "hidden_size": m.hidden_size,
         "tp": m.tensor_model_parallel_size, "pp": m.pipeline_model_parallel_size,
         "cp": m.context_parallel_size, "sp": m.sequence_parallel, "seq_length": m.seq_length,
         "calculate_per_token_loss": getattr(m, "calculate_per_token_loss", None),

@@ -47,6 +47,7 @@ EXTRA = [
     _cell("full", 2, 2, pp=2),
     _cell("lora", 2, 1, cp=2),
     _cell("full", 2, 1, "packing=true", cp=2),
+    _cell("lora", 1, 1, "packing=true", "data.validation_interval=0"),
     _cell("lora", 1, 1, "precision=32"),
 ]
 CELLS = GOLDEN + EXTRA
@@ -93,8 +94,9 @@ def test_plan_passes_bridge_validation(results, cell):
     assert f["global_batch_size"] == 64 and f["micro_batch_size"] == 1 and f["train_iters"] == 300
     assert f["dataset"] == "GPTSFTDatasetConfig"
     assert f["peft"] == ("LoRA" if cell["recipe"] == "peft_lora" else None)
-    # the recipe's Hub id was asked for (and served from the tiny local folder): no network
-    assert r["hub_ids_asked"], "the recipe did not build its model provider through AutoBridge.from_hf_pretrained"
+    # the model provider has the tiny local config's architecture (tests/bridge_contract_probe.TINY_LLAMA), not
+    # Meta's 8B one from the Hub (32 layers, hidden 4096): built offline from the local HF folder
+    assert (f["num_layers"], f["hidden_size"]) == (4, 64), f
 
 
 @pytest.mark.parametrize("cell", [c for c in CELLS if c["cp"] > 1], ids=_ids)
@@ -118,3 +120,4 @@ def test_packing_survives(results, cell):
     r = results[_ids(cell)]
     assert r["ok"], r["error"]
     assert r["facts"]["packing"] is True
+    assert r["facts"]["do_validation"] is ("data.validation_interval=0" not in cell["overrides"])
