@@ -123,3 +123,17 @@ def test_packing_survives(results, cell):
     assert r["ok"], r["error"]
     assert r["facts"]["packing"] is True
     assert r["facts"]["do_validation"] is ("data.validation_interval=0" not in cell["overrides"])
+
+
+def test_shims_are_import_only_and_stay_out_of_this_process():
+    """The stand-ins import but refuse to run, and only the probe's interpreter ever sees them."""
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import bridge_contract_shim as s; s.install()\n"
+            "import typing, transformer_engine.pytorch as te, nvidia_resiliency_ext.inprocess as nvrx\n"
+            "import transformer_engine\nassert typing.override and transformer_engine.__version__ and nvrx.CallWrapper\n"
+            "try:\n    te.Linear(4, 4)\nexcept s.StandInUsed:\n    print('refused')\n")
+    shims = ROOT / "tests" / "bridge_contract_shims"
+    out = subprocess.run([sys.executable, "-c", code, str(shims)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "refused", out.stderr
+    assert "transformer_engine" not in sys.modules and "bridge_contract_shim" not in sys.modules
+    product = [p for p in (ROOT / "clinie_nemo").rglob("*.py") if "bridge_contract" in p.read_text()]
+    assert product == [], "product code must not use the contract test's shims"
