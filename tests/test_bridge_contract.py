@@ -135,5 +135,5 @@ def test_shims_are_import_only_and_stay_out_of_this_process():
     out = subprocess.run([sys.executable, "-c", code, str(shims)], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "refused", out.stderr
     assert "transformer_engine" not in sys.modules and "bridge_contract_shim" not in sys.modules
-    product = [p for p in (ROOT / "clinie_nemo").rglob("*.py") if "bridge_contract" in p.read_text()]
+    product = [p for p in (ROOT / "clinie_nemo").rglob("*.py") if "bridge_contract_shim" in p.read_text()]
     assert product == [], "product code must not use the contract test's shims"
