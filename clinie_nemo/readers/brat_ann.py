@@ -72,17 +72,24 @@ def _split_role(token: str) -> tuple[str, str] | None:
     return (role, ref) if sep and role and ref else None
 
 
+def _label_and_spans(body: str, shift: int) -> tuple[str, str, list[Span]] | None:
+    """``Label START END[;START END]`` -> (label, the offsets as written, spans shifted back by ``shift``)."""
+    label, _, offsets = body.strip().partition(" ")
+    spans = parse_spans(offsets) if label else None
+    if not spans:
+        return None
+    return label, offsets, [(s - shift, e - shift) for s, e in spans] if shift else spans
+
+
 def parse_text_bound(ident: str, body: str, annotated: str | None, text: str, shift: int = 0) -> Entity | str:
     """One ``T`` line (``body`` = ``Label START END[;START END]``, ``annotated`` = the text column or None
     when the line has none) -> its Entity, or the problem message. The common case (one fragment whose note
     slice equals the annotated text) costs one slice and one comparison; whitespace-normalised comparison
     only runs when the two differ."""
-    label, _, offsets = body.strip().partition(" ")
-    spans = parse_spans(offsets) if label else None
-    if not spans:
+    parsed = _label_and_spans(body, shift)
+    if parsed is None:
         return MALFORMED_T
-    if shift:
-        spans = [(s - shift, e - shift) for s, e in spans]
+    label, offsets, spans = parsed
     n = len(text)
     if len(spans) == 1:
         start, end = spans[0]
@@ -119,12 +126,10 @@ def system_text_bound(ident: str, body: str, annotated: str | None, text: str,
     is malformed.
     Track2-evaluate-ver4.py RecordTrack2._get_annotations: ``tag_type, tag_start, tag_end = tag_m.split(' ')``;
     the text is never compared with the note."""
-    label, _, offsets = body.strip().partition(" ")
-    spans = parse_spans(offsets) if label else None
-    if not spans:
+    parsed = _label_and_spans(body, shift)
+    if parsed is None:
         return MALFORMED_T
-    if shift:
-        spans = [(s - shift, e - shift) for s, e in spans]
+    label, offsets, spans = parsed
     if any(s < 0 or s > e for s, e in spans):
         return f"offsets {offsets.strip()} reversed or negative"
     ordered = sorted(spans)
