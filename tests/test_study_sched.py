@@ -90,8 +90,11 @@ def test_multinode_only_for_distributed_train(tmp_path: Path) -> None:
 
     with pytest.raises(ConfigError, match="resources.generate: nodes 2: only train"):
         load_study(write_study(tmp_path, engine="bridge", resources={"generate": {"gpus": 1, "nodes": 2}}))
-    with pytest.raises(ConfigError, match="resources.train: nodes 2: only train on the bridge or nemo"):
-        load_study(write_study(tmp_path, engine="local", resources=RESOURCES))
+    with pytest.raises(ConfigError, match="resources.train: nodes 2: only train stages .* gpus >= 1"):
+        load_study(write_study(tmp_path, engine="nemo", resources={"train": {"gpus": 0, "nodes": 2}}))
+    # the local engine trains data-parallel across nodes, one rank per node (tests/test_multinode_slurm.py)
+    local = load_study(write_study(tmp_path, engine="local", resources={"train": {"gpus": 0, "nodes": 2}}))
+    assert tasks_per_node("local", "train", local.stage_resources("train")) == 1
 
 
 def test_first_host_and_port_from_job_id() -> None:

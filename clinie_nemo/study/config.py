@@ -173,9 +173,10 @@ def _check(cfg: StudyConfig, source: str) -> list[str]:
     for kind, r in cfg.resources.items():
         if r.nodes < 1 or r.gpus < 0 or r.cpus < 1:
             problems.append(f"{source}: resources.{kind}: nodes >= 1, gpus >= 0, cpus >= 1 required")
-        if r.nodes > 1 and (kind != "train" or cfg.engine == "local" or r.gpus < 1):
-            problems.append(f"{source}: resources.{kind}: nodes {r.nodes}: only train on the bridge or nemo engine "
-                            f"with gpus >= 1 runs on several nodes (one rank per GPU); use nodes: 1")
+        if r.nodes > 1 and (kind != "train" or (cfg.engine != "local" and r.gpus < 1)):
+            problems.append(f"{source}: resources.{kind}: nodes {r.nodes}: only train stages run on several nodes "
+                            f"(bridge/nemo: one rank per GPU, gpus >= 1; local: one data-parallel rank per node); "
+                            f"use nodes: 1")
         if r.array_parallelism is not None and r.array_parallelism < 1:
             problems.append(f"{source}: resources.{kind}.array_parallelism: must be >= 1")
         if r.max_requeues < 0:

@@ -139,7 +139,8 @@ def tasks_per_node(engine: str, kind: str, res: StageResources) -> int:
     """Slurm tasks per node for a stage: a multi-node train on bridge/nemo runs one task per GPU, each task
     one rank (RANK/LOCAL_RANK/WORLD_SIZE from Slurm, the engines then launch nothing themselves: no nested
     srun inside submitit's step, the way slurm/common.sh cn_launch does it); every other stage one task that
-    launches its own workers (torchrun on its one node)."""
+    launches its own workers (torchrun on its one node). A multi-node local train: one task per node, each
+    one data-parallel rank (clinie_nemo/engines/local/distributed.py reads the same RANK/WORLD_SIZE)."""
     if kind == "train" and res.nodes > 1 and engine in ("bridge", "nemo") and res.gpus > 0:
         return res.gpus
     return 1
