@@ -30,9 +30,12 @@ def annotation_keys(ann: Annotations, doc_entities: dict[str, Entity]) -> dict[s
             return ("E", ev.label, ref(ev.trigger, depth + 1))
         return ("?", ref_id)
 
+    def argument(ref_id: str) -> Any:  # a relation argument naming an event stands for its trigger (as scored)
+        return ref(events[ref_id].trigger) if ref_id in events and ref_id not in entities else ref(ref_id)
+
     return {
         "entities": Counter((e.label, e.spans, e.attributes) for e in ann.entities),
-        "relations": Counter((r.label, ref(r.head), ref(r.tail)) for r in ann.relations),
+        "relations": Counter((r.label, argument(r.head), argument(r.tail)) for r in ann.relations),
         "events": Counter((ev.label, ref(ev.trigger), tuple(sorted((a.role, ref(a.ref)) for a in ev.arguments)),
                            ev.attributes) for ev in ann.events),
     }

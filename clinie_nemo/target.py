@@ -97,9 +97,13 @@ def build_target(view: ChunkView, schema: TaskSchema, *, labels: tuple[str, ...]
     extra_attrs: dict[int, dict[str, str]] = {}
     relations: list[TargetRelation] = []
     if with_relations:
+        # a relation may name an event as an argument (valid brat: R1 Arg1:E1 Arg2:T3): it stands for the
+        # event's trigger, as scoring/items.py argument_index scores it
+        trigger_of = {ev.id: ev.trigger for ev in view.events}
         for r in view.relations:
-            if r.head in index and r.tail in index:
-                relations.append(TargetRelation(r.label, index[r.head], index[r.tail]))
+            head, tail = trigger_of.get(r.head, r.head), trigger_of.get(r.tail, r.tail)
+            if head in index and tail in index:
+                relations.append(TargetRelation(r.label, index[head], index[tail]))
             else:
                 losses["relation_argument_not_an_entity"] += 1
         relations.extend(_event_parts(view, schema, index, extra_attrs, losses))

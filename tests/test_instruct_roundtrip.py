@@ -241,6 +241,22 @@ def test_event_attributes_and_nested_event_arguments_round_trip(fmt: str) -> Non
 
 
 @pytest.mark.parametrize("fmt", sorted(FORMATS))
+def test_relation_whose_argument_is_an_event_is_rendered(fmt: str) -> None:
+    """brat allows ``R1 Arg1:E2 Arg2:T1`` (an event as a relation argument): it renders as a relation from the
+    event's trigger, the way scoring reads it (scoring/items.py argument_index), instead of being dropped."""
+    from tests.instruct_fixtures import ent
+
+    text = "Denies smoking; drinks beer daily."
+    entities = (ent(text, "T1", "Tobacco", "smoking"), ent(text, "T3", "Alcohol", "drinks"),
+                ent(text, "T4", "Amount", "beer"))
+    events = (Event("E1", "Tobacco", "T1", ()), Event("E2", "Alcohol", "T3", (EventArgument("Amount", "T4"),)))
+    doc = Document("evrel", text, entities=entities, events=events, relations=(Relation("R1", "Related", "E2", "E1"),))
+    rt = render_documents([doc], RenderOptions(task="re_e2e", format=fmt)).roundtrip
+    assert not rt.losses, rt.to_json()
+    assert rt.exact and rt.recovered["relations"] == 1 and rt.recovered["events"] == 2
+
+
+@pytest.mark.parametrize("fmt", sorted(FORMATS))
 def test_target_survives_the_loaders_space_strip(fmt: str) -> None:
     """NeMo/Bridge GPTSFTDataset read ``example[key].strip(" ")``: a mention ending with a space (brat
     oddity) on the last line must not lose it."""
