@@ -107,7 +107,8 @@ def _read_dataset(inputs: _Inputs, entry: DatasetEntry, show_progress: bool) -> 
     train = inputs.read(entry.train)
     validation = inputs.read(entry.validation) if entry.validation is not None else None
     test = inputs.read(entry.test)
-    schema = dataset_schema([*train, *(validation or []), *test], entry.name)
+    schema_file = str(inputs.config.resolve(entry.schema)) if entry.schema else None
+    schema = dataset_schema([*train, *(validation or []), *test], entry.name, schema_file)
     return _DatasetDocs(entry, train, validation, test, schema, show_progress)
 
 
@@ -121,6 +122,7 @@ def _render(config: MixtureConfig, data: _DatasetDocs, docs: Sequence[Document],
                                   template_name=config.template.name, max_tokens=config.max_tokens,
                                   tokenizer=str(config.resolve(config.tokenizer)) if config.tokenizer else None,
                                   seed=config.seed, few_shot=(few_shot or {}).get(task, ()), schema=data.schema,
+                                  schema_file=str(config.resolve(data.entry.schema)) if data.entry.schema else None,
                                   messages=config.messages,
                                   all_templates=config.test_all_templates and split == "test")
         key = f"{split}/{data.entry.name}/{task}"

@@ -59,6 +59,7 @@ class DatasetEntry:
     #                              round(frac(w) * n) of them chosen by seeded hash; default 1
     cap: int | None = None  # instead of a weight: at most this many training records, chosen by seeded hash
     tasks: tuple[str, ...] | None = None  # overrides the mixture's task list for this dataset
+    schema: str | None = None  # a user's brat schema YAML (relative to the config): its labels and definitions
 
 
 @dataclass(frozen=True)
@@ -141,8 +142,9 @@ def _dataset_entry(data: Any, where: str, problems: list[str]) -> DatasetEntry |
     for key in ("name", "train", "test"):
         if key in kv:
             _want(kv[key], (str,), "a string", f"{where}.{key}", problems)
-    if kv.get("validation") is not None:
-        _want(kv["validation"], (str,), "a string", f"{where}.validation", problems)
+    for key in ("validation", "schema"):
+        if kv.get(key) is not None:
+            _want(kv[key], (str,), "a string", f"{where}.{key}", problems)
     if kv.get("weight") is not None and _want(kv["weight"], (int, float), "a number", f"{where}.weight", problems):
         if not (math.isfinite(kv["weight"]) and kv["weight"] >= 0):
             problems.append(f"{where}.weight: must be a finite number >= 0, got {kv['weight']}")
@@ -245,7 +247,7 @@ def mixture_config_to_dict(config: MixtureConfig, relative_to: str | Path | None
     for f in _yaml_fields(MixtureConfig):
         value = getattr(config, f.name)
         if f.name == "datasets":
-            value = [{k: (path_out(v) if k in SPLIT_KEYS else list(v) if isinstance(v, tuple) else v)
+            value = [{k: (path_out(v) if k in (*SPLIT_KEYS, "schema") else list(v) if isinstance(v, tuple) else v)
                       for k, v in dataclasses.asdict(e).items() if v is not None} for e in value]
         elif f.name == "template":
             value = {k: v for k, v in dataclasses.asdict(value).items() if v is not None}

@@ -15,6 +15,7 @@ import bisect
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from clinie_nemo import formats, tasks
@@ -41,6 +42,7 @@ class RenderOptions:
     format: str = "json"
     dataset: str | None = None  # registered dataset: its schema and the records' "dataset"
     schema: TaskSchema | None = None  # explicit schema (else the dataset's, else collected from docs)
+    schema_file: str | None = None  # a user's brat schema YAML: its labels and definitions (records carry it)
     template: str | None = None  # a fixed template name (implies policy "fixed")
     template_policy: str = "fixed"  # fixed (first template) | rotate (hash of seed and record id)
     all_templates: bool = False  # every item once per template of the task (ids get "@<template>")
@@ -82,6 +84,8 @@ class RenderResult:
 def resolve_schema(docs: Sequence[Document], options: RenderOptions) -> TaskSchema:
     if options.schema is not None:
         schema = options.schema
+    elif options.schema_file:
+        schema = merged(schema_for_dataset(user_schema(options.schema_file)), schema_from_documents(docs))
     else:
         name = options.dataset or _only_dataset(docs)
         observed = schema_from_documents(docs, name or "documents")
@@ -96,12 +100,20 @@ def _only_dataset(docs: Sequence[Document]) -> str | None:
     return names.pop() if len(names) == 1 and "" not in names else None
 
 
+def user_schema(path: str) -> str:
+    """``brat:/absolute/path.yaml``: how records name a user's schema file (decode_record reads it back)."""
+    from clinie_nemo.datasets import USER_BRAT_PREFIX
+
+    path = path[len(USER_BRAT_PREFIX):] if path.startswith(USER_BRAT_PREFIX) else path
+    return USER_BRAT_PREFIX + str(Path(path).resolve())
+
+
 def _registered(name: str) -> bool:
     try:
         from clinie_nemo import datasets
     except ImportError:
         return False
-    return name in datasets.DATASETS
+    return name in datasets.DATASETS or name.startswith(datasets.USER_BRAT_PREFIX)
 
 
 def label_block(pairs: Iterable[tuple[str, str]]) -> str:
@@ -232,6 +244,8 @@ class _Renderer:
             for item, record_id, template in self.item_templates(doc, view, items):
                 prompt = self.prompt(template, item.entity_labels, item.text)
                 extras = dict(item.extras)
+                if self.options.schema_file:
+                    extras["schema"] = user_schema(self.options.schema_file)
                 if self.options.few_shot:
                     extras["few_shot"] = len(self.options.few_shot)
                 result.records.append(make_record(
@@ -299,7 +313,7 @@ def decode_record(record: dict[str, Any], prediction: str, document: Document,
     task = tasks.get(record["task"])
     fmt = formats.get(record["format"])
     if schema is None:
-        name = record.get("dataset", "")
+        name = record.get("schema") or record.get("dataset", "")  # a user's schema file, else the dataset
         schema = merged(schema_for_dataset(name), schema_from_documents([document])) if _registered(name) \
             else schema_from_documents([document], name or "documents")
     start, end = record["chunk"]

@@ -35,6 +35,7 @@ class RenderSettings:
     messages: bool = False  # chat form {"messages": [user, assistant]} instead of input/output
     all_templates: bool = False  # every item once per template (test split of `test_all_templates`)
     schema: Any = field(default=None, compare=False)  # from dataset_schema(); None: the renderer decides
+    schema_file: str | None = None  # the user's brat schema the schema came from (records name it)
 
 
 @dataclass
@@ -56,11 +57,15 @@ def special_tokens_per_record() -> int:
     return SPECIAL_TOKENS_PER_RECORD
 
 
-def dataset_schema(docs: Sequence[Document], dataset: str) -> Any:
-    """The label schema of ``dataset``: the registered one merged with labels seen in ``docs``, or, for a
-    dataset the registry does not know (a user's own corpus), the labels collected from ``docs``."""
+def dataset_schema(docs: Sequence[Document], dataset: str, schema_file: str | None = None) -> Any:
+    """The label schema of ``dataset``: a user's brat schema file when given (labels with definitions), else
+    the registered one, each merged with labels seen in ``docs``; for a dataset the registry does not know
+    and no schema file, the labels collected from ``docs``."""
     from clinie_nemo.render import RenderOptions, resolve_schema
     from clinie_nemo.schema import schema_from_documents
+
+    if schema_file:
+        return resolve_schema(docs, RenderOptions(task="ce", schema_file=schema_file))
 
     try:
         from clinie_nemo.datasets import DATASETS
@@ -78,6 +83,7 @@ def render_documents(docs: Sequence[Document], dataset: str, settings: RenderSet
 
     fixed = settings.template_policy == "fixed" and not settings.all_templates
     options = RenderOptions(task=settings.task, format=settings.format, dataset=dataset, schema=settings.schema,
+                            schema_file=settings.schema_file,
                             template=settings.template_name if fixed else None,
                             template_policy="fixed" if fixed else "rotate", seed=settings.seed,
                             max_tokens=settings.max_tokens, tokenizer=settings.tokenizer,

@@ -57,12 +57,13 @@ def _pairs_from_mapping(mapping: Mapping[str, Iterable[tuple[str, str]]]) -> tup
 
 
 def schema_for_dataset(name: str) -> TaskSchema:
-    """The schema of a registered dataset (``clinie_nemo.datasets.get``)."""
+    """The schema of a registered dataset, or of a user's brat schema file given as ``brat:PATH``
+    (``clinie_nemo.datasets.resolve``: labels with their definitions, pairs, events)."""
     try:
         from clinie_nemo import datasets
     except ImportError:  # the registry is a separate module; without it no name is registered
         raise ConfigError(f"unknown dataset {name!r}: no dataset registry is installed") from None
-    spec = datasets.get(name)
+    spec = datasets.resolve(name)
     event_labels: list[str] = []
     roles: set[Pair] = set()
     if spec.events is not None:

@@ -12,6 +12,7 @@ EXAMPLES = """
   clinie-nemo render --corpus docs.jsonl --task re_e2e --format json --dataset n2c2_2018 --max-tokens 4096 --tokenizer models/llama/ --output re.jsonl
   clinie-nemo render --corpus test_docs.jsonl --task ce --format json --all-templates --output test_all_templates.jsonl
   clinie-nemo render --corpus docs.jsonl --task re_pair --format lines --template re_pair_question --negative-ratio 2 --output pairs.jsonl
+  clinie-nemo render --corpus site/test.jsonl --task ce --format json --dataset brat:site_schema.yaml --output test.jsonl
 """
 
 
@@ -26,7 +27,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=13)
     p.add_argument("--max-tokens", type=int, help="token budget for prompt + target; chunks documents to fit")
     p.add_argument("--tokenizer", help="local tokenizer folder (offline); default: the word+punctuation counter")
-    p.add_argument("--dataset", help="registered dataset whose schema to use (default: the documents' own)")
+    p.add_argument("--dataset", help="registered dataset whose schema to use, or brat:PATH for a user's brat schema "
+                   "YAML (its labels and definitions go into the prompts; default: the documents' own)")
     p.add_argument("--labels", help="comma-separated entity labels to keep (default: all)")
     p.add_argument("--per-label", action="store_true", help="ce: one record per label (MRC-style)")
     p.add_argument("--no-attributes", action="store_true", help="leave attribute values out of targets")
@@ -62,8 +64,10 @@ def run(args: argparse.Namespace) -> int:
 
         schema_for_dataset(args.dataset)
     docs = list(progress(docs_jsonl.read(args.corpus), desc="reading documents", unit="doc"))
+    user = bool(args.dataset) and args.dataset.startswith("brat:")  # a user's schema file: brat:my_schema.yaml
     options = RenderOptions(
-        task=args.task, format=args.format, dataset=args.dataset, template=args.template,
+        task=args.task, format=args.format, dataset=None if user else args.dataset,
+        schema_file=args.dataset if user else None, template=args.template,
         template_policy="rotate" if args.rotate else "fixed", all_templates=args.all_templates, seed=args.seed, max_tokens=args.max_tokens,
         tokenizer=args.tokenizer, messages=args.messages,
         labels=tuple(x.strip() for x in args.labels.split(",") if x.strip()) if args.labels else None,
