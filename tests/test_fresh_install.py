@@ -8,14 +8,12 @@ import json
 import os
 import re
 import shlex
-import shutil
 import subprocess
 import venv
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, copy_checkout
 
 pytestmark = pytest.mark.slow
 
@@ -39,18 +37,6 @@ def readme_newcomer_block() -> str:
     return block.group(1)
 
 
-def fresh_clone(dest: Path) -> Path:
-    """The files a clone would have: tracked plus untracked-but-not-ignored (no build outputs, no venvs)."""
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO,
-                            capture_output=True, check=True).stdout.decode().split("\0")
-    for rel in filter(None, listed):
-        src = REPO / rel
-        if src.is_file():
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / rel)
-    return dest
-
-
 def test_readme_newcomer_block_is_the_one_this_test_runs():
     lines = tuple(line.strip() for line in readme_newcomer_block().splitlines() if line.strip())
     assert lines == NEWCOMER_BLOCK
@@ -58,7 +44,7 @@ def test_readme_newcomer_block_is_the_one_this_test_runs():
 
 def test_readme_install_then_demo_in_a_fresh_venv(tmp_path):
     """The block runs as written (bash, `set -euo pipefail`) in a fresh clone with a new venv activated."""
-    repo = fresh_clone(tmp_path / "clinie_nemo")
+    repo = copy_checkout(tmp_path / "clinie_nemo")
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=True, clear=True).create(env_dir)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")}

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, copy_checkout
 
 KINDS = ("models", "train", "generate", "nemo")
 
@@ -34,18 +34,6 @@ except ConfigError as e:
     out["error"] = str(e)
 print(json.dumps(out))
 """.replace("KINDS", repr(KINDS))
-
-
-def copy_checkout(dest: Path) -> Path:
-    """Tracked plus untracked-but-not-ignored files (what a clone or `docker build` context would have)."""
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO,
-                            capture_output=True, check=True).stdout.decode().split("\0")
-    for rel in filter(None, listed):
-        src = REPO / rel
-        if src.is_file():
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / rel)
-    return dest
 
 
 def setuptools_can_build_wheels() -> None:
