@@ -251,6 +251,11 @@ def test_bos_parity_mcore_and_init(fake, tmp_path, monkeypatch):
     (scripts/inference/text_generation.py:194); a plain `generate` has no launcher env."""
     monkeypatch.setitem(__import__("sys").modules, "vllm", None)  # no vLLM: megatron-core path
     monkeypatch.setattr(bridge, "merge_adapter", lambda base, adapter, out: out.mkdir())  # peft merge: not here
+    for key in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
+        # generate writes a one-process world into os.environ: undone after the test (setenv records the
+        # original state), so later tests and the sbatch jobs they submit never inherit it
+        monkeypatch.setenv(key, "")
+        monkeypatch.delenv(key)
     _, data, run, _ = _train(tmp_path, ["data.add_bos=true", "checkpoint.export=merged"])
     assert (run / "model").is_dir()
     out = tmp_path / "m.jsonl"
