@@ -77,7 +77,9 @@ def job_fields(job_id: str) -> dict[str, str]:
 
 def wait_job(job_id: str, timeout: float = 180, release_requeued: bool = True) -> dict[str, str]:
     """Poll until the job ends; returns its fields. A requeued job waits on Slurm's ~2 min BeginTime
-    delay: with ``release_requeued`` the test lifts it (scontrol update StartTime=now)."""
+    delay: with ``release_requeued`` the test shortens it to 3 s (scontrol update StartTime=now+3). Not to
+    now: slurmd refuses a job credential created in the same second its previous run's credential was
+    revoked ("Killing non-startable batch JobId=..: Job credential revoked"), which is what the delay is for."""
     deadline = time.monotonic() + timeout
     fields: dict[str, str] = {}
     while time.monotonic() < deadline:
@@ -86,7 +88,7 @@ def wait_job(job_id: str, timeout: float = 180, release_requeued: bool = True) -
         if state in FINISHED:
             return fields
         if release_requeued and state == "PENDING" and fields.get("Reason") == "BeginTime":
-            subprocess.run(["scontrol", "update", f"jobid={job_id}", "StartTime=now"], capture_output=True,
+            subprocess.run(["scontrol", "update", f"jobid={job_id}", "StartTime=now+3"], capture_output=True,
                            timeout=30)
         time.sleep(1.0)
     raise AssertionError(f"job {job_id} did not finish in {timeout} s: {fields.get('JobState')}")

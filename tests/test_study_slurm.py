@@ -70,10 +70,10 @@ def wait_stages(plan: StudyPlan, kinds: tuple[str, ...], states: set[str], timeo
         now = {k: stage_state(plan.stage_dir(k))[0] for k, s in plan.stages.items() if s.kind in kinds}
         if all(v in states for v in now.values()):
             return now
-        for key in plan.stages:  # a requeued job waits ~2 min on BeginTime: lift it for the test
+        for key in plan.stages:  # a requeued job waits ~2 min on BeginTime: shorten it to 3 s (see slurm_fixtures.wait_job)
             job = stage_state(plan.stage_dir(key))[1]
             if job and job_fields(job).get("Reason") == "BeginTime":
-                subprocess.run(["scontrol", "update", f"jobid={job}", "StartTime=now"], capture_output=True)
+                subprocess.run(["scontrol", "update", f"jobid={job}", "StartTime=now+3"], capture_output=True)
         time.sleep(1.0)
     raise AssertionError(f"stages not in {states} after {timeout} s: {now}")
 
