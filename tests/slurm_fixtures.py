@@ -82,12 +82,15 @@ def wait_job(job_id: str, timeout: float = 180, release_requeued: bool = True) -
     revoked ("Killing non-startable batch JobId=..: Job credential revoked"), which is what the delay is for."""
     deadline = time.monotonic() + timeout
     fields: dict[str, str] = {}
+    released: set[str | None] = set()
     while time.monotonic() < deadline:
         fields = job_fields(job_id)
         state = fields.get("JobState", "")
         if state in FINISHED:
             return fields
-        if release_requeued and state == "PENDING" and fields.get("Reason") == "BeginTime":
+        if release_requeued and state == "PENDING" and fields.get("Reason") == "BeginTime" \
+                and fields.get("Restarts") not in released:  # once per requeue, else it moves on every poll
+            released.add(fields.get("Restarts"))
             subprocess.run(["scontrol", "update", f"jobid={job_id}", "StartTime=now+3"], capture_output=True,
                            timeout=30)
         time.sleep(1.0)

@@ -66,13 +66,16 @@ def fake_plan(tmp: Path, train_argv=None, fail_once: str | None = None, **study)
 
 def wait_stages(plan: StudyPlan, kinds: tuple[str, ...], states: set[str], timeout: float = 120) -> dict:
     deadline = time.monotonic() + timeout
+    released: set[tuple[str, str | None]] = set()
     while time.monotonic() < deadline:
         now = {k: stage_state(plan.stage_dir(k))[0] for k, s in plan.stages.items() if s.kind in kinds}
         if all(v in states for v in now.values()):
             return now
         for key in plan.stages:  # a requeued job waits ~2 min on BeginTime: shorten it to 3 s (see slurm_fixtures.wait_job)
             job = stage_state(plan.stage_dir(key))[1]
-            if job and job_fields(job).get("Reason") == "BeginTime":
+            fields = job_fields(job) if job else {}
+            if fields.get("Reason") == "BeginTime" and (job, fields.get("Restarts")) not in released:
+                released.add((job, fields.get("Restarts")))  # once per requeue, else it moves on every poll
                 subprocess.run(["scontrol", "update", f"jobid={job}", "StartTime=now+3"], capture_output=True)
         time.sleep(1.0)
     raise AssertionError(f"stages not in {states} after {timeout} s: {now}")
