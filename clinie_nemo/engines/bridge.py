@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from clinie_nemo.engines import bridge_plan
+from clinie_nemo.engines import bridge_plan, launch
 from clinie_nemo.engines.spec import GenerateConfig, RunSpec
 from clinie_nemo.engines.spec_loader import dump_yaml, load_spec_file
 from clinie_nemo.errors import ConfigError
@@ -231,10 +231,18 @@ def train(spec: RunSpec, data_dir: str | Path, run_dir: str | Path) -> dict[str,
             raise ConfigError(f"engine bridge: a {nodes}-node launch needs {' and '.join(missing)} "
                               "(slurm/*.sh derive them from the job)")
         say("launching: " + bridge_plan.shell_line(cmd))
-        rc = subprocess.call(["bash", "-c", bridge_plan.shell_line(cmd)])
+        # this process is the launcher: a stop signal reaching it goes to every rank (engines/launch.py);
+        # before, SIGUSR1 killed it and orphaned the ranks without a checkpoint
+        rc, stopped = launch.run(cmd)
+        if (run / "DONE").is_file():  # finished (rank 0 wrote DONE), even if a stop came at the very end
+            return json.loads((run / "DONE").read_text())
+        if stopped:
+            say(f"stopped by a signal (ranks exited, torchrun {rc}); last checkpoint iteration "
+                f"{latest_iteration(run / 'checkpoints')}; exiting {PREEMPTED_EXIT_CODE} so the job can be requeued")
+            raise SystemExit(PREEMPTED_EXIT_CODE)
         if rc != 0:
             raise SystemExit(rc)
-        return json.loads((run / "DONE").read_text()) if (run / "DONE").is_file() else {}
+        return {}
     check_hf_folder(spec)
     # nothing may reach the Hub: the model, tokenizer and provider all come from the local folder
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
