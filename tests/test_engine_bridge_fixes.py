@@ -336,10 +336,10 @@ def test_multi_node_launch_by_hand_needs_master_port(fake, tmp_path, monkeypatch
     data, run = write_records(tmp_path / "data"), tmp_path / "run"
     prepare(spec, "bridge", data, run)
     launched = []
-    monkeypatch.setattr(bridge.subprocess, "call", lambda cmd, **kw: launched.append(cmd) or 0)
+    monkeypatch.setattr(bridge.launch, "run", lambda cmd, **kw: launched.append(cmd) or (0, False))
     monkeypatch.setenv("MASTER_ADDR", "node1")
     with pytest.raises(ConfigError, match="MASTER_PORT"):
         bridge.train(spec, data, run)
     monkeypatch.setenv("MASTER_PORT", "41234")
     bridge.train(spec, data, run)
-    assert "--rdzv-endpoint=$MASTER_ADDR:$MASTER_PORT" in launched[0][-1]
+    assert "--rdzv-endpoint=$MASTER_ADDR:$MASTER_PORT" in launched[0]  # launch.run expands it

@@ -168,12 +168,21 @@ SlurmctldPidFile=$DIR/run/slurmctld.pid
 SlurmdPidFile=$DIR/run/slurmd-%n.pid
 SlurmctldLogFile=$DIR/log/slurmctld.log
 SlurmdLogFile=$DIR/log/slurmd-%n.log
+# Preemption (slurm.conf(5) PreemptType, PreemptMode; https://slurm.schedmd.com/preempt.html): a job in the
+# higher-tier partition "urgent" preempts jobs of "preempt-requeue" (Slurm requeues them itself) and of
+# "preempt-cancel" (Slurm cancels them: SIGTERM, KillWait, SIGKILL). The default partition "debug" is never
+# preempted (PreemptMode=OFF), so jobs submitted without -p behave as on a cluster without preemption.
+PreemptType=preempt/partition_prio
+PreemptMode=REQUEUE
 EOF
     for ((i = 1; i <= NODES; i++)); do
       echo "NodeName=$(node_name "$i") NodeHostname=$HOST NodeAddr=127.0.0.$i Port=$(slurmd_port "$i")" \
         "CPUs=$cpus RealMemory=$mem Gres=gpu:1 State=UNKNOWN"
     done
-    echo "PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP"
+    echo "PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP PriorityTier=1 PreemptMode=OFF"
+    echo "PartitionName=preempt-requeue Nodes=ALL MaxTime=INFINITE State=UP PriorityTier=1 PreemptMode=REQUEUE"
+    echo "PartitionName=preempt-cancel Nodes=ALL MaxTime=INFINITE State=UP PriorityTier=1 PreemptMode=CANCEL"
+    echo "PartitionName=urgent Nodes=ALL MaxTime=INFINITE State=UP PriorityTier=10 PreemptMode=OFF"
   } >"$CONF.tmp"
   mv "$CONF.tmp" "$CONF"
   for name in "${NODE_NAMES[@]}"; do echo "NodeName=$name Name=gpu File=/dev/null"; done >"$DIR/gres.conf"
@@ -183,7 +192,8 @@ EOF
   fi
 }
 
-node_states() { SLURM_CONF="$CONF" sinfo -h -N -o '%N %t' 2>/dev/null || true; }  # "name state" per node
+# "name state" per node (one line per node: sinfo -N repeats a node once per partition)
+node_states() { SLURM_CONF="$CONF" sinfo -h -N -p debug -o '%N %t' 2>/dev/null || true; }
 node_state() { node_states | awk 'NR == 1 {print $2}'; }
 
 wait_idle() {  # every node of the config answers idle/mix/alloc
@@ -233,7 +243,7 @@ start() {
     pid_alive "$(slurmd_pid "$name")" || { slurmd -f "$CONF" -N "$name"; touch "$DIR/run/started_slurmd-$name"; }
   done
   wait_idle
-  log "running: $NODES node(s) ${NODE_NAMES[*]}, partition debug, 1 fake GPU each, accounting" \
+  log "running: $NODES node(s) ${NODE_NAMES[*]}, partition debug (+ preempt-requeue, preempt-cancel, urgent), 1 fake GPU each, accounting" \
     "$( ((ACCOUNTING)) && echo on || echo off) ($DIR)"
   echo "export SLURM_CONF=$CONF"
 }
