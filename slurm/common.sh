@@ -6,19 +6,21 @@
 #   cn_launch TASKS_PER_NODE CMD...  run CMD through srun --cpus-per-task (pyxis container flags when
 #                              CONTAINER_IMAGE is set; bare metal otherwise); on the time-limit signal (USR1)
 #                              or preemption (TERM) forward SIGUSR1 to the step, wait for the trainer to
-#                              checkpoint (exit 124) and `scontrol requeue` the job, at most MAX_REQUEUES
-#                              times (SLURM_RESTART_COUNT); beyond that the job fails with a log line.
+#                              checkpoint (exit 124) and `scontrol requeue` the job (not when Slurm requeued
+#                              it itself: PreemptMode=REQUEUE), at most MAX_REQUEUES times of our own (counted
+#                              in a file beside the job's log); beyond that the job fails with a log line.
 #   cn_gpus_per_node           GPUs on this node: SLURM_GPUS_ON_NODE (--gpus-per-node, --gres=gpu:N, typed
 #                              gpu:h100:8), else CUDA_VISIBLE_DEVICES, else the request, else 1
 #   cn_tasks_per_node ENGINE GPUS [generate]   tasks per node (training: one per GPU for bridge/nemo)
 #   cn_pyxis_image IMAGE       a registry image in enroot 3.x form (nvcr.io/nvidia/x:T -> nvcr.io#nvidia/x:T)
 # Environment read here: CONTAINER_IMAGE, CONTAINER_MOUNTS, PYTHON, MASTER_PORT (default: from the job id),
-# MAX_REQUEUES (default 3).
+# MAX_REQUEUES (default 3), CN_REQUEUE_COUNT_FILE (default: beside the job's log).
 # shellcheck shell=bash
 
 PYTHON="${PYTHON:-python3}"
 CN_REQUEUE_EXIT=124   # the trainer checkpointed on a stop signal and wants to be requeued
-MAX_REQUEUES="${MAX_REQUEUES:-3}"   # requeues allowed (SLURM_RESTART_COUNT) before the job fails instead
+MAX_REQUEUES="${MAX_REQUEUES:-3}"   # our own requeues allowed (not Slurm's: preemption) before the job fails
+CN_RESTARTS_AT_START="${SLURM_RESTART_COUNT:-0}"
 
 cn_log() { echo "[clinie-nemo $(date -u +%FT%TZ)] $*"; }
 cn_die() { echo "[clinie-nemo] error: $*" >&2; exit 2; }
@@ -107,16 +109,62 @@ print("versions python", platform.python_version(), "clinie-nemo", cn, "torch", 
   fi
 }
 
-# requeue this job (it resumes from its checkpoint), unless it was requeued MAX_REQUEUES times already:
-# then fail with exit code $1 instead of requeueing forever
+# one field of this job as slurmctld sees it now (`scontrol show job -o`), "" when unknown
+cn_job_field() {
+  scontrol show job -o "${SLURM_JOB_ID:-}" 2>/dev/null | tr ' ' '\n' | sed -n "s/^$1=//p" | head -n1
+}
+
+# Slurm requeued this job itself: PreemptMode=REQUEUE (slurm.conf(5); slurmctld preempt.c slurm_job_preempt ->
+# job_requeue) sends SIGTERM and requeues at once, counting it in Restarts (SLURM_RESTART_COUNT of the next
+# run). Seen on Slurm 22.05: while the batch shell handles the SIGTERM, `scontrol show job` already shows
+# Restarts+1 (JobState COMPLETING), and `scontrol requeue` fails with "Job is pending execution"
+# (ESLURM_JOB_PENDING). PreemptMode=CANCEL, scancel and the time limit leave Restarts as it was.
+cn_slurm_requeued() {
+  local restarts state
+  restarts="$(cn_job_field Restarts)"
+  state="$(cn_job_field JobState)"
+  case "$state" in PENDING | REQUEUE*) return 0 ;; esac
+  [[ "$restarts" =~ ^[0-9]+$ ]] && ((restarts > CN_RESTARTS_AT_START))
+}
+
+# where our own requeues of this job are counted: CN_REQUEUE_COUNT_FILE, else a file beside the job's log
+# (StdOut: the folder exists and outlives a requeue), else in the submit folder
+cn_requeue_count_file() {
+  if [[ -n "${CN_REQUEUE_COUNT_FILE:-}" ]]; then echo "$CN_REQUEUE_COUNT_FILE"; return 0; fi
+  local out dir
+  out="$(cn_job_field StdOut)"
+  dir="${out%/*}"
+  [[ "$out" == /*/* && -d "$dir" && -w "$dir" ]] || dir="${SLURM_SUBMIT_DIR:-$PWD}"
+  echo "$dir/.clinie-requeues-${SLURM_JOB_ID:-none}"
+}
+
+# requeue this job (it resumes from its checkpoint), unless Slurm requeued it already (preemption with
+# PreemptMode=REQUEUE) or WE requeued it MAX_REQUEUES times already: then fail with exit code $1 instead of
+# requeueing forever. Only our own requeues count (a file, cn_requeue_count_file): SLURM_RESTART_COUNT also
+# counts Slurm's own requeues (preemptions, node failures), which would use up the cap.
 cn_requeue_or_fail() {
-  local rc=$1 restarts="${SLURM_RESTART_COUNT:-0}"
-  if ((restarts >= MAX_REQUEUES)); then
-    cn_log "step exited $rc; job ${SLURM_JOB_ID:-} was requeued $restarts times already (MAX_REQUEUES=$MAX_REQUEUES): not requeueing again, the job fails"
+  local rc=$1 done=0 file
+  if cn_slurm_requeued; then
+    cn_log "step exited $rc; Slurm requeued job ${SLURM_JOB_ID:-} itself (preemption, PreemptMode=REQUEUE): not requeueing it again; it resumes from its checkpoint"
+    exit 0
+  fi
+  file="$(cn_requeue_count_file)"
+  if [[ -r "$file" ]]; then done="$(cat "$file")"; fi
+  [[ "$done" =~ ^[0-9]+$ ]] || done=0
+  if ((done >= MAX_REQUEUES)); then
+    cn_log "step exited $rc; job ${SLURM_JOB_ID:-} was requeued $done times already (MAX_REQUEUES=$MAX_REQUEUES): not requeueing again, the job fails"
     exit "$rc"
   fi
-  cn_log "step exited $rc; requeueing job $SLURM_JOB_ID (restart $((restarts + 1)) of at most $MAX_REQUEUES), it resumes from its checkpoint"
-  scontrol requeue "$SLURM_JOB_ID"
+  echo "$((done + 1))" >"$file" || cn_log "warning: cannot write the requeue count to $file"
+  cn_log "step exited $rc; requeueing job $SLURM_JOB_ID (requeue $((done + 1)) of at most $MAX_REQUEUES), it resumes from its checkpoint"
+  if ! scontrol requeue "$SLURM_JOB_ID"; then
+    if cn_slurm_requeued; then
+      cn_log "Slurm requeued job $SLURM_JOB_ID meanwhile (preemption); it resumes from its checkpoint"
+      exit 0
+    fi
+    cn_log "scontrol requeue $SLURM_JOB_ID failed: the job ends with exit code $rc"
+    exit "$rc"
+  fi
   exit 0
 }
 

@@ -155,11 +155,33 @@ def test_requeueing_script_traps_term_and_requeues_exit_124_with_a_cap() -> None
     text = render_sbatch(SbatchJob(name="x", command=("true",), max_requeues=5))
     assert "trap on_stop USR1 TERM" in text
     assert 'MAX_REQUEUES="${MAX_REQUEUES:-5}"' in text
-    assert '[ "${SLURM_RESTART_COUNT:-0}" -ge "$MAX_REQUEUES" ]' in text and "not requeueing again" in text
+    # the cap counts our own requeues (a file beside the log), not SLURM_RESTART_COUNT (which counts preemptions)
+    assert '[ "$done" -ge "$MAX_REQUEUES" ]' in text and "not requeueing again" in text
+    assert 'REQUEUE_COUNT_FILE="${REQUEUE_COUNT_FILE:-$REQUEUE_DIR/.requeues-$SLURM_JOB_ID}"' in text
+    assert "REQUEUE_DIR=logs\n" in text  # output logs/%x-%j.out
+    assert "SLURM_RESTART_COUNT:-0}\" -ge" not in text
     after_launch = text.split("step_pid=$!", 1)[1]
     assert 'if [ "$rc" -eq 124 ]; then requeue_or_fail "$rc"; fi' in after_launch
     plain = render_sbatch(JOBS["cpu_evaluate_array_dependency"])  # requeue=False: nothing of it
     assert "trap" not in plain and "scontrol requeue" not in plain
+
+
+def test_requeue_count_lives_beside_the_log_or_in_the_submit_folder() -> None:
+    beside = render_sbatch(SbatchJob(name="x", command=("true",), output="/runs/it's here/slurm-%j.out"))
+    assert "REQUEUE_DIR='/runs/it'\"'\"'s here'\n" in beside
+    patterned = render_sbatch(SbatchJob(name="x", command=("true",), output="/runs/%x/slurm-%j.out"))
+    assert 'REQUEUE_DIR="${SLURM_SUBMIT_DIR:-.}"\n' in patterned
+
+
+def test_step_runs_in_its_own_session_when_the_shell_forwards_stop_signals() -> None:
+    """`scancel --full` killpg()s the batch shell's process group; srun in it would abort the step (SIGTERM =
+    "forcing job termination") instead of letting the trap forward SIGUSR1 (cluster test: test_slurm_requeue_cluster)."""
+    text = render_sbatch(SbatchJob(name="x", command=("true",)))
+    launch = [line for line in text.splitlines() if line.startswith(("srun ", "setsid "))]
+    assert len(launch) == 1 and launch[0].startswith("setsid -w srun ") and launch[0].endswith(" &"), launch
+    assert text.index("trap on_stop USR1 TERM") < text.index("setsid -w srun")
+    plain = render_sbatch(JOBS["cpu_evaluate_array_dependency"])  # no trap: a group signal ends srun, as it should
+    assert "setsid" not in plain
 
 
 def test_multi_node_jobs_take_whole_nodes_and_srun_gets_cpus_per_task() -> None:
@@ -168,7 +190,7 @@ def test_multi_node_jobs_take_whole_nodes_and_srun_gets_cpus_per_task() -> None:
     assert "exclusive" in keys and keys["exclusive"] is None and keys["mem"] == "0"
     assert keys["gpus-per-node"] == "h100:8"
     text = render_sbatch(multi)
-    assert '--cpus-per-task="${SLURM_CPUS_PER_TASK:-12}"' in text.split("\nsrun ", 1)[1]
+    assert '--cpus-per-task="${SLURM_CPUS_PER_TASK:-12}"' in text.split("srun --nodes=", 1)[1]
     single = dict(directives(JOBS["local_1gpu_bare_metal"]))
     assert "exclusive" not in single and "mem" not in single
     explicit = dict(directives(SbatchJob(name="x", command=("true",), nodes=2, mem="200G")))

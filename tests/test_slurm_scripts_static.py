@@ -183,14 +183,49 @@ def test_srun_gets_cpus_per_task_and_multi_node_usage_takes_whole_nodes() -> Non
         assert re.search(r"sbatch --nodes=\d+ --exclusive --mem=0 ", header), script
 
 
-@pytest.mark.parametrize("restarts, max_requeues, requeued", [("0", "3", True), ("2", "3", True),
-                                                              ("3", "3", False), ("1", "0", False)])
-def test_requeue_is_capped_by_the_restart_count(restarts: str, max_requeues: str, requeued: bool) -> None:
-    """scontrol is a stand-in (a shell function) here; tests/test_slurm_requeue_cluster.py runs the real one."""
-    proc = _common('scontrol() { echo "scontrol $*"; }; cn_requeue_or_fail 124', SLURM_JOB_ID="77",
-                   SLURM_RESTART_COUNT=restarts, MAX_REQUEUES=max_requeues)
+@pytest.mark.parametrize("ours, restarts, max_requeues, requeued", [
+    (None, "0", "3", True), ("2", "2", "3", True), ("3", "3", "3", False), (None, "1", "0", False),
+    ("1", "5", "3", True),  # 4 preemptions requeued by Slurm itself: they do not use up MAX_REQUEUES
+])
+def test_requeue_is_capped_by_our_own_requeues(ours: str | None, restarts: str, max_requeues: str, requeued: bool,
+                                               tmp_path: Path) -> None:
+    """The cap counts only our requeues (a counter file), not SLURM_RESTART_COUNT, which counts preemptions too.
+    scontrol is a stand-in (a shell function) here; tests/test_slurm_requeue_cluster.py runs the real one."""
+    count = tmp_path / "requeues"
+    if ours is not None:
+        count.write_text(ours + "\n")
+    stub = f'scontrol() {{ if [ "$1" = show ]; then echo "JobId=77 JobState=RUNNING Restarts={restarts}"; else echo "scontrol $*"; fi; }}'
+    proc = _common(f"{stub}; cn_requeue_or_fail 124", SLURM_JOB_ID="77", SLURM_RESTART_COUNT=restarts,
+                   MAX_REQUEUES=max_requeues, CN_REQUEUE_COUNT_FILE=str(count))
     if requeued:
         assert proc.returncode == 0 and "scontrol requeue 77" in proc.stdout
+        assert count.read_text().strip() == str(int(ours or 0) + 1)
     else:
         assert proc.returncode == 124 and "scontrol requeue" not in proc.stdout
         assert "not requeueing again, the job fails" in proc.stdout
+
+
+@pytest.mark.parametrize("show, requeue_rc", [
+    ("JobState=COMPLETING Restarts=3", 1),  # Slurm's own requeue seen before ours (Restarts grew)
+    ("JobState=PENDING Restarts=2", 1),  # pending again
+])
+def test_no_second_requeue_when_slurm_requeued_the_job(show: str, requeue_rc: int, tmp_path: Path) -> None:
+    """PreemptMode=REQUEUE: Slurm requeues the job itself; ours would fail (ESLURM_JOB_PENDING), and must not count."""
+    count = tmp_path / "requeues"
+    stub = (f'scontrol() {{ if [ "$1" = show ]; then echo "JobId=77 {show}"; else echo "scontrol $*"; '
+            f'return {requeue_rc}; fi; }}')
+    proc = _common(f"{stub}; cn_requeue_or_fail 124", SLURM_JOB_ID="77", SLURM_RESTART_COUNT="2",
+                   MAX_REQUEUES="3", CN_REQUEUE_COUNT_FILE=str(count))
+    assert proc.returncode == 0 and "Slurm requeued job 77 itself" in proc.stdout, proc.stdout + proc.stderr
+    assert "scontrol requeue" not in proc.stdout and not count.exists()
+
+
+def test_a_failed_requeue_of_a_job_slurm_requeued_meanwhile_is_a_success(tmp_path: Path) -> None:
+    """The preemption's requeue lands between our check and our `scontrol requeue` (which then fails)."""
+    count, state = tmp_path / "requeues", tmp_path / "state"
+    state.write_text("JobState=RUNNING Restarts=0")
+    stub = (f'scontrol() {{ if [ "$1" = show ]; then echo "JobId=77 $(cat {state})"; '
+            f'else echo "JobState=COMPLETING Restarts=1" > {state}; echo "Job is pending execution" >&2; return 1; fi; }}')
+    proc = _common(f"{stub}; cn_requeue_or_fail 124", SLURM_JOB_ID="77", MAX_REQUEUES="3",
+                   CN_REQUEUE_COUNT_FILE=str(count))
+    assert proc.returncode == 0 and "Slurm requeued job 77 meanwhile" in proc.stdout, proc.stdout + proc.stderr

@@ -5,13 +5,16 @@ The rendered script mirrors slurm/common.sh: it logs the resolved configuration 
 launches one task per GPU through ``srun --cpus-per-task`` (pyxis ``--container-image``/``--container-mounts``
 when a container is set; registry images in enroot's ``REGISTRY#IMAGE`` form), exports the head node address
 and a per-job MASTER_PORT, and on the time-limit signal (``--signal=B:USR1@...``) or SIGTERM (preemption)
-forwards SIGUSR1 to the step, waits for the trainer to checkpoint and requeues; a step that exits 124 by itself
-requeues too. Requeues stop after MAX_REQUEUES (SLURM_RESTART_COUNT): the job then fails with a log line.
+forwards SIGUSR1 to the step (srun runs in its own session, ``setsid -w``), waits for the trainer to checkpoint
+and requeues, unless Slurm requeued the job itself (preemption with PreemptMode=REQUEUE); a step that exits 124
+by itself requeues too. Requeues stop after MAX_REQUEUES of our own (counted in a file beside the job's log, not
+SLURM_RESTART_COUNT, which also counts preemptions): the job then fails with a log line.
 Multi-node jobs ask for whole nodes (``--exclusive``, ``--mem=0``).
 """
 
 from __future__ import annotations
 
+import posixpath
 import re
 import shlex
 from dataclasses import dataclass, field
@@ -95,7 +98,7 @@ class SbatchJob:
     container_mounts: str | None = None
     env: tuple[tuple[str, str], ...] = ()  # exported before launch, in this order
     tasks_per_gpu: bool = True  # one task per GPU (bridge/nemo); False = one task per node
-    max_requeues: int = 3  # default of $MAX_REQUEUES: requeues allowed (SLURM_RESTART_COUNT) before failing
+    max_requeues: int = 3  # default of $MAX_REQUEUES: our own requeues allowed (not preemptions) before failing
     extra_directives: tuple[tuple[str, str], ...] = field(default=())
 
     def __post_init__(self) -> None:
@@ -176,6 +179,86 @@ def srun_line(job: SbatchJob) -> str:
     return " ".join(parts) + " " + " ".join(shlex.quote(a) for a in job.command)
 
 
+# srun in its own session (setsid; -w returns srun's exit code). A signal to the batch shell's process group
+# (`scancel --full`: slurmstepd killpg()s the batch script's group, Slurm 22.05 src/slurmd/slurmstepd/req.c
+# _handle_signal_container, KILL_FULL_JOB) would otherwise reach srun, which takes SIGTERM as "abort the step"
+# (src/srun/libsrun/srun_job.c _srun_signal_mgr: SIGTERM -> "forcing job termination" -> launch_g_fwd_signal
+# (SIGKILL) -> slurm_step_launch_abort, src/plugins/launch/slurm/launch_slurm.c:961-962: the ranks are killed
+# after KillWait) instead of passing it on. In its own session srun only gets what on_stop sends it (SIGUSR1,
+# which srun forwards to every task: srun_job.c _srun_signal_mgr default case) or what Slurm sends every
+# process of the job at preemption/cancel (then the ranks get the same SIGTERM from their own slurmstepd).
+# In a non-interactive shell a background job is not a process-group leader, so setsid execs srun in place:
+# $step_pid is srun's pid.
+STEP_SESSION_COMMENT = "# srun in its own session: a signal to this shell's process group (scancel --full) must not make srun abort the step"
+
+
+def requeue_lines(job: SbatchJob) -> list[str]:
+    """The stop/requeue part of the script (see slurm/common.sh cn_requeue_or_fail, the same logic).
+
+    - USR1 (``--signal=B:USR1@N``: time limit) or TERM (preemption, scancel): forward SIGUSR1 to the step, wait
+      for the trainer to checkpoint (exit 124), then requeue. With PreemptMode=REQUEUE Slurm requeues the job
+      itself (slurmctld preempt.c slurm_job_preempt -> job_requeue) and sends SIGTERM, SIGKILL KillWait seconds
+      later (slurmd req.c _rpc_terminate_job); our own ``scontrol requeue`` then fails ("Job is pending
+      execution", ESLURM_JOB_PENDING). Such a job is recognised (its Restarts count grew since this run
+      started, or it is pending/requeued again) and not requeued a second time.
+    - The cap counts only OUR requeues, in a file beside the job's log (REQUEUE_COUNT_FILE); SLURM_RESTART_COUNT
+      also counts Slurm's own requeues (preemption, node failure), which must not use up MAX_REQUEUES.
+    """
+    log_dir = posixpath.dirname(job.output) or "."
+    count_dir = shlex.quote(log_dir) if "%" not in log_dir else '"${SLURM_SUBMIT_DIR:-.}"'
+    return [
+        f'MAX_REQUEUES="${{MAX_REQUEUES:-{job.max_requeues}}}"',
+        "# our own requeues of this job (Slurm's own, e.g. preemption with PreemptMode=REQUEUE, are not counted)",
+        f"REQUEUE_DIR={count_dir}",
+        'REQUEUE_COUNT_FILE="${REQUEUE_COUNT_FILE:-$REQUEUE_DIR/.requeues-$SLURM_JOB_ID}"',
+        'RESTARTS_AT_START="${SLURM_RESTART_COUNT:-0}"',
+        "job_field() {",
+        '  scontrol show job -o "$SLURM_JOB_ID" 2>/dev/null | tr " " "\\n" | sed -n "s/^$1=//p" | head -n1',
+        "}",
+        "slurm_requeued() {  # Slurm requeued this job itself (PreemptMode=REQUEUE): Restarts grew, or pending again",
+        "  local restarts state",
+        '  restarts="$(job_field Restarts)"',
+        '  state="$(job_field JobState)"',
+        '  case "$state" in PENDING | REQUEUE*) return 0 ;; esac',
+        '  [[ "$restarts" =~ ^[0-9]+$ ]] && [ "$restarts" -gt "$RESTARTS_AT_START" ]',
+        "}",
+        "requeue_or_fail() {",
+        "  local done=0",
+        "  if slurm_requeued; then",
+        '    echo "step exited $1; Slurm requeued the job itself (preemption, PreemptMode=REQUEUE): not requeueing '
+        'it again; it resumes from its checkpoint"',
+        "    exit 0",
+        "  fi",
+        '  if [ -r "$REQUEUE_COUNT_FILE" ]; then done="$(cat "$REQUEUE_COUNT_FILE")"; fi',
+        '  [[ "$done" =~ ^[0-9]+$ ]] || done=0',
+        '  if [ "$done" -ge "$MAX_REQUEUES" ]; then',
+        '    echo "step exited $1; the job was requeued $done times already (MAX_REQUEUES=$MAX_REQUEUES): '
+        'not requeueing again, the job fails"',
+        '    exit "$1"',
+        "  fi",
+        '  echo "$((done + 1))" >"$REQUEUE_COUNT_FILE" || echo "warning: cannot write $REQUEUE_COUNT_FILE"',
+        '  echo "step exited $1: requeueing (requeue $((done + 1)) of at most $MAX_REQUEUES)"',
+        '  if ! scontrol requeue "$SLURM_JOB_ID"; then',
+        '    if slurm_requeued; then echo "Slurm requeued the job meanwhile (preemption)"; exit 0; fi',
+        '    echo "scontrol requeue failed: the job ends with exit code $1"',
+        '    exit "$1"',
+        "  fi",
+        "  exit 0",
+        "}",
+        "on_stop() {",
+        "  trap '' USR1 TERM",
+        '  echo "stop signal (USR1: time limit, TERM: preemption or scancel): forwarding SIGUSR1 to the step"',
+        '  kill -USR1 "$step_pid" 2>/dev/null || true',
+        "  local rc=0",
+        '  wait "$step_pid" || rc=$?',
+        '  if [ "$rc" -eq 0 ]; then echo "the step finished before it could stop"; exit 0; fi',
+        '  requeue_or_fail "$rc"',
+        "}",
+        "trap on_stop USR1 TERM",
+        "",
+    ]
+
+
 def render_sbatch(job: SbatchJob) -> str:
     """The whole sbatch script for ``job`` (pure)."""
     lines = ["#!/bin/bash", f"# {job.name}: rendered by clinie_nemo.slurm.sbatch (re-render, do not edit)"]
@@ -197,32 +280,11 @@ def render_sbatch(job: SbatchJob) -> str:
         "",
     ]
     if job.requeue:
-        lines += [
-            f'MAX_REQUEUES="${{MAX_REQUEUES:-{job.max_requeues}}}"',
-            "requeue_or_fail() {",
-            '  if [ "${SLURM_RESTART_COUNT:-0}" -ge "$MAX_REQUEUES" ]; then',
-            '    echo "step exited $1; the job was requeued ${SLURM_RESTART_COUNT:-0} times already '
-            '(MAX_REQUEUES=$MAX_REQUEUES): not requeueing again, the job fails"',
-            '    exit "$1"',
-            "  fi",
-            '  echo "step exited $1: requeueing (restart $((${SLURM_RESTART_COUNT:-0} + 1)) of at most $MAX_REQUEUES)"',
-            '  scontrol requeue "$SLURM_JOB_ID"',
-            "  exit 0",
-            "}",
-            "on_stop() {",
-            "  trap '' USR1 TERM",
-            '  echo "stop signal (USR1: time limit, TERM: preemption): forwarding SIGUSR1 to the step"',
-            '  kill -USR1 "$step_pid" 2>/dev/null || true',
-            "  local rc=0",
-            '  wait "$step_pid" || rc=$?',
-            '  if [ "$rc" -eq 0 ]; then echo "the step finished before it could stop"; exit 0; fi',
-            '  requeue_or_fail "$rc"',
-            "}",
-            "trap on_stop USR1 TERM",
-            "",
-        ]
+        lines += requeue_lines(job)
+    if job.requeue:  # the shell traps the stop signals and forwards them itself
+        lines.append(STEP_SESSION_COMMENT)
     lines += ["# shellcheck disable=SC2016  # $SLURM_* expand inside each task, not here",
-              srun_line(job) + " &", "step_pid=$!"]
+              ("setsid -w " if job.requeue else "") + srun_line(job) + " &", "step_pid=$!"]
     if job.requeue:
         lines += ["rc=0", 'wait "$step_pid" || rc=$?',
                   f'if [ "$rc" -eq {REQUEUE_EXIT_CODE} ]; then requeue_or_fail "$rc"; fi  # checkpointed, asks to resume',
