@@ -28,7 +28,8 @@ import sys
 import time
 from pathlib import Path
 
-SAVE_S = 1.0  # a checkpoint takes this long: the launcher and run-stage must wait for it
+# a checkpoint takes this long: the launcher and run-stage must wait for it (BRIDGE_LIKE_SAVE_S overrides it)
+SAVE_S = float(os.environ.get("BRIDGE_LIKE_SAVE_S", "1.0"))
 
 
 def torchrun() -> str:
@@ -100,7 +101,7 @@ def launch_main(run: Path, data: Path, steps: int, step_s: float) -> int:
     hf = run.parent / "hf"
     hf.mkdir(exist_ok=True)
     spec = load_run_spec("llama31_8b", "peft_lora", [f"model.checkpoint={hf}", "parallel.gpus_per_node=2"])
-    assert spec.train.parallel.world_size == 2 and "WORLD_SIZE" not in os.environ
+    assert spec.train.parallel.world_size == 2 and os.environ.get("WORLD_SIZE", "1") == "1"
     bridge.installed_bridge_version = lambda: "0.6.2"  # type: ignore[assignment]
     real = bridge_plan.launch_command(spec, ["train"])
     assert real[:2] == ["torchrun", "--nproc-per-node=2"] and "--standalone" in real, real

@@ -99,3 +99,21 @@ def test_usr1_to_run_stage_checkpoints_every_rank_and_resumes(tmp_path: Path) ->
         assert (run / f"starts-rank{rank}.txt").read_text().split() == ["0", str(ckpt)]
     timing = [json.loads(line) for line in (stage / "timing.jsonl").read_text().splitlines()]
     assert [t["rc"] for t in timing] == [124, 0]
+
+
+def test_one_task_of_a_job_launches_the_ranks(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    """The study's one-node stage runs in ONE Slurm task whose script exports WORLD_SIZE=$SLURM_NTASKS (=1):
+    that process must still launch the 2 ranks (before, WORLD_SIZE being set made it train as a single rank)."""
+    from clinie_nemo.engines import bridge, launch
+    from clinie_nemo.engines.spec_loader import load_run_spec
+
+    hf = tmp_path / "hf"
+    hf.mkdir()
+    spec = load_run_spec("llama31_8b", "peft_lora", [f"model.checkpoint={hf}", "parallel.gpus_per_node=2"])
+    launched: list[list[str]] = []
+    monkeypatch.setattr(bridge, "installed_bridge_version", lambda: "0.6.2")
+    monkeypatch.setattr(launch, "run", lambda cmd, **_: launched.append(list(cmd)) or (0, False))
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    monkeypatch.setenv("RANK", "0")
+    assert bridge.train(spec, tmp_path / "data", tmp_path / "run") == {}
+    assert launched and launched[0][:2] == ["torchrun", "--nproc-per-node=2"]

@@ -160,7 +160,7 @@ DefMemPerCPU=1024
 SchedulerParameters=sched_interval=2,bf_interval=2
 ReturnToService=2
 MinJobAge=600
-KillWait=5
+KillWait=15
 GresTypes=gpu
 StateSaveLocation=$DIR/state
 SlurmdSpoolDir=$DIR/spool/%n
@@ -172,6 +172,9 @@ SlurmdLogFile=$DIR/log/slurmd-%n.log
 # higher-tier partition "urgent" preempts jobs of "preempt-requeue" (Slurm requeues them itself) and of
 # "preempt-cancel" (Slurm cancels them: SIGTERM, KillWait, SIGKILL). The default partition "debug" is never
 # preempted (PreemptMode=OFF), so jobs submitted without -p behave as on a cluster without preemption.
+# KillWait (SIGTERM -> SIGKILL at preemption, cancel, time limit; 30 s by default) is 15 s, not 5: on a
+# loaded 2-core CI machine a 2-rank torch job (ranks, torchrun, launcher, run-stage) needed ~6 s from SIGTERM
+# to a checkpoint and the last process gone. Jobs that exit at SIGTERM are not slowed down by it.
 PreemptType=preempt/partition_prio
 PreemptMode=REQUEUE
 EOF

@@ -45,6 +45,12 @@ HF_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_mode
 HF_WEIGHT_GLOBS = ("model-*-of-*.safetensors", "pytorch_model-*-of-*.bin")
 
 
+def _world_size_env() -> int:
+    """The launcher's world size (WORLD_SIZE; 1 when unset or not a number)."""
+    value = os.environ.get("WORLD_SIZE", "")
+    return int(value) if value.isdigit() and int(value) > 0 else 1
+
+
 def _rank() -> int:
     return int(os.environ.get("RANK", os.environ.get("SLURM_PROCID", "0")) or 0)
 
@@ -220,8 +226,9 @@ def run_finetune(cfg: Any, finetune: Any, forward_step: Any) -> bool:
 def train(spec: RunSpec, data_dir: str | Path, run_dir: str | Path) -> dict[str, Any]:
     run = Path(run_dir)
     bridge_plan.check_bridge_version(installed_bridge_version())
-    if "WORLD_SIZE" not in os.environ and spec.train.parallel.world_size > 1:
-        # started by hand on a (login or compute) node: launch the ranks, each re-reads RUN/spec.yaml
+    if _world_size_env() == 1 and spec.train.parallel.world_size > 1:
+        # one process for a multi-rank run: started by hand, or as the ONE task of a job (the study's one-node
+        # stage: its script's srun exports WORLD_SIZE=1): launch the ranks, each re-reads RUN/spec.yaml
         cli = ["train", "--engine", NAME, "--spec", str(run / "spec.yaml"), "--data", str(data_dir),
                "--output", str(run)]
         cmd = bridge_plan.launch_command(spec, cli)

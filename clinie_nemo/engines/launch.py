@@ -63,15 +63,30 @@ def _ignore_usr1() -> None:  # runs in the child before exec
     signal.signal(signal.SIGUSR1, signal.SIG_IGN)
 
 
-def run(cmd: Sequence[str], env: dict[str, str] | None = None) -> tuple[int, bool]:
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as fh:
+            return fh.read().rsplit(")", 1)[-1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def run(cmd: Sequence[str], env: dict[str, str] | None = None, rank_wait_s: float = 600.0) -> tuple[int, bool]:
     """Run the launcher ``cmd`` ($VARS expanded from the environment); on SIGUSR1/SIGTERM send SIGTERM once to
     each of its ranks (also to ranks it starts after the signal) and keep waiting for it. Returns
-    (exit code, whether a stop signal arrived)."""
+    (exit code, whether a stop signal arrived).
+
+    After a stop, it also waits (up to ``rank_wait_s``) for every rank it has seen to exit: torchrun itself
+    may end before them (a second SIGTERM, e.g. Slurm's, interrupts its shutdown wait with another
+    SignalException: elastic/agent/server/api.py:753-756), and a launcher returning early would let the job
+    end, and Slurm kill the ranks, in the middle of their checkpoint."""
     argv = [os.path.expandvars(c) for c in cmd]
     stops: list[int] = []
     previous = {s: signal.signal(s, lambda signum, _frame: stops.append(signum)) for s in STOP_SIGNALS}
     signalled: set[int] = set()
+    ranks: set[int] = set()
     proc = subprocess.Popen(argv, env=env, preexec_fn=_ignore_usr1)
+    last_scan = 0.0
     try:
         while True:
             try:
@@ -79,12 +94,18 @@ def run(cmd: Sequence[str], env: dict[str, str] | None = None) -> tuple[int, boo
                 break
             except subprocess.TimeoutExpired:
                 pass
+            if stops or time.monotonic() - last_scan > 2.0:
+                last_scan = time.monotonic()
+                ranks.update(children(proc.pid))
             if stops:
-                for pid in children(proc.pid):
-                    if pid not in signalled:
-                        signalled.add(pid)
-                        with contextlib.suppress(ProcessLookupError):
-                            os.kill(pid, RANK_STOP_SIGNAL)
+                for pid in sorted(ranks - signalled):
+                    signalled.add(pid)
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, RANK_STOP_SIGNAL)
+        if stops:
+            deadline = time.monotonic() + rank_wait_s
+            while any(_alive(pid) for pid in ranks) and time.monotonic() < deadline:
+                time.sleep(POLL_S)
     except BaseException:  # KeyboardInterrupt and the like: never leave torchrun and its ranks behind
         if proc.poll() is None:
             proc.terminate()  # torchrun's SIGTERM handler stops its workers
