@@ -39,6 +39,8 @@ SLURMD_PORT="${LOCAL_SLURM_SLURMD_PORT:-6818}"
 DBD_PORT="${LOCAL_SLURM_DBD_PORT:-6819}"
 NODES="${LOCAL_SLURM_NODES:-2}"
 [[ "$NODES" =~ ^[1-9]$ ]] || { echo "local_slurm: error: LOCAL_SLURM_NODES must be 1-9, not '$NODES'" >&2; exit 2; }
+GPUS="${LOCAL_SLURM_GPUS:-1}"
+[[ "$GPUS" =~ ^[1-8]$ ]] || { echo "local_slurm: error: LOCAL_SLURM_GPUS must be 1-8, not '$GPUS'" >&2; exit 2; }
 
 node_name() { if (($1 == 1)); then echo "$HOST"; else echo "$HOST-n$1"; fi; }
 NODE_NAMES=()
@@ -130,6 +132,10 @@ EOF
   SLURM_CONF="$CONF" sacctmgr -i -Q add cluster clinie >/dev/null 2>&1 || true
 }
 
+gres_files() {  # File= for the fake GPUs of a node: /dev/null for one, else Count=N (EXPERIMENT)
+  if ((GPUS == 1)); then echo "File=/dev/null"; else echo "File=$DIR/dev/gpu[0-$((GPUS - 1))]"; fi
+}
+
 write_config() {
   mkdir -p "$DIR"/{state,spool,run,log}
   local cpus mem i name
@@ -171,12 +177,12 @@ SlurmdLogFile=$DIR/log/slurmd-%n.log
 EOF
     for ((i = 1; i <= NODES; i++)); do
       echo "NodeName=$(node_name "$i") NodeHostname=$HOST NodeAddr=127.0.0.$i Port=$(slurmd_port "$i")" \
-        "CPUs=$cpus RealMemory=$mem Gres=gpu:1 State=UNKNOWN"
+        "CPUs=$cpus RealMemory=$mem Gres=gpu:$GPUS State=UNKNOWN"
     done
     echo "PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP"
   } >"$CONF.tmp"
   mv "$CONF.tmp" "$CONF"
-  for name in "${NODE_NAMES[@]}"; do echo "NodeName=$name Name=gpu File=/dev/null"; done >"$DIR/gres.conf"
+  for name in "${NODE_NAMES[@]}"; do echo "NodeName=$name Name=gpu $(gres_files)"; done >"$DIR/gres.conf"
   if [[ ! -e "$ETC_LINK" && -d /etc/slurm && -w /etc/slurm ]]; then
     ln -s "$CONF" "$ETC_LINK"
     echo "$ETC_LINK" >"$DIR/run/etc_link"
