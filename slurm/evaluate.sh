@@ -11,7 +11,8 @@
 #   BOOTSTRAP        bootstrap resamples for 95% CIs (default 0 = none)
 #   TAGS             key=value pairs for the scores' "meta", space-separated
 #                    (e.g. "model=llama31_8b method=lora fold=n2c2_2018 fraction=0.2 seed=1")
-#   CONTAINER_IMAGE, CONTAINER_MOUNTS   run inside a container via pyxis
+#   CONTAINER_IMAGE, CONTAINER_MOUNTS   run inside a container via pyxis; mount each folder the job
+#                    uses at the same path (SRC:SRC); CONTAINER_WORKDIR: default the image's WORKDIR
 #   PYTHON           interpreter on bare metal (default python3); CLINIE_NEMO_HOME: the checkout
 #SBATCH --job-name=clinie-evaluate
 #SBATCH --nodes=1

@@ -8,9 +8,11 @@
 #   OUTPUT           predictions JSONL (default RUN/predictions.jsonl); an existing one is kept, not redone
 #   GEN_CONFIG       generation preset or YAML (nemo_configs/generate/: greedy, study_sampling; default greedy)
 #   NODES, GPUS_PER_NODE   default: what Slurm allocated (SLURM_GPUS_ON_NODE); bridge: one task per node
-#                    (vLLM uses the node's GPUs), nemo: one per GPU (Lightning), local: one
+#                    (vLLM uses the node's GPUs), nemo: one per GPU (Lightning), local: one; ask for GPUs
+#                    with --gpus-per-node=N only (ENGINE=nemo: also --ntasks-per-node=N)
 #   OVERRIDES        extra key=value generation overrides, space-separated
-#   CONTAINER_IMAGE, CONTAINER_MOUNTS   run inside a container via pyxis
+#   CONTAINER_IMAGE, CONTAINER_MOUNTS   run inside a container via pyxis; mount each folder the job
+#                    uses at the same path (SRC:SRC); CONTAINER_WORKDIR: default the image's WORKDIR
 #   PYTHON           interpreter on bare metal (default python3); CLINIE_NEMO_HOME: the checkout
 # Preemption (SIGTERM) / time limit (SIGUSR1): SIGUSR1 is forwarded to the generator, and the job requeues
 # itself (at most MAX_REQUEUES times, default 3).

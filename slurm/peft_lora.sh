@@ -7,11 +7,15 @@
 #   DATA             folder with training.jsonl / validation.jsonl (clinie-nemo mix output)   [required]
 #   OUTPUT           run folder (spec, checkpoints, adapter, metrics.jsonl, logs, DONE)       [required]
 #   TP, PP           tensor / pipeline parallel sizes (default 1, 1)
-#   NODES, GPUS_PER_NODE   default: what Slurm allocated (SLURM_GPUS_ON_NODE: --gpus-per-node, --gres)
+#   NODES, GPUS_PER_NODE   default: what Slurm allocated (SLURM_GPUS_ON_NODE)
 #   OVERRIDES        extra key=value spec overrides, space-separated (e.g. "max_steps=50 lora.dim=64")
-#   CONTAINER_IMAGE, CONTAINER_MOUNTS   run inside a container via pyxis (srun --container-image ...)
+#   CONTAINER_IMAGE, CONTAINER_MOUNTS   run inside a container via pyxis (srun --container-image ...);
+#                    mount each folder the job uses at the same path (SRC:SRC); CONTAINER_WORKDIR:
+#                    the step's working directory inside it (default: the image's WORKDIR)
 #   PYTHON           interpreter on bare metal (default python3); CLINIE_NEMO_HOME: the checkout
-# Multi-node: whole nodes, one task per GPU:
+# GPUs: ask with --gpus-per-node=N only (never --gres=gpu:N beside it: fatal from Slurm 26.05), and give
+# --ntasks-per-node=N too so every task (one per GPU) gets --cpus-per-task CPUs; srun's tasks and CPUs per
+# task always fit what the job holds (slurm/common.sh cn_step_layout). Multi-node: whole nodes:
 #   sbatch --nodes=4 --exclusive --mem=0 --gpus-per-node=8 --ntasks-per-node=8 slurm/peft_lora.sh (TP=8 ...)
 # Preemption (SIGTERM) or time limit (SIGUSR1 300 s before the end) -> the trainer checkpoints -> the job
 # requeues itself and resumes from the checkpoint, at most MAX_REQUEUES times (default 3;

@@ -436,3 +436,19 @@ def test_dockerignore_sends_only_what_the_dockerfile_copies() -> None:
         missing = [f for f in files if not _docker_sends(f, lines)]
         assert not missing, f"COPY {src}: .dockerignore keeps out {missing[:5]}"
     assert not any(fnmatch.fnmatch(line.strip(), "!*data*") for line in lines)
+
+
+def test_one_documented_way_to_ask_for_gpus() -> None:
+    """`--gres=gpu:N` beside the scripts' own `#SBATCH --gpus-per-node` is fatal from Slurm 26.05
+    (CHANGELOG/slurm-26.05.md "Make --gres=gpu:N and --gpus-per-node mutually exclusive"): the README and
+    the scripts name --gpus-per-node only, and mention --gres only to warn against it."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    paragraphs = [p for p in readme.split("\n\n") if "--gres" in p]
+    assert len(paragraphs) == 1 and "Do not add" in paragraphs[0] and "mutually exclusive" in paragraphs[0], paragraphs
+    assert "one way only, `--gpus-per-node=N`" in paragraphs[0]
+    for script in SCRIPTS:
+        text = (REPO / "slurm" / script).read_text(encoding="utf-8")
+        assert "#SBATCH --gres" not in text
+        for line in text.splitlines():
+            if "--gres" in line:
+                assert "never --gres" in line, (script, line)
