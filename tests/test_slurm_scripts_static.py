@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -334,8 +335,21 @@ def test_container_step_runs_in_the_image_not_in_the_host_submission_folder(tmp_
     submit = tmp_path / "submit"
     assert "--data" in step and step[step.index("--data") + 1] == str(submit / "mix")
     assert step[step.index("--output") + 1] == str(submit / "runs/lora")
-    # the step prints the versions inside the image (its first task), with the interpreter the scripts use
-    assert "CN_STEP_VERSIONS" in step[step.index("-c") + 1]
+
+
+def test_the_steps_first_task_prints_the_versions_inside_the_container(tmp_path: Path, no_slurm_env) -> None:
+    """The stand-in srun runs the step's command as task 0 (the rank wrapper, then the interpreter): the
+    versions line comes from inside the step, once, before the engine starts."""
+    fake = tmp_path / "python"
+    _stub(tmp_path, "python", 'if [ "$1" = -m ]; then echo "engine rank=$RANK world=$WORLD_SIZE"; exit 0; fi\n'
+          f'exec {sys.executable} "$@"')
+    run_task = 'while [[ "$1" == --* ]]; do shift; done\nSLURM_PROCID=0 SLURM_LOCALID=0 SLURM_NTASKS=1 exec "$@"'
+    proc, _ = _container_job(tmp_path, no_slurm_env, run_task, PYTHON=str(fake))
+    assert proc.returncode == 0, (proc.stdout, proc.stderr)
+    out = proc.stdout.splitlines()
+    versions = [i for i, line in enumerate(out) if line.startswith("versions python")]
+    engine = [i for i, line in enumerate(out) if line == "engine rank=0 world=1"]
+    assert len(versions) == 1 and len(engine) == 1 and versions[0] < engine[0], proc.stdout
 
 
 def test_container_workdir_is_only_what_the_user_names(tmp_path: Path, no_slurm_env) -> None:
