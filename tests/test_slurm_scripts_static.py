@@ -466,3 +466,12 @@ def test_one_documented_way_to_ask_for_gpus() -> None:
         for line in text.splitlines():
             if "--gres" in line:
                 assert "never --gres" in line, (script, line)
+
+
+def test_readme_states_the_mounts_a_container_needs() -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### The container", 1)[1].split("### The sbatch scripts", 1)[0]
+    mounts = section.split("Mounts a container needs:", 1)[1]
+    for needed in ("**same path**", "`SRC:SRC`", "`DATA`", "`OUTPUT`", "`RUN`", "model checkpoint", "not the checkout",
+                   "`WORKDIR`", "couldn't chdir", "`CONTAINER_WORKDIR`", "srun's exit code"):
+        assert needed in mounts, needed
