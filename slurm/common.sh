@@ -86,8 +86,9 @@ cn_container_flags() {
     # No --container-workdir="$PWD": pyxis chdir()s into the workdir inside the container and fails the step
     # ("pyxis: couldn't chdir to ...") unless that host folder is mounted there; and where it is mounted, a
     # checkout in it shadows the clinie_nemo installed in the image (python -m puts the cwd first on
-    # sys.path). Without the flag pyxis stays in the image's own working directory (its WORKDIR; pyxis
-    # v0.24.0 pyxis_slurmstepd.c:1653-1664); the scripts pass absolute paths (cn_abspath).
+    # sys.path). Without the flag pyxis chdir()s to the container's own cwd (pyxis v0.24.0
+    # pyxis_slurmstepd.c:1653-1664), the image's WORKDIR (enroot v3.4.1 src/docker.sh:220,232 writes
+    # `cd "${workdir:-/}"` into the container's /etc/rc); the scripts pass absolute paths (cn_abspath).
     CN_CONTAINER=(--container-image="$CONTAINER_IMAGE")
     [[ -n "${CONTAINER_MOUNTS:-}" ]] && CN_CONTAINER+=(--container-mounts="$CONTAINER_MOUNTS")
     [[ -n "${CONTAINER_WORKDIR:-}" ]] && CN_CONTAINER+=(--container-workdir="$CONTAINER_WORKDIR")

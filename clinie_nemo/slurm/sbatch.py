@@ -119,10 +119,11 @@ class SbatchJob:
     dependency: str | None = None  # e.g. "afterok:123:124"
     container_image: str | None = None
     container_mounts: str | None = None
-    # pyxis --container-workdir: None = the image's own working directory (its WORKDIR), never the host's
-    # $PWD (pyxis v0.24.0 pyxis_slurmstepd.c:1653-1664 chdir()s to it inside the container and fails the
-    # step with "couldn't chdir" when it is not mounted; mounted, the host checkout there shadows the
-    # package installed in the image). The command's paths must be absolute and mounted at the same place.
+    # pyxis --container-workdir: None = the image's own working directory (its WORKDIR: enroot v3.4.1
+    # src/docker.sh:220,232), never the host's $PWD (pyxis v0.24.0 pyxis_slurmstepd.c:1653-1664 chdir()s to
+    # it inside the container and fails the step with "couldn't chdir" when it is not mounted; mounted, the
+    # host checkout there shadows the package installed in the image). The command's paths must be
+    # absolute and mounted at the same place.
     container_workdir: str | None = None
     env: tuple[tuple[str, str], ...] = ()  # exported before launch, in this order
     tasks_per_gpu: bool = True  # one task per GPU (bridge/nemo); False = one task per node
