@@ -81,7 +81,7 @@ def pyxis_image(image: str) -> str:
 # escapes the next character (also inside quotes), an unquoted # starts a comment, an unmatched quote is
 # fatal, and the line ends at the newline. A value is therefore written bare when it holds none of these,
 # else inside double quotes with backslash and double quote escaped (a tab or newline cannot be written at
-# all: control characters are refused, see _control_characters).
+# all: control characters are refused, see control_characters).
 _BARE_DIRECTIVE = re.compile(r"[A-Za-z0-9_.,:%@+=/~-]*")
 
 
@@ -92,7 +92,7 @@ def directive_value(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _control_characters(value: str) -> list[str]:
+def control_characters(value: str) -> list[str]:
     """The control characters in ``value`` (newline, carriage return, tab, NUL, DEL, U+2028 ...), as reprs."""
     return sorted({repr(c) for c in value
                    if ord(c) < 32 or 127 <= ord(c) < 160 or c in "\u2028\u2029"})
@@ -173,7 +173,7 @@ class SbatchJob:
                    ("container_mounts", self.container_mounts), ("container_workdir", self.container_workdir),
                    *((f"extra directive {k}", v) for k, v in self.extra_directives)]
         for what, value in checked:
-            bad = _control_characters(value) if value else []
+            bad = control_characters(value) if value else []
             if bad:
                 problems.append(f"{what} {value!r} contains control characters ({', '.join(bad)}): each "
                                 "#SBATCH directive is one line, a newline would inject another directive or "
