@@ -210,3 +210,4 @@ def test_gpus_asked_on_the_command_line_give_one_task_per_gpu_within_the_allocat
     assert len({t.split("node=")[1].split()[0] for t in tasks}) == nodes
     assert f"srun {nodes} node(s) x {gpus} task(s) x 1 CPU(s)" in log
     assert "instead of --cpus-per-task=2" in log  # the fitting is logged, not silent
+    assert "[clinie-nemo] error" not in log  # common.sh's ERR trap stays quiet when nothing failed

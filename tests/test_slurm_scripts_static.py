@@ -328,7 +328,7 @@ def test_container_step_runs_in_the_image_not_in_the_host_submission_folder(tmp_
     container: "couldn't chdir" unless mounted, the host checkout shadowing the image's package when it is);
     the paths handed to the step are absolute, so they mean the same inside the image's working directory."""
     proc, calls = _container_job(tmp_path, no_slurm_env, "exit 0")
-    assert proc.returncode == 0, (proc.stdout, proc.stderr)
+    assert proc.returncode == 0 and not proc.stderr, (proc.stdout, proc.stderr)
     step = next(c for c in calls if any(a.startswith("--container-image=") for a in c))
     assert not any(a.startswith("--container-workdir") for a in step), step
     assert "--container-image=nvcr.io#nvidia/nemo:26.08" in step
