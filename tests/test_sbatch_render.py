@@ -159,7 +159,7 @@ def test_requeueing_script_traps_term_and_requeues_exit_124_with_a_cap() -> None
     assert 'MAX_REQUEUES="${MAX_REQUEUES:-5}"' in text
     # the cap counts our own requeues (a file beside the log), not SLURM_RESTART_COUNT (which counts preemptions)
     assert '[ "$done" -ge "$MAX_REQUEUES" ]' in text and "not requeueing again" in text
-    assert 'REQUEUE_COUNT_FILE="${REQUEUE_COUNT_FILE:-$REQUEUE_DIR/.requeues-$SLURM_JOB_ID}"' in text
+    assert 'REQUEUE_COUNT_FILE="${REQUEUE_COUNT_FILE:-$REQUEUE_DIR/.clinie-requeues-$SLURM_JOB_ID}"' in text
     assert "REQUEUE_DIR=logs\n" in text  # output logs/%x-%j.out
     assert "SLURM_RESTART_COUNT:-0}\" -ge" not in text
     after_launch = text.split("step_pid=$!", 1)[1]
@@ -267,3 +267,11 @@ def test_sbatch_writes_the_log_to_an_output_path_with_quotes_spaces_and_hash(tmp
     log = folder / f"quoted-{job_id}.out"
     assert fields["JobState"] == "COMPLETED" and log.is_file(), (fields, list(tmp_path.rglob("*")))
     assert "hello from the step" in log.read_text()
+
+
+def test_readme_says_which_preemption_modes_are_handled() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("Preemption and the time limit.", 1)[1].split("\n\n", 1)[0]
+    for mode in ("PreemptMode=CANCEL", "PreemptMode=REQUEUE", "KillWait", "MAX_REQUEUES", "setsid"):
+        assert mode in section, mode
+    assert "`SLURM_RESTART_COUNT`" in section and "do not use it up" in section

@@ -186,7 +186,7 @@ def test_preempted_bridge_like_job_resumes_to_the_same_step_count(slurm_cluster,
         subprocess.run(["scancel", "--signal=USR1", "--batch", job], check=True, timeout=30)
     fields = wait_job(job, timeout=300)
     log = (tmp_path / f"job-{job}.out").read_text()
-    own = tmp_path / f".requeues-{job}"
+    own = tmp_path / f".clinie-requeues-{job}"
     assert fields["JobState"] == "COMPLETED", log
     if mode == "REQUEUE":
         assert int(fields["Restarts"]) == 2, log

@@ -267,7 +267,7 @@ def requeue_lines(job: SbatchJob) -> list[str]:
         f'MAX_REQUEUES="${{MAX_REQUEUES:-{job.max_requeues}}}"',
         "# our own requeues of this job (Slurm's own, e.g. preemption with PreemptMode=REQUEUE, are not counted)",
         f"REQUEUE_DIR={count_dir}",
-        'REQUEUE_COUNT_FILE="${REQUEUE_COUNT_FILE:-$REQUEUE_DIR/.requeues-$SLURM_JOB_ID}"',
+        'REQUEUE_COUNT_FILE="${REQUEUE_COUNT_FILE:-$REQUEUE_DIR/.clinie-requeues-$SLURM_JOB_ID}"',
         'RESTARTS_AT_START="${SLURM_RESTART_COUNT:-0}"',
         "job_field() {  # no pipeline: a failing scontrol must not end the script under pipefail",
         "  local line",
