@@ -337,21 +337,54 @@ def test_stale_or_own_lock_is_taken_over(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------- item 3: requeue cap
 
+def _requeues(tmp: Path) -> list[str]:
+    return [c for c in calls(tmp, "scontrol") if c.startswith("scontrol requeue")]
+
+
 def test_requeues_stop_at_max_requeues(monkeypatch, tmp_path: Path, capsys) -> None:
+    """The cap counts the stage's OWN requeues (.clinie-requeues-JOBID in the stage folder)."""
     d = make_stage(tmp_path, "import sys; sys.exit(124)", max_requeues=2)
     bin_dir = fake_bin(tmp_path, "scontrol", "exit 0")
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("SLURM_JOB_ID", "31")
-    monkeypatch.setenv("SLURM_RESTART_COUNT", "1")
-    assert runner.run_stage(d, requeue_self=True) == runner.REQUEUE_EXIT_CODE
-    assert calls(tmp_path, "scontrol") == ["scontrol requeue 31"]
+    for restart in ("0", "1"):
+        monkeypatch.setenv("SLURM_RESTART_COUNT", restart)
+        assert runner.run_stage(d, requeue_self=True) == runner.REQUEUE_EXIT_CODE
+    assert _requeues(tmp_path) == ["scontrol requeue 31"] * 2
+    assert (d / ".clinie-requeues-31").read_text().strip() == "2"
     monkeypatch.setenv("SLURM_RESTART_COUNT", "2")
     assert runner.run_stage(d, requeue_self=True) == runner.REQUEUE_CAP_EXIT_CODE
-    assert len(calls(tmp_path, "scontrol")) == 1, "no requeue beyond max_requeues"
+    assert len(_requeues(tmp_path)) == 2, "no requeue beyond max_requeues"
     assert "max_requeues 2 reached, not requeueing" in capsys.readouterr().err
-    monkeypatch.setenv("SLURM_RESTART_COUNT", "3")  # requeued from outside beyond the cap: do not even start
+    (d / ".clinie-requeues-31").write_text("3\n")  # requeued from outside beyond the cap: do not even start
     segments = (d / "timing.jsonl").read_text().splitlines()
     assert runner.run_stage(d, requeue_self=True) == runner.REQUEUE_CAP_EXIT_CODE
     assert (d / "timing.jsonl").read_text().splitlines() == segments
     with pytest.raises(RuntimeError, match="more than max_requeues"):
         runner.StageJob(str(d))()
+
+
+def test_preemptions_slurm_requeued_do_not_use_up_max_requeues(monkeypatch, tmp_path: Path) -> None:
+    """SLURM_RESTART_COUNT=7 from 7 preemptions Slurm requeued itself (PreemptMode=REQUEUE): before, a stage
+    with max_requeues=2 refused to run at all (7 > 2); only its own requeues count."""
+    d = make_stage(tmp_path, "import sys; sys.exit(124)", max_requeues=2)
+    bin_dir = fake_bin(tmp_path, "scontrol", "exit 0")
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("SLURM_JOB_ID", "32")
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "7")
+    assert runner.run_stage(d, requeue_self=True) == runner.REQUEUE_EXIT_CODE
+    assert _requeues(tmp_path) == ["scontrol requeue 32"]
+
+
+def test_no_second_requeue_of_a_job_slurm_requeued(monkeypatch, tmp_path: Path, capsys) -> None:
+    """PreemptMode=REQUEUE: while the stage handles the SIGTERM, `scontrol show job` already shows Restarts+1
+    (seen on Slurm 22.05); our `scontrol requeue` would fail with "Job is pending execution"."""
+    d = make_stage(tmp_path, "import sys; sys.exit(124)", max_requeues=2)
+    bin_dir = fake_bin(tmp_path, "scontrol", 'if [ "$1" = show ]; then echo "JobId=33 JobState=COMPLETING Restarts=1"; '
+                       'else echo "Job is pending execution" >&2; exit 1; fi')
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("SLURM_JOB_ID", "33")
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "0")
+    assert runner.run_stage(d, requeue_self=True) == runner.REQUEUE_EXIT_CODE
+    assert _requeues(tmp_path) == [] and not (d / ".clinie-requeues-33").exists()
+    assert "Slurm requeued job 33 itself" in capsys.readouterr().err

@@ -16,8 +16,10 @@ engine starts no launcher of its own: no srun nested in submitit's step (submiti
 task: submitit 1.5.4 submitit/slurm/slurm.py:360 _num_tasks = nodes x ntasks_per_node, core/submission.py:24
 process_job; only global rank 0 requeues, core/job_environment.py:207). Rank 0 owns the stage: it takes
 the stage lock (study/lock.py: a second job for the same stage runs nothing), records timing, writes DONE
-and requeues; the other ranks wait for its decision. A stage stopped more than ``max_requeues`` times
-(SLURM_RESTART_COUNT) fails with a clear message instead of requeueing again.
+and requeues; the other ranks wait for its decision. A stage stopped more than ``max_requeues`` times fails
+with a clear message instead of requeueing again; only its own requeues count (``.clinie-requeues-JOBID`` in
+the stage folder), not SLURM_RESTART_COUNT, which counts Slurm's own requeues (preemption) too. A job Slurm
+requeued itself (PreemptMode=REQUEUE) is not requeued a second time.
 """
 
 from __future__ import annotations
@@ -129,6 +131,55 @@ def run_child(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> 
     return rc, bool(stopped)
 
 
+# Our own requeues of a job, counted in the stage folder: the cap must not count Slurm's own requeues
+# (PreemptMode=REQUEUE preemptions, node failures), which SLURM_RESTART_COUNT includes. The same file name as
+# the rendered sbatch script's counter (clinie_nemo/slurm/sbatch.py requeue_lines: beside the job's log, which
+# is the stage folder), so under that script the runner reads the count the script keeps.
+REQUEUE_COUNT_PREFIX = ".clinie-requeues-"
+
+
+def own_requeues(d: Path, job_id: str) -> int:
+    try:
+        text = (d / f"{REQUEUE_COUNT_PREFIX}{job_id or 'none'}").read_text(encoding="utf-8").strip()
+    except OSError:
+        return 0
+    return int(text) if text.isdigit() else 0
+
+
+def _job_fields(job_id: str) -> dict[str, str]:
+    try:
+        out = subprocess.run(["scontrol", "show", "job", "-o", job_id], capture_output=True, text=True,
+                             timeout=60).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    return dict(tok.partition("=")[::2] for tok in out.split() if "=" in tok)
+
+
+def slurm_requeued(job_id: str, restarts_at_start: int) -> bool:
+    """Slurm requeued this job itself: PreemptMode=REQUEUE requeues at once, with SIGTERM (Slurm 22.05
+    src/slurmctld/preempt.c slurm_job_preempt -> job_requeue); seen on 22.05: `scontrol show job` already shows
+    Restarts+1 while the job handles the SIGTERM, and our `scontrol requeue` fails ("Job is pending execution")."""
+    fields = _job_fields(job_id)
+    state, restarts = fields.get("JobState", ""), fields.get("Restarts", "")
+    return state == "PENDING" or state.startswith("REQUEUE") or (restarts.isdigit() and int(restarts) > restarts_at_start)
+
+
+def requeue(d: Path, job_id: str, restart: int, label: str) -> None:
+    """``scontrol requeue`` this job and count it; a failing requeue of a job Slurm requeued meanwhile is fine."""
+    count = own_requeues(d, job_id) + 1
+    with atomic_write(d / f"{REQUEUE_COUNT_PREFIX}{job_id}") as fh:
+        fh.write(f"{count}\n")
+    say(f"run-stage: {label} checkpointed; requeueing job {job_id} (requeue {count} of its own)")
+    try:
+        proc = subprocess.run(["scontrol", "requeue", job_id], check=False, capture_output=True, text=True,
+                              timeout=60)
+        failed = proc.stderr.strip() if proc.returncode != 0 else ""
+    except (OSError, subprocess.TimeoutExpired) as e:
+        failed = str(e)
+    if failed and not slurm_requeued(job_id, restart):
+        say(f"run-stage: {label}: scontrol requeue {job_id} failed: {failed}")
+
+
 def _append_segment(stage_dir: Path, segment: dict[str, Any]) -> None:
     with open(stage_dir / "timing.jsonl", "a", encoding="utf-8") as fh:
         fh.write(json.dumps(segment) + "\n")
@@ -178,10 +229,11 @@ def run_stage(stage_dir: str | Path, requeue_self: bool = False) -> int:
         rc, stopped = run_child(spec["argv"], d, env)
         return REQUEUE_EXIT_CODE if (rc == REQUEUE_EXIT_CODE or (stopped and rc != 0)) else rc
     max_requeues = int(spec.get("max_requeues", 10))
-    if restart > max_requeues:
+    own = own_requeues(d, ids["job_id"])
+    if own > max_requeues:
         _decide(d, ids["job_id"], restart, "skip: requeue cap", world)
-        say(f"run-stage: {label}: error: job {ids['display_id']} was requeued {restart} times "
-            f"(SLURM_RESTART_COUNT), more than max_requeues {max_requeues}; not running it again")
+        say(f"run-stage: {label}: error: job {ids['display_id']} was requeued {own} times after a stop "
+            f"({REQUEUE_COUNT_PREFIX}{ids['job_id']}), more than max_requeues {max_requeues}; not running it again")
         return REQUEUE_CAP_EXIT_CODE
     me = ids["job_id"] or f"pid{os.getpid()}@{socket.gethostname()}"
     owner = lock.acquire(d, me)
@@ -227,14 +279,18 @@ def _run_locked(d: Path, spec: dict[str, Any], label: str, ids: dict[str, str], 
         say(f"run-stage: {label} done in {segment['elapsed_s']:.1f} s")
         return 0
     if rc == REQUEUE_EXIT_CODE or stopped:
-        if restart >= max_requeues:
-            say(f"run-stage: {label}: error: stopped again after {restart} requeue(s) (SLURM_RESTART_COUNT); "
-                f"max_requeues {max_requeues} reached, not requeueing (raise resources.{spec['kind']}.time or "
-                f"max_requeues, then resubmit: it resumes from its checkpoint)")
+        if ids["job_id"] and slurm_requeued(ids["job_id"], restart):
+            say(f"run-stage: {label} checkpointed; Slurm requeued job {ids['job_id']} itself (preemption, "
+                "PreemptMode=REQUEUE): not requeueing it again")
+            return REQUEUE_EXIT_CODE
+        own = own_requeues(d, ids["job_id"])
+        if own >= max_requeues:
+            say(f"run-stage: {label}: error: stopped again after {own} requeue(s) of its own "
+                f"({REQUEUE_COUNT_PREFIX}{ids['job_id']}); max_requeues {max_requeues} reached, not requeueing "
+                f"(raise resources.{spec['kind']}.time or max_requeues, then resubmit: it resumes from its checkpoint)")
             return REQUEUE_CAP_EXIT_CODE
         if requeue_self and ids["job_id"]:
-            say(f"run-stage: {label} checkpointed; requeueing job {ids['job_id']}")
-            subprocess.run(["scontrol", "requeue", ids["job_id"]], check=False)
+            requeue(d, ids["job_id"], restart, label)
         return REQUEUE_EXIT_CODE
     say(f"run-stage: {label} failed with exit code {rc}")
     return rc
