@@ -128,6 +128,21 @@ def test_max_epochs_is_minus_one_so_exp_manager_never_compares_it_with_null(reci
     assert args["trainer.max_epochs"] == "-1"
 
 
+def test_override_check_outside_a_nemo_container_says_it_did_not_check(tmp_path, capsys):
+    """The real check (Hydra composing the YAML) runs in tests/test_nemo_contract.py; without the YAML it must
+    say so, not pretend to have checked."""
+    from dataclasses import replace
+
+    from clinie_nemo.engines.nemo_overrides import check_overrides, script_overrides
+    from clinie_nemo.engines.spec_loader import load_nemo_script_config
+
+    script = replace(load_nemo_script_config("finetune"), nemo_root=str(tmp_path / "no-nemo"))
+    cmd = nemo.train_command(_spec(), DATA, RUN)
+    assert check_overrides(script, cmd, python="/nonexistent/python") is False
+    assert "overrides not checked" in capsys.readouterr().err
+    assert script_overrides(cmd)[0] == "name=clinie_nemo_run" and script_overrides(cmd)[-1].startswith("model.")
+
+
 # ---------------------------------------------------------------- launch line: no fixed MASTER_PORT
 
 def test_one_node_uses_torchrun_standalone_and_no_fixed_port():

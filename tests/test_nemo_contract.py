@@ -14,6 +14,9 @@ tests/fixtures/nemo/megatron_gpt_finetuning_config.yaml, a key manifest derived 
 v2.2.1-2.4.x checkout, or /opt/NeMo in the container) the manifest is regenerated from the real file and compared,
 and the presets also run on the real YAML.
 
+The engine's own pre-launch check (clinie_nemo/engines/nemo_overrides.py, run by train()/generate() in the
+container) is tested here too, with the site's Hydra and the manifest as the container's YAML.
+
 Not mocked: NeMo, Lightning, Hydra, omegaconf, megatron-core. Only differences from a cluster: trainer.accelerator=cpu
 and NeMo's HAVE_APEX flag (apex is GPU-only; see the probe). Without the site the test skips with that reason
 locally; with CLINIE_REQUIRE_NEMO_CONTRACT=1 (set by .ci/run) it fails instead.
@@ -26,12 +29,15 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from clinie_nemo.engines import nemo
-from clinie_nemo.engines.spec_loader import load_run_spec
+from clinie_nemo.engines.nemo_overrides import check_overrides
+from clinie_nemo.engines.spec_loader import load_nemo_script_config, load_run_spec
+from clinie_nemo.errors import ConfigError
 
 pytestmark = pytest.mark.nemo_contract
 
@@ -151,3 +157,40 @@ def test_manifest_matches_the_real_example_yaml(results):
         for key in ("missing", "force_added_existing", "max_epochs", "max_steps", "check_val_every_n_epoch",
                     "val_check_interval", "callbacks"):
             assert real[key] == ours[key], (preset, key)
+
+
+# ---------------------------------------------------------------- the engine's own check (run before launch)
+
+@pytest.fixture
+def checker(tmp_path):
+    """check_overrides as train() runs it in the container: Hydra/omegaconf of the pinned site, a NeMo root
+    holding the example YAML (the manifest)."""
+    if not (SITE / "hydra").is_dir():
+        reason = f"hydra-core not installed in {SITE}: run tools/nemo_contract_env.sh"
+        if os.environ.get(REQUIRE_ENV) == "1":
+            pytest.fail(f"{REQUIRE_ENV}=1 but {reason}")
+        pytest.skip(reason)
+    script = replace(load_nemo_script_config("finetune"), nemo_root=str(tmp_path / "NeMo"))
+    conf = tmp_path / "NeMo" / script.config_path
+    conf.mkdir(parents=True)
+    shutil.copy(MANIFEST, conf / f"{script.config_name}.yaml")
+    env = {**os.environ, "PYTHONPATH": str(SITE)}
+    cmd = nemo.train_command(load_run_spec("gatortrongpt_5b", "peft_lora", ["seq_length=2048"]), "/d", "/r")
+    return lambda extra=(): check_overrides(script, [*cmd, *extra], sys.executable, env)
+
+
+def test_engine_check_accepts_the_rendered_overrides(checker):
+    assert checker() is True
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["trainer.max_epoch=3"], "Could not override 'trainer.max_epoch'"),
+    (["model.peft.lora_tuning.adapter_dimm=8"], "Could not override 'model.peft.lora_tuning.adapter_dimm'"),
+    (["+trainer.max_steps=5"], "Could not append to config. An item is already at 'trainer.max_steps'"),
+    (["++trainer.max_steps=5"], "++trainer.max_steps: the YAML already has this key"),
+    (["model.restore_from_path=???"], "mandatory key(s) left at ??? by the overrides: model.restore_from_path"),
+])
+def test_engine_check_names_a_misspelt_or_misused_key(checker, extra, message):
+    with pytest.raises(ConfigError, match="the overrides do not fit .*megatron_gpt_finetuning_config.yaml") as e:
+        checker(extra)
+    assert message in str(e.value)

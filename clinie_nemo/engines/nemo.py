@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from clinie_nemo.engines.nemo_overrides import check_overrides
 from clinie_nemo.engines.spec import LORA_TARGETS, GenerateConfig, NemoScriptConfig, RunSpec
 from clinie_nemo.engines.spec_loader import load_nemo_script_config, load_spec_file
 from clinie_nemo.errors import ConfigError, InputError, Problem
@@ -389,6 +390,7 @@ def train(spec: RunSpec, data_dir: str | Path, run_dir: str | Path) -> dict[str,
     rank = os.environ.get("RANK", "0")
     cmd = train_command(spec, data_dir, run)  # config errors (max_steps, ...) before the preflight
     check_nemo_version()
+    check_overrides(load_nemo_script_config("finetune"), cmd, PYTHON)  # key typos: exit 2 before any GPU
     name = nemo_file_name(load_nemo_script_config("finetune"))
     produced = run / "checkpoints" / name
     stopped = _run(cmd, run / "logs" / f"nemo_train.rank{rank}.log")
@@ -416,6 +418,7 @@ def generate(run_dir: str | Path, records_path: str | Path, output_path: str | P
     rank = os.environ.get("RANK", "0")
     cmd = generate_command(spec, run, records_path, prefix, gen)
     check_nemo_version()
+    check_overrides(load_nemo_script_config("generate"), cmd, PYTHON)
     prefix.parent.mkdir(exist_ok=True)
     if _run(cmd, run / "logs" / f"nemo_generate.rank{rank}.log"):
         raise _preempted("generation finished")
