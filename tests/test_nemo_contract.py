@@ -36,7 +36,7 @@ import pytest
 
 from clinie_nemo.engines import nemo
 from clinie_nemo.engines.nemo_overrides import check_overrides
-from clinie_nemo.engines.spec_loader import load_nemo_script_config, load_run_spec
+from clinie_nemo.engines.spec_loader import load_generate_config, load_nemo_script_config, load_run_spec
 from clinie_nemo.errors import ConfigError
 
 pytestmark = pytest.mark.nemo_contract
@@ -45,6 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SITE = Path(os.environ.get("CLINIE_NEMO_CONTRACT_SITE", ROOT / ".nemo-contract" / "site"))
 REQUIRE_ENV = "CLINIE_REQUIRE_NEMO_CONTRACT"
 MANIFEST = ROOT / "tests" / "fixtures" / "nemo" / "megatron_gpt_finetuning_config.yaml"
+GENERATE_MANIFEST = MANIFEST.with_name("megatron_gpt_generate_config.yaml")
 NEMO_ROOT = os.environ.get("CLINIE_NEMO_ROOT", "")
 PRESETS = {
     "lora": ("gatortrongpt_5b", "peft_lora", []),
@@ -148,9 +149,10 @@ def test_manifest_matches_the_real_example_yaml(results):
     if not NEMO_ROOT:
         pytest.skip("CLINIE_NEMO_ROOT not set (a NeMo checkout or /opt/NeMo): the manifest is checked against "
                     "the real megatron_gpt_finetuning_config.yaml only where one is at hand")
-    regenerated = subprocess.run([sys.executable, str(ROOT / "tools" / "nemo_config_keys.py"), NEMO_ROOT],
-                                 capture_output=True, text=True, check=True).stdout
-    assert regenerated == MANIFEST.read_text(encoding="utf-8")
+    for manifest in (MANIFEST, GENERATE_MANIFEST):
+        regenerated = subprocess.run([sys.executable, str(ROOT / "tools" / "nemo_config_keys.py"), NEMO_ROOT,
+                                      manifest.stem], capture_output=True, text=True, check=True).stdout
+        assert regenerated == manifest.read_text(encoding="utf-8"), manifest.name
     for preset in PRESETS:
         real, ours = results[f"real-yaml-{preset}"], results[preset]
         assert real["ok"], real.get("error")
@@ -194,3 +196,16 @@ def test_engine_check_names_a_misspelt_or_misused_key(checker, extra, message):
     with pytest.raises(ConfigError, match="the overrides do not fit .*megatron_gpt_finetuning_config.yaml") as e:
         checker(extra)
     assert message in str(e.value)
+
+
+def test_engine_check_accepts_the_rendered_generation_overrides(checker, tmp_path):
+    script = replace(load_nemo_script_config("generate"), nemo_root=str(tmp_path / "NeMo"))
+    shutil.copy(GENERATE_MANIFEST, tmp_path / "NeMo" / script.config_path / GENERATE_MANIFEST.name)
+    env = {**os.environ, "PYTHONPATH": str(SITE)}
+    for recipe in ("peft_lora", "full_sft"):
+        spec = load_run_spec("gatortrongpt_5b", recipe, ["seq_length=2048"])
+        cmd = nemo.generate_command(spec, "/runs/r", "/d/test.jsonl", "/runs/r/generate/p",
+                                    load_generate_config("study_sampling"), allocation=(1, 1))
+        assert check_overrides(script, cmd, sys.executable, env) is True
+        with pytest.raises(ConfigError, match="Could not override 'inference.temprature'"):
+            check_overrides(script, [*cmd, "inference.temprature=0.5"], sys.executable, env)

@@ -1,4 +1,4 @@
-"""Write the key manifest of NeMo's megatron_gpt_finetuning_config.yaml that the NeMo contract test composes.
+"""Write the key manifest of a NeMo example config (megatron_gpt_finetuning_config / megatron_gpt_generate_config).
 
 NeMo's example configs ship in neither the nemo_toolkit wheel nor its sdist (both hold only an empty
 examples/__init__.py: checked for 2.4.0), and CI reaches no other source of them, so the project keeps a
@@ -8,7 +8,8 @@ manifest DERIVED from the real file instead of a copy of it: every key path of t
 (mandatory) stays ``???``; every other value becomes null. tests/test_nemo_contract.py checks the manifest
 against the real file whenever one is at hand (CLINIE_NEMO_ROOT: a NeMo checkout or /opt/NeMo in the container).
 
-Usage: python tools/nemo_config_keys.py NEMO_ROOT > tests/fixtures/nemo/megatron_gpt_finetuning_config.yaml
+Usage: python tools/nemo_config_keys.py NEMO_ROOT [CONFIG_NAME] > tests/fixtures/nemo/CONFIG_NAME.yaml
+(CONFIG_NAME defaults to megatron_gpt_finetuning_config)
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 
 import yaml
 
-CONFIG = "examples/nlp/language_modeling/tuning/conf/megatron_gpt_finetuning_config.yaml"
+CONF_DIR = "examples/nlp/language_modeling/tuning/conf"
 KEEP_SECTIONS = ("name", "trainer", "exp_manager")
 # model keys NeMo v2.4.0 reads before it restores the .nemo (megatron_trainer_builder.py:65-203 fsdp, optim.name,
 # megatron_amp_O2, gradient_as_bucket_view, tensor_model_parallel_size; perf_metrics.py:71 global_batch_size)
@@ -40,16 +41,16 @@ def strip(node: Any, path: str) -> Any:
     return None
 
 
-def manifest(root: Path) -> str:
-    source = root / CONFIG
+def manifest(root: Path, name: str = "megatron_gpt_finetuning_config") -> str:
+    source = root / CONF_DIR / f"{name}.yaml"
     text = source.read_text(encoding="utf-8")
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
     body = yaml.safe_dump(strip(yaml.safe_load(text), ""), sort_keys=False, width=120)
-    return (f"# Key manifest DERIVED from NeMo's {CONFIG}\n"
-            f"# (sha256 {digest}; identical in NeMo v2.2.1, v2.3.0 and v2.4.0), written by tools/nemo_config_keys.py:\n"
+    return (f"# Key manifest DERIVED from NeMo's {CONF_DIR}/{name}.yaml\n"
+            f"# (sha256 {digest}), written by tools/nemo_config_keys.py:\n"
             "# all key paths; values only where NeMo's start-up path reads them, else null (??? kept). Not NeMo's file.\n"
             + body)
 
 
 if __name__ == "__main__":
-    sys.stdout.write(manifest(Path(sys.argv[1])))
+    sys.stdout.write(manifest(Path(sys.argv[1]), *sys.argv[2:3]))
