@@ -119,7 +119,7 @@ def test_val_check_interval_never_exceeds_max_steps(overrides, expected):
 
 @pytest.mark.parametrize("recipe", ["peft_lora", "full_sft"])
 def test_max_epochs_is_minus_one_so_exp_manager_never_compares_it_with_null(recipe):
-    """NeMo v2.4.0 exp_manager.py:1366-1370 runs `max_epochs < check_val_every_n_epoch` unless max_epochs is None
+    """NeMo v2.4.0 exp_manager.py:1365-1370 runs `max_epochs < check_val_every_n_epoch` unless max_epochs is None
     or -1; with check_val_every_n_epoch=null any other integer (the old 9999) raised TypeError before training.
     The real NeMo runs this in tests/test_nemo_contract.py; here the rendered pair itself."""
     extra = ["parallel.tensor=2", "parallel.gpus_per_node=2"] if recipe == "full_sft" else []

@@ -139,8 +139,8 @@ def train_overrides(spec: RunSpec, data_dir: str | Path, run_dir: str | Path) ->
         "trainer.precision": PRECISION[t.precision],
         "trainer.max_steps": t.max_steps if t.max_steps is not None else -1,
         # -1 ("no epoch limit", Lightning 2.4.0 src/lightning/pytorch/loops/fit_loop.py:83-89), never the YAML's
-        # 9999: with check_val_every_n_epoch=null below, NeMo v2.4.0 nemo/utils/exp_manager.py:1366-1370 (v2.2.1
-        # :1212-1216) evaluates `max_epochs < check_val_every_n_epoch` -> TypeError (int < None) unless
+        # 9999: with check_val_every_n_epoch=null below, NeMo v2.4.0 nemo/utils/exp_manager.py:1365-1370 (v2.2.1
+        # :1211-1216) evaluates `max_epochs < check_val_every_n_epoch` -> TypeError (int < None) unless
         # max_epochs is None or -1 (validation needs max_steps, so the spec's max_epochs is null here)
         "trainer.max_epochs": t.max_epochs if t.max_epochs is not None else -1,
         "trainer.val_check_interval": val_check_interval(spec),
