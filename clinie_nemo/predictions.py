@@ -113,6 +113,13 @@ def generation_key(engine: str, run_dir: str | Path, records_path: str | Path, s
     return hashlib.sha256(json.dumps(facts, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def batch_seed(seed: int, index: int) -> int:
+    """The torch seed of batch ``index`` (engines that sample): its samples do not depend on the batches before
+    it, so a resumed run draws what an uninterrupted one drew; distinct (seed, index) pairs give distinct
+    seeds (a 64-bit value, as torch.manual_seed takes)."""
+    return ((seed & 0xFFFFFFFF) << 32) | index
+
+
 def _line_spans(data: bytes) -> Iterable[tuple[int, int]]:
     """(start, index of the newline or the last byte) of each line of ``data``, split on b"\\n" only."""
     start = 0

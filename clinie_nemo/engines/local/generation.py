@@ -29,7 +29,7 @@ from clinie_nemo.engines.local import data, runtime
 from clinie_nemo.engines.local.settings import LocalSettings
 from clinie_nemo.engines.local.trainer import PREEMPTED_EXIT_CODE, stop_requests
 from clinie_nemo.errors import ConfigError
-from clinie_nemo.predictions import ResumablePredictions, generation_key
+from clinie_nemo.predictions import ResumablePredictions, batch_seed, generation_key
 from clinie_nemo.progress import progress, say
 
 
@@ -108,12 +108,6 @@ def generate_batch(model: Any, tokenizer: Any, prompts: list[list[int]], opts: G
         else:
             results.append(([t for t in row if t != pad] if pad != tokenizer.eos_token_id else row, "length"))
     return results
-
-
-def batch_seed(seed: int, index: int) -> int:
-    """The torch seed of batch ``index``: its samples do not depend on the batches before it (a resumed run
-    draws what an uninterrupted one drew); distinct (seed, index) pairs give distinct seeds."""
-    return ((seed & 0xFFFFFFFF) << 32) | index
 
 
 class GenerationPreempted(SystemExit):
