@@ -111,9 +111,10 @@ def test_bridge_mcore_seeds_each_chunk_and_only_rank_0_writes(fake, tmp_path, mo
     engine_cls = sys.modules["megatron.core.inference.engines.static_engine"].StaticInferenceEngine
     seeds: list[int] = []
 
-    def generate(self, prompts, add_BOS=False, sampling_params=None):  # noqa: N803
+    def generate(self, prompts=None, add_BOS=False, sampling_params=None, inference_requests=None):  # noqa: N803
         seeds.append(self.random_seed)
-        return [SimpleNamespace(generated_text=f" M{p.split()[-1]}") for p in prompts]
+        texts = prompts if inference_requests is None else [r.prompt for r in inference_requests]
+        return [SimpleNamespace(generated_text=f" M{p.split()[-1]}") for p in texts]
 
     monkeypatch.setattr(engine_cls, "generate", generate)
     gen = GenerateConfig(batch_size=2, seed=9)
