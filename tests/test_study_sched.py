@@ -520,3 +520,14 @@ def test_a_dead_lock_is_stale_when_the_local_clock_runs_behind(skewed_clock, tmp
     assert lock.lock_owner(tmp_path) is None, "a dead lock read as live: the stage would never run again"
     assert lock.acquire(tmp_path, "2") is None and lock.lock_owner(tmp_path) == "2"
     assert not list(tmp_path.glob(".clock-*")), "the clock probe is removed"
+
+
+def test_a_running_array_task_is_known_by_its_array_id(monkeypatch, tmp_path: Path) -> None:
+    """A stage running under array task 50_3 (its lock, written by the runner in that task) reads as running
+    in job "50_3", not in its unique SLURM_JOB_ID: its children line up with it (aftercorr), not afterok."""
+    monkeypatch.setenv("SLURM_ARRAY_JOB_ID", "50")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "3")
+    d = tmp_path / "stage"
+    d.mkdir()
+    assert lock.acquire(d, "53") is None
+    assert stage_state(d, {}) == ("running", "50_3") and lock.lock_owner(d) == "53"

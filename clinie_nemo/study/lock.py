@@ -76,12 +76,17 @@ def _age(path: Path) -> float:
     return fs_now(path.parent) - mtime
 
 
-def lock_owner(stage_dir: Path, stale_s: float = STALE_S, name: str = LOCK_NAME) -> str | None:
-    """The job id holding a live lock on the stage, or None (no lock, or a stale one)."""
+def lock_holder(stage_dir: Path, stale_s: float = STALE_S, name: str = LOCK_NAME) -> dict[str, Any] | None:
+    """What the live lock's owner wrote (job_id, display_id for an array task "123_4", host, pid), or None."""
     path = Path(stage_dir) / name
     if _age(path) > stale_s:
         return None
-    data = _read(path)
+    return _read(path)
+
+
+def lock_owner(stage_dir: Path, stale_s: float = STALE_S, name: str = LOCK_NAME) -> str | None:
+    """The job id holding a live lock on the stage, or None (no lock, or a stale one)."""
+    data = lock_holder(stage_dir, stale_s, name)
     return str(data.get("job_id") or "?") if data else None
 
 
@@ -90,8 +95,12 @@ def _create(path: Path, job_id: str) -> bool:
         fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
     except FileExistsError:
         return False
+    info: dict[str, Any] = {"job_id": job_id, "host": socket.gethostname(), "pid": os.getpid(), "since": time.time()}
+    array, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
+    if array and task:  # the id the study recorded and Slurm's dependencies use: "123_4" (aftercorr lines up)
+        info["display_id"] = f"{array}_{task}"
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump({"job_id": job_id, "host": socket.gethostname(), "pid": os.getpid(), "since": time.time()}, fh)
+        json.dump(info, fh)
     return True
 
 

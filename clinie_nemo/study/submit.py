@@ -38,7 +38,6 @@ from clinie_nemo.fileio import atomic_write
 from clinie_nemo.slurm.sbatch import pyxis_image, time_minutes
 from clinie_nemo.study import lock
 from clinie_nemo.study.config import STAGE_KINDS, StageResources
-from clinie_nemo.study.lock import lock_owner
 from clinie_nemo.study.plan import Stage, StudyPlan, plan_json
 
 ACTIVE = {"PENDING", "RUNNING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "CONFIGURING", "COMPLETING",
@@ -49,6 +48,10 @@ SUBMIT_LOCK = "SUBMIT.lock"  # in STUDY_DIR, held for a whole submit
 
 class SlurmQueryError(ClinieError):
     """squeue failed or timed out: the jobs' states are unknown, so nothing may be (re)submitted."""
+
+
+class SubmitError(ClinieError):
+    """sbatch refused a job: the stages submitted before it stay queued, a rerun submits the rest."""
 
 
 class StudyBusyError(ClinieError):
@@ -136,9 +139,9 @@ def stage_state(stage_dir: Path, states: dict[str, str] | None = None) -> tuple[
     history = job_history(stage_dir)
     if (stage_dir / "DONE").exists():
         return "done", history[-1] if history else None
-    owner = lock_owner(stage_dir)
-    if owner is not None:
-        return "running", owner
+    holder = lock.lock_holder(stage_dir)
+    if holder is not None:  # an array task's own id ("123_4"): its children line up with it (aftercorr)
+        return "running", str(holder.get("display_id") or holder.get("job_id") or "?")
     if not history:
         return "new", None
     if states is None:
@@ -417,6 +420,8 @@ def executor_settings(plan: StudyPlan, kind: str, res: StageResources,
 
 def _submit_batch(plan: StudyPlan, kind: str, res: StageResources, dirs: list[Path], dependency: str | None,
                   executor_factory: Any, task_ids: list[int] | None = None) -> list[str]:
+    from submitit.core.utils import FailedJobError, FailedSubmissionError
+
     from clinie_nemo.study.arrays import IndexedArrayExecutor
     from clinie_nemo.study.runner import StageJob
 
@@ -425,6 +430,10 @@ def _submit_batch(plan: StudyPlan, kind: str, res: StageResources, dirs: list[Pa
     executor = executor_factory(folder) if executor_factory else IndexedArrayExecutor(folder, python=python)
     executor.task_ids = task_ids
     executor.update_parameters(**params)
-    with executor.batch():
-        jobs = [executor.submit(StageJob(str(d))) for d in dirs]
+    try:
+        with executor.batch():
+            jobs = [executor.submit(StageJob(str(d))) for d in dirs]
+    except (FailedJobError, FailedSubmissionError) as exc:  # sbatch refused it (QOS limits, ...)
+        raise SubmitError(f"sbatch refused the {kind} job ({len(dirs)} stage(s)): {str(exc).strip()[:500]}; what "
+                          "was submitted before it stays queued: run the submit again to send the rest") from None
     return [str(j.job_id) for j in jobs]

@@ -23,6 +23,7 @@ from clinie_nemo.study.config import STAGE_KINDS
 from clinie_nemo.study.plan import Stage, StudyPlan
 
 MAX_CELLS_NAMED = 3
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when built in: a study has hundreds of mixes
 
 
 @functools.lru_cache(maxsize=16)
@@ -75,7 +76,7 @@ def _stage_problem(plan: StudyPlan, stage: Stage) -> str | None:
             from clinie_nemo.mixture_config import mixture_config_from_dict
 
             text = dict(stage.files)["mixture.yaml"]
-            config = mixture_config_from_dict(yaml.safe_load(text), f"{stage.dirname}/mixture.yaml",
+            config = mixture_config_from_dict(yaml.load(text, Loader=_Loader), f"{stage.dirname}/mixture.yaml",
                                               plan.config.base_dir)
             if config.tokenizer is not None and not Path(config.tokenizer).is_dir():
                 return f"mixture.tokenizer: folder {config.tokenizer} not found"
