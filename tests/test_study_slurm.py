@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -358,11 +359,12 @@ def test_invalid_last_cell_submits_nothing(slurm_cluster, tmp_path: Path) -> Non
     saw a job of the study (before, the mix array was submitted and the train array refused)."""
     from tests.test_study_plan import bad_model
 
-    study = write_study(tmp_path, name="lastcell", held_out=["a"], fractions=[0.0], seeds=[1], methods=["lora"],
+    name = f"lastcell{uuid.uuid4().hex[:8]}"  # finished jobs of earlier runs stay listed (MinJobAge)
+    study = write_study(tmp_path, name=name, held_out=["a"], fractions=[0.0], seeds=[1], methods=["lora"],
                         models={"tiny": "tiny_local", "zbad": bad_model(tmp_path)})
     env = sbatch_wrapper(tmp_path, hold=True)
     proc = cli("study", study, "--output", tmp_path / "out", "--submit", env=env)
-    submitted = jobs_named("lastcell-")
+    submitted = jobs_named(f"{name}-")
     cancel(submitted)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
     assert "cell heldout-a_frac-0_zbad_lora_seed-1:" in proc.stderr and "num_kv_heads=3" in proc.stderr
@@ -374,7 +376,8 @@ def test_two_concurrent_submits_on_one_folder_submit_once(slurm_cluster, tmp_pat
     """Two `study --submit` started together on one folder (sbatch slowed to 2 s a call, jobs held): the study
     lock lets one submit the 4 stages; the other submits nothing and says who holds the lock. The audit copies
     are byte for byte the scripts Slurm stored (scontrol write batch_script)."""
-    study = write_study(tmp_path, name="race", held_out=["a"], fractions=[0.0], seeds=[1], methods=["lora"])
+    name = f"race{uuid.uuid4().hex[:8]}"
+    study = write_study(tmp_path, name=name, held_out=["a"], fractions=[0.0], seeds=[1], methods=["lora"])
     env = sbatch_wrapper(tmp_path, sleep=2, hold=True)
     full_env = {**os.environ, **env, "PYTHONPATH": f"{Path(__file__).resolve().parents[1]}{os.pathsep}"
                                                    f"{os.environ.get('PYTHONPATH', '')}"}
@@ -382,7 +385,7 @@ def test_two_concurrent_submits_on_one_folder_submit_once(slurm_cluster, tmp_pat
     procs = [subprocess.Popen(argv, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(2)]
     outs = [p.communicate(timeout=300) for p in procs]
-    submitted = jobs_named("race-")
+    submitted = jobs_named(f"{name}-")
     try:
         codes = sorted(p.returncode for p in procs)
         report = [(p.returncode, o[1][-600:]) for p, o in zip(procs, outs)]
@@ -440,10 +443,8 @@ def test_resubmit_after_a_partial_failure_sends_arrays_not_one_job_per_cell(slur
                      resources={"train": {"gpus": 0, "cpus": 1, "time": "00:10:00"},
                                 "generate": {"gpus": 0, "cpus": 1, "time": "00:10:00"}})
     assert len(plan.cells) == 6 and len(plan.by_kind("mix")) == 6
-    from clinie_nemo.study.submit import SubmitError
-
     sbatch_wrapper(tmp_path, monkeypatch, fail_at=2)
-    with pytest.raises(SubmitError, match="Job violates accounting/QOS policy"):
+    with pytest.raises(Exception, match="Job violates accounting/QOS policy") as refused:
         submit_plan(plan)
     submitted: list[str] = []
     try:
@@ -458,7 +459,7 @@ def test_resubmit_after_a_partial_failure_sends_arrays_not_one_job_per_cell(slur
         sbatch_wrapper(tmp_path, monkeypatch)  # sbatch accepts everything again
         again = submit_plan(plan)
         submitted = [j for job in again.jobs for j in job["job_ids"]]
-        layout = [(j["kind"], len(j["stages"]), j["dependency"] and j["dependency"].split(":")[0], j["task_ids"])
+        layout = [(j["kind"], len(j["stages"]), j["dependency"] and j["dependency"].split(":")[0], j.get("task_ids"))
                   for j in again.jobs]
         assert sbatch_calls(tmp_path) == 6 and len({j.split("_")[0] for j in submitted}) == 6, layout
         assert [x for x in layout if x[0] == "train"] == [("train", 2, None, None),
@@ -473,6 +474,9 @@ def test_resubmit_after_a_partial_failure_sends_arrays_not_one_job_per_cell(slur
         wait_stages(plan, ("evaluate",), {"done"}, timeout=300)
         for train in plan.by_kind("train"):
             assert (plan.stage_dir(train.key) / "run").is_dir(), "a train started before its mix"
+        from clinie_nemo.errors import ClinieError
+
+        assert isinstance(refused.value, ClinieError), "sbatch's refusal is a clear error (exit 2), not a traceback"
     finally:
         release.write_text("go")
         cancel(submitted)
