@@ -67,7 +67,8 @@ def submit_lock(study_dir: Path):
     if owner is not None:
         raise StudyBusyError(f"{study_dir}: another `clinie-nemo study --submit` ({owner}) is submitting this study "
                              f"now ({study_dir / SUBMIT_LOCK}); nothing was submitted. Run it again when that one "
-                             "has finished: it skips what that one submitted")
+                             "has finished: it skips what that one submitted (the lock of a killed submit is taken "
+                             f"over {lock.STALE_S:.0f} s after its last heartbeat)")
     try:
         with lock.Heartbeat(study_dir, name=SUBMIT_LOCK):
             yield
