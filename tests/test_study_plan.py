@@ -268,3 +268,21 @@ def test_mix_keys_do_not_depend_on_the_study_name(tmp_path: Path) -> None:
     sub = submit_plan(second, dry_run=True)
     assert [j["kind"] for j in sub.jobs] == ["train", "generate", "evaluate"]
     assert sum(v == "done" for v in sub.skipped.values()) == 8
+
+
+def test_a_missing_checkpoint_is_found_before_submitting(tmp_path: Path) -> None:
+    text = (Path(__file__).resolve().parents[1] / "nemo_configs" / "models" / "tiny_local.yaml").read_text()
+    (tmp_path / "gone.yaml").write_text(text.replace("checkpoint: tiny_model", "checkpoint: /nonexistent/tiny"))
+    (tmp_path / "here.yaml").write_text(text.replace("checkpoint: tiny_model", f"checkpoint: {tmp_path}"))
+    grid = {"held_out": ["a"], "fractions": [0.0], "seeds": [1], "methods": ["lora"]}
+    plan = build_plan(load_study(write_study(tmp_path, models={"gone": "gone.yaml", "here": "here.yaml"}, **grid)),
+                      tmp_path / "out")
+    with pytest.raises(ConfigError, match="cell heldout-a_frac-0_gone_lora_seed-1:\n.*checkpoint /nonexistent/tiny "
+                                          "not found") as err:
+        submit_plan(plan, dry_run=True)
+    assert "here_lora" not in str(err.value)
+    # inside a container the job sees the image's and the mounts' paths, not this machine's: not checked here
+    res = {"train": {"gpus": 1, "time": "00:20:00", "container": "/images/nemo.sqsh"}}
+    plan = build_plan(load_study(write_study(tmp_path, models={"gone": "gone.yaml"}, resources=res, **grid)),
+                      tmp_path / "out")
+    assert submit_plan(plan, dry_run=True).submitted == 4

@@ -2,8 +2,8 @@
 the cluster (the mix array submitted, the train array refused).
 
 What is checked, per stage, with the commands' own loaders (what the job would run into later):
-train: the run spec (model + recipe + overrides, ``load_run_spec``) and what its engine can run
-(``check_for_engine``); generate: the generation config; mix: the mixture config (``mixture_config_from_dict``)
+train: the run spec (model + recipe + overrides, ``load_run_spec``), what its engine can run
+(``check_for_engine``) and, without a container, that an absolute checkpoint path exists; generate: the generation config; mix: the mixture config (``mixture_config_from_dict``)
 and its tokenizer folder; evaluate: the scoring rules name; every stage kind: its Slurm resources as they
 are submitted (``submit.executor_settings``: container image, ...). Input files were hashed by build_plan
 (missing ones already refused there). Stages whose command is not a clinie-nemo one are not looked into.
@@ -45,14 +45,21 @@ def _args(stage: Stage) -> argparse.Namespace:
 
 
 @functools.lru_cache(maxsize=4096)
-def _train_problem(engine: str, model: str, recipe: str, overrides: tuple[str, ...]) -> str | None:
+def _train_problem(engine: str, model: str, recipe: str, overrides: tuple[str, ...], host_paths: bool) -> str | None:
+    """The run spec's problems on ``engine``; with ``host_paths`` (no container: the job sees this machine's
+    files) an absolute checkpoint path must exist (a relative one may be a Hub id, left to the engine)."""
     from clinie_nemo.engines.spec_loader import load_run_spec
     from clinie_nemo.engines.validate import check_for_engine
 
     try:
-        check_for_engine(load_run_spec(model, recipe, list(overrides)), engine)
+        spec = load_run_spec(model, recipe, list(overrides))
+        check_for_engine(spec, engine)
     except ClinieError as exc:
         return str(exc)
+    checkpoint = spec.model.checkpoint
+    if host_paths and checkpoint.startswith("/") and not Path(checkpoint).exists():
+        return (f"model {spec.model.name}: checkpoint {checkpoint} not found (the study's files must be on a file "
+                "system shared with the compute nodes)")
     return None
 
 
@@ -83,7 +90,8 @@ def _stage_problem(plan: StudyPlan, stage: Stage) -> str | None:
             return None
         args = _args(stage)
         if stage.kind == "train":
-            return _train_problem(args.engine, args.model, args.recipe, tuple(args.overrides))
+            host_paths = plan.config.stage_resources("train").container is None
+            return _train_problem(args.engine, args.model, args.recipe, tuple(args.overrides), host_paths)
         if stage.kind == "generate":
             return _generate_problem(args.config, tuple(args.overrides))
         if stage.kind == "evaluate":
