@@ -2,15 +2,20 @@
 
 Run as ``python -m tests.bridge_contract_probe SITE CELLS_JSON RESULTS_JSONL`` from the repo root, in a fresh interpreter
 (never the pytest process, whose sys.modules may hold test_engine_bridge_mock's fake megatron.bridge).
-SITE is the folder tools/bridge_contract_env.sh filled; it and tests/bridge_contract_shims are put FIRST on
-sys.path here, and only here. For each cell (a RunSpec override list and a world size) it prints one JSON
-line to RESULTS_JSONL (not stdout: Bridge's imports print there): the plan applied by clinie_nemo.engines.bridge.build_config to the recipe's ConfigContainer, then
-runtime_config_update(cfg) (training/config.py:1853, called by pretrain.py:74: mixed precision applied,
-data-parallel size, then ConfigContainer.validate() at config.py:1136; what pretrain() runs before setup), then the values that matter read back from the validated config, or the error.
+SITE is the folder tools/bridge_contract_env.sh filled; tests/bridge_contract_sandbox.py makes it, the shims, the
+standard library and the venv's torch the only things importable here (re-executing with ``python -S``). For
+each cell (a RunSpec override list and a world size) it prints one JSON line to RESULTS_JSONL (not stdout:
+Bridge's imports print there): the plan applied by clinie_nemo.engines.bridge.build_config to the recipe's
+ConfigContainer, then runtime_config_update(cfg) (training/config.py:1853, called by pretrain.py:74: mixed
+precision applied, data-parallel size, then ConfigContainer.validate() at config.py:1136; what pretrain() runs
+before setup), then the values that matter read back from the validated config, or the error. The last line
+lists where every imported module came from (the leak test's input).
 
 The Llama 3.1 recipes call ``AutoBridge.from_hf_pretrained("meta-llama/Meta-Llama-3.1-8B")``
-(recipes/llama/h100/llama3.py:1669): the Hub, unreachable here. Every from_hf_pretrained call is pointed at a
-tiny local HF folder (config.json only, Llama architecture, no weights), and the ids asked for are reported.
+(recipes/llama/h100/llama3.py:1669): the Hub, unreachable here (HF_HUB_OFFLINE=1, an empty HF_HOME). The model
+is a complete tiny local HF folder (config, weights, tokenizer) and the plan is the engine's own (its
+pretrained checkpoint is that folder); only clinie_nemo.engines.bridge.run_recipe may redirect the recipe's Hub
+id. AutoBridge.from_hf_pretrained is merely spied on: every path it receives is reported per cell.
 """
 
 from __future__ import annotations

@@ -21,8 +21,10 @@ nothing else leaked in.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
+import shutil
 import sys
 import sysconfig
 import tempfile
@@ -75,6 +77,7 @@ def enter(site: str | Path) -> dict[str, str]:
         os.execv(sys.executable, [sys.executable, "-S", *sys.orig_argv[1:]])
     purelib = venv_purelib().resolve()
     view = Path(tempfile.mkdtemp(prefix="bridge_contract_venv_"))
+    atexit.register(shutil.rmtree, view, True)  # links only: rmtree never follows them
     owner = _link_shared(view, purelib)
     rest = [p for p in sys.path if not Path(p or ".").resolve().is_relative_to(purelib)]
     sys.path[:] = [str(SHIMS), str(site), str(view), *rest]
