@@ -11,6 +11,8 @@
 # exits at once.
 # Usage: tools/nemo_contract_env.sh  (uses `python` of the active venv; DEST overridable)
 set -euo pipefail
+# Its own exact pins, whatever the caller's venv is constrained to (.ci/run exports PIP_CONSTRAINT for the venv).
+unset PIP_CONSTRAINT
 cd "$(dirname "$0")/.."
 REQ=tools/nemo_contract_requirements.txt
 DEST=${CLINIE_NEMO_CONTRACT_SITE:-.nemo-contract/site}
