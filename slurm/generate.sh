@@ -14,8 +14,9 @@
 #   CONTAINER_IMAGE, CONTAINER_MOUNTS   run inside a container via pyxis; mount each folder the job
 #                    uses at the same path (SRC:SRC); CONTAINER_WORKDIR: default the image's WORKDIR
 #   PYTHON           interpreter on bare metal (default python3); CLINIE_NEMO_HOME: the checkout
-# Preemption (SIGTERM) / time limit (SIGUSR1): SIGUSR1 is forwarded to the generator, and the job requeues
-# itself (at most MAX_REQUEUES times, default 3).
+# Preemption (SIGTERM) / time limit (SIGUSR1): SIGUSR1 is forwarded to the generator, which saves the batch in
+# flight to OUTPUT's partial file and exits 124; the job requeues itself (at most MAX_REQUEUES times, default 3)
+# and the next run resumes after the last saved batch (see README, generate).
 #SBATCH --job-name=clinie-generate
 #SBATCH --nodes=1
 #SBATCH --ntasks-per-node=1

@@ -294,7 +294,14 @@ stop() {
   stop_daemon slurmctld "$DIR/run/slurmctld.pid"
   stop_daemon slurmdbd "$DIR/run/slurmdbd.pid"
   stop_daemon mariadbd "$DIR/run/mariadbd.pid"
-  stop_daemon munged "$MUNGE_PID"
+  # munged is shared by every cluster on this machine (one /run/munge socket): stop it only when no other
+  # slurmctld/slurmd still runs, else a second cluster beside this one loses its authentication.
+  if pgrep -x 'slurmctld|slurmd' >/dev/null; then
+    [[ -e "$DIR/run/started_munged" ]] && log "leaving munged running: other Slurm daemons still use it"
+    rm -f "$DIR/run/started_munged"
+  else
+    stop_daemon munged "$MUNGE_PID"
+  fi
   if [[ -s "$DIR/run/etc_link" ]]; then
     [[ -L "$ETC_LINK" && "$(readlink "$ETC_LINK")" == "$CONF" ]] && rm -f "$ETC_LINK"
     rm -f "$DIR/run/etc_link"

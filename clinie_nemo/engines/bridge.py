@@ -21,6 +21,8 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +30,16 @@ from clinie_nemo.engines import bridge_plan, launch
 from clinie_nemo.engines.spec import GenerateConfig, RunSpec
 from clinie_nemo.engines.spec_loader import dump_yaml, load_spec_file
 from clinie_nemo.errors import ConfigError
-from clinie_nemo.fileio import atomic_write, iter_jsonl, write_jsonl
+from clinie_nemo.fileio import atomic_write, iter_jsonl
+from clinie_nemo.predictions import ResumablePredictions, batch_seed, generation_key
 from clinie_nemo.progress import say
 
 NAME = "bridge"
 PREEMPTED_EXIT_CODE = 124  # same as the local engine: checkpoint saved, requeue me
+# vLLM prompts per generate call when resuming matters: each call's results are saved before the next. A
+# request with SamplingParams.seed samples from its own torch.Generator seeded with it (vLLM v1
+# worker/gpu_model_runner.py, SamplingType.RANDOM_SEED), so chunking changes no sample.
+VLLM_CHUNK = 256
 # launcher variables a one-process export must not inherit (torch.distributed env:// would join the
 # training's world, or bind the port the launcher's store holds)
 LAUNCH_ENV = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "GROUP_RANK", "ROLE_RANK",
@@ -380,7 +387,8 @@ def mcore_sampling(gen: GenerateConfig) -> dict[str, Any]:
     return {"temperature": gen.temperature, "top_k": gen.top_k, "top_p": top_p}
 
 
-def _generate_vllm(spec: RunSpec, run: Path, prompts: list[str], gen: GenerateConfig) -> list[str]:
+def _generate_vllm(spec: RunSpec, run: Path, chunks: list[tuple[int, list[str]]], gen: GenerateConfig,
+                   save: Callable[[int, list[str]], None]) -> None:
     import vllm  # in the NeMo Framework container; not a Bridge API
     from vllm.lora.request import LoRARequest
 
@@ -390,11 +398,12 @@ def _generate_vllm(spec: RunSpec, run: Path, prompts: list[str], gen: GenerateCo
     llm = vllm.LLM(model=model, tensor_parallel_size=spec.train.parallel.tensor, seed=gen.seed,
                    enable_lora=lora, max_lora_rank=spec.train.lora.dim if lora and spec.train.lora else 16)
     params = vllm.SamplingParams(**vllm_sampling(gen))
-    ids = prompt_token_ids(llm.get_tokenizer(), prompts, spec.train.data.add_bos)
     request = LoRARequest("run", 1, str(adapter)) if lora else None
-    # a TokensPrompt ({"prompt_token_ids": [...]}, vllm.inputs) is used as given: no BOS added
-    outputs = llm.generate([{"prompt_token_ids": t} for t in ids], params, lora_request=request)
-    return [o.outputs[0].text for o in outputs]
+    for k, prompts in chunks:  # one generate call per chunk, saved before the next (resume)
+        ids = prompt_token_ids(llm.get_tokenizer(), prompts, spec.train.data.add_bos)
+        # a TokensPrompt ({"prompt_token_ids": [...]}, vllm.inputs) is used as given: no BOS added
+        outputs = llm.generate([{"prompt_token_ids": t} for t in ids], params, lora_request=request)
+        save(k, [o.outputs[0].text for o in outputs])
 
 
 def init_single_process_env() -> None:
@@ -410,7 +419,8 @@ def init_single_process_env() -> None:
     os.environ.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
 
 
-def _generate_mcore(spec: RunSpec, run: Path, prompts: list[str], gen: GenerateConfig) -> list[str]:
+def _generate_mcore(spec: RunSpec, run: Path, chunks: list[tuple[int, list[str]]], gen: GenerateConfig,
+                    save: Callable[[int, list[str]], None]) -> None:
     """megatron-core static engine, as scripts/inference/text_generation.py does (v0.6.0)."""
     if not (run / "model").is_dir():
         raise ConfigError("engine bridge: without vLLM, generation needs merged weights in <run>/model "
@@ -445,30 +455,55 @@ def _generate_mcore(spec: RunSpec, run: Path, prompts: list[str], gen: GenerateC
         # megatron-core 0.19.0 text_generation_controller.py:423-446 tokenize_prompt strips leading BOS and
         # prepends one only with add_BOS (static_engine.py:308 generate(prompts, add_BOS, ...)): the same
         # context tokens as training
-        outputs = engine.generate(prompts=prompts, add_BOS=spec.train.data.add_bos, sampling_params=params)
-        return [o.generated_text for o in outputs]
+        for k, prompts in chunks:  # one engine batch per chunk, saved before the next (resume)
+            # the legacy static engine seeds torch with engine.random_seed at each generate call
+            # (megatron-core 0.19.0 static_engine.py:280-281): a seed per chunk makes a resumed chunk draw
+            # what it drew in an uninterrupted run
+            engine.random_seed = batch_seed(gen.seed, k)
+            outputs = engine.generate(prompts=prompts, add_BOS=spec.train.data.add_bos, sampling_params=params)
+            save(k, [o.generated_text for o in outputs])
     finally:
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()  # scripts/inference/text_generation.py:235-236
 
 
+def chunk_size(gen: GenerateConfig, vllm: bool) -> int:
+    """Prompts per generate call, each saved before the next: megatron-core's engine batch (its
+    max_batch_size is gen.batch_size), or :data:`VLLM_CHUNK` for vLLM, which batches continuously."""
+    return max(gen.batch_size, VLLM_CHUNK) if vllm else gen.batch_size
+
+
 def generate(run_dir: str | Path, records_path: str | Path, output_path: str | Path,
              gen_config: GenerateConfig | None = None) -> int:
+    """Predictions for every record, saved chunk by chunk (a requeued job resumes after the last saved
+    chunk, see clinie_nemo.predictions). With megatron-core and tensor parallelism every rank generates and
+    rank 0 writes; every rank reads the partial (before the model loads) to skip the same chunks."""
     run = Path(run_dir)
     spec = load_spec_file(run / "spec.yaml")
     gen = gen_config or GenerateConfig()
     ids, prompts = _prompts(spec, records_path)
     _, separator = bridge_plan.split_prompt_template(spec.train.data.prompt_template)
-    say(f"generating {len(prompts)} predictions with engine bridge")
     try:
         importlib.import_module("vllm")
-        texts = _generate_vllm(spec, run, prompts, gen)
+        backend, size = _generate_vllm, chunk_size(gen, vllm=True)
     except ImportError:
-        texts = _generate_mcore(spec, run, prompts, gen)
-    if _rank() != 0:
-        return 0  # megatron-core with tensor parallel: every rank generates, rank 0 writes
-    n = write_jsonl(output_path, ({"id": i, "prediction": strip_separator(t, separator), "engine": NAME,
-                                   "model": spec.model.name} for i, t in zip(ids, texts)))
+        backend, size = _generate_mcore, chunk_size(gen, vllm=False)
+    # chunks of ALL records, fixed: a resumed run cuts the same ones and skips those saved
+    spans = [list(range(start, min(start + size, len(ids)))) for start in range(0, len(ids), size)]
+    key = generation_key(NAME, run, records_path, {**asdict(gen), "chunk": size})
+    with ResumablePredictions(output_path, ids, key, writer=_rank() == 0) as out:
+        todo = [(k, [prompts[i] for i in span]) for k, span in enumerate(spans) if any(ids[i] not in out for i in span)]
+
+        def save(k: int, texts: list[str]) -> None:
+            out.add({"id": ids[i], "prediction": strip_separator(t, separator), "engine": NAME,
+                     "model": spec.model.name} for i, t in zip(spans[k], texts))
+
+        say(f"generating {sum(len(p) for _, p in todo)} of {len(prompts)} predictions with engine bridge")
+        if todo:
+            backend(spec, run, todo, gen, save)
+        if _rank() != 0:
+            return 0  # megatron-core with tensor parallel: every rank generates, rank 0 writes
+        n = out.publish()
     say(f"wrote {n} predictions to {output_path}")
     return n
 
