@@ -209,3 +209,16 @@ def test_generation_carries_the_study_decoding_settings():
     assert args["inference.min_tokens_to_generate"] == "1"
     assert (args["inference.temperature"], args["inference.top_k"], args["inference.top_p"]) == ("0.7", "50", "0.9")
     assert "repetition_penalty 1.1" in (CONFIG_ROOT / "generate" / "study_sampling.yaml").read_text()
+
+
+def test_the_one_task_of_a_multi_gpu_job_launches_the_ranks(monkeypatch):
+    """A rendered script's srun exports WORLD_SIZE=$SLURM_NTASKS: with ONE task for a 1-node x 4-GPU run the
+    engine must start torchrun for 4 ranks, not train as a single process (before: plain python, 1 GPU)."""
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert nemo._launcher(1, 4) == ["torchrun", "--standalone", "--nnodes=1", "--nproc-per-node=4"]
+    assert nemo._launcher(1, 1) == [nemo.PYTHON]  # one GPU: this process is the run
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    assert nemo._launcher(1, 4) == [nemo.PYTHON]  # one of 4 tasks: never launch inside a launch
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    with pytest.raises(ConfigError, match="only task"):
+        nemo._launcher(2, 4)

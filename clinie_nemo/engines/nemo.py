@@ -70,8 +70,14 @@ def _launcher(nodes: int, gpus: int) -> list[str]:
     one node never collide); several nodes use srun, and Lightning's SLURMEnvironment takes $MASTER_PORT from
     the environment (Lightning 2.4.0 src/lightning/fabric/plugins/environments/slurm.py:93; the sbatch
     wrapper derives it from the job id, and without it Lightning derives one from SLURM_JOB_ID, :80-85)."""
-    if "WORLD_SIZE" in os.environ:
+    world = os.environ.get("WORLD_SIZE", "")
+    if world and not (world == "1" and nodes * gpus > 1):
         return [PYTHON]
+    if world == "1" and nodes > 1:  # one task of a multi-node job: srun inside srun would nest steps
+        raise ConfigError(f"engine nemo: this process is the only task (WORLD_SIZE=1) of a {nodes}-node run; start "
+                          f"one task per GPU ({gpus} per node, as slurm/*.sh do) instead")
+    # WORLD_SIZE=1 for a multi-GPU run on one node: the ONE task of a job (a rendered script's srun exports
+    # WORLD_SIZE=$SLURM_NTASKS): launch the ranks here, as the bridge engine does, instead of training on 1 GPU
     if nodes > 1:  # PTL SLURMEnvironment: one task per GPU
         return ["srun", f"--nodes={nodes}", f"--ntasks-per-node={gpus}", f"--gpus-per-node={gpus}", PYTHON]
     return ["torchrun", "--standalone", "--nnodes=1", f"--nproc-per-node={gpus}"]  # torch 2.13 distributed/run.py:478: free port
