@@ -262,7 +262,9 @@ def test_bos_parity_mcore_and_init(fake, tmp_path, monkeypatch):
     gen = GenerateConfig(strategy="sample", temperature=0.7, top_k=50, top_p=1.0)
     assert bridge.generate(run, data / "test.jsonl", out, gen) == 4
     m = fake["mcore"]
-    assert m["add_BOS"] is True and m["prompts"][0] == "Extract from: item 0"
+    tok = bridge_fakes.FakeTokenizer()
+    assert m["prompts"][0] == "Extract from: item 0"
+    assert m["prompt_tokens"][0] == [tok.bos_token_id] + tok.encode("Extract from: item 0", add_special_tokens=False)
     assert m["dist_env"]["WORLD_SIZE"] == "1" and m["dist_env"]["MASTER_PORT"] not in (None, "29500")
     p = m["params"]
     assert (p.top_k, p.top_p, p.termination_id) == (50, 0.0, 2)  # top_p=1.0 -> mcore's "off"

@@ -101,6 +101,14 @@ def recipe_function(spec: RunSpec) -> str:
     return f"megatron.bridge.recipes.llama.{spec.model.bridge_recipe}_{kind}_config"
 
 
+DATA_FILES = ("training.jsonl", "validation.jsonl", "test.jsonl")  # the splits Bridge reads (gpt_sft.py:799-895)
+
+
+def dataset_root(run_dir: str | Path) -> Path:
+    """``<run>/dataset``: Bridge's dataset_root, where its packed files and JSONL indexes go."""
+    return Path(run_dir) / "dataset"
+
+
 def has_validation_split(spec: RunSpec, data_dir: str | Path) -> bool:
     """Validate during training? Only with validation_interval > 0 and a validation.jsonl: Bridge reads
     dataset_root/validation.jsonl (data/builders/gpt_sft.py:890) and, with packing, packs it too
@@ -192,7 +200,13 @@ def plan_dict(spec: RunSpec, data_dir: str | Path, run_dir: str | Path,
         # dataset_root/training.jsonl, validation.jsonl, test.jsonl (gpt_sft.py:799/890/895)
         "class": "megatron.bridge.data.builders.GPTSFTDatasetConfig",
         "seq_length": t.seq_length,
-        "dataset_root": str(Path(data_dir)),
+        # NOT the data folder: GPTSFTDatasetBuilder writes its artefacts next to dataset_root (packed
+        # parquet + metadata under dataset_root/packed/<tokenizer>_..._<fingerprint>/, gpt_sft.py:801-822,
+        # on rank 0 :733-734) and _JSONLMemMapDataset writes <file>.idx.npy/.idx.info next to each JSONL
+        # it reads (data/datasets/utils.py:1288-1328 _index_fn with index_mapping_dir=None). A shared DATA
+        # folder would be raced by concurrent jobs and is often mounted read-only. So dataset_root is a
+        # folder of the run holding symlinks to the split files (bridge.stage_dataset, see "dataset_files").
+        "dataset_root": str(dataset_root(run)),
         "seed": t.seed,
         "do_validation": validate,
         "do_test": False,
@@ -243,6 +257,9 @@ def plan_dict(spec: RunSpec, data_dir: str | Path, run_dir: str | Path,
         "model_provider": {"hf_path": hf_path, "load_weights": False},
         "set": s,
         "dataset": dataset,
+        # the split files dataset_root links to (made on every rank before the config is built)
+        "dataset_files": {"source": str(Path(data_dir)), "root": str(dataset_root(run)),
+                          "files": list(DATA_FILES)},
         "peft": peft,
         # training.finetune.finetune(config, forward_step_func) with training.gpt_step.forward_step
         "entry": {"function": "megatron.bridge.training.finetune.finetune",

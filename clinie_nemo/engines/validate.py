@@ -180,6 +180,12 @@ def engine_problems(spec: RunSpec, engine: str) -> list[str]:
                      "input/output pairs (use prompt_template)")
         if not t.data.prompt_template.endswith("{output}"):
             p.append(f"engine bridge: prompt_template {t.data.prompt_template!r} must end with {{output}}")
+        if t.method == "lora" and t.checkpoint.export == "none":
+            # generation serves the HF adapter (vLLM) or merged weights (megatron-core); with neither it
+            # would run the BASE model and report its output as the trained run's
+            p.append("engine bridge: train.checkpoint.export=none with method=lora leaves nothing to generate "
+                     "from but the base model; use checkpoint.export=adapter (vLLM serves it, megatron-core "
+                     "merges it) or checkpoint.export=merged")
     elif engine == "nemo":
         if m.format != "nemo":
             p.append(f"engine nemo (NeMo 1.x scripts) restores .nemo checkpoints; model {m.name} has "
