@@ -67,6 +67,8 @@ def _common(peft_scheme=None):
     cfg.tokenizer.tokenizer_model = hf_path
     cfg.model.seq_length = 4096
     cfg.model.tensor_model_parallel_size = 1
+    cfg.model.recompute_granularity = None  # recipes/llama/h100/llama3.py:101-103
+    cfg.model.recompute_modules = None
     return cfg
 
 
@@ -100,7 +102,10 @@ def install(monkeypatch: Any, tmp_path: Path, version: str = "0.6.2") -> dict[st
         def to_megatron_provider(self, load_weights: bool = True) -> SimpleNamespace:
             return SimpleNamespace(hf_path=self.path, load_weights=load_weights, tensor_model_parallel_size=9,
                                    pipeline_model_parallel_size=9, context_parallel_size=9,
-                                   sequence_parallel=None, seq_length=0, calculate_per_token_loss=False)
+                                   sequence_parallel=None, seq_length=0, calculate_per_token_loss=False,
+                                   # TransformerConfig fields (megatron-core transformer_config.py:518-546)
+                                   recompute_granularity="x", recompute_method="x", recompute_num_layers=-1,
+                                   recompute_modules="x")
 
         def export_adapter_ckpt(self, peft_checkpoint: str, output_path: str, **kw: Any) -> None:
             calls["export_adapter"].append((peft_checkpoint, output_path))

@@ -14,7 +14,9 @@ config + a real BPE tokenizer whose BOS is ``<s>``) and a READ-ONLY data folder,
   GPTSFTDataset builds (packing off, add_bos on and off), the ids our megatron-core path feeds
   (bridge.mcore_prompt_tokens with megatron-core's TextGenerationController and Bridge's inference
   build_tokenizer), the ids our vLLM path feeds (bridge.prompt_token_ids with the HF tokenizer), and what a
-  REAL legacy StaticInferenceEngine queues for generate(prompts, add_BOS=True) versus for our requests.
+  REAL legacy StaticInferenceEngine queues for generate(prompts, add_BOS=True) versus for our requests;
+- ``recompute``: activation_recompute none / selective / full through build_config and Bridge's own
+  runtime_config_update (validation included).
 """
 
 from __future__ import annotations
@@ -131,6 +133,26 @@ def parity_case(hf: Path, data: Path, work: Path) -> dict[str, Any]:
     return out
 
 
+def recompute_case(hf: Path, data: Path, work: Path) -> dict[str, Any]:
+    """activation_recompute none/selective/full through build_config and Bridge's runtime_config_update
+    (mixed precision, DP size, ConfigContainer.validate(): megatron-core's TransformerConfig checks of
+    recompute_granularity/method/num_layers, transformer_config.py:1724-1752)."""
+    from megatron.bridge.training.config import runtime_config_update
+
+    from clinie_nemo.engines import bridge, bridge_plan
+    from clinie_nemo.engines.spec_loader import load_run_spec
+
+    os.environ["WORLD_SIZE"] = "1"
+    out = {}
+    for mode in ("none", "selective", "full"):
+        spec = load_run_spec("llama31_8b", "peft_lora", [f"model.checkpoint={hf}", f"activation_recompute={mode}"])
+        cfg = bridge.build_config(bridge_plan.plan_dict(spec, data, work / f"run_rc_{mode}"))
+        runtime_config_update(cfg)
+        m = cfg.model
+        out[mode] = [m.recompute_granularity, m.recompute_method, m.recompute_num_layers, m.recompute_modules]
+    return out
+
+
 def bridge_plan_prompt(spec: Any, record: dict[str, Any]) -> str:
     """The generation prompt of a record, as bridge._prompts builds it."""
     from clinie_nemo.engines import bridge_plan
@@ -149,7 +171,7 @@ def main(argv: list[str]) -> int:
 
     hf, data = _setup(work)
     out: dict[str, Any] = {"bridge_file": megatron.bridge.__file__}
-    for name, case in (("dataset", dataset_case), ("parity", parity_case)):
+    for name, case in (("dataset", dataset_case), ("parity", parity_case), ("recompute", recompute_case)):
         try:
             out[name] = {"ok": True, **case(hf, data, work)}
         except Exception as exc:  # reported to the test, which fails on it

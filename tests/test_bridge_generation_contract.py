@@ -83,3 +83,13 @@ def test_the_real_legacy_engine_drops_add_bos(probe):
     generate(add_BOS=True) (static_engine.py:281-292)."""
     ids = probe["parity"]["true"]
     assert ids["legacy_engine_prompts"] == ids["training"][1:]
+
+
+def test_activation_recompute_passes_bridge_validation(probe):
+    """The plan's recompute keys survive the recipe, runtime_config_update and TransformerConfig's checks
+    (item 6: the memory check counts what they keep)."""
+    r = probe["recompute"]
+    assert r["ok"], f"{r['error']}\n{r.get('traceback', '')}"
+    assert r["none"][:3] == [None, None, None]  # (recompute_modules then defaults to ["core_attn"], unused)
+    assert r["selective"][:3] == ["selective", None, None] and r["selective"][3] == ["core_attn"]
+    assert r["full"][:3] == ["full", "uniform", 1]

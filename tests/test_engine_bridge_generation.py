@@ -281,3 +281,88 @@ def test_dataset_root_is_under_the_run_and_the_data_folder_stays_untouched(fake,
         assert not list(root.glob(".*.tmp"))
     finally:
         data.chmod(0o755)
+
+
+# --- item 6: activation memory in the memory check ------------------------------------------------------------
+
+def _act_gb(model: str, overrides: list[str], fused: bool) -> float:
+    from clinie_nemo.engines.validate import activation_memory
+
+    return activation_memory(load_run_spec(model, "peft_lora", overrides), fused)[0] / 1e9
+
+
+def test_activation_memory_follows_korthikanti_table_2():
+    """Per layer, 16-bit: sbh(10 + 24/t + 5as/(ht)) without recompute or sequence parallel, sbh(34 +
+    5as/h)/t with sequence parallel, the same minus the 5as/h term with selective recompute (or fused
+    attention), 2sbh (/t) with full recompute; CP splits s; PP does not reduce the first stage's share."""
+    s, b, h, a, L = 2048, 1, 6144, 48, 44  # GatorTronGPT 20B
+    g20 = ["seq_length=2048"]
+    sbh = s * b * h
+    assert _act_gb("gatortrongpt_20b", [*g20, "activation_recompute=none"], False) == pytest.approx(
+        L * sbh * (34 + 5 * a * s / h) / 1e9)  # 63.1 GB: 34*s*b*h + 5*a*s^2*b per layer
+    assert _act_gb("gatortrongpt_20b", [*g20, "activation_recompute=none"], True) == pytest.approx(
+        L * sbh * 34 / 1e9)  # fused attention keeps no s x s scores
+    tp4 = [*g20, "parallel.tensor=4", "parallel.gpus_per_node=4", "activation_recompute=none"]
+    assert _act_gb("gatortrongpt_20b", tp4, False) == pytest.approx(L * sbh * (10 + 24 / 4 + 5 * a * s / (h * 4)) / 1e9)
+    assert _act_gb("gatortrongpt_20b", [*tp4, "parallel.sequence_parallel=true"], False) == pytest.approx(
+        L * sbh * (34 + 5 * a * s / h) / 4 / 1e9)
+    assert _act_gb("gatortrongpt_20b", g20, False) == pytest.approx(L * sbh * 34 / 1e9)  # selective: 18.8 GB
+    assert _act_gb("gatortrongpt_20b", [*g20, "activation_recompute=full"], False) == pytest.approx(L * sbh * 2 / 1e9)
+    cp2 = [*g20, "parallel.context=2", "parallel.gpus_per_node=2"]
+    assert _act_gb("gatortrongpt_20b", cp2, False) == pytest.approx(L * sbh / 2 * 34 / 1e9)
+    pp2 = [*g20, "parallel.pipeline=2", "parallel.gpus_per_node=2"]
+    assert _act_gb("gatortrongpt_20b", pp2, False) == _act_gb("gatortrongpt_20b", g20, False)
+    assert _act_gb("gatortrongpt_20b", [*g20, "batch.micro_batch_size=4"], False) == pytest.approx(
+        4 * L * sbh * 34 / 1e9)
+
+
+def test_20b_activations_that_do_not_fit_are_refused_with_the_arithmetic():
+    """The old rule counted weights only: 20B bf16 on tensor 1 (40.5 GB) passed with any micro batch.
+    Micro batch 4 keeps 75.3 GB of activations even with selective recompute: 115.8 GB per GPU."""
+    spec = load_run_spec("gatortrongpt_20b", "peft_lora", ["seq_length=2048", "batch.micro_batch_size=4"])
+    with pytest.raises(ConfigError) as err:
+        check_for_engine(spec, "nemo")
+    msg = str(err.value)
+    assert "needs 115.8 GB per GPU" in msg and "= 40.5 GB + activations 44 layers x micro_batch 4 x seq 2048" in msg
+    assert "x hidden 6144 x (10 + 24/tensor = 34.0) B" in msg and "= 75.3 GB" in msg and "= 72 GB" in msg
+    assert "Korthikanti et al. 2022" in msg and "activation_recompute=full" in msg
+    check_for_engine(load_run_spec("gatortrongpt_20b", "peft_lora", ["seq_length=2048", "batch.micro_batch_size=4",
+                                                                     "activation_recompute=full"]), "nemo")
+
+
+def test_20b_without_recompute_counts_the_attention_scores():
+    spec = load_run_spec("gatortrongpt_20b", "full_sft", ["seq_length=2048", "activation_recompute=none",
+                                                          "parallel.tensor=1", "parallel.gpus_per_node=1"])
+    with pytest.raises(ConfigError, match=r"needs 103\.6 GB.*5\*a\*s/\(h\*tensor\) = 114\.0\) B.*= 63\.1 GB"):
+        check_for_engine(spec, "nemo")
+    tp2 = load_run_spec("gatortrongpt_20b", "full_sft", ["seq_length=2048", "activation_recompute=none"])
+    check_for_engine(tp2, "nemo")  # tensor 2: 20.3 + 34.3 GB
+
+
+def test_bridge_checks_activations_too():
+    """A long context on one GPU: Llama 3.1 8B at seq 16384 keeps 73 GB of activations (selective)."""
+    spec = load_run_spec("llama31_8b", "peft_lora", ["seq_length=16384"])
+    with pytest.raises(ConfigError, match=r"engine bridge: model llama31_8b needs 89\.1 GB per GPU"):
+        check_for_engine(spec, "bridge")
+    check_for_engine(load_run_spec("llama31_8b", "peft_lora", ["seq_length=16384", "activation_recompute=full"]),
+                     "bridge")
+    check_for_engine(load_run_spec("llama31_8b", "peft_lora", ["seq_length=16384", "parallel.context=2",
+                                                               "parallel.gpus_per_node=2"]), "bridge")
+
+
+@pytest.mark.parametrize("mode, bridge_keys, nemo_keys", [
+    ("none", (None, None, None, None), ("null", "null", "null")),
+    ("selective", ("selective", None, None, ["core_attn"]), ("selective", "null", "null")),
+    ("full", ("full", "uniform", 1, None), ("full", "uniform", "1")),
+])
+def test_recompute_reaches_both_engines(mode, bridge_keys, nemo_keys):
+    from clinie_nemo.engines import bridge_plan
+
+    spec = load_run_spec("llama31_8b", "peft_lora", [f"activation_recompute={mode}"])
+    s = bridge_plan.plan_dict(spec, "/d", "/r")["set"]
+    assert (s["model.recompute_granularity"], s["model.recompute_method"], s["model.recompute_num_layers"],
+            s["model.recompute_modules"]) == bridge_keys
+    g = load_run_spec("gatortrongpt_20b", "peft_lora", ["seq_length=2048", f"activation_recompute={mode}"])
+    args = dict(a.split("=", 1) for a in nemo.train_command(g, "/d", "/r") if "=" in a and not a.startswith("--"))
+    assert (args["model.activations_checkpoint_granularity"], args["model.activations_checkpoint_method"],
+            args["model.activations_checkpoint_num_layers"]) == nemo_keys

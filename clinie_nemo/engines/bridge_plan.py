@@ -139,6 +139,15 @@ def plan_dict(spec: RunSpec, data_dir: str | Path, run_dir: str | Path,
     s["model.context_parallel_size"] = par.context
     s["model.sequence_parallel"] = par.sequence_parallel
     s["model.seq_length"] = t.seq_length  # recipe: cfg.model.seq_length = seq_length
+    # activation recomputation: megatron-core TransformerConfig.recompute_granularity / recompute_method /
+    # recompute_num_layers / recompute_modules (megatron-core 0.19.0 transformer/transformer_config.py:518-560,
+    # checks :1724-1752: full needs a method and a layer count, selective neither; the 0.6.x recipes set
+    # granularity and modules to None, recipes/llama/h100/llama3.py:101-103). validate.py counts what is kept.
+    recompute = t.activation_recompute
+    s["model.recompute_granularity"] = None if recompute == "none" else recompute
+    s["model.recompute_method"] = "uniform" if recompute == "full" else None
+    s["model.recompute_num_layers"] = 1 if recompute == "full" else None
+    s["model.recompute_modules"] = ["core_attn"] if recompute == "selective" else None
     if par.context > 1:
         # training/config.py:1443-1451: SFT with CP > 1 asserts calculate_per_token_loss=True and
         # ddp.average_in_collective=False (ranks whose tokens are all masked would give NaN losses)

@@ -151,6 +151,11 @@ def train_overrides(spec: RunSpec, data_dir: str | Path, run_dir: str | Path) ->
         "model.tensor_model_parallel_size": par.tensor,
         "model.pipeline_model_parallel_size": par.pipeline,
         "model.sequence_parallel": par.sequence_parallel,
+        # activation recomputation (megatron_gpt_finetuning_config.yaml "Activation Checkpoint" keys;
+        # the method and layer count are for full only). validate.py counts the activations kept.
+        "model.activations_checkpoint_granularity": None if t.activation_recompute == "none" else t.activation_recompute,
+        "model.activations_checkpoint_method": "uniform" if t.activation_recompute == "full" else None,
+        "model.activations_checkpoint_num_layers": 1 if t.activation_recompute == "full" else None,
         "model.global_batch_size": t.batch.global_batch_size,
         "model.micro_batch_size": t.batch.micro_batch_size,
         "model.restore_from_path": spec.model.checkpoint,
