@@ -250,7 +250,7 @@ def test_bos_parity_mcore_and_init(fake, tmp_path, monkeypatch):
     the engine adds BOS only with add_BOS. torch.distributed must be initialised before the model
     (scripts/inference/text_generation.py:194); a plain `generate` has no launcher env."""
     monkeypatch.setitem(__import__("sys").modules, "vllm", None)  # no vLLM: megatron-core path
-    monkeypatch.setattr(bridge, "merge_adapter", lambda base, adapter, out: out.mkdir())  # peft merge: not here
+    monkeypatch.setattr(bridge, "merge_adapter", lambda base, adapter, out, *_: out.mkdir())  # peft merge: not here
     for key in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
         # generate writes a one-process world into os.environ: undone after the test (setenv records the
         # original state), so later tests and the sbatch jobs they submit never inherit it

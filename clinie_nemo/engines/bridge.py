@@ -315,7 +315,7 @@ def export(run: Path) -> None:
         # (:1546-1548, :1591): that must be the iter_NNNNNNN folder, not checkpoints/
         auto.export_adapter_ckpt(str(last), str(run / "adapter"))
         if kind == "merged":
-            merge_adapter(spec.model.checkpoint, run / "adapter", run / "model")
+            merge_adapter(spec.model.checkpoint, run / "adapter", run / "model", spec.model.tokenizer or None)
     else:  # full weights: AutoBridge.export_ckpt(megatron_path, hf_path) (auto_bridge.py:1410)
         auto.export_ckpt(str(last), str(run / "model"))
 
