@@ -1,7 +1,9 @@
 """Safe file output: write to a temp file beside the target, then rename; never overwrite silently.
 
 Every command that writes a user-visible file goes through :func:`atomic_write` / :func:`atomic_dir`
-so a failure leaves no partial output, and through :func:`check_output` (before any work) so nothing a
+so a failure leaves no partial output (their temp files and folders are created with mode 0666 / 0777 and
+the umask, exactly as ``open()`` / ``mkdir`` would create the final name, so group-shared folders stay
+shared), and through :func:`check_output` (before any work) so nothing a
 user made is overwritten unless they said ``--force``, a folder is never given where a file is written
 (or the reverse), and no output replaces the command's own input.
 """
@@ -12,8 +14,8 @@ import contextlib
 import hashlib
 import json
 import os
+import secrets
 import shutil
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -62,6 +64,27 @@ def check_output(path: str | Path, force: bool = False, kind: str | None = None,
     return p
 
 
+TEMP_ATTEMPTS = 100
+
+
+def _create_temp(target: Path, directory: bool) -> tuple[int, str]:
+    """Create ``.<name>.<random>.tmp`` beside ``target``: a file opened for writing (returns its fd) or a
+    folder (fd -1). Unlike tempfile.mkstemp (mode 0600) and mkdtemp (0700), which ignore the umask (CPython
+    3.11.7 Lib/tempfile.py:256 ``_os.open(file, flags, 0o600)``, :368 ``_os.mkdir(file, 0o700)``), the mode is
+    0666 / 0777 so the kernel applies the umask and any default ACL of the folder, as for a plain open() or
+    mkdir: a study folder shared by a group (umask 002, setgid) stays writable by the group."""
+    for _ in range(TEMP_ATTEMPTS):
+        name = str(target.parent / f".{target.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            if directory:
+                os.mkdir(name, 0o777)
+                return -1, name
+            return os.open(name, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666), name
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name beside {target} after {TEMP_ATTEMPTS} tries")
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO[Any]]:
     """Open a temp file beside ``path``; rename it onto ``path`` only if the block succeeds."""
@@ -69,7 +92,7 @@ def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-
     if target.is_dir():
         raise ClinieError(f"{target} is a folder; this output is a file: give a file path")
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    fd, tmp = _create_temp(target, directory=False)
     try:
         with os.fdopen(fd, mode, encoding=encoding if "b" not in mode else None,
                        newline="" if "b" not in mode else None) as fh:
@@ -88,7 +111,8 @@ def atomic_dir(path: str | Path, force: bool = False) -> Iterator[Path]:
     target = Path(path)
     check_output(target, force, kind=DIR)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    _, name = _create_temp(target, directory=True)
+    tmp = Path(name)
     try:
         yield tmp
         if target.exists():

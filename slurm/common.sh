@@ -3,7 +3,8 @@
 #   cn_require VAR...          fail fast when a required variable is empty
 #   cn_require_path PATH...    fail fast when a file or folder does not exist
 #   cn_header VAR...           log the resolved configuration, versions and node list first
-#   cn_launch TASKS_PER_NODE CMD...  run CMD through srun --cpus-per-task (pyxis container flags when
+#   cn_launch TASKS_PER_NODE CMD...  run CMD through srun, TASKS_PER_NODE tasks on every node with the CPUs
+#                              of the allocation split among them (cn_step_layout; pyxis container flags when
 #                              CONTAINER_IMAGE is set; bare metal otherwise); on the time-limit signal (USR1)
 #                              or preemption (TERM) forward SIGUSR1 to the step, wait for the trainer to
 #                              checkpoint (exit 124) and `scontrol requeue` the job, at most MAX_REQUEUES
@@ -11,9 +12,13 @@
 #   cn_gpus_per_node           GPUs on this node: SLURM_GPUS_ON_NODE (--gpus-per-node, --gres=gpu:N, typed
 #                              gpu:h100:8), else CUDA_VISIBLE_DEVICES, else the request, else 1
 #   cn_tasks_per_node ENGINE GPUS [generate]   tasks per node (training: one per GPU for bridge/nemo)
+#   cn_step_layout TASKS_PER_NODE   the step's total tasks and CPUs per task, fitted into the allocation
 #   cn_pyxis_image IMAGE       a registry image in enroot 3.x form (nvcr.io/nvidia/x:T -> nvcr.io#nvidia/x:T)
-# Environment read here: CONTAINER_IMAGE, CONTAINER_MOUNTS, PYTHON, MASTER_PORT (default: from the job id),
-# MAX_REQUEUES (default 3).
+#   cn_abspath VAR...          make relative paths in VARs absolute (the container step does not run in $PWD)
+# Environment read here: CONTAINER_IMAGE, CONTAINER_MOUNTS, CONTAINER_WORKDIR, PYTHON, MASTER_PORT (default:
+# from the job id), MAX_REQUEUES (default 3).
+# Sourcing this file adds `set -E` and an ERR trap: a command that ends the script under `set -e` (a failed
+# pipeline under pipefail, a failed $(...) assignment) is named with its exit code and line, never silent.
 # shellcheck shell=bash
 
 PYTHON="${PYTHON:-python3}"
@@ -22,6 +27,18 @@ MAX_REQUEUES="${MAX_REQUEUES:-3}"   # requeues allowed (SLURM_RESTART_COUNT) bef
 
 cn_log() { echo "[clinie-nemo $(date -u +%FT%TZ)] $*"; }
 cn_die() { echo "[clinie-nemo] error: $*" >&2; exit 2; }
+
+# set -e stops a script at a failing command without a word; say which command, where, and its exit code.
+# Only in the script's own shell (with errtrace a failing $(...) would report from its subshell too, naming
+# the last command of its pipeline instead of the assignment), and not for cn_launch, which logs its step.
+cn_on_error() {
+  local rc=$1 line=$2 cmd=$3
+  [[ "${BASHPID:-$$}" == "$$" ]] || return 0
+  case "$cmd" in cn_launch\ * | "return "*) return 0 ;; esac
+  echo "[clinie-nemo] error: exit code $rc from \`$cmd\` (${BASH_SOURCE[1]:-$0} line $line)" >&2
+}
+set -E
+trap 'cn_on_error "$?" "$LINENO" "$BASH_COMMAND"' ERR
 
 cn_require() {
   local var missing=()
@@ -66,27 +83,60 @@ cn_container_flags() {
       cn_log "CONTAINER_IMAGE $CONTAINER_IMAGE -> $image (enroot 3.x syntax REGISTRY#IMAGE[:TAG])"
       CONTAINER_IMAGE=$image
     fi
-    CN_CONTAINER=(--container-image="$CONTAINER_IMAGE" --container-workdir="$PWD")
+    # No --container-workdir="$PWD": pyxis chdir()s into the workdir inside the container and fails the step
+    # ("pyxis: couldn't chdir to ...") unless that host folder is mounted there; and where it is mounted, a
+    # checkout in it shadows the clinie_nemo installed in the image (python -m puts the cwd first on
+    # sys.path). Without the flag pyxis chdir()s to the container's own cwd (pyxis v0.24.0
+    # pyxis_slurmstepd.c:1653-1664), the image's WORKDIR (enroot v3.4.1 src/docker.sh:220,232 writes
+    # `cd "${workdir:-/}"` into the container's /etc/rc); the scripts pass absolute paths (cn_abspath).
+    CN_CONTAINER=(--container-image="$CONTAINER_IMAGE")
     [[ -n "${CONTAINER_MOUNTS:-}" ]] && CN_CONTAINER+=(--container-mounts="$CONTAINER_MOUNTS")
+    [[ -n "${CONTAINER_WORKDIR:-}" ]] && CN_CONTAINER+=(--container-workdir="$CONTAINER_WORKDIR")
   fi
   return 0
 }
 
-cn_header() {
-  local var
-  MASTER_ADDR="$(scontrol show hostnames "${SLURM_JOB_NODELIST:-localhost}" 2>/dev/null | head -n1)"
-  MASTER_ADDR="${MASTER_ADDR:-localhost}"
-  # a port per job, 15000-29999 (below the ephemeral range): two jobs on one node never share it
-  if [[ -n "${SLURM_JOB_ID:-}" ]]; then
-    MASTER_PORT="${MASTER_PORT:-$((15000 + SLURM_JOB_ID % 15000))}"
-  fi
-  export MASTER_ADDR MASTER_PORT="${MASTER_PORT:-29500}"
-  export OMP_NUM_THREADS="${SLURM_CPUS_PER_TASK:-1}"
-  cn_log "job ${SLURM_JOB_ID:-none} restart ${SLURM_RESTART_COUNT:-0} nodes ${SLURM_JOB_NODELIST:-$(hostname -s)} head $MASTER_ADDR:$MASTER_PORT"
-  for var in "$@"; do cn_log "config $var=${!var:-}"; done
-  cn_log "config CONTAINER_IMAGE=${CONTAINER_IMAGE:-none (bare metal)} CONTAINER_MOUNTS=${CONTAINER_MOUNTS:-}"
-  cn_container_flags
-  local versions=("$PYTHON" -c 'import platform
+# make each named variable's path absolute (relative to $PWD, where the job was submitted from): the
+# container step runs in the image's working directory, not in $PWD. Empty values stay empty; after
+# --existing only paths that exist are changed (MODEL=llama31_8b is a preset name, not a file).
+cn_abspath() {
+  local var existing=0
+  if [[ "${1:-}" == --existing ]]; then existing=1; shift; fi
+  for var in "$@"; do
+    [[ -n "${!var:-}" && "${!var}" != /* ]] || continue
+    if ((existing)) && [[ ! -e "${!var}" ]]; then continue; fi
+    printf -v "$var" '%s' "$PWD/${!var}"
+  done
+  return 0
+}
+
+# warn about each named path that no CONTAINER_MOUNTS entry mounts at the same place inside the container
+# (SRC:SRC, or SRC alone): the step gets the host path, and the container sees it only where the site's
+# enroot configuration mounts it by itself (enroot fstab, --container-mount-home)
+cn_check_mounts() {
+  [[ -n "${CONTAINER_IMAGE:-}" ]] || return 0
+  local var path entry src dst found mounts=()
+  IFS=, read -r -a mounts <<<"${CONTAINER_MOUNTS:-}"
+  for var in "$@"; do
+    path="${!var:-}"
+    [[ "$path" == /* ]] || continue
+    found=0
+    for entry in "${mounts[@]}"; do
+      src="${entry%%:*}"
+      dst="${entry#*:}"
+      dst="${dst%%:*}"
+      [[ "$entry" == *:* ]] || dst=$src
+      src="${src%/}"
+      if [[ "$src" == "${dst%/}" && ( "$path" == "$src" || "$path" == "$src"/* ) ]]; then found=1; break; fi
+    done
+    ((found)) || cn_log "warning: $var=$path is not inside a CONTAINER_MOUNTS folder mounted at the same path (SRC:SRC): the container sees it only if the site's enroot configuration mounts it"
+  done
+  return 0
+}
+
+# the Python that prints the versions line (run on bare metal by cn_header, inside the container by the
+# step's first task: a separate container step would import the image once more)
+CN_VERSIONS_PY='import platform
 from importlib import metadata
 def v(name):
     try:
@@ -99,11 +149,35 @@ try:
 except ImportError:
     cn = "absent"
 print("versions python", platform.python_version(), "clinie-nemo", cn, "torch", v("torch"),
-      "transformers", v("transformers"), "megatron-core", v("megatron-core"), "nemo", v("nemo_toolkit"))')
+      "transformers", v("transformers"), "megatron-core", v("megatron-core"), "nemo", v("nemo_toolkit"))'
+
+cn_header() {
+  local var hosts
+  MASTER_ADDR=localhost
+  if [[ -n "${SLURM_JOB_NODELIST:-}" ]]; then
+    # the first host of the job (no `| head -n1`: under pipefail head's early exit can fail scontrol with
+    # SIGPIPE on a long node list, and a failing scontrol used to end the script without a word)
+    hosts="$(scontrol show hostnames "$SLURM_JOB_NODELIST")" \
+      || cn_die "scontrol show hostnames $SLURM_JOB_NODELIST failed (exit $?): cannot name the head node MASTER_ADDR"
+    MASTER_ADDR="${hosts%%$'\n'*}"
+    [[ -n "$MASTER_ADDR" ]] || cn_die "scontrol show hostnames $SLURM_JOB_NODELIST printed no host"
+  fi
+  # a port per job, 15000-29999 (below the ephemeral range): two jobs on one node never share it
+  if [[ -n "${SLURM_JOB_ID:-}" ]]; then
+    MASTER_PORT="${MASTER_PORT:-$((15000 + SLURM_JOB_ID % 15000))}"
+  fi
+  export MASTER_ADDR MASTER_PORT="${MASTER_PORT:-29500}"
+  export OMP_NUM_THREADS="${SLURM_CPUS_PER_TASK:-1}"
+  cn_log "job ${SLURM_JOB_ID:-none} restart ${SLURM_RESTART_COUNT:-0} nodes ${SLURM_JOB_NODELIST:-$(hostname -s)} head $MASTER_ADDR:$MASTER_PORT"
+  for var in "$@"; do cn_log "config $var=${!var:-}"; done
+  cn_log "config CONTAINER_IMAGE=${CONTAINER_IMAGE:-none (bare metal)} CONTAINER_MOUNTS=${CONTAINER_MOUNTS:-}"
+  cn_container_flags
   if [[ -n "${CONTAINER_IMAGE:-}" && -n "${SLURM_JOB_ID:-}" ]]; then
-    srun --nodes=1 --ntasks=1 "${CN_CONTAINER[@]}" "${versions[@]}" || cn_die "could not start $CONTAINER_IMAGE"
+    # one container step per job: the step's first task prints the versions inside the image; pyxis and
+    # enroot errors reach this log as srun prints them, with srun's exit code
+    cn_log "versions: printed inside $CONTAINER_IMAGE by the step's first task"
   else
-    "${versions[@]}" || cn_log "versions: $PYTHON could not report"
+    "$PYTHON" -c "$CN_VERSIONS_PY" || cn_log "versions: $PYTHON could not report"
   fi
 }
 
@@ -143,13 +217,18 @@ cn_launch() {
   local launcher=()
   if [[ -n "${SLURM_JOB_ID:-}" ]]; then
     # torchrun-free: Slurm starts and signals every rank; each task maps its ids onto torch's env://.
-    # shellcheck disable=SC2016  # $SLURM_* expand inside each task
-    # Slurm 22.05 RELEASE_NOTES: "srun will no longer read in SLURM_CPUS_PER_TASK" (sbatch(1): nor inherit
-    # --cpus-per-task from sbatch): pass it explicitly
-    launcher=(srun --nodes="${SLURM_JOB_NUM_NODES:-1}" --ntasks-per-node="$tasks_per_node"
-      ${SLURM_CPUS_PER_TASK:+--cpus-per-task="$SLURM_CPUS_PER_TASK"} --kill-on-bad-exit=1 "${CN_CONTAINER[@]}" bash -c 'export RANK=$SLURM_PROCID LOCAL_RANK=$SLURM_LOCALID WORLD_SIZE=$SLURM_NTASKS; exec "$@"' rank_env)
+    # The step's shape is explicit and fits the allocation (cn_step_layout): srun reads the job's
+    # SLURM_NTASKS as its --ntasks, so a job submitted with one task per node ran ONE task instead of one per
+    # GPU, and (Slurm 22.05 RELEASE_NOTES: "srun will no longer read in SLURM_CPUS_PER_TASK") the job's
+    # --cpus-per-task times the tasks per node could ask for more CPUs than the job holds.
+    cn_step_layout "$tasks_per_node"
+    export OMP_NUM_THREADS="$CN_CPUS_PER_TASK"
+    if [[ -n "${CONTAINER_IMAGE:-}" ]]; then export CN_STEP_PYTHON="$PYTHON" CN_STEP_VERSIONS="$CN_VERSIONS_PY"; fi
+    # shellcheck disable=SC2016  # $SLURM_* and $CN_STEP_* expand inside each task
+    launcher=(srun --nodes="$CN_NODES" --ntasks="$CN_NTASKS" --ntasks-per-node="$tasks_per_node"
+      --cpus-per-task="$CN_CPUS_PER_TASK" --kill-on-bad-exit=1 "${CN_CONTAINER[@]}" bash -c 'export RANK=$SLURM_PROCID LOCAL_RANK=$SLURM_LOCALID WORLD_SIZE=$SLURM_NTASKS; if [ -n "${CN_STEP_VERSIONS:-}" ] && [ "$SLURM_PROCID" = 0 ]; then "$CN_STEP_PYTHON" -c "$CN_STEP_VERSIONS" || echo "versions: $CN_STEP_PYTHON could not report"; fi; exec "$@"' rank_env)
   fi
-  cn_log "run: ${launcher[*]:+srun x$tasks_per_node/node }$*"
+  cn_log "run: ${launcher[*]:+srun $CN_NODES node(s) x $tasks_per_node task(s) x $CN_CPUS_PER_TASK CPU(s) }$*"
   trap cn_on_stop USR1 TERM
   # srun in its own session: a SIGTERM to the batch script's process group (Slurm's preemption, scancel
   # --full) made srun abort the step ("forcing job termination") before the ranks could checkpoint; the
@@ -167,6 +246,43 @@ cn_launch() {
   fi
   cn_log "step finished with exit code $rc"
   return "$rc"
+}
+
+# the fewest CPUs the job holds on any of its nodes: SLURM_JOB_CPUS_PER_NODE ("72(x2),36" = 72 CPUs on each
+# of two nodes, 36 on a third), else SLURM_CPUS_ON_NODE (the batch node); "" when neither is set
+cn_job_cpus_per_node() {
+  local part n min="" parts=()
+  IFS=, read -r -a parts <<<"${SLURM_JOB_CPUS_PER_NODE:-}"
+  for part in "${parts[@]}"; do
+    n="${part%%(*}"
+    if [[ ! "$n" =~ ^[0-9]+$ ]]; then min=""; break; fi
+    if [[ -z "$min" ]] || ((n < min)); then min=$n; fi
+  done
+  [[ -n "$min" ]] || min="${SLURM_CPUS_ON_NODE:-}"
+  echo "$min"
+}
+
+# the step's shape for TASKS_PER_NODE tasks on each node of the job: CN_NODES, CN_NTASKS (nodes x tasks)
+# and CN_CPUS_PER_TASK (the job's --cpus-per-task, but never more than the node's CPUs split among the
+# tasks: `sbatch --gpus-per-node=8 peft_lora.sh` keeps the script's 1 task x 8 CPUs, so 8 tasks get 1 CPU
+# each instead of asking for 64). Fewer CPUs on a node than tasks: exit 2 with what to ask for.
+cn_step_layout() {
+  local tasks=$1 cpus want
+  CN_NODES="${SLURM_JOB_NUM_NODES:-${SLURM_NNODES:-1}}"
+  CN_NTASKS=$((CN_NODES * tasks))
+  cpus="$(cn_job_cpus_per_node)"
+  want="${SLURM_CPUS_PER_TASK:-}"
+  if [[ ! "$cpus" =~ ^[0-9]+$ ]]; then
+    CN_CPUS_PER_TASK="${want:-1}"
+    return 0
+  fi
+  ((cpus >= tasks)) || cn_die "the job holds $cpus CPU(s) per node but the step runs $tasks task(s) per node (one per GPU): submit with --ntasks-per-node=$tasks (and --gpus-per-node=$tasks), so every task gets its --cpus-per-task"
+  CN_CPUS_PER_TASK=$((cpus / tasks))
+  if [[ "$want" =~ ^[0-9]+$ ]] && ((want < CN_CPUS_PER_TASK)); then CN_CPUS_PER_TASK=$want; fi
+  if [[ "$want" =~ ^[0-9]+$ ]] && ((want > CN_CPUS_PER_TASK)); then
+    cn_log "the job holds $cpus CPU(s) per node for $tasks task(s) per node: $CN_CPUS_PER_TASK CPU(s) per task instead of --cpus-per-task=$want (submit with --ntasks-per-node=$tasks to get $want each)"
+  fi
+  return 0
 }
 
 # GPUs on this node: SLURM_GPUS_ON_NODE (set for --gpus-per-node, --gres=gpu:N and typed gpu:h100:8 alike;

@@ -11,7 +11,8 @@
 #   BOOTSTRAP        bootstrap resamples for 95% CIs (default 0 = none)
 #   TAGS             key=value pairs for the scores' "meta", space-separated
 #                    (e.g. "model=llama31_8b method=lora fold=n2c2_2018 fraction=0.2 seed=1")
-#   CONTAINER_IMAGE, CONTAINER_MOUNTS   run inside a container via pyxis
+#   CONTAINER_IMAGE, CONTAINER_MOUNTS   run inside a container via pyxis; mount each folder the job
+#                    uses at the same path (SRC:SRC); CONTAINER_WORKDIR: default the image's WORKDIR
 #   PYTHON           interpreter on bare metal (default python3); CLINIE_NEMO_HOME: the checkout
 #SBATCH --job-name=clinie-evaluate
 #SBATCH --nodes=1
@@ -25,8 +26,11 @@
 set -euo pipefail
 
 if [[ -z "${CLINIE_NEMO_HOME:-}" && -n "${SLURM_JOB_ID:-}" ]]; then  # sbatch runs a spool copy: ask Slurm
-  CLINIE_NEMO_HOME="$(scontrol show job -o "$SLURM_JOB_ID" | grep -o 'Command=[^ ]*' | head -n1 | cut -d= -f2)"
-  CLINIE_NEMO_HOME="$(cd "$(dirname "$CLINIE_NEMO_HOME")/.." && pwd)"
+  CN_JOB="$(scontrol show job -o "$SLURM_JOB_ID")" \
+    || { echo "[clinie-nemo] error: scontrol show job $SLURM_JOB_ID failed (exit $?); set CLINIE_NEMO_HOME" >&2; exit 2; }
+  CN_COMMAND="${CN_JOB#* Command=}" && CN_COMMAND="${CN_COMMAND%% WorkDir=*}"
+  CLINIE_NEMO_HOME="$(cd "$(dirname "$CN_COMMAND")/.." && pwd)" \
+    || { echo "[clinie-nemo] error: no checkout above Command=$CN_COMMAND; set CLINIE_NEMO_HOME" >&2; exit 2; }
 fi
 CLINIE_NEMO_HOME="${CLINIE_NEMO_HOME:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}"
 # shellcheck source=slurm/common.sh
@@ -43,8 +47,10 @@ TAGS="${TAGS:-}"
 CONTAINER_IMAGE="${CONTAINER_IMAGE:-}"
 CONTAINER_MOUNTS="${CONTAINER_MOUNTS:-}"
 
+cn_abspath PREDICTIONS RECORDS CORPUS OUTPUT
 cn_bare_metal_path
 cn_header PREDICTIONS RECORDS CORPUS OUTPUT RULES BOOTSTRAP TAGS
+cn_check_mounts PREDICTIONS RECORDS CORPUS OUTPUT
 cn_require PREDICTIONS RECORDS CORPUS OUTPUT
 cn_require_path "$PREDICTIONS" "$RECORDS" "$CORPUS"
 if [[ -e "$OUTPUT" ]]; then cn_log "$OUTPUT exists: scores finished earlier, nothing to do"; exit 0; fi

@@ -7,11 +7,15 @@
 #   DATA             folder with training.jsonl / validation.jsonl (clinie-nemo mix output)   [required]
 #   OUTPUT           run folder (spec, checkpoints, adapter, metrics.jsonl, logs, DONE)       [required]
 #   TP, PP           tensor / pipeline parallel sizes (default 2, 1: the Bridge SFT recipe)
-#   NODES, GPUS_PER_NODE   default: what Slurm allocated (SLURM_GPUS_ON_NODE: --gpus-per-node, --gres)
+#   NODES, GPUS_PER_NODE   default: what Slurm allocated (SLURM_GPUS_ON_NODE)
 #   OVERRIDES        extra key=value spec overrides, space-separated (e.g. "max_steps=50 lora.dim=64")
-#   CONTAINER_IMAGE, CONTAINER_MOUNTS   run inside a container via pyxis (srun --container-image ...)
+#   CONTAINER_IMAGE, CONTAINER_MOUNTS   run inside a container via pyxis (srun --container-image ...);
+#                    mount each folder the job uses at the same path (SRC:SRC); CONTAINER_WORKDIR:
+#                    the step's working directory inside it (default: the image's WORKDIR)
 #   PYTHON           interpreter on bare metal (default python3); CLINIE_NEMO_HOME: the checkout
-# Multi-node: whole nodes, one task per GPU:
+# GPUs: ask with --gpus-per-node=N only (never --gres=gpu:N beside it: fatal from Slurm 26.05), and give
+# --ntasks-per-node=N too so every task (one per GPU) gets --cpus-per-task CPUs; srun's tasks and CPUs per
+# task always fit what the job holds (slurm/common.sh cn_step_layout). Multi-node: whole nodes:
 #   sbatch --nodes=4 --exclusive --mem=0 --gpus-per-node=8 --ntasks-per-node=8 slurm/full_sft.sh (TP=8 ...)
 # Preemption (SIGTERM) or time limit (SIGUSR1 300 s before the end) -> the trainer checkpoints -> the job
 # requeues itself and resumes from the checkpoint, at most MAX_REQUEUES times (default 3;
@@ -29,8 +33,11 @@
 set -euo pipefail
 
 if [[ -z "${CLINIE_NEMO_HOME:-}" && -n "${SLURM_JOB_ID:-}" ]]; then  # sbatch runs a spool copy: ask Slurm
-  CLINIE_NEMO_HOME="$(scontrol show job -o "$SLURM_JOB_ID" | grep -o 'Command=[^ ]*' | head -n1 | cut -d= -f2)"
-  CLINIE_NEMO_HOME="$(cd "$(dirname "$CLINIE_NEMO_HOME")/.." && pwd)"
+  CN_JOB="$(scontrol show job -o "$SLURM_JOB_ID")" \
+    || { echo "[clinie-nemo] error: scontrol show job $SLURM_JOB_ID failed (exit $?); set CLINIE_NEMO_HOME" >&2; exit 2; }
+  CN_COMMAND="${CN_JOB#* Command=}" && CN_COMMAND="${CN_COMMAND%% WorkDir=*}"
+  CLINIE_NEMO_HOME="$(cd "$(dirname "$CN_COMMAND")/.." && pwd)" \
+    || { echo "[clinie-nemo] error: no checkout above Command=$CN_COMMAND; set CLINIE_NEMO_HOME" >&2; exit 2; }
 fi
 CLINIE_NEMO_HOME="${CLINIE_NEMO_HOME:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}"
 # shellcheck source=slurm/common.sh
@@ -49,8 +56,11 @@ OVERRIDES="${OVERRIDES:-}"
 CONTAINER_IMAGE="${CONTAINER_IMAGE:-}"
 CONTAINER_MOUNTS="${CONTAINER_MOUNTS:-}"
 
+cn_abspath DATA OUTPUT
+cn_abspath --existing MODEL RECIPE
 cn_bare_metal_path
 cn_header ENGINE MODEL RECIPE DATA OUTPUT TP PP NODES GPUS_PER_NODE OVERRIDES
+cn_check_mounts DATA OUTPUT MODEL RECIPE
 cn_require DATA OUTPUT
 cn_require_path "$DATA/training.jsonl"
 if [[ -e "$OUTPUT/DONE" ]]; then cn_log "$OUTPUT/DONE exists: training finished earlier, nothing to do"; exit 0; fi

@@ -8,12 +8,15 @@
 #   OUTPUT           predictions JSONL (default RUN/predictions.jsonl); an existing one is kept, not redone
 #   GEN_CONFIG       generation preset or YAML (nemo_configs/generate/: greedy, study_sampling; default greedy)
 #   NODES, GPUS_PER_NODE   default: what Slurm allocated (SLURM_GPUS_ON_NODE); bridge: one task per node
-#                    (vLLM uses the node's GPUs), nemo: one per GPU (Lightning), local: one
+#                    (vLLM uses the node's GPUs), nemo: one per GPU (Lightning), local: one; ask for GPUs
+#                    with --gpus-per-node=N only (ENGINE=nemo: also --ntasks-per-node=N)
 #   OVERRIDES        extra key=value generation overrides, space-separated
-#   CONTAINER_IMAGE, CONTAINER_MOUNTS   run inside a container via pyxis
+#   CONTAINER_IMAGE, CONTAINER_MOUNTS   run inside a container via pyxis; mount each folder the job
+#                    uses at the same path (SRC:SRC); CONTAINER_WORKDIR: default the image's WORKDIR
 #   PYTHON           interpreter on bare metal (default python3); CLINIE_NEMO_HOME: the checkout
-# Preemption (SIGTERM) / time limit (SIGUSR1): SIGUSR1 is forwarded to the generator, and the job requeues
-# itself (at most MAX_REQUEUES times, default 3).
+# Preemption (SIGTERM) / time limit (SIGUSR1): SIGUSR1 is forwarded to the generator, which saves the batch in
+# flight to OUTPUT's partial file and exits 124; the job requeues itself (at most MAX_REQUEUES times, default 3)
+# and the next run resumes after the last saved batch (see README, generate).
 #SBATCH --job-name=clinie-generate
 #SBATCH --nodes=1
 #SBATCH --ntasks-per-node=1
@@ -27,8 +30,11 @@
 set -euo pipefail
 
 if [[ -z "${CLINIE_NEMO_HOME:-}" && -n "${SLURM_JOB_ID:-}" ]]; then  # sbatch runs a spool copy: ask Slurm
-  CLINIE_NEMO_HOME="$(scontrol show job -o "$SLURM_JOB_ID" | grep -o 'Command=[^ ]*' | head -n1 | cut -d= -f2)"
-  CLINIE_NEMO_HOME="$(cd "$(dirname "$CLINIE_NEMO_HOME")/.." && pwd)"
+  CN_JOB="$(scontrol show job -o "$SLURM_JOB_ID")" \
+    || { echo "[clinie-nemo] error: scontrol show job $SLURM_JOB_ID failed (exit $?); set CLINIE_NEMO_HOME" >&2; exit 2; }
+  CN_COMMAND="${CN_JOB#* Command=}" && CN_COMMAND="${CN_COMMAND%% WorkDir=*}"
+  CLINIE_NEMO_HOME="$(cd "$(dirname "$CN_COMMAND")/.." && pwd)" \
+    || { echo "[clinie-nemo] error: no checkout above Command=$CN_COMMAND; set CLINIE_NEMO_HOME" >&2; exit 2; }
 fi
 CLINIE_NEMO_HOME="${CLINIE_NEMO_HOME:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}"
 # shellcheck source=slurm/common.sh
@@ -46,8 +52,11 @@ OVERRIDES="${OVERRIDES:-}"
 CONTAINER_IMAGE="${CONTAINER_IMAGE:-}"
 CONTAINER_MOUNTS="${CONTAINER_MOUNTS:-}"
 
+cn_abspath RUN RECORDS OUTPUT
+cn_abspath --existing GEN_CONFIG
 cn_bare_metal_path
 cn_header ENGINE RUN RECORDS OUTPUT GEN_CONFIG NODES GPUS_PER_NODE OVERRIDES
+cn_check_mounts RUN RECORDS OUTPUT GEN_CONFIG
 cn_require RUN RECORDS OUTPUT
 cn_require_path "$RUN/DONE" "$RECORDS"
 if [[ -e "$OUTPUT" ]]; then cn_log "$OUTPUT exists: predictions finished earlier, nothing to do"; exit 0; fi

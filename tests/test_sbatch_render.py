@@ -1,7 +1,8 @@
 """Golden tests of the pure sbatch renderer (clinie_nemo.slurm.sbatch). Regenerate a golden file on purpose
 with CLINIE_UPDATE_GOLDEN=1; every rendered script must also pass shellcheck. Also: Slurm time strings,
 pyxis/enroot image syntax, per-job MASTER_PORT, TERM/124 requeue with a cap, whole nodes for multi-node jobs
-(the behaviour on a real cluster: tests/test_slurm_requeue_cluster.py)."""
+(the behaviour on a real cluster: tests/test_slurm_requeue_cluster.py), directive values quoted the way
+sbatch reads them (checked with the real sbatch on the local cluster) and control characters refused."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 
 from clinie_nemo.errors import ConfigError
 from clinie_nemo.slurm.sbatch import SbatchJob, directives, pyxis_image, render_sbatch, time_minutes
+from tests.slurm_fixtures import slurm_cluster, wait_job  # noqa: F401
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -173,3 +175,73 @@ def test_multi_node_jobs_take_whole_nodes_and_srun_gets_cpus_per_task() -> None:
     assert "exclusive" not in single and "mem" not in single
     explicit = dict(directives(SbatchJob(name="x", command=("true",), nodes=2, mem="200G")))
     assert explicit["mem"] == "200G" and "exclusive" in explicit
+
+
+@pytest.mark.parametrize("field", ["partition", "account", "mem", "output", "array", "dependency", "name",
+                                   "container_mounts"])
+@pytest.mark.parametrize("bad", ["gpu\n#SBATCH --qos=high", "gpu\rx", "a\tb", "a\x00b", "a\u2028b"])
+def test_control_characters_in_a_directive_value_are_refused(field: str, bad: str) -> None:
+    """A newline in a value would add a directive (or, after the #SBATCH block, a command): refused by name."""
+    kwargs = {"name": "x", "command": ("true",), field: bad}
+    if field == "container_mounts":
+        kwargs["container_image"] = "/shared/x.sqsh"
+    with pytest.raises(ConfigError, match=rf"{field} .* contains control characters"):
+        SbatchJob(**kwargs)
+
+
+def test_control_characters_in_extra_directives_and_env_names_are_refused() -> None:
+    with pytest.raises(ConfigError, match="extra directive qos .* contains control characters"):
+        SbatchJob(name="x", command=("true",), extra_directives=(("qos", "high\n#SBATCH --exclusive"),))
+    with pytest.raises(ConfigError, match="is not an sbatch long option name"):
+        SbatchJob(name="x", command=("true",), extra_directives=(("qos=high\n#SBATCH --x", "y"),))
+    with pytest.raises(ConfigError, match="is not a shell variable name"):
+        SbatchJob(name="x", command=("true",), env=(("A; rm -rf /tmp/x #", "1"),))
+
+
+@pytest.mark.parametrize("value, rendered", [
+    ("logs/%x-%j.out", "logs/%x-%j.out"),  # nothing to quote: bare, as before
+    ("/runs/o'brien/%j.out", '"/runs/o\'brien/%j.out"'),  # a lone quote was fatal: "Unmatched `\'`"
+    ("/runs/my run/%j.out", '"/runs/my run/%j.out"'),  # unquoted, the space ended the argument
+    ("/runs/exp#1/%j.out", '"/runs/exp#1/%j.out"'),  # unquoted, # started a comment
+    ('/runs/a "b"/%j.out', '"/runs/a \\"b\\"/%j.out"'),
+])
+def test_directive_values_are_quoted_the_way_sbatch_reads_them(value: str, rendered: str) -> None:
+    text = render_sbatch(SbatchJob(name="x", command=("true",), output=value))
+    assert f"#SBATCH --output={rendered}\n" in text
+
+
+def test_a_backslash_in_the_output_path_is_refused() -> None:
+    """sbatch(1) filename patterns: a backslash means "do not process the replacement symbols" and is dropped."""
+    with pytest.raises(ConfigError, match="contains a backslash"):
+        SbatchJob(name="x", command=("true",), output="/runs/a\\b/%j.out")
+
+
+def test_container_step_does_not_chdir_into_the_host_submission_folder() -> None:
+    """pyxis v0.24.0 pyxis_slurmstepd.c:1653-1657: --container-workdir is chdir()ed into inside the container;
+    the host's $PWD is not mounted there in general ("couldn't chdir"), and where it is, a checkout in it
+    shadows the package installed in the image. The image's own WORKDIR unless a workdir is named."""
+    text = render_sbatch(JOBS["bridge_4x8_tp8_container"])
+    assert "--container-workdir" not in text and "$PWD" not in text
+    named = SbatchJob(name="x", command=("true",), container_image="/shared/x.sqsh", container_workdir="/runs/lora")
+    assert "--container-workdir=/runs/lora " in render_sbatch(named)
+    with pytest.raises(ConfigError, match="container_workdir 'runs' must be an absolute path"):
+        SbatchJob(name="x", command=("true",), container_image="/shared/x.sqsh", container_workdir="runs")
+
+
+@pytest.mark.slurm
+def test_sbatch_writes_the_log_to_an_output_path_with_quotes_spaces_and_hash(tmp_path, slurm_cluster) -> None:  # noqa: F811
+    """The real sbatch reads the rendered #SBATCH --output line back to the same path."""
+    folder = tmp_path / "o'brien run #1 \"q\""
+    folder.mkdir()
+    job = SbatchJob(name="quoted", command=("echo", "hello from the step"), output=f"{folder}/%x-%j.out",
+                    time="00:05:00", signal_seconds=None, requeue=False)
+    script = tmp_path / "job.sh"
+    script.write_text(render_sbatch(job), encoding="utf-8")
+    proc = subprocess.run(["sbatch", "--parsable", str(script)], capture_output=True, text=True, cwd=tmp_path,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    job_id = proc.stdout.strip().split(";")[0]
+    fields = wait_job(job_id, timeout=120)
+    log = folder / f"quoted-{job_id}.out"
+    assert fields["JobState"] == "COMPLETED" and log.is_file(), (fields, list(tmp_path.rglob("*")))
+    assert "hello from the step" in log.read_text()

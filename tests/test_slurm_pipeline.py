@@ -1,14 +1,17 @@
 """The sbatch scripts and `clinie-nemo study` end to end on the REAL local Slurm cluster, with the local
 engine, a tiny model built offline and synthetic corpora: train -> generate -> evaluate through
 slurm/*.sh with afterok dependencies; a training job preempted with SIGUSR1 that requeues itself, resumes
-from its checkpoint and ends at the same step count; and a 2 held-out x 2 fractions mini study submitted,
-finished, reported, and resubmitted without submitting anything."""
+from its checkpoint and ends at the same step count; a 2 held-out x 2 fractions mini study submitted,
+finished, reported, and resubmitted without submitting anything; and the srun step of the bridge/nemo
+scripts fitting the allocation (one task per GPU, the job's CPUs split among them) when GPUs are asked for
+on the sbatch command line."""
 
 from __future__ import annotations
 
 import json
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -147,3 +150,64 @@ def test_mini_study_submits_finishes_reports_and_resubmits_nothing(world) -> Non
 
     again = ok(cli("study", root / "study.yaml", "--output", out, "--submit"))
     assert "submitted 0 stage(s) in 0 job(s)" in again.stdout and "skipped: 16 done" in again.stdout
+
+
+# The bridge and nemo engines need GPUs: this stand-in interpreter runs the scripts' own Python (versions)
+# and, for `-m clinie_nemo train|generate`, reports what Slurm gave each task of the step instead.
+FAKE_ENGINE = """#!/bin/bash
+if [ "$1" = -m ] && [ "$2" = clinie_nemo ]; then
+  echo "task rank=$RANK world=$WORLD_SIZE ntasks=$SLURM_NTASKS cpus=$SLURM_CPUS_PER_TASK omp=$OMP_NUM_THREADS" \\
+    "gpus=${SLURM_GPUS_ON_NODE:-} node=$SLURMD_NODENAME stage=$3"
+  exit 0
+fi
+exec PYTHON "$@"
+"""
+
+
+def _gpus_per_node() -> int:
+    out = subprocess.run(["sinfo", "-h", "-N", "-o", "%G"], capture_output=True, text=True, timeout=30).stdout
+    return min(int(g.rsplit(":", 1)[1]) for g in out.split() if g.startswith("gpu:"))
+
+
+@pytest.mark.parametrize("script, engine, nodes", [("peft_lora.sh", "bridge", 1), ("peft_lora.sh", "nemo", 2),
+                                                   ("generate.sh", "nemo", 1)])
+def test_gpus_asked_on_the_command_line_give_one_task_per_gpu_within_the_allocation(
+        tmp_path: Path, slurm_cluster, script: str, engine: str, nodes: int) -> None:  # noqa: F811
+    """`sbatch --gpus-per-node=G slurm/peft_lora.sh` keeps the script's --ntasks-per-node=1: srun used to take
+    the job's SLURM_NTASKS and ran one task instead of G (seen on Slurm 22.05), or asked for G x
+    --cpus-per-task CPUs, more than the job holds. The step now has nodes x G tasks with the job's CPUs split
+    among them. This cluster's nodes have 2 CPUs; with fewer than 2 fake GPUs per node (LOCAL_SLURM_GPUS)
+    GPUS_PER_NODE=2 stands for them."""
+    gpus = 2
+    fake = tmp_path / "fake_python"
+    fake.write_text(FAKE_ENGINE.replace("PYTHON", sys.executable))
+    fake.chmod(0o755)
+    run, records = tmp_path / "run", tmp_path / "records.jsonl"
+    (tmp_path / "mix").mkdir()
+    (tmp_path / "mix" / "training.jsonl").write_text("{}\n")
+    run.mkdir()
+    (run / "DONE").write_text("")
+    records.write_text("{}\n")
+    env = {"ENGINE": engine, "PYTHON": str(fake), "DATA": str(tmp_path / "mix"), "RUN": str(run),
+           "RECORDS": str(records), "OUTPUT": str(tmp_path / ("pred.jsonl" if script == "generate.sh" else "out"))}
+    args = [f"--nodes={nodes}", "--cpus-per-task=2", f"--output={tmp_path}/%j.out"]
+    if _gpus_per_node() >= gpus:
+        args.insert(0, f"--gpus-per-node={gpus}")  # the one documented way to ask for GPUs
+    else:
+        env["GPUS_PER_NODE"] = str(gpus)
+    job = sbatch(*args, str(REPO / "slurm" / script), env=env)
+    fields = wait_job(job, timeout=120)
+    log = (tmp_path / f"{job}.out").read_text()
+    assert fields["JobState"] == "COMPLETED", log[-3000:]
+    tasks = sorted(line for line in log.splitlines() if line.startswith("task rank="))
+    world = nodes * gpus
+    assert len(tasks) == world, log[-3000:]
+    assert sorted(int(t.split("rank=")[1].split()[0]) for t in tasks) == list(range(world))
+    for line in tasks:
+        assert f"world={world} ntasks={world} cpus=1 omp=1" in line, line  # 2 CPUs per node / 2 tasks
+        if "GPUS_PER_NODE" not in env:
+            assert f"gpus={gpus}" in line
+    assert len({t.split("node=")[1].split()[0] for t in tasks}) == nodes
+    assert f"srun {nodes} node(s) x {gpus} task(s) x 1 CPU(s)" in log
+    assert "instead of --cpus-per-task=2" in log  # the fitting is logged, not silent
+    assert "[clinie-nemo] error" not in log  # common.sh's ERR trap stays quiet when nothing failed

@@ -27,7 +27,7 @@ def write_study(tmp: Path, **changes) -> Path:
     study = {"name": "t", "engine": "local",
              "datasets": [{"name": n, "train": f"{n}-train.jsonl", "test": f"{n}-test.jsonl"} for n in "abc"],
              "held_out": ["a", "b"], "fractions": [0.0, 0.5], "seeds": [1, 2], "models": {"tiny": "tiny_local"},
-             "methods": ["lora", "full"], "train_overrides": ["max_steps=4"],
+             "methods": ["lora", "full"], "train_overrides": ["max_steps=4", "optim.warmup_steps=1"],
              "resources": {"train": {"gpus": 1, "cpus": 2, "time": "00:20:00"}}}
     study.update(changes)
     path = tmp / "study.yaml"
@@ -168,3 +168,121 @@ def test_dependency_per_cell_when_arrays_line_up(tmp_path: Path) -> None:
     del job_of[mixes[0].key]  # a finished parent needs no dependency
     assert dependency_for(trains, job_of) == "afterok:77_2:77_3:78"
     assert dependency_for(plan.by_kind("mix"), {}) is None
+
+
+# ---------------------------------------------------------------- issue 15: resources, cells, content keys
+
+@pytest.mark.parametrize("resources, message", [
+    ({"train": {"partition": "gpu\n#SBATCH --account=other"}}, "resources.train.partition: 'gpu\\n#SBATCH "
+                                                                "--account=other' contains a control character"),
+    ({"mix": {"qos": "hi\r"}}, "resources.mix.qos: 'hi\\r' contains a control character"),
+    ({"train": {"mem": "16G\n"}}, "resources.train.mem: '16G\\n' contains a control character"),
+    ({"train": {"qos": "two words"}}, "resources.train.qos: invalid value 'two words'; valid: a QOS name"),
+    ({"train": {"constraint": "a100 h100"}}, "resources.train.constraint: invalid value 'a100 h100'; valid: node "
+                                             "features"),
+    ({"train": {"reservation": "r;1"}}, "resources.train.reservation: invalid value 'r;1'; valid: a reservation"),
+    ({"train": {"exclusive": "sometimes"}}, "resources.train.exclusive: invalid value 'sometimes'; valid: true, "
+                                            "false, user, mcs"),
+    ({"train": {"exclusive": 1}}, "resources.train.exclusive: expected bool or str, got int 1"),
+    ({"train": {"mem": "16 GB"}}, "resources.train.mem: invalid value '16 GB'; valid: megabytes, or a number"),
+    ({"train": {"wckey": "a b"}}, "resources.train.wckey: invalid value 'a b'; valid: a workload"),
+    ({"train": {"requeue": False}}, "unknown key 'requeue'; valid keys: account, array_parallelism, constraint, "
+                                    "container"),
+    ({"train": {"container_workdir": "work"}}, "resources.train.container_workdir: 'work' must be an absolute"),
+])
+def test_stage_resources_are_validated(tmp_path: Path, resources: dict, message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_study(write_study(tmp_path, resources=resources))
+    assert message in str(err.value)
+
+
+def test_new_stage_resources_are_read(tmp_path: Path) -> None:
+    cfg = load_study(write_study(tmp_path, resources={"train": {
+        "gpus": 1, "qos": "high", "constraint": "a100|h100", "reservation": "maint,r2", "exclusive": "user",
+        "wckey": "proj1", "mem": "64G"}, "mix": {"exclusive": True}}))
+    r = cfg.stage_resources("train")
+    assert (r.qos, r.constraint, r.reservation, r.exclusive, r.wckey) == ("high", "a100|h100", "maint,r2", "user",
+                                                                          "proj1")
+    assert cfg.stage_resources("mix").exclusive is True and cfg.stage_resources("generate").exclusive is False
+
+
+def test_study_name_names_slurm_jobs(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="name: invalid study name 'my study'"):
+        load_study(write_study(tmp_path, name="my study"))
+
+
+def bad_model(tmp: Path) -> str:
+    """A model YAML that loads but cannot train (4 heads are not a multiple of 3 KV heads)."""
+    text = (Path(__file__).resolve().parents[1] / "nemo_configs" / "models" / "tiny_local.yaml").read_text()
+    (tmp / "bad_model.yaml").write_text(text.replace("num_kv_heads: 2", "num_kv_heads: 3"), encoding="utf-8")
+    return "bad_model.yaml"
+
+
+def test_every_cell_is_checked_before_anything_is_submitted(tmp_path: Path) -> None:
+    """Only the LAST cell is invalid (its model): submit_plan raises before the first sbatch, naming that
+    cell; nothing is written. On the cluster: test_study_slurm.py::test_invalid_last_cell_submits_nothing."""
+    cfg = load_study(write_study(tmp_path, held_out=["a"], fractions=[0.0], seeds=[1], methods=["lora"],
+                                 models={"tiny": "tiny_local", "zbad": bad_model(tmp_path)}))
+    plan = build_plan(cfg, tmp_path / "out")
+    assert plan.cells[-1].model == "zbad"
+
+    def no_executor(folder):
+        raise AssertionError("an sbatch was attempted although a cell is invalid")
+
+    with pytest.raises(ConfigError) as err:
+        submit_plan(plan, executor_factory=no_executor)
+    text = str(err.value)
+    assert "1 of 2 cells cannot run; nothing was submitted" in text
+    assert "cell heldout-a_frac-0_zbad_lora_seed-1:" in text and "heldout-a_frac-0_tiny_lora" not in text
+    assert "num_attention_heads=4 is not a multiple of model.num_kv_heads=3" in text
+    assert not plan.study_dir.exists()
+    with pytest.raises(ConfigError):  # a dry run reports the same
+        submit_plan(plan, dry_run=True)
+
+
+def test_every_problem_is_listed_with_its_cells(tmp_path: Path) -> None:
+    study = write_study(tmp_path, models={"tiny": "tiny_local", "zbad": bad_model(tmp_path)},
+                        generate_config="no_such_preset", rules="no_such_rules",
+                        resources={"train": {"gpus": 1, "time": "00:20:00", "container": "docker://x/y"}})
+    proc = cli("study", study, "--output", tmp_path / "o", "--submit")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    err = proc.stderr
+    assert "32 of 32 cells cannot run" in err
+    assert "all 32 cells:\n      resources.train: container image 'docker://x/y'" in err
+    assert "cells heldout-a_frac-0_zbad_lora_seed-1, heldout-a_frac-0_zbad_lora_seed-2, " in err and "and 5 more" in err
+    assert "generate: " in err and "no_such_preset" in err and "evaluate: " in err and "no_such_rules" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_mix_keys_do_not_depend_on_the_study_name(tmp_path: Path) -> None:
+    first = build_plan(load_study(write_study(tmp_path, name="first")), tmp_path / "out")
+    second = build_plan(load_study(write_study(tmp_path, name="second")), tmp_path / "out")
+    assert [s.key for s in first.by_kind("mix")] == [s.key for s in second.by_kind("mix")]
+    assert list(first.stages) == list(second.stages), "every stage downstream of a shared mix is shared too"
+    assert dict(first.by_kind("mix")[0].files) == dict(second.by_kind("mix")[0].files)
+    # the second study in the same folder finds the first one's finished mixes and does not redo them
+    for stage in first.by_kind("mix"):
+        d = first.stage_dir(stage.key)
+        d.mkdir(parents=True)
+        (d / "DONE").write_text("{}")
+    sub = submit_plan(second, dry_run=True)
+    assert [j["kind"] for j in sub.jobs] == ["train", "generate", "evaluate"]
+    assert sum(v == "done" for v in sub.skipped.values()) == 8
+
+
+def test_a_missing_checkpoint_is_found_before_submitting(tmp_path: Path) -> None:
+    text = (Path(__file__).resolve().parents[1] / "nemo_configs" / "models" / "tiny_local.yaml").read_text()
+    (tmp_path / "gone.yaml").write_text(text.replace("checkpoint: tiny_model", "checkpoint: /nonexistent/tiny"))
+    (tmp_path / "here.yaml").write_text(text.replace("checkpoint: tiny_model", f"checkpoint: {tmp_path}"))
+    grid = {"held_out": ["a"], "fractions": [0.0], "seeds": [1], "methods": ["lora"]}
+    plan = build_plan(load_study(write_study(tmp_path, models={"gone": "gone.yaml", "here": "here.yaml"}, **grid)),
+                      tmp_path / "out")
+    with pytest.raises(ConfigError, match="cell heldout-a_frac-0_gone_lora_seed-1:\n.*checkpoint /nonexistent/tiny "
+                                          "not found") as err:
+        submit_plan(plan, dry_run=True)
+    assert "here_lora" not in str(err.value)
+    # inside a container the job sees the image's and the mounts' paths, not this machine's: not checked here
+    res = {"train": {"gpus": 1, "time": "00:20:00", "container": "/images/nemo.sqsh"}}
+    plan = build_plan(load_study(write_study(tmp_path, models={"gone": "gone.yaml"}, resources=res, **grid)),
+                      tmp_path / "out")
+    assert submit_plan(plan, dry_run=True).submitted == 4

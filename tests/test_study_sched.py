@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import submitit
 
+from clinie_nemo.errors import ClinieError
 from clinie_nemo.study import lock, runner, submit
 from clinie_nemo.study.config import load_study
 from clinie_nemo.study.plan import build_plan
@@ -169,7 +170,7 @@ def test_container_stage_runs_the_containers_python_in_its_workdir(monkeypatch, 
     assert "--container-workdir=/workspace" in srun and "/opt/venv/bin/python3 -u -m submitit" in srun
     # without a container submitit keeps the host's interpreter
     python, params = executor_settings(plan, "mix", plan.config.stage_resources("mix"), None)
-    assert python is None and "srun_args" not in params
+    assert python is None and params["srun_args"] == ["--cpus-per-task=1"]
 
 
 def test_multinode_stage_takes_whole_nodes_and_the_enroot_image_form(monkeypatch, tmp_path: Path) -> None:
@@ -201,8 +202,11 @@ def test_each_train_waits_for_its_own_mix_only(tmp_path: Path) -> None:
         assert [job_of[s.upstream[0]] for s in stages] == [f"50_{i}" for i in range(8)]
     del job_of[mixes[0].key]  # mix 0 finished: its trains need no dependency; the others stay per cell
     groups = job_groups(plan.by_kind("train"), job_of, max_size=1000)
-    deps = sorted(dep or "none" for _, dep in groups)
-    assert deps.count("none") == 1 and "afterok:50_1" in deps and all("aftercorr" not in d for d in deps)
+    # the rest still go out as 2 arrays (not 14 jobs), task ids 1-7 lined up with mix tasks 1-7
+    assert [(len(g), dep) for g, dep in groups] == [(2, None), (7, "aftercorr:50"), (7, "aftercorr:50")]
+    for stages, dep in groups[1:]:
+        assert submit.group_task_ids(stages, dep, job_of) == list(range(1, 8))
+        assert [job_of[s.upstream[0]] for s in stages] == [f"50_{i}" for i in range(1, 8)]
     # a one-task "array" is submitted as a plain job: it names its parent task instead of aftercorr
     groups = job_groups(plan.by_kind("train")[:1], {mixes[0].key: "50_0"}, max_size=1000)
     assert groups == [(plan.by_kind("train")[:1], "afterok:50_0")]
@@ -355,3 +359,175 @@ def test_requeues_stop_at_max_requeues(monkeypatch, tmp_path: Path, capsys) -> N
     assert (d / "timing.jsonl").read_text().splitlines() == segments
     with pytest.raises(RuntimeError, match="more than max_requeues"):
         runner.StageJob(str(d))()
+
+
+# ---------------------------------------------------------------- issue 15: what submitit really submits
+
+def fake_slurm(monkeypatch, tmp: Path, squeue: str = "exit 0") -> None:
+    """sbatch that keeps a copy of every script it is given (got/<job id>.sh) and answers like sbatch;
+    srun for submitit's "are we on a cluster" check; the rest answering nothing."""
+    counter, got = tmp / "job_counter", tmp / "got"
+    body = (f'n=$(cat {counter} 2>/dev/null || echo 100); n=$((n + 1)); echo $n > {counter}; '
+            f'mkdir -p {got}; cp "$1" {got}/$n.sh; echo "Submitted batch job $n"')
+    bin_dir = fake_bin(tmp, "sbatch", body)
+    fake_bin(tmp, "srun", "exit 0")
+    fake_bin(tmp, "scontrol", "exit 1")
+    fake_bin(tmp, "squeue", squeue)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    submit.max_array_size.cache_clear()
+
+
+def submitted_scripts(tmp: Path, sub) -> dict[str, str]:
+    """kind -> the script sbatch got for the kind's first job (fake_slurm's copies)."""
+    return {j["kind"]: (tmp / "got" / f"{j['job_ids'][0].split('_')[0]}.sh").read_text() for j in sub.jobs}
+
+
+def test_submitted_scripts_requeue_and_send_no_wckey(monkeypatch, tmp_path: Path) -> None:
+    """The scripts submitit really gave sbatch, default resources: --requeue always (JobRequeue=0 clusters),
+    no --wckey=submitit, and --cpus-per-task on submitit's srun (srun does not read SLURM_CPUS_PER_TASK)."""
+    fake_slurm(monkeypatch, tmp_path)
+    plan = build_plan(load_study(write_study(tmp_path, held_out=["a"], fractions=[0.0], seeds=[1],
+                                             methods=["lora"])), tmp_path / "out")
+    scripts = submitted_scripts(tmp_path, submit_plan(plan))
+    assert list(scripts) == ["mix", "train", "generate", "evaluate"]
+    for kind, text in scripts.items():
+        assert "#SBATCH --requeue" in text.splitlines(), kind
+        assert "wckey" not in text, kind
+        srun = next(x for x in text.splitlines() if x.startswith("srun"))
+        cpus = plan.config.stage_resources(kind).cpus
+        assert f" --cpus-per-task={cpus} " in srun and srun.index("--cpus-per-task") < srun.index("-m submitit"), kind
+
+
+def test_submitted_scripts_carry_qos_constraint_reservation_exclusive_wckey(monkeypatch, tmp_path: Path) -> None:
+    fake_slurm(monkeypatch, tmp_path)
+    res = {"train": {"gpus": 1, "cpus": 3, "time": "00:20:00", "qos": "high", "constraint": "a100|h100",
+                     "reservation": "maint", "exclusive": "user", "wckey": "proj1"},
+           "generate": {"gpus": 1, "cpus": 2, "time": "00:20:00", "exclusive": True}}
+    plan = build_plan(load_study(write_study(tmp_path, held_out=["a"], fractions=[0.0], seeds=[1],
+                                             methods=["lora"], resources=res)), tmp_path / "out")
+    scripts = submitted_scripts(tmp_path, submit_plan(plan))
+    train = scripts["train"].splitlines()
+    for line in ("#SBATCH --qos=high", "#SBATCH --constraint='a100|h100'", "#SBATCH --reservation=maint",
+                 "#SBATCH --exclusive=user", "#SBATCH --wckey=proj1", "#SBATCH --cpus-per-task=3"):
+        assert line in train, line
+    assert "#SBATCH --exclusive" in scripts["generate"].splitlines()
+    for kind in ("mix", "generate", "evaluate"):
+        assert "--wckey" not in scripts[kind] and "--qos" not in scripts[kind] and "--reservation" not in scripts[kind]
+    assert "--exclusive" not in scripts["mix"]
+
+
+def test_audit_copy_is_the_script_sbatch_got(monkeypatch, tmp_path: Path) -> None:
+    fake_slurm(monkeypatch, tmp_path)
+    plan = build_plan(load_study(write_study(tmp_path)), tmp_path / "out")
+    sub = submit_plan(plan)
+    assert len(calls(tmp_path, "sbatch")) == len(sub.jobs) == 7
+    for key, stage in plan.stages.items():
+        [job] = json.loads((plan.stage_dir(key) / "job.json").read_text())["jobs"]
+        submitted = (tmp_path / "got" / f"{job['job_id'].split('_')[0]}.sh").read_bytes()
+        audit = (plan.study_dir / "sbatch" / f"{stage.dirname}.sbatch").read_bytes()
+        assert audit == submitted, stage.dirname
+        assert b"submitit.core._submit" in audit
+
+
+# ---------------------------------------------------------------- issue 15: resubmit with a partial upstream
+
+def test_resubmit_under_a_partly_finished_array_sends_arrays_not_one_job_per_stage(monkeypatch,
+                                                                                   tmp_path: Path) -> None:
+    """Mix array 50: task 0 finished, tasks 1-7 still running, nothing downstream queued (the previous submit
+    stopped after the mix array). Trains go out as 3 arrays (mix 0's 2 trains free; 2 x tasks 1-7
+    aftercorr:50), generate and evaluate alike: 9 sbatch calls, where one job per stage took 45."""
+    answer = "\\n".join(f"50_{i}|RUNNING" for i in range(1, 8))
+    fake_slurm(monkeypatch, tmp_path, squeue=f'printf "{answer}\\n"')
+    plan = build_plan(load_study(write_study(tmp_path)), tmp_path / "out")
+    for i, stage in enumerate(plan.by_kind("mix")):
+        d = plan.stage_dir(stage.key)
+        d.mkdir(parents=True)
+        (d / "job.json").write_text(json.dumps({"jobs": [{"job_id": f"50_{i}"}]}))
+        if i == 0:
+            (d / "DONE").write_text("{}")
+    sub = submit_plan(plan)
+    assert len(calls(tmp_path, "sbatch")) == len(sub.jobs) == 9, [(j["kind"], j["dependency"]) for j in sub.jobs]
+    assert sub.submitted == 16 * 3
+    trains = [j for j in sub.jobs if j["kind"] == "train"]
+    assert [(len(j["stages"]), j["dependency"], j["task_ids"]) for j in trains] == [
+        (2, None, None), (7, "aftercorr:50", list(range(1, 8))), (7, "aftercorr:50", list(range(1, 8)))]
+    mix_task = {s.key: i for i, s in enumerate(plan.by_kind("mix"))}
+    for job in trains[1:]:
+        array = job["job_ids"][0].split("_")[0]
+        script = (tmp_path / "got" / f"{array}.sh").read_text().splitlines()
+        assert "#SBATCH --array=1-7%7" in script and "#SBATCH --dependency=aftercorr:50" in script
+        for key, job_id in zip(job["stages"], job["job_ids"]):
+            task = mix_task[plan.stages[key].upstream[0]]
+            assert job_id == f"{array}_{task}", "task i of the train array is the child of mix task i"
+            # the pickle the Slurm task with this id loads (submitit's own paths) runs this very stage
+            pickle = submitit.core.utils.JobPaths(plan.study_dir / "submitit" / "%j", job_id=job_id).submitted_pickle
+            delayed = submitit.core.utils.DelayedSubmission.load(pickle)
+            assert delayed.function.stage_dir == str(plan.stage_dir(key))
+    gens = [j for j in sub.jobs if j["kind"] == "generate"]
+    assert [j["task_ids"] for j in gens] == [[0, 1], list(range(1, 8)), list(range(1, 8))]
+
+
+def test_index_spec() -> None:
+    assert submit.index_spec([0, 1, 2, 5, 7, 8]) == "0-2,5,7-8"
+    assert submit.index_spec([3]) == "3" and submit.index_spec([]) == ""
+
+
+# ---------------------------------------------------------------- issue 15: the study lock, clock skew
+
+def test_a_submit_holding_the_study_lock_keeps_a_second_one_out(monkeypatch, tmp_path: Path) -> None:
+    fake_slurm(monkeypatch, tmp_path)
+    plan = build_plan(load_study(write_study(tmp_path)), tmp_path / "out")
+    plan.study_dir.mkdir(parents=True)
+    held = plan.study_dir / "SUBMIT.lock"  # another submit, heart-beating
+    held.write_text(json.dumps({"job_id": "submit pid 1 on other-host"}))
+    with pytest.raises(ClinieError, match="submit pid 1 on other-host"):
+        submit_plan(plan)
+    assert calls(tmp_path, "sbatch") == [] and not (plan.study_dir / "plan.json").exists()
+    held.unlink()
+    assert submit_plan(plan).submitted == 56
+    assert not held.exists(), "released after the submit"
+
+
+@pytest.fixture
+def skewed_clock(monkeypatch):
+    """The local clock off by ``skew`` seconds from the file system's (an NFS client vs its server)."""
+    real = time.time
+    offsets = getattr(lock, "_CLOCK_OFFSETS", {})  # the measured file system clock offsets, forgotten
+    offsets.clear()
+
+    def skew(seconds: float) -> None:
+        monkeypatch.setattr(time, "time", lambda: real() + seconds)
+        offsets.clear()
+
+    yield skew, real
+    offsets.clear()
+
+
+def test_a_live_lock_is_live_when_the_local_clock_runs_ahead(skewed_clock, tmp_path: Path) -> None:
+    skew, _real = skewed_clock
+    assert lock.acquire(tmp_path, "1") is None  # just created: its owner is alive
+    skew(+3600)  # the lock's mtime is an hour in the local clock's past
+    assert lock.lock_owner(tmp_path) == "1", "a live lock read as stale: a second trainer would start"
+    assert lock.acquire(tmp_path, "2") == "1"
+
+
+def test_a_dead_lock_is_stale_when_the_local_clock_runs_behind(skewed_clock, tmp_path: Path) -> None:
+    skew, real = skewed_clock
+    assert lock.acquire(tmp_path, "1") is None
+    old = real() - lock.STALE_S - 20  # its owner stopped heart-beating 200 s ago (file system clock)
+    os.utime(tmp_path / lock.LOCK_NAME, (old, old))
+    skew(-3600)  # the lock's mtime is in the local clock's future
+    assert lock.lock_owner(tmp_path) is None, "a dead lock read as live: the stage would never run again"
+    assert lock.acquire(tmp_path, "2") is None and lock.lock_owner(tmp_path) == "2"
+    assert not list(tmp_path.glob(".clock-*")), "the clock probe is removed"
+
+
+def test_a_running_array_task_is_known_by_its_array_id(monkeypatch, tmp_path: Path) -> None:
+    """A stage running under array task 50_3 (its lock, written by the runner in that task) reads as running
+    in job "50_3", not in its unique SLURM_JOB_ID: its children line up with it (aftercorr), not afterok."""
+    monkeypatch.setenv("SLURM_ARRAY_JOB_ID", "50")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "3")
+    d = tmp_path / "stage"
+    d.mkdir()
+    assert lock.acquire(d, "53") is None
+    assert stage_state(d, {}) == ("running", "50_3") and lock.lock_owner(d) == "53"

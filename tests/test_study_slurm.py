@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -45,13 +46,16 @@ while step < steps:
 """
 
 
-def fake_plan(tmp: Path, train_argv=None, fail_once: str | None = None, **study) -> StudyPlan:
-    cfg = load_study(write_study(tmp, held_out=["a"], fractions=[0.0], seeds=[1], methods=["lora"], **study))
+def fake_plan(tmp: Path, train_argv=None, fail_once: str | None = None, stage_argv=None, **study) -> StudyPlan:
+    grid = {"held_out": ["a"], "fractions": [0.0], "seeds": [1], "methods": ["lora"], **study}
+    cfg = load_study(write_study(tmp, **grid))
     plan = build_plan(cfg, tmp / "study")
     stages = {}
     for key, s in plan.stages.items():
         d = plan.stage_dir(key)
-        if s.kind == "train" and train_argv:
+        if stage_argv and stage_argv(plan, s, d):
+            argv = stage_argv(plan, s, d)
+        elif s.kind == "train" and train_argv:
             argv = train_argv(d)
         else:
             make = "mkdir()" if s.output in ("data", "run") else "write_text('{}')"
@@ -99,7 +103,13 @@ def test_chain_runs_then_resubmit_submits_nothing(slurm_cluster, tmp_path: Path)
     assert cost["method"] == "lora" and cost["fold"] == "a" and cost["stages"]["train"]["gpus"] == 1
     assert cost["gpu_hours"] > 0 and cost["stages"]["mix"]["gpu_hours"] == 0
     audit = sorted((plan.study_dir / "sbatch").glob("*.sbatch"))
-    assert len(audit) == 4 and "clinie-nemo run-stage" in audit[1].read_text()
+    assert len(audit) == 4
+    for job in first.jobs:  # the audit copy is the script Slurm stored for the job
+        [key] = job["stages"]
+        stored = subprocess.run(["scontrol", "write", "batch_script", job["job_ids"][0], "-"], capture_output=True,
+                                timeout=60, check=True).stdout
+        assert (plan.study_dir / "sbatch" / f"{plan.stages[key].dirname}.sbatch").read_bytes() == stored
+        assert b"submitit.core._submit" in stored and b"#SBATCH --requeue" in stored
 
     status = cli("status", plan.study_dir)
     assert status.returncode == 0, status.stderr
@@ -208,7 +218,7 @@ def test_each_slurm_task_is_one_rank_of_one_step(slurm_cluster, tmp_path: Path) 
     spec = json.loads((d / "stage.json").read_text())
     (d / "stage.json").write_text(json.dumps({**spec, "world_size": 2}))
     python, params = executor_settings(plan, "train", plan.config.stage_resources("train"), None)
-    params.update(ntasks_per_node=2, cpus_per_task=1)
+    params.update(ntasks_per_node=2, cpus_per_task=1, srun_args=["--cpus-per-task=1"])
     params.pop("gpus_per_node", None)
     ex = submitit.SlurmExecutor(folder=tmp_path / "submitit" / "%j", python=python)
     ex.update_parameters(**params)
@@ -293,3 +303,180 @@ def test_requeues_are_capped_by_max_requeues(slurm_cluster, tmp_path: Path) -> N
     assert int(job_fields(train_job)["Restarts"]) == 1 and job_fields(train_job)["JobState"] == "FAILED"
     logs = "".join(p.read_text() for p in (plan.study_dir / "submitit").rglob("*.err"))
     assert "max_requeues 1 reached, not requeueing" in logs
+
+
+# ---------------------------------------------------------------- issue 15: submits on the real cluster
+
+def sbatch_wrapper(tmp: Path, monkeypatch=None, fail_at: int | None = None, sleep: float = 0,
+                   hold: bool = False) -> dict[str, str]:
+    """A `sbatch` first on PATH that logs each call (tmp/sbatch.log), optionally refuses call ``fail_at`` the
+    way a QOS limit does, sleeps, holds the job (--hold), then runs the real sbatch. Returns the PATH env."""
+    import shutil
+
+    bin_dir = tmp / "bin"
+    real = shutil.which("sbatch", path=os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep)
+                                                        if Path(p) != bin_dir))  # never this wrapper itself
+    assert real, "sbatch not found"
+    bin_dir.mkdir(exist_ok=True)
+    log, counter = tmp / "sbatch.log", tmp / "sbatch.count"
+    script = bin_dir / "sbatch"
+    script.write_text(
+        "#!/bin/sh\n"
+        f"n=$(cat {counter} 2>/dev/null || echo 0); n=$((n + 1)); echo $n > {counter}\n"
+        f'echo "sbatch $*" >> {log}\n'
+        + (f'if [ "$n" = "{fail_at}" ]; then echo "sbatch: error: Batch job submission failed: Job violates '
+           'accounting/QOS policy (job submit limit, user\'s size and/or time limits)" >&2; exit 1; fi\n'
+           if fail_at else "")
+        + (f"sleep {sleep}\n" if sleep else "")
+        + f'exec {real} {"--hold " if hold else ""}"$@"\n')
+    script.chmod(0o755)
+    env = {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    if monkeypatch is not None:
+        monkeypatch.setenv("PATH", env["PATH"])
+    return env
+
+
+def sbatch_calls(tmp: Path) -> int:
+    log = tmp / "sbatch.log"
+    return len(log.read_text().splitlines()) if log.exists() else 0
+
+
+def jobs_named(prefix: str) -> list[str]:
+    """Every job and array task Slurm knows (finished ones included) whose name starts with ``prefix``."""
+    out = subprocess.run(["squeue", "-h", "--array", "--states=all", "-o", "%i|%j"], capture_output=True, text=True,
+                         timeout=60, check=True).stdout
+    return [line.split("|")[0] for line in out.splitlines() if line.split("|")[-1].startswith(prefix)]
+
+
+def cancel(job_ids) -> None:
+    bases = sorted({j.split("_")[0] for j in job_ids})
+    if bases:
+        subprocess.run(["scancel", *bases], capture_output=True, timeout=60)
+
+
+def test_invalid_last_cell_submits_nothing(slurm_cluster, tmp_path: Path) -> None:  # noqa: F811
+    """The study's LAST cell has an invalid model: `study --submit` exits 2 naming that cell, and Slurm never
+    saw a job of the study (before, the mix array was submitted and the train array refused)."""
+    from tests.test_study_plan import bad_model
+
+    name = f"lastcell{uuid.uuid4().hex[:8]}"  # finished jobs of earlier runs stay listed (MinJobAge)
+    study = write_study(tmp_path, name=name, held_out=["a"], fractions=[0.0], seeds=[1], methods=["lora"],
+                        models={"tiny": "tiny_local", "zbad": bad_model(tmp_path)})
+    env = sbatch_wrapper(tmp_path, hold=True)
+    proc = cli("study", study, "--output", tmp_path / "out", "--submit", env=env)
+    submitted = jobs_named(f"{name}-")
+    cancel(submitted)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "cell heldout-a_frac-0_zbad_lora_seed-1:" in proc.stderr and "num_kv_heads=3" in proc.stderr
+    assert sbatch_calls(tmp_path) == 0 and submitted == [], submitted
+    assert not (tmp_path / "out").exists()
+
+
+def test_two_concurrent_submits_on_one_folder_submit_once(slurm_cluster, tmp_path: Path) -> None:  # noqa: F811
+    """Two `study --submit` started together on one folder (sbatch slowed to 2 s a call, jobs held): the study
+    lock lets one submit the 4 stages; the other submits nothing and says who holds the lock. The audit copies
+    are byte for byte the scripts Slurm stored (scontrol write batch_script)."""
+    name = f"race{uuid.uuid4().hex[:8]}"
+    study = write_study(tmp_path, name=name, held_out=["a"], fractions=[0.0], seeds=[1], methods=["lora"])
+    env = sbatch_wrapper(tmp_path, sleep=2, hold=True)
+    full_env = {**os.environ, **env, "PYTHONPATH": f"{Path(__file__).resolve().parents[1]}{os.pathsep}"
+                                                   f"{os.environ.get('PYTHONPATH', '')}"}
+    argv = [sys.executable, "-m", "clinie_nemo", "study", str(study), "--output", str(tmp_path / "out"), "--submit"]
+    procs = [subprocess.Popen(argv, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    submitted = jobs_named(f"{name}-")
+    try:
+        codes = sorted(p.returncode for p in procs)
+        report = [(p.returncode, o[1][-600:]) for p, o in zip(procs, outs)]
+        assert len({j.split("_")[0] for j in submitted}) == 4 and sbatch_calls(tmp_path) == 4, (submitted, report)
+        assert codes == [0, 2], report
+        loser = next(o for p, o in zip(procs, outs) if p.returncode == 2)
+        assert "is submitting this study now" in loser[1] and "nothing was submitted" in loser[1], loser[1]
+        study_dir = tmp_path / "out"
+        for stage_dir in (study_dir / "stages").iterdir():
+            [job] = json.loads((stage_dir / "job.json").read_text())["jobs"]
+            stored = subprocess.run(["scontrol", "write", "batch_script", job["job_id"], "-"], capture_output=True,
+                                    timeout=60, check=True).stdout
+            audit = (study_dir / "sbatch" / f"{stage_dir.name}.sbatch").read_bytes()
+            assert audit == stored, stage_dir.name
+            assert b"#SBATCH --requeue" in stored and b"wckey" not in stored
+    finally:
+        cancel(submitted)
+
+
+MIX_WAIT = """
+import pathlib, sys, time
+out, index, release = pathlib.Path(sys.argv[1]), int(sys.argv[2]), pathlib.Path(sys.argv[3])
+deadline = time.time() + 300
+while index >= 2 and not release.exists() and time.time() < deadline:
+    time.sleep(0.2)
+out.mkdir()
+"""
+TRAIN_AFTER_MIX = """
+import pathlib, sys
+mix, run = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+if not mix.is_dir():
+    sys.exit(f"train started before its mix {mix} finished")
+run.mkdir()
+"""
+
+
+def test_resubmit_after_a_partial_failure_sends_arrays_not_one_job_per_cell(slurm_cluster, tmp_path: Path,  # noqa: F811
+                                                                           monkeypatch) -> None:
+    """6 cells. The first submit stops after the mix array (sbatch refuses the train array, as a QOS limit
+    does); mixes 0-1 finish, 2-5 keep running. The resubmit sends each kind as 2 arrays (the children of the
+    finished mixes, free; the children of mix tasks 2-5 as ONE array with task ids 2-5, aftercorr): 6 sbatch
+    calls, 6 jobs (one job per stage sent 15). Each train starts only after its own mix."""
+    release = tmp_path / "release"
+
+    def argv(plan, stage, d):
+        mixes = plan.by_kind("mix")
+        if stage.kind == "mix":
+            return (sys.executable, "-c", MIX_WAIT, str(d / "data"), str(mixes.index(stage)), str(release))
+        if stage.kind == "train":
+            return (sys.executable, "-c", TRAIN_AFTER_MIX, str(plan.stage_dir(stage.upstream[0]) / "data"),
+                    str(d / "run"))
+        return None
+
+    plan = fake_plan(tmp_path, stage_argv=argv, fractions=[0.0, 0.2, 0.4, 0.6, 0.8, 1.0],
+                     resources={"train": {"gpus": 0, "cpus": 1, "time": "00:10:00"},
+                                "generate": {"gpus": 0, "cpus": 1, "time": "00:10:00"}})
+    assert len(plan.cells) == 6 and len(plan.by_kind("mix")) == 6
+    sbatch_wrapper(tmp_path, monkeypatch, fail_at=2)
+    with pytest.raises(Exception, match="Job violates accounting/QOS policy") as refused:
+        submit_plan(plan)
+    submitted: list[str] = []
+    try:
+        mixes = plan.by_kind("mix")
+        deadline = time.monotonic() + 120
+        while not all((plan.stage_dir(m.key) / "DONE").exists() for m in mixes[:2]):
+            assert time.monotonic() < deadline, "mixes 0-1 did not finish"
+            time.sleep(0.5)
+        assert not any((plan.stage_dir(m.key) / "DONE").exists() for m in mixes[2:])
+
+        (tmp_path / "sbatch.log").unlink()
+        sbatch_wrapper(tmp_path, monkeypatch)  # sbatch accepts everything again
+        again = submit_plan(plan)
+        submitted = [j for job in again.jobs for j in job["job_ids"]]
+        layout = [(j["kind"], len(j["stages"]), j["dependency"] and j["dependency"].split(":")[0], j.get("task_ids"))
+                  for j in again.jobs]
+        assert sbatch_calls(tmp_path) == 6 and len({j.split("_")[0] for j in submitted}) == 6, layout
+        assert [x for x in layout if x[0] == "train"] == [("train", 2, None, None),
+                                                           ("train", 4, "aftercorr", [2, 3, 4, 5])]
+        mix_array = json.loads((plan.stage_dir(mixes[2].key) / "job.json").read_text())["jobs"][0]["job_id"]
+        for i, m in enumerate(mixes[2:], start=2):
+            [train] = [s for s in plan.by_kind("train") if s.upstream[0] == m.key]
+            job = json.loads((plan.stage_dir(train.key) / "job.json").read_text())["jobs"][-1]["job_id"]
+            assert job.endswith(f"_{i}") and job_fields(job).get("Dependency", "").startswith(
+                f"aftercorr:{mix_array.split('_')[0]}"), (job, job_fields(job).get("Dependency"))
+        release.write_text("go")
+        wait_stages(plan, ("evaluate",), {"done"}, timeout=300)
+        for train in plan.by_kind("train"):
+            assert (plan.stage_dir(train.key) / "run").is_dir(), "a train started before its mix"
+        from clinie_nemo.errors import ClinieError
+
+        assert isinstance(refused.value, ClinieError), "sbatch's refusal is a clear error (exit 2), not a traceback"
+    finally:
+        release.write_text("go")
+        cancel(submitted)

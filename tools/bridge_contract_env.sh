@@ -10,6 +10,8 @@
 # Idempotent: a stamp named after the requirements' hash; a rerun with the same list exits at once.
 # Usage: tools/bridge_contract_env.sh  (uses `python` of the active venv; DEST overridable)
 set -euo pipefail
+# Its own exact pins, whatever the caller's venv is constrained to (.ci/run exports PIP_CONSTRAINT for the venv).
+unset PIP_CONSTRAINT
 cd "$(dirname "$0")/.."
 REQ=tools/bridge_contract_requirements.txt
 DEST=${CLINIE_BRIDGE_CONTRACT_SITE:-.bridge-contract/site}

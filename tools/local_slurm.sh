@@ -5,7 +5,8 @@
 # usage: tools/local_slurm.sh start [--accounting]|stop|status|env
 #
 #   start   install slurm-wlm/slurmctld/slurmd/slurm-client/munge with apt-get if missing (needs root),
-#           write slurm.conf + gres.conf (one fake GPU per node: File=/dev/null) under $LOCAL_SLURM_DIR,
+#           write slurm.conf + gres.conf (LOCAL_SLURM_GPUS fake GPUs per node, default 1: File=/dev/null)
+#           under $LOCAL_SLURM_DIR,
 #           start munged (unless one runs), slurmctld and one slurmd per node, and wait until all nodes are idle.
 #           Idempotent: a running cluster is left as it is (stop it first to change --accounting).
 #           --accounting: also slurmdbd + a private MariaDB (installed if missing), so `sacct` works.
@@ -16,9 +17,10 @@
 # Nodes: LOCAL_SLURM_NODES (default 2) slurmd daemons on this machine ("multiple slurmd": `slurmd -N NAME`),
 # node i named <hostname -s> for i=1 (so one-node jobs log the real host) and <hostname -s>-n<i> after, each
 # with NodeAddr 127.0.0.<i>, its own slurmd Port (LOCAL_SLURM_SLURMD_PORT + i - 1), spool, pid and log file,
-# all CPUs and one fake GPU. Every node's NodeHostname is the real host (multiple slurmd requires it); the
-# tasks of a multi-node job see SLURMD_NODENAME / SLURM_NODEID of their node, and the first node's name
-# resolves, so MASTER_ADDR from `scontrol show hostnames` works for torch.distributed across the nodes.
+# all CPUs and LOCAL_SLURM_GPUS (1-8, default 1) fake GPUs. Every node's NodeHostname is the real host
+# (multiple slurmd requires it); the tasks of a multi-node job see SLURMD_NODENAME / SLURM_NODEID of their
+# node, and the first node's name resolves, so MASTER_ADDR from `scontrol show hostnames` works for
+# torch.distributed across the nodes.
 # Environment: LOCAL_SLURM_DIR (default /tmp/clinie-slurm): state, spool, pids, logs and the config;
 # LOCAL_SLURM_{CTLD,SLURMD,DBD,DB}_PORT (6817, 6818 (first node; one port per node), 6819, 3307) to run a
 # second cluster beside the first (leave a gap of LOCAL_SLURM_NODES ports after SLURMD_PORT).
@@ -39,6 +41,8 @@ SLURMD_PORT="${LOCAL_SLURM_SLURMD_PORT:-6818}"
 DBD_PORT="${LOCAL_SLURM_DBD_PORT:-6819}"
 NODES="${LOCAL_SLURM_NODES:-2}"
 [[ "$NODES" =~ ^[1-9]$ ]] || { echo "local_slurm: error: LOCAL_SLURM_NODES must be 1-9, not '$NODES'" >&2; exit 2; }
+GPUS="${LOCAL_SLURM_GPUS:-1}"
+[[ "$GPUS" =~ ^[1-8]$ ]] || { echo "local_slurm: error: LOCAL_SLURM_GPUS must be 1-8, not '$GPUS'" >&2; exit 2; }
 
 node_name() { if (($1 == 1)); then echo "$HOST"; else echo "$HOST-n$1"; fi; }
 NODE_NAMES=()
@@ -130,6 +134,17 @@ EOF
   SLURM_CONF="$CONF" sacctmgr -i -Q add cluster clinie >/dev/null 2>&1 || true
 }
 
+# File= of a node's fake GPUs: /dev/null for one; for more, one empty file each under $DIR/dev (gres/gpu
+# counts one GPU per file: Count=N without files registers 0 and the node goes INVAL, "gres/gpu count
+# reported lower than configured")
+gres_files() {
+  if ((GPUS == 1)); then echo "File=/dev/null"; return 0; fi
+  mkdir -p "$DIR/dev"
+  local i
+  for ((i = 0; i < GPUS; i++)); do : >"$DIR/dev/gpu$i"; done
+  echo "File=$DIR/dev/gpu[0-$((GPUS - 1))]"
+}
+
 write_config() {
   mkdir -p "$DIR"/{state,spool,run,log}
   local cpus mem i name
@@ -171,12 +186,12 @@ SlurmdLogFile=$DIR/log/slurmd-%n.log
 EOF
     for ((i = 1; i <= NODES; i++)); do
       echo "NodeName=$(node_name "$i") NodeHostname=$HOST NodeAddr=127.0.0.$i Port=$(slurmd_port "$i")" \
-        "CPUs=$cpus RealMemory=$mem Gres=gpu:1 State=UNKNOWN"
+        "CPUs=$cpus RealMemory=$mem Gres=gpu:$GPUS State=UNKNOWN"
     done
     echo "PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP"
   } >"$CONF.tmp"
   mv "$CONF.tmp" "$CONF"
-  for name in "${NODE_NAMES[@]}"; do echo "NodeName=$name Name=gpu File=/dev/null"; done >"$DIR/gres.conf"
+  for name in "${NODE_NAMES[@]}"; do echo "NodeName=$name Name=gpu $(gres_files)"; done >"$DIR/gres.conf"
   if [[ ! -e "$ETC_LINK" && -d /etc/slurm && -w /etc/slurm ]]; then
     ln -s "$CONF" "$ETC_LINK"
     echo "$ETC_LINK" >"$DIR/run/etc_link"
@@ -233,7 +248,7 @@ start() {
     pid_alive "$(slurmd_pid "$name")" || { slurmd -f "$CONF" -N "$name"; touch "$DIR/run/started_slurmd-$name"; }
   done
   wait_idle
-  log "running: $NODES node(s) ${NODE_NAMES[*]}, partition debug, 1 fake GPU each, accounting" \
+  log "running: $NODES node(s) ${NODE_NAMES[*]}, partition debug, $GPUS fake GPU(s) each, accounting" \
     "$( ((ACCOUNTING)) && echo on || echo off) ($DIR)"
   echo "export SLURM_CONF=$CONF"
 }
@@ -266,7 +281,14 @@ stop() {
   stop_daemon slurmctld "$DIR/run/slurmctld.pid"
   stop_daemon slurmdbd "$DIR/run/slurmdbd.pid"
   stop_daemon mariadbd "$DIR/run/mariadbd.pid"
-  stop_daemon munged "$MUNGE_PID"
+  # munged is shared by every cluster on this machine (one /run/munge socket): stop it only when no other
+  # slurmctld/slurmd still runs, else a second cluster beside this one loses its authentication.
+  if pgrep -x 'slurmctld|slurmd' >/dev/null; then
+    [[ -e "$DIR/run/started_munged" ]] && log "leaving munged running: other Slurm daemons still use it"
+    rm -f "$DIR/run/started_munged"
+  else
+    stop_daemon munged "$MUNGE_PID"
+  fi
   if [[ -s "$DIR/run/etc_link" ]]; then
     [[ -L "$ETC_LINK" && "$(readlink "$ETC_LINK")" == "$CONF" ]] && rm -f "$ETC_LINK"
     rm -f "$DIR/run/etc_link"

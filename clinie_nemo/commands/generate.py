@@ -29,9 +29,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import json
+    import signal
     from pathlib import Path
 
     from clinie_nemo import engines
+    from clinie_nemo.engines.local import PREEMPTED_EXIT_CODE
     from clinie_nemo.engines.run_dir import check_parity
     from clinie_nemo.engines.spec_loader import load_generate_config
     from clinie_nemo.errors import ConfigError
@@ -49,5 +51,13 @@ def run(args: argparse.Namespace) -> int:
     if name is None:
         info = run_path / "run.json"
         name = json.loads(info.read_text())["engine"] if info.is_file() else "local"
-    engines.get(name).generate(run_path, args.records, args.output, gen)  # each engine reports its count
+    try:
+        engines.get(name).generate(run_path, args.records, args.output, gen)  # each engine reports its count
+    except SystemExit as stop:
+        if stop.code == PREEMPTED_EXIT_CODE:
+            # saved and exiting 124 (requeue me): a stop signal still on its way (the job shell forwards
+            # SIGUSR1 after Slurm's SIGTERM) must not turn the exit code into death by that signal (138)
+            for signum in (signal.SIGUSR1, signal.SIGTERM):
+                signal.signal(signum, signal.SIG_IGN)
+        raise
     return 0

@@ -24,7 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def describe(plan, submission, dry_run: bool) -> str:
     from clinie_nemo.study.config import STAGE_KINDS
-    from clinie_nemo.study.submit import tasks_per_node
+    from clinie_nemo.study.submit import index_spec, tasks_per_node
 
     lines = [f"study {plan.config.name}: {len(plan.cells)} cells "
              f"({len(plan.config.folds)} held-out x {len(plan.config.fractions)} fractions x "
@@ -40,7 +40,8 @@ def describe(plan, submission, dry_run: bool) -> str:
                      f"{' at-once=' + str(r.array_parallelism) if r.array_parallelism else ''}"
                      f"{' partition=' + r.partition if r.partition else ''}"
                      f"{' container=' + r.container if r.container else ''}] "
-                     f"dependency={job['dependency'] or 'none'} jobs={ids}")
+                     f"dependency={job['dependency'] or 'none'}"
+                     f"{' tasks=' + index_spec(job['task_ids']) if job.get('task_ids') is not None else ''} jobs={ids}")
         for key in job["stages"]:
             stage = plan.stages[key]
             lines.append(f"  {stage.dirname}  cells={len(stage.cells)}  {' '.join(stage.argv[:2])} ...")

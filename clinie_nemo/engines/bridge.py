@@ -22,6 +22,8 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +32,16 @@ from clinie_nemo.engines.allocation import job_allocation
 from clinie_nemo.engines.spec import GenerateConfig, RunSpec
 from clinie_nemo.engines.spec_loader import dump_yaml, load_spec_file
 from clinie_nemo.errors import ConfigError
-from clinie_nemo.fileio import atomic_write, iter_jsonl, write_jsonl
+from clinie_nemo.fileio import atomic_write, iter_jsonl
+from clinie_nemo.predictions import ResumablePredictions, batch_seed, generation_key
 from clinie_nemo.progress import say
 
 NAME = "bridge"
 PREEMPTED_EXIT_CODE = 124  # same as the local engine: checkpoint saved, requeue me
+# vLLM prompts per generate call when resuming matters: each call's results are saved before the next. A
+# request with SamplingParams.seed samples from its own torch.Generator seeded with it (vLLM v1
+# worker/gpu_model_runner.py, SamplingType.RANDOM_SEED), so chunking changes no sample.
+VLLM_CHUNK = 256
 # launcher variables a one-process export must not inherit (torch.distributed env:// would join the
 # training's world, or bind the port the launcher's store holds)
 LAUNCH_ENV = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "GROUP_RANK", "ROLE_RANK",
@@ -315,12 +322,12 @@ def export(run: Path) -> None:
         # (:1546-1548, :1591): that must be the iter_NNNNNNN folder, not checkpoints/
         auto.export_adapter_ckpt(str(last), str(run / "adapter"))
         if kind == "merged":
-            merge_adapter(spec.model.checkpoint, run / "adapter", run / "model", spec.model.tokenizer or None)
+            merge_adapter(spec.model.checkpoint, run / "adapter", run / "model")
     else:  # full weights: AutoBridge.export_ckpt(megatron_path, hf_path) (auto_bridge.py:1410)
         auto.export_ckpt(str(last), str(run / "model"))
 
 
-def merge_adapter(base: str | Path, adapter: Path, out: Path, tokenizer: str | Path | None = None) -> None:
+def merge_adapter(base: str | Path, adapter: Path, out: Path) -> None:
     """Merge an HF PEFT adapter into its base with peft and save the result to ``out``.
 
     The adapter is what Bridge's ``AutoBridge.export_adapter_ckpt`` wrote, and loading it with
@@ -337,7 +344,7 @@ def merge_adapter(base: str | Path, adapter: Path, out: Path, tokenizer: str | P
     model = transformers.AutoModelForCausalLM.from_pretrained(str(base), torch_dtype="auto")
     merged = peft.PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
     merged.save_pretrained(str(partial))
-    transformers.AutoTokenizer.from_pretrained(str(tokenizer or base)).save_pretrained(str(partial))
+    transformers.AutoTokenizer.from_pretrained(str(base)).save_pretrained(str(partial))
     if out.is_dir():  # a re-export replaces the previous merge
         shutil.rmtree(out)
     os.replace(partial, out)
@@ -444,7 +451,8 @@ def vllm_tensor_parallel(spec: RunSpec, env: Any = None) -> int:
     return gpus
 
 
-def _generate_vllm(spec: RunSpec, run: Path, prompts: list[str], gen: GenerateConfig) -> list[str]:
+def _generate_vllm(spec: RunSpec, run: Path, chunks: list[tuple[int, list[str]]], gen: GenerateConfig,
+                   save: Callable[[int, list[str]], None]) -> None:
     model_dir, adapter = trained_weights(spec, run)
     tp = vllm_tensor_parallel(spec)
     import vllm  # in the NeMo Framework container; not a Bridge API
@@ -455,11 +463,12 @@ def _generate_vllm(spec: RunSpec, run: Path, prompts: list[str], gen: GenerateCo
     llm = vllm.LLM(model=model, tensor_parallel_size=tp, seed=gen.seed,
                    enable_lora=lora, max_lora_rank=spec.train.lora.dim if lora and spec.train.lora else 16)
     params = vllm.SamplingParams(**vllm_sampling(gen))
-    ids = prompt_token_ids(llm.get_tokenizer(), prompts, spec.train.data.add_bos)
     request = LoRARequest("run", 1, str(adapter)) if lora else None
-    # a TokensPrompt ({"prompt_token_ids": [...]}, vllm.inputs) is used as given: no BOS added
-    outputs = llm.generate([{"prompt_token_ids": t} for t in ids], params, lora_request=request)
-    return [o.outputs[0].text for o in outputs]
+    for k, prompts in chunks:  # one generate call per chunk, saved before the next (resume)
+        ids = prompt_token_ids(llm.get_tokenizer(), prompts, spec.train.data.add_bos)
+        # a TokensPrompt ({"prompt_token_ids": [...]}, vllm.inputs) is used as given: no BOS added
+        outputs = llm.generate([{"prompt_token_ids": t} for t in ids], params, lora_request=request)
+        save(k, [o.outputs[0].text for o in outputs])
 
 
 def mcore_prompt_tokens(controller: Any, tokenizer: Any, prompts: list[str], add_bos: bool) -> list[list[int]]:
@@ -488,7 +497,8 @@ def init_single_process_env() -> None:
     os.environ.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
 
 
-def _generate_mcore(spec: RunSpec, run: Path, prompts: list[str], gen: GenerateConfig) -> list[str]:
+def _generate_mcore(spec: RunSpec, run: Path, chunks: list[tuple[int, list[str]]], gen: GenerateConfig,
+                    save: Callable[[int, list[str]], None]) -> None:
     """megatron-core static engine, as scripts/inference/text_generation.py does (v0.6.0). A LoRA run
     exported as an HF adapter (the default, which only vLLM serves) is merged into <run>/model first, by
     rank 0 while the others wait at a barrier: the model generated from is always the trained one."""
@@ -506,7 +516,7 @@ def _generate_mcore(spec: RunSpec, run: Path, prompts: list[str], gen: GenerateC
             model_dir = run / "model"
             if _rank() == 0 and not model_dir.is_dir():
                 say(f"merging the LoRA adapter {adapter} into {model_dir} for megatron-core generation")
-                merge_adapter(spec.model.checkpoint, run / "adapter", model_dir, spec.model.tokenizer or None)
+                merge_adapter(spec.model.checkpoint, run / "adapter", model_dir)
             if torch.distributed.is_available() and torch.distributed.is_initialized():
                 torch.distributed.barrier()  # the other ranks load the merged weights only once they exist
         model = ti.load_bridge_model(hf_model_path=str(model_dir), megatron_model_path=None,
@@ -531,33 +541,58 @@ def _generate_mcore(spec: RunSpec, run: Path, prompts: list[str], gen: GenerateC
         # prompt ids tokenized with add_BOS, which generate_using_legacy_static_engine uses as given
         # (static_engine.py:294-297 -> scheduler.add_request(inference_request=...), scheduler.py:105-111)
         request_cls = resolve("megatron.core.inference.inference_request.InferenceRequest")
-        tokens = mcore_prompt_tokens(controller_cls, tokenizer, prompts, spec.train.data.add_bos)
-        requests = [request_cls(request_id=engine.get_new_request_id(), prompt=p, prompt_tokens=t,
-                                sampling_params=params) for p, t in zip(prompts, tokens)]
-        outputs = engine.generate(inference_requests=requests, sampling_params=params)
-        return [o.generated_text for o in outputs]
+        for k, prompts in chunks:  # one engine batch per chunk, saved before the next (resume)
+            # the legacy static engine seeds torch with engine.random_seed at each generate call
+            # (megatron-core 0.19.0 static_engine.py:280-281): a seed per chunk makes a resumed chunk draw
+            # what it drew in an uninterrupted run
+            engine.random_seed = batch_seed(gen.seed, k)
+            tokens = mcore_prompt_tokens(controller_cls, tokenizer, prompts, spec.train.data.add_bos)
+            requests = [request_cls(request_id=engine.get_new_request_id(), prompt=p, prompt_tokens=t,
+                                    sampling_params=params) for p, t in zip(prompts, tokens)]
+            outputs = engine.generate(inference_requests=requests, sampling_params=params)
+            save(k, [o.generated_text for o in outputs])
     finally:
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()  # scripts/inference/text_generation.py:235-236
 
 
+def chunk_size(gen: GenerateConfig, vllm: bool) -> int:
+    """Prompts per generate call, each saved before the next: megatron-core's engine batch (its
+    max_batch_size is gen.batch_size), or :data:`VLLM_CHUNK` for vLLM, which batches continuously."""
+    return max(gen.batch_size, VLLM_CHUNK) if vllm else gen.batch_size
+
+
 def generate(run_dir: str | Path, records_path: str | Path, output_path: str | Path,
              gen_config: GenerateConfig | None = None) -> int:
+    """Predictions for every record, saved chunk by chunk (a requeued job resumes after the last saved
+    chunk, see clinie_nemo.predictions). With megatron-core and tensor parallelism every rank generates and
+    rank 0 writes; every rank reads the partial (before the model loads) to skip the same chunks."""
     run = Path(run_dir)
     spec = load_spec_file(run / "spec.yaml")
     gen = gen_config or GenerateConfig()
     ids, prompts = _prompts(spec, records_path)
     _, separator = bridge_plan.split_prompt_template(spec.train.data.prompt_template)
-    say(f"generating {len(prompts)} predictions with engine bridge")
     try:
         importlib.import_module("vllm")
-        texts = _generate_vllm(spec, run, prompts, gen)
+        backend, size = _generate_vllm, chunk_size(gen, vllm=True)
     except ImportError:
-        texts = _generate_mcore(spec, run, prompts, gen)
-    if _rank() != 0:
-        return 0  # megatron-core with tensor parallel: every rank generates, rank 0 writes
-    n = write_jsonl(output_path, ({"id": i, "prediction": strip_separator(t, separator), "engine": NAME,
-                                   "model": spec.model.name} for i, t in zip(ids, texts)))
+        backend, size = _generate_mcore, chunk_size(gen, vllm=False)
+    # chunks of ALL records, fixed: a resumed run cuts the same ones and skips those saved
+    spans = [list(range(start, min(start + size, len(ids)))) for start in range(0, len(ids), size)]
+    key = generation_key(NAME, run, records_path, {**asdict(gen), "chunk": size})
+    with ResumablePredictions(output_path, ids, key, writer=_rank() == 0) as out:
+        todo = [(k, [prompts[i] for i in span]) for k, span in enumerate(spans) if any(ids[i] not in out for i in span)]
+
+        def save(k: int, texts: list[str]) -> None:
+            out.add({"id": ids[i], "prediction": strip_separator(t, separator), "engine": NAME,
+                     "model": spec.model.name} for i, t in zip(spans[k], texts))
+
+        say(f"generating {sum(len(p) for _, p in todo)} of {len(prompts)} predictions with engine bridge")
+        if todo:
+            backend(spec, run, todo, gen, save)
+        if _rank() != 0:
+            return 0  # megatron-core with tensor parallel: every rank generates, rank 0 writes
+        n = out.publish()
     say(f"wrote {n} predictions to {output_path}")
     return n
 

@@ -14,12 +14,14 @@ nemo/collections/nlp/models/language_modeling/megatron_gpt_sft_model.py write_pr
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
 import signal
 import subprocess
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,7 @@ from clinie_nemo.engines.spec import LORA_TARGETS, GenerateConfig, NemoScriptCon
 from clinie_nemo.engines.spec_loader import load_nemo_script_config, load_spec_file
 from clinie_nemo.errors import ConfigError, InputError, Problem
 from clinie_nemo.fileio import atomic_write, iter_jsonl, write_jsonl
+from clinie_nemo.predictions import ResumablePredictions, generation_key
 from clinie_nemo.progress import say
 
 NAME = "nemo"
@@ -253,17 +256,39 @@ def output_file(out_prefix: str | Path) -> Path:
     return Path(f"{out_prefix}_test_{TEST_NAME}_inputs_preds_labels.jsonl")
 
 
-def convert_predictions(nemo_jsonl: str | Path, records_path: str | Path, output_path: str | Path,
-                        model_name: str = "") -> int:
-    """NeMo's inputs_preds_labels JSONL -> predictions JSONL in the records' order, one line per record."""
+def _nemo_predictions(nemo_jsonl: str | Path, cut_ok: bool = False) -> tuple[dict[str, str], list[Problem]]:
+    """id -> pred of NeMo's inputs_preds_labels JSONL (the first of repeated ids), and its problems. NeMo
+    writes the file in one go at the end of the test epoch (v2.4.0 megatron_gpt_sft_model.py:864-878
+    ``open(output_file_path, "w")``, one json.dumps line per example): with ``cut_ok`` (a file left by a
+    killed run) reading stops at the first line that is cut or not JSON, and what comes before counts."""
     preds: dict[str, str] = {}
     problems: list[Problem] = []
-    for lineno, row in iter_jsonl(nemo_jsonl):
+    if cut_ok:
+        lines = Path(nemo_jsonl).read_bytes().split(b"\n")[:-1]  # the part after the last newline is cut
+        rows = []
+        for raw in lines:
+            try:
+                rows.append(json.loads(raw))
+            except ValueError:
+                break
+        numbered = list(enumerate(rows, 1))
+    else:
+        numbered = list(iter_jsonl(nemo_jsonl))
+    for lineno, row in numbered:
         rid, pred = row.get("id"), row.get("pred")
         if not isinstance(rid, str) or not isinstance(pred, str):
+            if cut_ok:
+                break
             problems.append(Problem(str(nemo_jsonl), lineno, "expected string fields 'id' and 'pred'"))
             continue
         preds.setdefault(rid, pred)  # NeMo may repeat samples to fill the last batch
+    return preds, problems
+
+
+def convert_predictions(nemo_jsonl: str | Path, records_path: str | Path, output_path: str | Path,
+                        model_name: str = "") -> int:
+    """NeMo's inputs_preds_labels JSONL -> predictions JSONL in the records' order, one line per record."""
+    preds, problems = _nemo_predictions(nemo_jsonl)
     ids = [rec.get("id") for _, rec in iter_jsonl(records_path)]
     missing = [i for i in ids if i not in preds]
     if missing:
@@ -394,18 +419,59 @@ def train(spec: RunSpec, data_dir: str | Path, run_dir: str | Path) -> dict[str,
 
 def generate(run_dir: str | Path, records_path: str | Path, output_path: str | Path,
              gen_config: GenerateConfig | None = None) -> int:
+    """Run megatron_gpt_generate.py on the records still without a prediction, then write the predictions.
+
+    Resume (clinie_nemo.predictions): NeMo writes its predictions file only after the whole test epoch
+    (:func:`_nemo_predictions`), so a NeMo run stopped mid-way leaves nothing to keep and the next attempt runs
+    NeMo from the start of what is missing. What is kept: the predictions of a NeMo file a previous attempt
+    left (finished, or cut by a kill while NeMo wrote it) go into the output's partial file, and NeMo then
+    runs only on the records still missing (a records file of those, beside NeMo's output). NeMo's output
+    is named after the generation's key, so a file of other records, run or settings is never taken."""
     run = Path(run_dir)
     spec = load_spec_file(run / "spec.yaml")
     gen = gen_config or GenerateConfig()
-    prefix = run / "generate" / Path(output_path).stem
     rank = os.environ.get("RANK", "0")
-    cmd = generate_command(spec, run, records_path, prefix, gen)
-    check_nemo_version()
-    prefix.parent.mkdir(exist_ok=True)
-    if _run(cmd, run / "logs" / f"nemo_generate.rank{rank}.log"):
-        raise _preempted("generation finished")
-    if rank != "0":
-        return 0
-    n = convert_predictions(output_file(prefix), records_path, output_path, spec.model.name)
+    records = [rec for _, rec in iter_jsonl(records_path)]
+    ids = [rec.get("id") for rec in records]
+    key = generation_key(NAME, run, records_path, asdict(gen))
+    prefix = run / "generate" / f"{Path(output_path).stem}-{key[:12]}"
+    produced, subset = output_file(prefix), prefix.with_name(prefix.name + ".records.jsonl")
+    with ResumablePredictions(output_path, ids, key, writer=rank == "0") as out:
+
+        def take(preds: dict[str, str]) -> None:
+            out.add({"id": i, "prediction": preds[i], "engine": NAME, "model": spec.model.name}
+                    for i in ids if i in preds)
+
+        if produced.is_file():  # a previous attempt's NeMo file: finished, or cut mid-write
+            take(_nemo_predictions(produced, cut_ok=True)[0])
+        todo = out.todo()
+        if todo:
+            given: Path = Path(records_path)
+            if len(todo) < len(ids):  # every rank writes the same file (same partial, same NeMo file read)
+                prefix.parent.mkdir(parents=True, exist_ok=True)
+                with atomic_write(subset) as fh:
+                    fh.writelines(json.dumps(records[i], ensure_ascii=False) + "\n" for i in todo)
+                given = subset
+                say(f"NeMo generates the {len(todo)} of {len(ids)} records without a saved prediction")
+            cmd = generate_command(spec, run, given, prefix, gen)
+            check_nemo_version()
+            prefix.parent.mkdir(exist_ok=True)
+            if _run(cmd, run / "logs" / f"nemo_generate.rank{rank}.log"):
+                raise _preempted("generation finished")
+            if rank != "0":
+                return 0
+            preds, problems = _nemo_predictions(produced)
+            take(preds)
+            missing = [ids[i] for i in out.todo()]
+            if missing:
+                problems.append(Problem(str(produced), None, f"{len(missing)} record(s) have no prediction, "
+                                                             f"e.g. {missing[0]!r}"))
+            if problems:
+                raise InputError(problems, "cannot convert NeMo generation output")
+        if rank != "0":
+            return 0
+        n = out.publish()
+    produced.unlink(missing_ok=True)  # taken over: a later generate of the same key starts afresh
+    subset.unlink(missing_ok=True)
     say(f"wrote {n} predictions to {output_path}")
     return n

@@ -8,6 +8,10 @@ and a per-job MASTER_PORT, and on the time-limit signal (``--signal=B:USR1@...``
 forwards SIGUSR1 to the step, waits for the trainer to checkpoint and requeues; a step that exits 124 by itself
 requeues too. Requeues stop after MAX_REQUEUES (SLURM_RESTART_COUNT): the job then fails with a log line.
 Multi-node jobs ask for whole nodes (``--exclusive``, ``--mem=0``).
+
+Directive values are written the way sbatch reads them (quoted when they hold a space, quote, backslash or
+``#``), and a value with a control character (a newline would start a new ``#SBATCH`` line or a command:
+directive injection) is refused with a ConfigError.
 """
 
 from __future__ import annotations
@@ -72,6 +76,28 @@ def pyxis_image(image: str) -> str:
     return image
 
 
+# sbatch reads an #SBATCH line like a command line (Slurm src/sbatch/opt.c get_argument, slurm-22-05-8-1
+# :459 and slurm-26-05-0-1 :478): whitespace ends an argument unless quoted with " or ', a backslash
+# escapes the next character (also inside quotes), an unquoted # starts a comment, an unmatched quote is
+# fatal, and the line ends at the newline. A value is therefore written bare when it holds none of these,
+# else inside double quotes with backslash and double quote escaped (a tab or newline cannot be written at
+# all: control characters are refused, see control_characters).
+_BARE_DIRECTIVE = re.compile(r"[A-Za-z0-9_.,:%@+=/~-]*")
+
+
+def directive_value(value: str) -> str:
+    """``value`` as sbatch's #SBATCH parser must see it (bare, or double-quoted with \\ and \" escaped)."""
+    if _BARE_DIRECTIVE.fullmatch(value):
+        return value
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def control_characters(value: str) -> list[str]:
+    """The control characters in ``value`` (newline, carriage return, tab, NUL, DEL, U+2028 ...), as reprs."""
+    return sorted({repr(c) for c in value
+                   if ord(c) < 32 or 127 <= ord(c) < 160 or c in "\u2028\u2029"})
+
+
 @dataclass(frozen=True)
 class SbatchJob:
     """One Slurm batch job. ``command`` is the argv run once per task (one task per GPU, or one task)."""
@@ -93,6 +119,12 @@ class SbatchJob:
     dependency: str | None = None  # e.g. "afterok:123:124"
     container_image: str | None = None
     container_mounts: str | None = None
+    # pyxis --container-workdir: None = the image's own working directory (its WORKDIR: enroot v3.4.1
+    # src/docker.sh:220,232), never the host's $PWD (pyxis v0.24.0 pyxis_slurmstepd.c:1653-1664 chdir()s to
+    # it inside the container and fails the step with "couldn't chdir" when it is not mounted; mounted, the
+    # host checkout there shadows the package installed in the image). The command's paths must be
+    # absolute and mounted at the same place.
+    container_workdir: str | None = None
     env: tuple[tuple[str, str], ...] = ()  # exported before launch, in this order
     tasks_per_gpu: bool = True  # one task per GPU (bridge/nemo); False = one task per node
     max_requeues: int = 3  # default of $MAX_REQUEUES: requeues allowed (SLURM_RESTART_COUNT) before failing
@@ -122,6 +154,30 @@ class SbatchJob:
             problems.append(f"gpu_type {self.gpu_type!r} must be a GRES type name such as h100")
         if self.max_requeues < 0:
             problems.append(f"max_requeues must be >= 0, got {self.max_requeues}")
+        if self.container_workdir is not None and (not self.container_image
+                                                   or not self.container_workdir.startswith("/")):
+            problems.append(f"container_workdir {self.container_workdir!r} must be an absolute path inside the "
+                            "container and needs container_image")
+        if "\\" in self.output:  # sbatch(1) "filename pattern" (doc/man/man1/sbatch.1:2758, slurm-26-05-0-1)
+            problems.append(f"output {self.output!r} contains a backslash: Slurm reads it as 'do not process the "
+                            "replacement symbols' and drops it, so the log would not go to that path")
+        for key, _ in self.env:
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+                problems.append(f"env name {key!r} is not a shell variable name")
+        for key, _ in self.extra_directives:
+            if not re.fullmatch(r"[a-z][a-z0-9-]*", key):
+                problems.append(f"extra directive {key!r} is not an sbatch long option name such as qos")
+        checked = [("name", self.name), ("partition", self.partition), ("account", self.account),
+                   ("mem", self.mem), ("time", self.time), ("output", self.output), ("array", self.array),
+                   ("dependency", self.dependency), ("container_image", self.container_image),
+                   ("container_mounts", self.container_mounts), ("container_workdir", self.container_workdir),
+                   *((f"extra directive {k}", v) for k, v in self.extra_directives)]
+        for what, value in checked:
+            bad = control_characters(value) if value else []
+            if bad:
+                problems.append(f"{what} {value!r} contains control characters ({', '.join(bad)}): each "
+                                "#SBATCH directive is one line, a newline would inject another directive or "
+                                "a command")
         if problems:
             raise ConfigError("invalid sbatch job: " + "; ".join(problems))
 
@@ -169,7 +225,8 @@ def srun_line(job: SbatchJob) -> str:
         parts.append(f"--container-image={shlex.quote(pyxis_image(job.container_image))}")
         if job.container_mounts:
             parts.append(f"--container-mounts={shlex.quote(job.container_mounts)}")
-        parts.append("--container-workdir=\"$PWD\"")
+        if job.container_workdir:
+            parts.append(f"--container-workdir={shlex.quote(job.container_workdir)}")
     # torchrun-free launch: Slurm starts (and signals) every rank itself; each task maps its Slurm ids
     # onto the env:// variables torch.distributed reads.
     parts += ["bash", "-c", shlex.quote(RANK_ENV + ' exec "$@"'), "rank_env"]
@@ -180,7 +237,7 @@ def render_sbatch(job: SbatchJob) -> str:
     """The whole sbatch script for ``job`` (pure)."""
     lines = ["#!/bin/bash", f"# {job.name}: rendered by clinie_nemo.slurm.sbatch (re-render, do not edit)"]
     for key, value in directives(job):
-        lines.append(f"#SBATCH --{key}" + ("" if value is None else f"={value}"))
+        lines.append(f"#SBATCH --{key}" + ("" if value is None else f"={directive_value(value)}"))
     lines += ["set -euo pipefail", ""]
     for key, value in job.env:
         lines.append(f"export {key}={shlex.quote(value)}")

@@ -19,18 +19,24 @@ Example::
     mixture: {tasks: [ce], format: json, max_tokens: 256, template: rotate}
     resources:
       train: {partition: gpu, gpus: 1, cpus: 8, time: "04:00:00", container: nvcr.io/nvidia/nemo:26.04,
-              container_python: python, array_parallelism: 16, max_requeues: 10}
+              container_python: python, array_parallelism: 16, max_requeues: 10,
+              qos: normal, constraint: "a100|h100", reservation: null, exclusive: false}
 
 Resources per stage kind: ``nodes > 1`` only for train on the bridge/nemo engines (Slurm then starts one
 task per GPU, each task one rank: no nested srun); ``container_python`` is the interpreter inside the
 container (submitit's job command runs it, not the host's), ``container_workdir`` its working folder
 (default: the study folder); ``array_parallelism`` throttles how many array tasks of the stage kind run at
-once (``--array=0-N%K``); ``max_requeues`` caps how often a stopped stage requeues itself.
+once (``--array=0-N%K``); ``max_requeues`` caps how often a stopped stage requeues itself. ``qos``,
+``constraint`` (node features), ``reservation``, ``exclusive`` (true, or ``user``/``mcs``) and ``wckey`` are
+sbatch's options of the same names (a multi-node train is always exclusive; no ``wckey`` = none sent). Every
+study job is submitted with ``--requeue`` (its runner requeues itself), whatever the cluster's JobRequeue.
+Resource strings with a control character (a newline would start a new ``#SBATCH`` line) are refused.
 """
 
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,6 +93,11 @@ class StageResources:
     container_workdir: str | None = None  # pyxis --container-workdir; None = the study folder
     array_parallelism: int | None = None  # at most this many array tasks at once (%N); None = submitit's 256
     max_requeues: int = 10  # a stage stopped more often (SLURM_RESTART_COUNT) fails instead of requeueing
+    qos: str | None = None  # sbatch --qos
+    constraint: str | None = None  # sbatch --constraint: node features, e.g. "a100|h100"
+    reservation: str | None = None  # sbatch --reservation (one name or a comma-separated list)
+    exclusive: bool | str = False  # sbatch --exclusive[={user|mcs}]: true, false, "user" or "mcs"
+    wckey: str | None = None  # sbatch --wckey; None sends none (submitit's own default would be "submitit")
 
 
 def _default_resources() -> dict[str, StageResources]:
@@ -137,8 +148,49 @@ def _resolve(base_dir: str, path: str) -> str:
     return str(p if p.is_absolute() else (Path(base_dir) / p).resolve())
 
 
+# Valid values of the sbatch options a stage passes on (sbatch(1), Slurm 22.05): names without spaces,
+# a constraint as a feature expression, a memory size with an optional unit, --exclusive's modes.
+_NAME = re.compile(r"[A-Za-z0-9_.+@:,-]+")
+_CONSTRAINT = re.compile(r"[A-Za-z0-9_.&|\[\]*()!:,+@-]+")
+_MEM = re.compile(r"\d+[KMGTkmgt]?")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+EXCLUSIVE_MODES = ("user", "mcs")
+STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def _resource_problems(kind: str, r: StageResources, where: str) -> list[str]:
+    """Control characters in any string, and the sbatch options' value formats (each listing what is valid)."""
+    problems: list[str] = []
+    for key, value in r.__dict__.items():
+        if isinstance(value, str) and _CONTROL.search(value):
+            problems.append(f"{where}.{key}: {value!r} contains a control character (newline, tab, ...): refused, "
+                            "it would end the #SBATCH line and inject what follows")
+    bad = {k for k, v in r.__dict__.items() if isinstance(v, str) and _CONTROL.search(v)}
+    checks = (("partition", _NAME, "a partition name or comma-separated names, no spaces"),
+              ("account", _NAME, "an account name, no spaces"),
+              ("qos", _NAME, "a QOS name, no spaces"),
+              ("reservation", _NAME, "a reservation name or comma-separated names, no spaces"),
+              ("wckey", _NAME, "a workload characterization key, no spaces"),
+              ("constraint", _CONSTRAINT, "node features joined by & | [ ] * ( ), no spaces, e.g. a100|h100"),
+              ("mem", _MEM, "megabytes, or a number with a unit K, M, G or T (e.g. 16G); 0 = all of the node's"))
+    for key, pattern, valid in checks:
+        value = getattr(r, key)
+        if value is not None and key not in bad and not pattern.fullmatch(value):
+            problems.append(f"{where}.{key}: invalid value {value!r}; valid: {valid}")
+    if isinstance(r.exclusive, str) and r.exclusive not in EXCLUSIVE_MODES:
+        problems.append(f"{where}.exclusive: invalid value {r.exclusive!r}; valid: true, false, "
+                        f"{', '.join(EXCLUSIVE_MODES)}")
+    if r.container_workdir is not None and not r.container_workdir.startswith("/"):
+        problems.append(f"{where}.container_workdir: {r.container_workdir!r} must be an absolute path inside the "
+                        "container")
+    return problems
+
+
 def _check(cfg: StudyConfig, source: str) -> list[str]:
     problems: list[str] = []
+    if not STUDY_NAME.fullmatch(cfg.name):
+        problems.append(f"{source}: name: invalid study name {cfg.name!r}; valid: letters, digits, '_', '.', '-' "
+                        "(it names the Slurm jobs)")
     names = [d.name for d in cfg.datasets]
     if len(names) < 2:
         problems.append(f"{source}: datasets: leave-one-dataset-out needs at least two datasets")
@@ -183,6 +235,7 @@ def _check(cfg: StudyConfig, source: str) -> list[str]:
             problems.append(f"{source}: resources.{kind}.max_requeues: must be >= 0")
         if not r.container_python.strip():
             problems.append(f"{source}: resources.{kind}.container_python: must not be empty")
+        problems += _resource_problems(kind, r, f"{source}: resources.{kind}")
         try:
             minutes = time_minutes(r.time)
         except ConfigError as exc:

@@ -122,7 +122,9 @@ def mixture_dict(cfg: StudyConfig, fold: str, fraction: float, seed: int) -> dic
             entry["tasks"] = list(d.tasks)
         datasets.append(entry)
     m = cfg.mixture
-    return {"name": f"{cfg.name}/heldout-{fold}_frac-{fraction:.6g}_seed-{seed}", "seed": seed,
+    # named by its content only (not the study's name): two studies over the same data get the same mixture
+    # text, so the same content key, and share the mix (and every stage downstream of it)
+    return {"name": f"heldout-{fold}_frac-{fraction:.6g}_seed-{seed}", "seed": seed,
             "datasets": datasets, "tasks": list(m.tasks), "template": m.template, "format": m.format,
             "max_tokens": m.max_tokens, "tokenizer": cfg.resolve(m.tokenizer) if m.tokenizer else None,
             "validation_fraction": m.validation_fraction, "held_out": fold, "held_out_fraction": fraction,

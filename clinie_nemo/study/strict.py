@@ -1,8 +1,9 @@
 """Strict YAML -> frozen dataclass building for the study config: every field type-checked, unknown keys
 rejected with the valid keys listed, every problem collected (not only the first).
 
-Supported field types: str, int, float, bool, ``X | None``, ``tuple[X, ...]``, ``dict[str, X]`` and nested
-dataclasses. Fields with ``metadata={"yaml": False}`` are not read from YAML.
+Supported field types: str, int, float, bool, ``X | None``, unions of these (``bool | str``: the member
+the YAML value is), ``tuple[X, ...]``, ``dict[str, X]`` and nested dataclasses. Fields with
+``metadata={"yaml": False}`` are not read from YAML.
 """
 
 from __future__ import annotations
@@ -28,6 +29,15 @@ def _convert(value: Any, tp: Any, where: str, problems: list[str]) -> Any:
         if value is None and type(None) in args:
             return None
         inner = [a for a in args if a is not type(None)]
+        if len(inner) > 1:  # e.g. bool | str: the member the YAML value already is (no coercion)
+            for member in inner:
+                scratch: list[str] = []
+                converted = _convert(value, member, where, scratch)
+                if not scratch:
+                    return converted
+            names = " or ".join(getattr(a, "__name__", str(a)) for a in inner)
+            problems.append(f"{where}: expected {names}, got {type(value).__name__} {value!r}")
+            return _MISSING
         return _convert(value, inner[0], where, problems)
     if dataclasses.is_dataclass(tp):
         built = build(tp, value, where, problems)

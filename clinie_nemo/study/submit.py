@@ -1,42 +1,79 @@
 """Submit a study's job graph through submitit, skipping what is finished or already queued.
 
+Before anything is written or submitted, every cell is checked (study/validate.py: its train spec, generate
+config, mixture, input paths and the resources of every stage kind): one invalid cell submits nothing.
+A submit holds the study's lock (STUDY_DIR/SUBMIT.lock, study/lock.py) from its Slurm query to its last
+sbatch, so two concurrent ``study --submit`` on one folder cannot both submit the same stages.
+
 Per stage kind (mix -> train -> generate -> evaluate) the stages still to run share one shape (the kind's
 resources), so they go out as submitit batches (Slurm job arrays, at most MaxArraySize tasks each, ``%N``
-throttled by the kind's ``array_parallelism``). Each array's tasks line up with their parents' tasks so the
-dependency is ``aftercorr`` (train[i] waits for mix[i] only); a stage whose parent does not line up waits
-``afterok`` on that one parent task. Each stage folder gets stage.json (what the runner executes), its input
-files, and job.json (every job id it was submitted as); STUDY_DIR/sbatch/<stage>.sbatch keeps an equivalent
-standalone sbatch script for audit. Nothing finished is deleted or rewritten: a stage with DONE, a live
-RUNNING.lock, or a queued/running job is left alone. Slurm is asked once per submit/poll (one squeue for
-every job), and a failed query stops the submit instead of reading as "lost" (which would resubmit).
+throttled by the kind's ``array_parallelism``). Each array's task ids are those of its parents' tasks, so
+the dependency is ``aftercorr`` (train task i waits for mix task i only), also when the parent array is
+partly finished (the children of its tasks 5-999 go out as one array with ids 5-999, study/arrays.py), not
+one job per stage. Each stage folder gets stage.json (what the runner executes), its input files, and
+job.json (every job id it was submitted as); STUDY_DIR/sbatch/<stage>.sbatch is a copy of the very script
+submitit gave sbatch for it (its array's script). Nothing finished is deleted or rewritten: a stage with
+DONE, a live RUNNING.lock, or a queued/running job is left alone. Slurm is asked once per submit/poll (one
+squeue for every job), and a failed query stops the submit instead of reading as "lost" (which would
+resubmit).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
+import os
 import re
 import shutil
+import socket
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from clinie_nemo.errors import ClinieError
 from clinie_nemo.fileio import atomic_write
-from clinie_nemo.slurm.sbatch import SbatchJob, pyxis_image, render_sbatch, time_minutes
+from clinie_nemo.slurm.sbatch import pyxis_image, time_minutes
+from clinie_nemo.study import lock
 from clinie_nemo.study.config import STAGE_KINDS, StageResources
-from clinie_nemo.study.lock import lock_owner
 from clinie_nemo.study.plan import Stage, StudyPlan, plan_json
 
 ACTIVE = {"PENDING", "RUNNING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "CONFIGURING", "COMPLETING",
           "SUSPENDED", "RESIZING", "SIGNALING", "STAGE_OUT", "RESV_DEL_HOLD"}
 DEFAULT_MAX_ARRAY_SIZE = 1001  # Slurm's default MaxArraySize (slurm.conf(5))
+SUBMIT_LOCK = "SUBMIT.lock"  # in STUDY_DIR, held for a whole submit
 
 
 class SlurmQueryError(ClinieError):
     """squeue failed or timed out: the jobs' states are unknown, so nothing may be (re)submitted."""
+
+
+class SubmitError(ClinieError):
+    """sbatch refused a job: the stages submitted before it stay queued, a rerun submits the rest."""
+
+
+class StudyBusyError(ClinieError):
+    """Another submit holds the study's lock: this one submits nothing."""
+
+
+@contextlib.contextmanager
+def submit_lock(study_dir: Path):
+    """Hold STUDY_DIR/SUBMIT.lock (heart-beating) for the whole submit; StudyBusyError when another live submit
+    holds it. A killed submit's lock goes stale after lock.STALE_S without heartbeat and is taken over."""
+    me = f"submit pid {os.getpid()} on {socket.gethostname()}"
+    owner = lock.acquire(study_dir, me, name=SUBMIT_LOCK)
+    if owner is not None:
+        raise StudyBusyError(f"{study_dir}: another `clinie-nemo study --submit` ({owner}) is submitting this study "
+                             f"now ({study_dir / SUBMIT_LOCK}); nothing was submitted. Run it again when that one "
+                             "has finished: it skips what that one submitted (the lock of a killed submit is taken "
+                             f"over {lock.STALE_S:.0f} s after its last heartbeat)")
+    try:
+        with lock.Heartbeat(study_dir, name=SUBMIT_LOCK):
+            yield
+    finally:
+        lock.release(study_dir, me, name=SUBMIT_LOCK)
 
 
 def _base_id(job_id: str) -> str:
@@ -103,9 +140,9 @@ def stage_state(stage_dir: Path, states: dict[str, str] | None = None) -> tuple[
     history = job_history(stage_dir)
     if (stage_dir / "DONE").exists():
         return "done", history[-1] if history else None
-    owner = lock_owner(stage_dir)
-    if owner is not None:
-        return "running", owner
+    holder = lock.lock_holder(stage_dir)
+    if holder is not None:  # an array task's own id ("123_4"): its children line up with it (aftercorr)
+        return "running", str(holder.get("display_id") or holder.get("job_id") or "?")
     if not history:
         return "new", None
     if states is None:
@@ -146,16 +183,6 @@ def tasks_per_node(engine: str, kind: str, res: StageResources) -> int:
     return 1
 
 
-def sbatch_job(plan: StudyPlan, stage: Stage, res: StageResources, dependency: str | None) -> SbatchJob:
-    stage_dir = plan.stage_dir(stage.key)
-    per_gpu = tasks_per_node(plan.config.engine, stage.kind, res) > 1
-    return SbatchJob(name=f"{plan.config.name}-{stage.kind}", command=("clinie-nemo", "run-stage", str(stage_dir)),
-                     nodes=res.nodes, gpus_per_node=res.gpus, cpus_per_task=res.cpus, mem=res.mem, time=res.time,
-                     partition=res.partition, account=res.account, output=f"{stage_dir}/slurm-%j.out",
-                     signal_seconds=res.signal_seconds, dependency=dependency,
-                     container_image=res.container, container_mounts=res.container_mounts, tasks_per_gpu=per_gpu)
-
-
 def prepare_stage(plan: StudyPlan, stage: Stage) -> Path:
     """stage.json and input files (never touching outputs)."""
     d = plan.stage_dir(stage.key)
@@ -190,24 +217,49 @@ def _record_job(stage_dir: Path, job_id: str) -> None:
 Group = tuple[list[Stage], str | None]
 
 
+def index_spec(ids: Sequence[int]) -> str:
+    """Sorted task ids as an sbatch ``--array`` index list: [0, 1, 2, 5, 7, 8] -> "0-2,5,7-8"."""
+    parts: list[str] = []
+    start = prev = None
+    for i in ids:
+        if prev is not None and i == prev + 1:
+            prev = i
+            continue
+        if start is not None:
+            parts.append(str(start) if start == prev else f"{start}-{prev}")
+        start = prev = i
+    if start is not None:
+        parts.append(str(start) if start == prev else f"{start}-{prev}")
+    return ",".join(parts)
+
+
+def parent_task(stage: Stage, job_of: dict[str, str]) -> int | None:
+    """The array task id of the stage's direct parent job ("123_4" -> 4), None for a plain job or none."""
+    parent = job_of.get(stage.upstream[0]) if stage.upstream else None
+    if parent and "_" in parent and parent.rsplit("_", 1)[1].isdigit():
+        return int(parent.rsplit("_", 1)[1])
+    return None
+
+
 def job_groups(todo: list[Stage], job_of: dict[str, str], max_size: int | None = None) -> list[Group]:
     """Split one kind's stages into arrays of at most ``max_size`` tasks, each with its --dependency, so that
     every stage waits for its own parent only (its direct parent, upstream[0]; the chain makes the others
     transitive). Stages whose parent is task j of array A go out as rounds (the k-th child of every task of
-    A), and round k's task i is the child of A's task i: ``aftercorr:A`` (a failed cell stops only itself).
-    A child of a task that does not line up (A's earlier tasks finished) waits ``afterok:A_j``; children of a
-    plain job ``afterok:J``; stages whose parent finished have no dependency."""
+    A): round k is ONE array whose task ids are A's task ids (see :func:`group_task_ids`), ``aftercorr:A``
+    (a failed cell stops only itself), whichever of A's tasks already finished. A round of one stage goes out
+    as a plain job waiting ``afterok:A_j``; children of a plain job ``afterok:J``; stages whose parent
+    finished have no dependency (one array)."""
     limit = max(1, max_size if max_size is not None else max_array_size())
     free: list[Stage] = []
     plain: dict[str, list[Stage]] = {}
     arrays: dict[str, dict[int, list[Stage]]] = {}
     for stage in todo:
         parent = job_of.get(stage.upstream[0]) if stage.upstream else None
+        task = parent_task(stage, job_of)
         if not parent:
             free.append(stage)
-        elif "_" in parent and parent.rsplit("_", 1)[1].isdigit():
-            array, task = parent.rsplit("_", 1)
-            arrays.setdefault(array, {}).setdefault(int(task), []).append(stage)
+        elif task is not None:
+            arrays.setdefault(parent.rsplit("_", 1)[0], {}).setdefault(task, []).append(stage)
         else:
             plain.setdefault(parent, []).append(stage)
     groups: list[Group] = [(free[i:i + limit], None) for i in range(0, len(free), limit)]
@@ -216,15 +268,22 @@ def job_groups(todo: list[Stage], job_of: dict[str, str], max_size: int | None =
     for array, children in arrays.items():
         for k in range(max(len(c) for c in children.values())):
             tasks = sorted(t for t, c in children.items() if len(c) > k)
-            aligned = 0
-            while aligned < len(tasks) and tasks[aligned] == aligned and aligned < limit:
-                aligned += 1
-            if aligned < 2:  # one stage goes out as a plain job, not an array: name its parent task
-                aligned = 0
-            if aligned:
-                groups.append(([children[t][k] for t in tasks[:aligned]], f"aftercorr:{array}"))
-            groups += [([children[t][k]], f"afterok:{array}_{t}") for t in tasks[aligned:]]
+            if len(tasks) == 1:  # one stage goes out as a plain job, not an array: name its parent task
+                groups.append(([children[tasks[0]][k]], f"afterok:{array}_{tasks[0]}"))
+                continue
+            for i in range(0, len(tasks), limit):
+                groups.append(([children[t][k] for t in tasks[i:i + limit]], f"aftercorr:{array}"))
     return groups
+
+
+def group_task_ids(stages: list[Stage], dependency: str | None, job_of: dict[str, str]) -> list[int] | None:
+    """The array task ids a group goes out with: its parents' task ids for ``aftercorr`` (task i waits for
+    the parent array's task i), else None (submitit's 0..n-1, or a plain job for one stage)."""
+    if not dependency or not dependency.startswith("aftercorr:"):
+        return None
+    ids = [parent_task(s, job_of) for s in stages]
+    assert all(i is not None for i in ids), "aftercorr group with a stage whose parent is no array task"
+    return [int(i) for i in ids]  # type: ignore[arg-type]
 
 
 def dependency_for(todo: list[Stage], job_of: dict[str, str]) -> str | None:
@@ -249,12 +308,26 @@ class Submission:
 
 
 def submit_plan(plan: StudyPlan, dry_run: bool = False, executor_factory: Any = None) -> Submission:
-    """Submit every unfinished, unqueued stage; returns what was (or, dry, would be) submitted."""
+    """Submit every unfinished, unqueued stage; returns what was (or, dry, would be) submitted. Every cell is
+    checked first (ConfigError naming the cells, nothing written or submitted); a real submit holds the study's
+    lock (StudyBusyError while another submit runs)."""
+    from clinie_nemo.study.validate import check_plan
+
+    check_plan(plan)
+    if dry_run:
+        return _submit(plan, True, executor_factory)
+    plan.study_dir.mkdir(parents=True, exist_ok=True)
+    with submit_lock(plan.study_dir):
+        return _submit(plan, False, executor_factory)
+
+
+def _submit(plan: StudyPlan, dry_run: bool, executor_factory: Any) -> Submission:
+    from clinie_nemo.study.arrays import submission_file  # submitit is imported only to submit
+
     result = Submission()
     job_of: dict[str, str] = {}
     states = plan_states(plan.stage_dir(k) for k in plan.stages)  # one Slurm query for the whole plan
     if not dry_run:
-        plan.study_dir.mkdir(parents=True, exist_ok=True)
         with atomic_write(plan.study_dir / "plan.json") as fh:
             json.dump(plan_json(plan), fh, indent=2)
     dry_arrays = 0
@@ -270,22 +343,25 @@ def submit_plan(plan: StudyPlan, dry_run: bool = False, executor_factory: Any = 
                 todo.append(stage)
         res = plan.config.stage_resources(kind)
         for stages, dependency in job_groups(todo, job_of):
+            task_ids = group_task_ids(stages, dependency, job_of)
             entry: dict[str, Any] = {"kind": kind, "stages": [s.key for s in stages], "dependency": dependency,
-                                     "job_ids": [], "resources": res}
+                                     "job_ids": [], "resources": res, "task_ids": task_ids}
             result.jobs.append(entry)
             if dry_run:
                 dry_arrays += 1
-                for i, s in enumerate(stages):
+                ids = task_ids if task_ids is not None else list(range(len(stages)))
+                for s, i in zip(stages, ids):
                     job_of[s.key] = f"<{kind}#{dry_arrays}>_{i}" if len(stages) > 1 else f"<{kind}#{dry_arrays}>"
                 continue
             dirs = [prepare_stage(plan, s) for s in stages]
-            ids = _submit_batch(plan, kind, res, dirs, dependency, executor_factory)
-            (plan.study_dir / "sbatch").mkdir(exist_ok=True)
+            ids = _submit_batch(plan, kind, res, dirs, dependency, executor_factory, task_ids)
+            script = submission_file(plan.study_dir / "submitit" / "%j", ids[0]).read_bytes()
             for stage, d, job_id in zip(stages, dirs, ids):
                 _record_job(d, job_id)
                 job_of[stage.key] = job_id
-                with atomic_write(plan.study_dir / "sbatch" / f"{stage.dirname}.sbatch") as fh:
-                    fh.write(render_sbatch(sbatch_job(plan, stage, res, dependency)))
+                # the audit copy IS what sbatch got: submitit's own submission file for this job / array
+                with atomic_write(plan.study_dir / "sbatch" / f"{stage.dirname}.sbatch", "wb") as fh:
+                    fh.write(script)
             entry["job_ids"] = ids
     return result
 
@@ -301,44 +377,64 @@ def executor_settings(plan: StudyPlan, kind: str, res: StageResources,
     runs ``python`` from the image, in --container-workdir (pyxis v0.24.0 pyxis_slurmstepd.c:1653-1664: without
     it the task chdirs to the container's own cwd, not to the folder the job was submitted from).
     Arrays keep it: the array copy of the executor submits the original's command string (slurm.py:339-344).
-    ``array_parallelism`` becomes ``--array=0-N%K`` (slurm.py:497)."""
-    extra: dict[str, Any] = {"kill-on-invalid-dep": "yes", "open-mode": "append"}
+    ``array_parallelism`` becomes ``--array=0-N%K`` (slurm.py:497).
+
+    Always ``--requeue``: the runner requeues its own job (``scontrol requeue``), which a cluster with
+    JobRequeue=0 refuses for a job submitted without it ("batch jobs will not be requeued unless explicitly
+    enabled by the user. Use the sbatch --no-requeue or --requeue option", slurm.conf(5) JobRequeue, Slurm
+    22.05). ``wckey=None``: submitit writes ``--wckey=submitit`` by default (its parameter ``wckey: str =
+    "submitit"``, slurm.py:427) and drops parameters that are None (slurm.py:480); a wckey only where the
+    stage asks for one. ``--cpus-per-task`` on submitit's srun too: srun no longer reads SLURM_CPUS_PER_TASK
+    (Slurm 22.05 RELEASE_NOTES), so without it the step gets one CPU per task. qos, constraint and
+    exclusive are submitit parameters (slurm.py:409, 417, 425); reservation has none (additional_parameters)."""
+    extra: dict[str, Any] = {"kill-on-invalid-dep": "yes", "open-mode": "append", "requeue": True}
     if dependency:
         extra["dependency"] = dependency
     params: dict[str, Any] = {"job_name": f"{plan.config.name}-{kind}", "time": time_minutes(res.time),
                               "nodes": res.nodes, "ntasks_per_node": tasks_per_node(plan.config.engine, kind, res),
                               "cpus_per_task": res.cpus, "signal_delay_s": res.signal_seconds,
-                              "additional_parameters": extra}
+                              "wckey": res.wckey, "additional_parameters": extra}
     if res.gpus:
         params["gpus_per_node"] = res.gpus
     if res.array_parallelism:
         params["array_parallelism"] = res.array_parallelism
-    for key in ("partition", "account", "mem"):
+    for key in ("partition", "account", "mem", "qos", "constraint"):
         if getattr(res, key):
             params[key] = getattr(res, key)
+    if res.reservation:
+        extra["reservation"] = res.reservation
+    if res.exclusive:
+        params["exclusive"] = res.exclusive  # True -> --exclusive, "user" -> --exclusive=user
     if res.nodes > 1:  # whole nodes, as render_sbatch asks for them (clinie_nemo/slurm/sbatch.py)
         params.setdefault("mem", "0")
-        extra["exclusive"] = True
+        params.setdefault("exclusive", True)
+    srun_args = [f"--cpus-per-task={res.cpus}"]
     python = None
     if res.container:
         workdir = res.container_workdir or str(plan.study_dir)
-        params["srun_args"] = [f"--container-image={pyxis_image(res.container)}", f"--container-workdir={workdir}"] + (
+        srun_args += [f"--container-image={pyxis_image(res.container)}", f"--container-workdir={workdir}"] + (
             [f"--container-mounts={res.container_mounts}"] if res.container_mounts else [])
         python = res.container_python
+    params["srun_args"] = srun_args
     return python, params
 
 
 def _submit_batch(plan: StudyPlan, kind: str, res: StageResources, dirs: list[Path], dependency: str | None,
-                  executor_factory: Any) -> list[str]:
-    import submitit
+                  executor_factory: Any, task_ids: list[int] | None = None) -> list[str]:
+    from submitit.core.utils import FailedJobError, FailedSubmissionError
 
+    from clinie_nemo.study.arrays import IndexedArrayExecutor
     from clinie_nemo.study.runner import StageJob
 
     folder = plan.study_dir / "submitit" / "%j"
     python, params = executor_settings(plan, kind, res, dependency)
-    executor = (executor_factory(folder) if executor_factory
-                else submitit.SlurmExecutor(folder=folder, python=python))
+    executor = executor_factory(folder) if executor_factory else IndexedArrayExecutor(folder, python=python)
+    executor.task_ids = task_ids
     executor.update_parameters(**params)
-    with executor.batch():
-        jobs = [executor.submit(StageJob(str(d))) for d in dirs]
+    try:
+        with executor.batch():
+            jobs = [executor.submit(StageJob(str(d))) for d in dirs]
+    except (FailedJobError, FailedSubmissionError) as exc:  # sbatch refused it (QOS limits, ...)
+        raise SubmitError(f"sbatch refused the {kind} job ({len(dirs)} stage(s)): {str(exc).strip()[:500]}; what "
+                          "was submitted before it stays queued: run the submit again to send the rest") from None
     return [str(j.job_id) for j in jobs]

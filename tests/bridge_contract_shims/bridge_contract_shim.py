@@ -51,6 +51,11 @@ def _placeholder(qualname: str) -> type:
     return cls
 
 
+def is_standin(obj: Any) -> bool:
+    """True for a stand-in placeholder (any attribute reached on a stand-in module)."""
+    return isinstance(obj, _PlaceholderMeta)
+
+
 class _StandInModule(types.ModuleType):
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__") and name.endswith("__"):

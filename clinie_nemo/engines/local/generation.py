@@ -6,6 +6,13 @@ top_p, seeded). Generation stops at EOS or after ``max_new_tokens``. Predictions
 the records' order: ``{"id", "prediction", "engine": "local", "tokens", "finish_reason"}`` where
 ``tokens`` counts generated tokens without the EOS and ``finish_reason`` is ``stop`` (EOS) or ``length``.
 
+Resume: each batch's predictions are appended (fsynced) to the output's partial file
+(:class:`clinie_nemo.predictions.ResumablePredictions`); a rerun skips the batches already there. The batches
+are the same on every run (all records, sorted by length) and each is seeded from ``seed`` and its index, so a
+resumed run writes the bytes of an uninterrupted one, sampling included. SIGUSR1/SIGTERM (preemption, the
+job's time-limit signal) let the current batch finish and be saved, then the process exits 124
+(:data:`PREEMPTED_EXIT_CODE`) and the job wrapper requeues it.
+
 ``run_dir`` may be a local-engine run (``adapter/`` merged into its base, or ``model/``) or a plain HF model
 folder (zero-shot baselines).
 """
@@ -13,14 +20,16 @@ folder (zero-shot baselines).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import signal
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from clinie_nemo.engines.local import data, runtime
 from clinie_nemo.engines.local.settings import LocalSettings
+from clinie_nemo.engines.local.trainer import PREEMPTED_EXIT_CODE, stop_requests
 from clinie_nemo.errors import ConfigError
-from clinie_nemo.fileio import write_jsonl
+from clinie_nemo.predictions import ResumablePredictions, batch_seed, generation_key
 from clinie_nemo.progress import progress, say
 
 
@@ -101,19 +110,41 @@ def generate_batch(model: Any, tokenizer: Any, prompts: list[list[int]], opts: G
     return results
 
 
+class GenerationPreempted(SystemExit):
+    """Generation stopped on SIGUSR1/SIGTERM after saving its finished batches: exit code 124, requeue me."""
+
+    def __init__(self, done: int):
+        super().__init__(PREEMPTED_EXIT_CODE)
+        self.done = done
+
+
 def run_generation(run_dir: str | Path, records_path: str | Path, output_path: str | Path,
                    gen_config: Any = None) -> int:
-    """Write one prediction per record to ``output_path`` (atomically); returns the count."""
-    import torch
-
+    """Write one prediction per record to ``output_path`` (atomically, resuming a partial); returns the
+    count. Raises :class:`GenerationPreempted` (exit 124) when a stop signal came before the end."""
     run_dir = Path(run_dir)
     opts = gen_options(gen_config)
     if opts.strategy not in ("greedy", "sample"):
         raise ConfigError(f"strategy must be greedy or sample, not {opts.strategy!r}")
+    with stop_requests() as stop:  # from the start: a signal while the model loads is acted on at once
+        records = data.read_records(records_path)
+        ids = [r.get("id", str(i)) for i, r in enumerate(records)]
+        with ResumablePredictions(output_path, ids, generation_key("local", run_dir, records_path,
+                                                                   asdict(opts))) as out:
+            if out.todo():
+                _generate_into(out, run_dir, records, opts, stop)
+            n = out.publish()
+    say(f"wrote {n} predictions to {output_path}")
+    return n
+
+
+def _generate_into(out: ResumablePredictions, run_dir: Path, records: list[dict[str, Any]], opts: GenOptions,
+                   stop: dict[str, int]) -> None:
+    import torch
+
     runtime.quiet_transformers()
     runtime.configure_threads()
     device, amp = runtime.device_and_dtype()
-    records = data.read_records(records_path)
     model, tokenizer, settings = load_for_generation(run_dir, device, amp)
     settings = settings or LocalSettings(model_path=str(run_dir), max_steps=1)
     prompts = [data.prompt_ids(tokenizer, settings.prompt_of(r["input"]), settings.add_bos) for r in records]
@@ -124,17 +155,18 @@ def run_generation(run_dir: str | Path, records_path: str | Path, output_path: s
         say(f"{cut} prompts longer than {limit} tokens (seq_length - max_new_tokens): their end was cut")
     prompts = [p[:max(1, limit)] for p in prompts]
     order = sorted(range(len(records)), key=lambda i: len(prompts[i]))
+    # the batches of ALL records (a resumed run cuts the same ones), then only those not saved yet
     batches = [order[i:i + opts.batch_size] for i in range(0, len(order), opts.batch_size)]
-    torch.manual_seed(opts.seed)
-    outputs: dict[int, tuple[list[int], str]] = {}
-    say(f"generating {len(records)} predictions on {device.type} ({opts.strategy}, batch {opts.batch_size}, "
-        f"max {opts.max_new_tokens} new tokens)")
-    for batch in progress(batches, "generate", len(batches), unit="batch"):
-        for i, res in zip(batch, generate_batch(model, tokenizer, [prompts[i] for i in batch], opts, device)):
-            outputs[i] = res
-    rows = ({"id": r.get("id", str(i)), "prediction": tokenizer.decode(outputs[i][0], skip_special_tokens=True),
-             "engine": "local", "tokens": len(outputs[i][0]), "finish_reason": outputs[i][1]}
-            for i, r in enumerate(records))
-    n = write_jsonl(output_path, rows)
-    say(f"wrote {n} predictions to {output_path}")
-    return n
+    todo = [(b, batch) for b, batch in enumerate(batches) if any(out.ids[i] not in out for i in batch)]
+    say(f"generating {sum(len(batch) for _, batch in todo)} of {len(records)} predictions on {device.type} "
+        f"({opts.strategy}, batch {opts.batch_size}, max {opts.max_new_tokens} new tokens)")
+    for b, batch in progress(todo, "generate", len(todo), unit="batch"):
+        if stop["signal"]:
+            say(f"signal {signal.Signals(stop['signal']).name}: {len(out.lines)} of {len(records)} predictions "
+                f"saved in {out.path}; exiting {PREEMPTED_EXIT_CODE} so the job is requeued (it resumes there)")
+            raise GenerationPreempted(len(out.lines))
+        torch.manual_seed(batch_seed(opts.seed, b))
+        results = generate_batch(model, tokenizer, [prompts[i] for i in batch], opts, device)
+        out.add({"id": out.ids[i], "prediction": tokenizer.decode(toks, skip_special_tokens=True),
+                 "engine": "local", "tokens": len(toks), "finish_reason": reason}
+                for i, (toks, reason) in zip(batch, results))
