@@ -2,10 +2,11 @@
 build the training data and tokenize the generation prompts that clinie_nemo.engines.bridge plans.
 
 Run as ``python -m tests.bridge_generation_probe SITE WORK RESULT_JSON`` from the repo root, in a fresh
-interpreter (the pytest process may hold tests/bridge_fakes.py's fake megatron.bridge). SITE and the
-import-only shims go first on sys.path (tests/bridge_contract_probe._bootstrap). On CPU, nothing mocked but
-what cannot run here (Transformer Engine stand-ins, no model): in WORK it writes a tiny HF folder (Llama
-config + a real BPE tokenizer whose BOS is ``<s>``) and a READ-ONLY data folder, then
+interpreter (the pytest process may hold tests/bridge_fakes.py's fake megatron.bridge), in the import world of
+tests/bridge_contract_sandbox.py (the pinned site, the shims, the stdlib and torch). On CPU, nothing mocked
+but what cannot run here (Transformer Engine stand-ins): in WORK it writes a tiny HF folder
+(tests/bridge_contract_probe.tiny_hf_folder: Llama weights + a real BPE tokenizer whose BOS is ``<s>``) and
+a READ-ONLY data folder, then
 
 - ``dataset``: our plan (packing on) -> bridge.stage_dataset + bridge.build_config -> Bridge's
   build_tokenizer(cfg.tokenizer) and GPTSFTDatasetBuilder(cfg.dataset, tokenizer).build(): every file the
@@ -31,14 +32,10 @@ from typing import Any
 
 
 def _setup(work: Path) -> tuple[Path, Path]:
-    from tests.bridge_contract_probe import TINY_LLAMA
+    from tests.bridge_contract_probe import tiny_hf_folder
     from tests.engine_fixtures import write_records
-    from tests.instruct_fixtures import train_tokenizer
 
-    hf = work / "hf"
-    hf.mkdir(parents=True, exist_ok=True)
-    (hf / "config.json").write_text(json.dumps(TINY_LLAMA))
-    train_tokenizer(hf)
+    hf = tiny_hf_folder(work / "hf", ["Extract from: item 0 1 2 3", "X0 X1 X2 X3"])  # BPE tokenizer, <s> = BOS
     data = write_records(work / "data")
     for f in data.iterdir():
         f.chmod(0o444)
@@ -162,10 +159,10 @@ def bridge_plan_prompt(spec: Any, record: dict[str, Any]) -> str:
 
 
 def main(argv: list[str]) -> int:
-    from tests.bridge_contract_probe import _bootstrap
+    from tests import bridge_contract_sandbox as sandbox
 
     site, work, result = argv[0], Path(argv[1]), Path(argv[2])
-    _bootstrap(site)
+    sandbox.enter(site)  # re-executes with -S: only the pinned site, the stdlib and torch are importable
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import megatron.bridge
 

@@ -41,8 +41,9 @@ def probe(tmp_path_factory) -> dict:
         pytest.skip(reason)
     work = tmp_path_factory.mktemp("bridge_generation")
     result = work / "result.json"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-           "PYTHONPATH": os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    (work / "hf_home").mkdir()  # an empty Hub cache (as test_bridge_contract._probe_env)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HOME": str(work / "hf_home"),
+           "PYTHONPATH": str(ROOT)}
     for key in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(key, None)
     proc = subprocess.run([sys.executable, "-m", "tests.bridge_generation_probe", str(SITE), str(work / "w"),
