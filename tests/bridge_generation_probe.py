@@ -8,7 +8,7 @@ but what cannot run here (Transformer Engine stand-ins): in WORK it writes a tin
 (tests/bridge_contract_probe.tiny_hf_folder: Llama weights + a real BPE tokenizer whose BOS is ``<s>``) and
 a READ-ONLY data folder, then
 
-- ``dataset``: our plan (packing on) -> bridge.stage_dataset + bridge.build_config -> Bridge's
+- ``dataset``: our plan (packing on) -> bridge.build_config (links dataset_root first) -> Bridge's
   build_tokenizer(cfg.tokenizer) and GPTSFTDatasetBuilder(cfg.dataset, tokenizer).build(): every file the
   builder writes (packed parquet, metadata, JSONL .idx) is listed, with the data folder's listing after;
 - ``parity``: for the first test record, the context ids (loss mask 0) of the training item Bridge's
@@ -57,9 +57,7 @@ def _build(spec_overrides: list[str], hf: Path, data: Path, run: Path) -> tuple[
     spec = load_run_spec("llama31_8b", "peft_lora", [f"model.checkpoint={hf}", "seq_length=64", *spec_overrides])
     run.mkdir(parents=True, exist_ok=True)
     plan = bridge_plan.plan_dict(spec, data, run)
-    if "dataset_files" in plan:  # (a plan without it, as before issue 15, gives Bridge the data folder itself)
-        bridge.stage_dataset(plan["dataset_files"])
-    cfg = bridge.build_config(plan)
+    cfg = bridge.build_config(plan)  # also links the run's dataset_root to the data folder's splits
     tokenizer = build_tokenizer(cfg.tokenizer)  # training/tokenizers/tokenizer.py:123
     datasets = GPTSFTDatasetBuilder(cfg.dataset, tokenizer).build()  # data/builders/gpt_sft.py:723
     return spec, cfg, datasets

@@ -204,7 +204,10 @@ def stage_dataset(files: dict[str, Any]) -> Path:
 
 
 def build_config(plan: dict[str, Any]) -> Any:
-    """The recipe's ConfigContainer (model provider from the local HF folder) with the plan applied."""
+    """The recipe's ConfigContainer (model provider from the local HF folder) with the plan applied; the
+    dataset_root it names is filled first (:func:`stage_dataset`), so every caller gets a usable dataset."""
+    if "dataset_files" in plan:
+        stage_dataset(plan["dataset_files"])
     recipe = resolve(plan["recipe"])
     provider = plan["model_provider"]
     cfg = run_recipe(recipe, plan["recipe_kwargs"], provider["hf_path"])
@@ -269,7 +272,6 @@ def train(spec: RunSpec, data_dir: str | Path, run_dir: str | Path) -> dict[str,
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     p = bridge_plan.plan_dict(spec, data_dir, run)
-    stage_dataset(p["dataset_files"])
     cfg = build_config(p)
     finetune = resolve(p["entry"]["function"])  # training/finetune.py:23 finetune(config, forward_step_func)
     forward_step = resolve(p["entry"]["forward_step"])  # training/gpt_step.py:468
