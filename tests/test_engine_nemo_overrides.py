@@ -117,6 +117,32 @@ def test_val_check_interval_never_exceeds_max_steps(overrides, expected):
     assert args["++trainer.check_val_every_n_epoch"] == "null"  # a key the NeMo config lacks: "++" adds it
 
 
+@pytest.mark.parametrize("recipe", ["peft_lora", "full_sft"])
+def test_max_epochs_is_minus_one_so_exp_manager_never_compares_it_with_null(recipe):
+    """NeMo v2.4.0 exp_manager.py:1365-1370 runs `max_epochs < check_val_every_n_epoch` unless max_epochs is None
+    or -1; with check_val_every_n_epoch=null any other integer (the old 9999) raised TypeError before training.
+    The real NeMo runs this in tests/test_nemo_contract.py; here the rendered pair itself."""
+    extra = ["parallel.tensor=2", "parallel.gpus_per_node=2"] if recipe == "full_sft" else []
+    args = _args(nemo.train_command(_spec(*extra, recipe=recipe), DATA, RUN))
+    assert args["++trainer.check_val_every_n_epoch"] == "null"
+    assert args["trainer.max_epochs"] == "-1"
+
+
+def test_override_check_outside_a_nemo_container_says_it_did_not_check(tmp_path, capsys):
+    """The real check (Hydra composing the YAML) runs in tests/test_nemo_contract.py; without the YAML it must
+    say so, not pretend to have checked."""
+    from dataclasses import replace
+
+    from clinie_nemo.engines.nemo_overrides import check_overrides, script_overrides
+    from clinie_nemo.engines.spec_loader import load_nemo_script_config
+
+    script = replace(load_nemo_script_config("finetune"), nemo_root=str(tmp_path / "no-nemo"))
+    cmd = nemo.train_command(_spec(), DATA, RUN)
+    assert check_overrides(script, cmd, python="/nonexistent/python") is False
+    assert "overrides not checked" in capsys.readouterr().err
+    assert script_overrides(cmd)[0] == "name=clinie_nemo_run" and script_overrides(cmd)[-1].startswith("model.")
+
+
 # ---------------------------------------------------------------- launch line: no fixed MASTER_PORT
 
 def test_one_node_uses_torchrun_standalone_and_no_fixed_port():

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from clinie_nemo.engines.allocation import job_allocation
+from clinie_nemo.engines.nemo_overrides import check_overrides
 from clinie_nemo.engines.spec import LORA_TARGETS, GenerateConfig, NemoScriptConfig, RunSpec
 from clinie_nemo.engines.spec_loader import load_nemo_script_config, load_spec_file
 from clinie_nemo.errors import ConfigError, InputError, Problem
@@ -141,7 +142,11 @@ def train_overrides(spec: RunSpec, data_dir: str | Path, run_dir: str | Path) ->
         "trainer.num_nodes": par.nodes,
         "trainer.precision": PRECISION[t.precision],
         "trainer.max_steps": t.max_steps if t.max_steps is not None else -1,
-        "trainer.max_epochs": t.max_epochs if t.max_epochs is not None else 9999,
+        # -1 ("no epoch limit", Lightning 2.4.0 src/lightning/pytorch/loops/fit_loop.py:83-89), never the YAML's
+        # 9999: with check_val_every_n_epoch=null below, NeMo v2.4.0 nemo/utils/exp_manager.py:1365-1370 (v2.2.1
+        # :1211-1216) evaluates `max_epochs < check_val_every_n_epoch` -> TypeError (int < None) unless
+        # max_epochs is None or -1 (validation needs max_steps, so the spec's max_epochs is null here)
+        "trainer.max_epochs": t.max_epochs if t.max_epochs is not None else -1,
         "trainer.val_check_interval": val_check_interval(spec),
         # not in megatron_gpt_finetuning_config.yaml's trainer section: "++" adds it (Hydra's struct config
         # refuses a plain override of a missing key)
@@ -399,6 +404,7 @@ def train(spec: RunSpec, data_dir: str | Path, run_dir: str | Path) -> dict[str,
     rank = os.environ.get("RANK", "0")
     cmd = train_command(spec, data_dir, run)  # config errors (max_steps, ...) before the preflight
     check_nemo_version()
+    check_overrides(load_nemo_script_config("finetune"), cmd, PYTHON)  # key typos: exit 2 before any GPU
     name = nemo_file_name(load_nemo_script_config("finetune"))
     produced = run / "checkpoints" / name
     stopped = _run(cmd, run / "logs" / f"nemo_train.rank{rank}.log")
@@ -455,6 +461,7 @@ def generate(run_dir: str | Path, records_path: str | Path, output_path: str | P
                 say(f"NeMo generates the {len(todo)} of {len(ids)} records without a saved prediction")
             cmd = generate_command(spec, run, given, prefix, gen)
             check_nemo_version()
+            check_overrides(load_nemo_script_config("generate"), cmd, PYTHON)
             prefix.parent.mkdir(exist_ok=True)
             if _run(cmd, run / "logs" / f"nemo_generate.rank{rank}.log"):
                 raise _preempted("generation finished")
