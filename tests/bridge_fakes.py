@@ -12,7 +12,10 @@ each taken from Megatron-Bridge v0.6.0 (file:line cited next to it):
 - ``export_adapter_ckpt`` needs an iteration folder (auto_bridge.py:1591 dist_checkpointing.load);
 - Bridge's ``build_sampling_params`` rejects ``top_k > 0 and top_p > 0.0`` (inference/text_generation.py:374);
 - ``provider.initialize_model_parallel`` needs an initialised process group or launcher env
-  (models/model_provider.py:319-321).
+  (models/model_provider.py:319-321);
+- megatron-core 0.19.0's legacy StaticInferenceEngine.generate(prompts, add_BOS=True) tokenizes WITHOUT the
+  BOS (static_engine.py:281-292 drop add_BOS), and uses given InferenceRequests' prompt_tokens as they are
+  (:294-297); TextGenerationController.tokenize_prompt and Bridge's HFTokenizerAdapter are copied.
 Whether real Bridge accepts the values is covered by the contract test (real megatron.bridge, CPU) and on
 a GPU cluster.
 """
@@ -64,6 +67,8 @@ def _common(peft_scheme=None):
     cfg.tokenizer.tokenizer_model = hf_path
     cfg.model.seq_length = 4096
     cfg.model.tensor_model_parallel_size = 1
+    cfg.model.recompute_granularity = None  # recipes/llama/h100/llama3.py:101-103
+    cfg.model.recompute_modules = None
     return cfg
 
 
@@ -81,7 +86,7 @@ def llama31_8b_sft_config():
 def install(monkeypatch: Any, tmp_path: Path, version: str = "0.6.2") -> dict[str, Any]:
     """Put the fake module tree into sys.modules; returns the dict the fakes record calls in."""
     calls: dict[str, Any] = {"from_hf": [], "finetune": [], "export_adapter": [], "export_ckpt": [],
-                             "stop_at": None, "exit_code": 0, "mcore": {}}
+                             "stop_at": None, "exit_code": 0, "mcore": {}, "hf_tokenizer": FakeTokenizer()}
 
     class AutoBridge:
         def __init__(self, path: str) -> None:
@@ -97,7 +102,10 @@ def install(monkeypatch: Any, tmp_path: Path, version: str = "0.6.2") -> dict[st
         def to_megatron_provider(self, load_weights: bool = True) -> SimpleNamespace:
             return SimpleNamespace(hf_path=self.path, load_weights=load_weights, tensor_model_parallel_size=9,
                                    pipeline_model_parallel_size=9, context_parallel_size=9,
-                                   sequence_parallel=None, seq_length=0, calculate_per_token_loss=False)
+                                   sequence_parallel=None, seq_length=0, calculate_per_token_loss=False,
+                                   # TransformerConfig fields (megatron-core transformer_config.py:518-546)
+                                   recompute_granularity="x", recompute_method="x", recompute_num_layers=-1,
+                                   recompute_modules="x")
 
         def export_adapter_ckpt(self, peft_checkpoint: str, output_path: str, **kw: Any) -> None:
             calls["export_adapter"].append((peft_checkpoint, output_path))
@@ -149,17 +157,61 @@ def install(monkeypatch: Any, tmp_path: Path, version: str = "0.6.2") -> dict[st
             raise ValueError("--top_k and --top_p cannot both be positive.")
         return Recorder(temperature=temperature, top_k=top_k, top_p=top_p, **kw)
 
-    class Tokenizer:
-        eod = 2
-        bos = 1
+    class HFTokenizerAdapter:
+        """inference/_tokenizer.py:39-67 (Bridge 0.6.2): eod/bos from the HF tokenizer, tokenize() encodes
+        WITHOUT special tokens."""
+
+        def __init__(self, tokenizer: Any) -> None:
+            self._tokenizer = tokenizer
+            self.eod = tokenizer.eos_token_id
+            self.bos = tokenizer.bos_token_id
+
+        def tokenize(self, text: str) -> list[int]:
+            return list(self._tokenizer.encode(text, add_special_tokens=False))
+
+    def build_tokenizer(path: str, trust_remote_code: Any) -> HFTokenizerAdapter:
+        mcore["tokenizer_path"] = path
+        return HFTokenizerAdapter(calls["hf_tokenizer"])  # text_generation.py:117-123
+
+    class TextGenerationController(Recorder):
+        @staticmethod
+        def tokenize_prompt(tokenizer: Any, prompt: str, add_BOS: bool = False) -> list[int]:  # noqa: N803
+            # megatron-core 0.19.0 text_generation_controller.py:423-446, verbatim logic
+            prompt_tokens = tokenizer.tokenize(prompt)
+            if add_BOS:
+                assert tokenizer.bos is not None
+            while prompt_tokens and prompt_tokens[0] == tokenizer.bos:
+                prompt_tokens.pop(0)
+            if add_BOS:
+                prompt_tokens = [tokenizer.bos] + prompt_tokens
+            return prompt_tokens
 
     class StaticInferenceEngine:
+        """The legacy static engine (legacy=True) of megatron-core 0.19.0 engines/static_engine.py."""
+
         def __init__(self, **kw: Any) -> None:
             mcore["engine"] = kw
+            self.controller = kw["text_generation_controller"]
+            self._ids = iter(range(10**9))
 
-        def generate(self, prompts: list[str], add_BOS: bool = False, sampling_params: Any = None) -> list:  # noqa: N803
-            mcore["prompts"], mcore["add_BOS"], mcore["params"] = prompts, add_BOS, sampling_params
-            return [SimpleNamespace(generated_text=f" M{i}") for i in range(len(prompts))]
+        def get_new_request_id(self) -> int:  # static_engine.py:135-137 -> scheduler.py:37-40
+            return next(self._ids)
+
+        def generate(self, prompts: list[str] | None = None, add_BOS: bool = False,  # noqa: N803
+                     sampling_params: Any = None, inference_requests: list | None = None) -> list:
+            mcore["add_BOS"], mcore["params"] = add_BOS, sampling_params
+            if inference_requests is None:
+                # generate_using_legacy_static_engine (static_engine.py:281-292): add_request(prompt=...,
+                # encoder_prompt=..., sampling_params=...) WITHOUT add_BOS, so add_request's default False
+                # reaches tokenize_prompt (static_engine.py:139-182)
+                mcore["prompts"] = prompts
+                tokens = [self.controller.tokenize_prompt(self.controller.tokenizer, p, False) for p in prompts]
+            else:  # static_engine.py:294-297: the requests' own prompt_tokens
+                mcore["prompts"] = [r.prompt for r in inference_requests]
+                tokens = [list(r.prompt_tokens) for r in inference_requests]
+                mcore["request_params"] = [r.sampling_params for r in inference_requests]
+            mcore["prompt_tokens"] = tokens
+            return [SimpleNamespace(generated_text=f" M{i}") for i in range(len(tokens))]
 
     modules = {
         "megatron": {}, "megatron.bridge": {"AutoBridge": AutoBridge, "__version__": version},
@@ -180,7 +232,7 @@ def install(monkeypatch: Any, tmp_path: Path, version: str = "0.6.2") -> dict[st
             "MixedPrecisionConfig": type("MixedPrecisionConfig", (Recorder,), {})},
         "megatron.bridge.inference": {},
         "megatron.bridge.inference.text_generation": {
-            "load_bridge_model": load_bridge_model, "build_tokenizer": lambda path, trust: Tokenizer(),
+            "load_bridge_model": load_bridge_model, "build_tokenizer": build_tokenizer,
             "build_sampling_params": build_sampling_params},
         "megatron.bridge.utils": {},
         "megatron.bridge.utils.common_utils": {"maybe_initialize_distributed": maybe_initialize_distributed},
@@ -193,7 +245,8 @@ def install(monkeypatch: Any, tmp_path: Path, version: str = "0.6.2") -> dict[st
             "GPTInferenceWrapper": lambda model, inference_context=None: (model, inference_context)},
         "megatron.core.inference.text_generation_controllers": {},
         "megatron.core.inference.text_generation_controllers.text_generation_controller": {
-            "TextGenerationController": Recorder},
+            "TextGenerationController": TextGenerationController},
+        "megatron.core.inference.inference_request": {"InferenceRequest": Recorder},
     }
     for name, attrs in modules.items():
         mod = types.ModuleType(name)
@@ -236,27 +289,30 @@ class FakeTokenizer:
     default, what vLLM uses for a text prompt) prepends BOS like Llama 3's <|begin_of_text|>."""
 
     bos_token_id = 1
+    eos_token_id = 2
 
     def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
         ids = [100 + sum(map(ord, w)) % 1000 for w in text.split()]
         return ([self.bos_token_id] if add_special_tokens else []) + ids
 
 
-def install_vllm(monkeypatch: Any) -> dict[str, Any]:
+def install_vllm(monkeypatch: Any, tokenizer: Any = None) -> dict[str, Any]:
     """A fake vLLM: LLM(...).generate() records what it is given; a text prompt is tokenized with the
-    tokenizer's defaults (BOS added), a {"prompt_token_ids": ...} prompt is used as is."""
+    tokenizer's defaults (BOS added), a {"prompt_token_ids": ...} prompt is used as is. ``tokenizer``: what
+    get_tokenizer() returns (the model folder's HF tokenizer in vLLM), by default a FakeTokenizer."""
     seen: dict[str, Any] = {}
+    tok = tokenizer if tokenizer is not None else FakeTokenizer()
 
     class LLM:
         def __init__(self, **kw: Any) -> None:
             seen["llm"] = kw
 
-        def get_tokenizer(self) -> FakeTokenizer:
-            return FakeTokenizer()
+        def get_tokenizer(self) -> Any:
+            return tok
 
         def generate(self, prompts: list[Any], params: Any, lora_request: Any = None) -> list[Any]:
             seen["prompts"], seen["params"], seen["lora"] = prompts, params, lora_request
-            seen["token_ids"] = [p["prompt_token_ids"] if isinstance(p, dict) else FakeTokenizer().encode(p)
+            seen["token_ids"] = [list(p["prompt_token_ids"]) if isinstance(p, dict) else tok.encode(p)
                                  for p in prompts]
             return [SimpleNamespace(outputs=[SimpleNamespace(text=f" P{i}")]) for i in range(len(prompts))]
 

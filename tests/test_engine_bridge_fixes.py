@@ -250,7 +250,7 @@ def test_bos_parity_mcore_and_init(fake, tmp_path, monkeypatch):
     the engine adds BOS only with add_BOS. torch.distributed must be initialised before the model
     (scripts/inference/text_generation.py:194); a plain `generate` has no launcher env."""
     monkeypatch.setitem(__import__("sys").modules, "vllm", None)  # no vLLM: megatron-core path
-    monkeypatch.setattr(bridge, "merge_adapter", lambda base, adapter, out: out.mkdir())  # peft merge: not here
+    monkeypatch.setattr(bridge, "merge_adapter", lambda base, adapter, out, *_: out.mkdir())  # peft merge: not here
     for key in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
         # generate writes a one-process world into os.environ: undone after the test (setenv records the
         # original state), so later tests and the sbatch jobs they submit never inherit it
@@ -262,7 +262,9 @@ def test_bos_parity_mcore_and_init(fake, tmp_path, monkeypatch):
     gen = GenerateConfig(strategy="sample", temperature=0.7, top_k=50, top_p=1.0)
     assert bridge.generate(run, data / "test.jsonl", out, gen) == 4
     m = fake["mcore"]
-    assert m["add_BOS"] is True and m["prompts"][0] == "Extract from: item 0"
+    tok = bridge_fakes.FakeTokenizer()
+    assert m["prompts"][0] == "Extract from: item 0"
+    assert m["prompt_tokens"][0] == [tok.bos_token_id] + tok.encode("Extract from: item 0", add_special_tokens=False)
     assert m["dist_env"]["WORLD_SIZE"] == "1" and m["dist_env"]["MASTER_PORT"] not in (None, "29500")
     p = m["params"]
     assert (p.top_k, p.top_p, p.termination_id) == (50, 0.0, 2)  # top_p=1.0 -> mcore's "off"

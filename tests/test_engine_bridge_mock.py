@@ -66,7 +66,8 @@ def test_lora_run_sets_every_attribute_and_exports_adapter(fake_bridge, tmp_path
     assert type(cfg.peft).__name__ == "LoRA"
     assert (cfg.peft.dim, cfg.peft.alpha, cfg.peft.dropout, cfg.peft.target_modules) == (64, 256, 0.2, ["linear_qkv"])
     ds = cfg.dataset
-    assert type(ds).__name__ == "GPTSFTDatasetConfig" and ds.dataset_root == str(data)
+    assert type(ds).__name__ == "GPTSFTDatasetConfig" and ds.dataset_root == str(run / "dataset")
+    assert (run / "dataset" / "training.jsonl").resolve() == (data / "training.jsonl").resolve()
     assert ds.enable_offline_packing is True and ds.offline_packing_specs.packed_sequence_size == 4096
     assert ds.do_validation is True
     assert type(ds.preprocessing).__name__ == "PromptCompletionSFTPreprocessingConfig"

@@ -17,6 +17,7 @@ import importlib
 import inspect
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from clinie_nemo.engines import bridge_plan, launch
+from clinie_nemo.engines.allocation import job_allocation
 from clinie_nemo.engines.spec import GenerateConfig, RunSpec
 from clinie_nemo.engines.spec_loader import dump_yaml, load_spec_file
 from clinie_nemo.errors import ConfigError
@@ -187,8 +189,31 @@ def run_recipe(recipe: Any, kwargs: dict[str, Any], hf_path: str) -> Any:
     return cfg
 
 
+def stage_dataset(files: dict[str, Any]) -> Path:
+    """Fill the run's dataset_root with symlinks to the data folder's split files (plan "dataset_files"),
+    so Bridge's packed files and JSONL indexes are written under the run, never into the (shared, maybe
+    read-only) data folder. Every rank may call it: each link is made under a temporary name and renamed
+    over the old one, so concurrent ranks and a resumed run all end with the same links."""
+    source, root = Path(files["source"]).resolve(), Path(files["root"])
+    root.mkdir(parents=True, exist_ok=True)
+    for name in files["files"]:
+        src, link = source / name, root / name
+        if not src.is_file():
+            continue
+        if link.is_symlink() and Path(os.readlink(link)) == src:
+            continue
+        tmp = root / f".{name}.{socket.gethostname()}.{os.getpid()}.tmp"
+        tmp.unlink(missing_ok=True)
+        tmp.symlink_to(src)
+        os.replace(tmp, link)
+    return root
+
+
 def build_config(plan: dict[str, Any]) -> Any:
-    """The recipe's ConfigContainer (model provider from the local HF folder) with the plan applied."""
+    """The recipe's ConfigContainer (model provider from the local HF folder) with the plan applied; the
+    dataset_root it names is filled first (:func:`stage_dataset`), so every caller gets a usable dataset."""
+    if "dataset_files" in plan:
+        stage_dataset(plan["dataset_files"])
     recipe = resolve(plan["recipe"])
     provider = plan["model_provider"]
     cfg = run_recipe(recipe, plan["recipe_kwargs"], provider["hf_path"])
@@ -320,15 +345,26 @@ def export(run: Path) -> None:
 
 
 def merge_adapter(base: str | Path, adapter: Path, out: Path) -> None:
-    """Merge an HF PEFT adapter into its base with peft (export_ckpt does not merge LoRA; Bridge's own
-    merger is examples/peft/merge_lora.py, not an importable API)."""
+    """Merge an HF PEFT adapter into its base with peft and save the result to ``out``.
+
+    The adapter is what Bridge's ``AutoBridge.export_adapter_ckpt`` wrote, and loading it with
+    ``peft.PeftModel.from_pretrained(base, adapter)`` is how Bridge documents its use (Megatron-Bridge 0.6.2
+    models/conversion/auto_bridge.py:1475-1510, export_adapter_ckpt's docstring); ``merge_and_unload`` then
+    folds W + (alpha/dim) B A into the base weights. (Bridge's other merge, ``save_hf_pretrained(model,
+    merge_adapter_weights=True)`` auto_bridge.py:924, needs the LoRA-wrapped Megatron model rebuilt from the
+    checkpoint with private helpers of training/checkpointing.py.) Written to a sibling folder and renamed,
+    so a crash never leaves a half-written ``out`` that generation would take for merged weights."""
     import peft
     import transformers
 
+    partial = out.with_name(f"{out.name}.partial-{os.getpid()}")
     model = transformers.AutoModelForCausalLM.from_pretrained(str(base), torch_dtype="auto")
     merged = peft.PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
-    merged.save_pretrained(str(out))
-    transformers.AutoTokenizer.from_pretrained(str(base)).save_pretrained(str(out))
+    merged.save_pretrained(str(partial))
+    transformers.AutoTokenizer.from_pretrained(str(base)).save_pretrained(str(partial))
+    if out.is_dir():  # a re-export replaces the previous merge
+        shutil.rmtree(out)
+    os.replace(partial, out)
 
 
 def _prompts(spec: RunSpec, records_path: str | Path) -> tuple[list[str], list[str]]:
@@ -387,15 +423,61 @@ def mcore_sampling(gen: GenerateConfig) -> dict[str, Any]:
     return {"temperature": gen.temperature, "top_k": gen.top_k, "top_p": top_p}
 
 
+def trained_weights(spec: RunSpec, run: Path) -> tuple[Path | None, Path | None]:
+    """(merged/full HF weights folder, HF PEFT adapter folder) to generate from; at least one is set.
+
+    Never the base model alone: a LoRA run without adapter/ or model/ (train.checkpoint.export=none, or a
+    deleted export) and a full run without model/ would silently generate from the base weights, so both
+    are a clear error naming the export step (export() reads the last Megatron checkpoint)."""
+    model, adapter = run / "model", run / "adapter"
+    if model.is_dir():
+        return model, None
+    if spec.train.method == "lora" and adapter.is_dir():
+        return None, adapter
+    wanted = "an HF adapter in adapter/ or merged weights in model/" if spec.train.method == "lora" else \
+        "HF weights in model/"
+    raise ConfigError(f"engine bridge generate: {run} has no exported weights ({wanted}; "
+                      f"train.checkpoint.export={spec.train.checkpoint.export}): generating would use the base "
+                      f"model {spec.model.checkpoint}, not the trained one. Export the last checkpoint first: "
+                      f"python -m clinie_nemo.engines.bridge export {run}")
+
+
+def vllm_tensor_parallel(spec: RunSpec, env: Any = None) -> int:
+    """vLLM's tensor_parallel_size: the GPUs of the GENERATE job's node, not the training layout.
+
+    One vLLM process per node drives every GPU of its node (slurm/common.sh cn_tasks_per_node
+    bridge:generate = 1), so the tasks of its launch are not GPUs: the node's GPUs count
+    (:func:`clinie_nemo.engines.allocation.job_allocation`, the rule the nemo engine's generation uses, with
+    ``one_process_per_gpu=False``); outside any job or launch, the training run's tensor size. The trained
+    tensor size must divide them (the model was sized to fit that many GPUs), and vLLM needs the attention
+    and KV heads divisible by its tensor_parallel_size (vLLM ModelConfig.verify_with_parallel_config:
+    "Total number of attention heads (...) must be divisible by tensor parallel size")."""
+    tp, m = spec.train.parallel.tensor, spec.model
+    found = job_allocation(env, one_process_per_gpu=False)
+    gpus, source = (found.gpus_per_node, found.source) if found else \
+        (tp, "the training run's tensor size: no Slurm job and no CUDA_VISIBLE_DEVICES")
+    if gpus % tp:
+        raise ConfigError(f"engine bridge generate: the job has {gpus} GPU(s) per node ({source}); the trained "
+                          f"model's tensor parallel size {tp} does not divide it: request a multiple of {tp} "
+                          "GPUs per node (sbatch --gpus-per-node=N)")
+    if m.num_attention_heads % gpus or m.num_kv_heads % gpus:
+        raise ConfigError(f"engine bridge generate: vLLM would use all {gpus} GPU(s) of the node ({source}) as "
+                          f"tensor_parallel_size, which does not divide model {m.name}'s "
+                          f"{m.num_attention_heads} attention / {m.num_kv_heads} KV heads: request "
+                          f"{tp} GPU(s) per node or another divisor of {m.num_kv_heads}")
+    return gpus
+
+
 def _generate_vllm(spec: RunSpec, run: Path, chunks: list[tuple[int, list[str]]], gen: GenerateConfig,
                    save: Callable[[int, list[str]], None]) -> None:
+    model_dir, adapter = trained_weights(spec, run)
+    tp = vllm_tensor_parallel(spec)
     import vllm  # in the NeMo Framework container; not a Bridge API
     from vllm.lora.request import LoRARequest
 
-    adapter = run / "adapter"
-    model = str(run / "model") if (run / "model").is_dir() else spec.model.checkpoint
-    lora = adapter.is_dir() and not (run / "model").is_dir()
-    llm = vllm.LLM(model=model, tensor_parallel_size=spec.train.parallel.tensor, seed=gen.seed,
+    lora = adapter is not None
+    model = str(model_dir) if model_dir is not None else spec.model.checkpoint  # base + the adapter below
+    llm = vllm.LLM(model=model, tensor_parallel_size=tp, seed=gen.seed,
                    enable_lora=lora, max_lora_rank=spec.train.lora.dim if lora and spec.train.lora else 16)
     params = vllm.SamplingParams(**vllm_sampling(gen))
     request = LoRARequest("run", 1, str(adapter)) if lora else None
@@ -404,6 +486,19 @@ def _generate_vllm(spec: RunSpec, run: Path, chunks: list[tuple[int, list[str]]]
         # a TokensPrompt ({"prompt_token_ids": [...]}, vllm.inputs) is used as given: no BOS added
         outputs = llm.generate([{"prompt_token_ids": t} for t in ids], params, lora_request=request)
         save(k, [o.outputs[0].text for o in outputs])
+
+
+def mcore_prompt_tokens(controller: Any, tokenizer: Any, prompts: list[str], add_bos: bool) -> list[list[int]]:
+    """The context ids the megatron-core engine gets: its own tokenize_prompt WITH add_BOS.
+
+    megatron-core 0.19.0 StaticInferenceEngine.generate(prompts, add_BOS=...) with legacy=True calls
+    generate_using_legacy_static_engine, whose add_request(prompt=..., encoder_prompt=..., sampling_params=...)
+    (engines/static_engine.py:290-292) drops add_BOS: every prompt lost its BOS. The engine's own
+    tokenisation (static_engine.py:180-182) is TextGenerationController.tokenize_prompt(tokenizer, prompt,
+    add_BOS) (text_generation_controller.py:423-446: HFTokenizerAdapter.tokenize encodes without special
+    tokens, inference/_tokenizer.py:65-67; leading BOS stripped, one prepended with add_BOS): the training's
+    ``[BOS if add_bos] + encode(prompt, add_special_tokens=False)`` (sft_processing.py:295-301, :393)."""
+    return [list(controller.tokenize_prompt(tokenizer, p, add_bos)) for p in prompts]
 
 
 def init_single_process_env() -> None:
@@ -421,10 +516,10 @@ def init_single_process_env() -> None:
 
 def _generate_mcore(spec: RunSpec, run: Path, chunks: list[tuple[int, list[str]]], gen: GenerateConfig,
                     save: Callable[[int, list[str]], None]) -> None:
-    """megatron-core static engine, as scripts/inference/text_generation.py does (v0.6.0)."""
-    if not (run / "model").is_dir():
-        raise ConfigError("engine bridge: without vLLM, generation needs merged weights in <run>/model "
-                          "(train with checkpoint.export=merged)")
+    """megatron-core static engine, as scripts/inference/text_generation.py does (v0.6.0). A LoRA run
+    exported as an HF adapter (the default, which only vLLM serves) is merged into <run>/model first, by
+    rank 0 while the others wait at a barrier: the model generated from is always the trained one."""
+    model_dir, adapter = trained_weights(spec, run)
     sampling = mcore_sampling(gen)
     ti = importlib.import_module("megatron.bridge.inference.text_generation")
     import torch
@@ -434,10 +529,17 @@ def _generate_mcore(spec: RunSpec, run: Path, chunks: list[tuple[int, list[str]]
     resolve("megatron.bridge.utils.common_utils.maybe_initialize_distributed")()
     world = int(os.environ.get("WORLD_SIZE", "1"))
     try:
-        model = ti.load_bridge_model(hf_model_path=str(run / "model"), megatron_model_path=None,
+        if model_dir is None:  # LoRA with an HF adapter only
+            model_dir = run / "model"
+            if _rank() == 0 and not model_dir.is_dir():
+                say(f"merging the LoRA adapter {adapter} into {model_dir} for megatron-core generation")
+                merge_adapter(spec.model.checkpoint, run / "adapter", model_dir)
+            if torch.distributed.is_available() and torch.distributed.is_initialized():
+                torch.distributed.barrier()  # the other ranks load the merged weights only once they exist
+        model = ti.load_bridge_model(hf_model_path=str(model_dir), megatron_model_path=None,
                                      tp=world, pp=1, ep=1, etp=1, sequence_parallel=False, dtype=torch.bfloat16,
                                      seed=gen.seed, trust_remote_code=False)  # text_generation.py:210
-        tokenizer = ti.build_tokenizer(str(run / "model"), False)  # text_generation.py:117
+        tokenizer = ti.build_tokenizer(str(model_dir), False)  # text_generation.py:117
         params = ti.build_sampling_params(**sampling, return_log_probs=False, skip_prompt_log_probs=True,
                                           num_tokens_to_generate=gen.max_new_tokens,
                                           termination_id=tokenizer.eod,  # stop at EOS (scripts/...:225)
@@ -447,20 +549,24 @@ def _generate_mcore(spec: RunSpec, run: Path, chunks: list[tuple[int, list[str]]
             max_batch_size=gen.batch_size, max_sequence_length=spec.train.seq_length + gen.max_new_tokens)
         wrapper = resolve("megatron.core.inference.model_inference_wrappers.gpt.gpt_inference_wrapper"
                           ".GPTInferenceWrapper")(model, inference_context=ctx)
-        controller = resolve("megatron.core.inference.text_generation_controllers.text_generation_controller"
-                             ".TextGenerationController")(inference_wrapped_model=wrapper, tokenizer=tokenizer)
+        controller_cls = resolve("megatron.core.inference.text_generation_controllers.text_generation_controller"
+                                 ".TextGenerationController")
+        controller = controller_cls(inference_wrapped_model=wrapper, tokenizer=tokenizer)
         engine = core.StaticInferenceEngine(text_generation_controller=controller, max_batch_size=gen.batch_size,
                                             random_seed=gen.seed, legacy=True)
-        # HFTokenizerAdapter.tokenize encodes without special tokens (inference/_tokenizer.py:65-67);
-        # megatron-core 0.19.0 text_generation_controller.py:423-446 tokenize_prompt strips leading BOS and
-        # prepends one only with add_BOS (static_engine.py:308 generate(prompts, add_BOS, ...)): the same
-        # context tokens as training
+        # the legacy path ignores generate(add_BOS=...) (see mcore_prompt_tokens): the requests carry the
+        # prompt ids tokenized with add_BOS, which generate_using_legacy_static_engine uses as given
+        # (static_engine.py:294-297 -> scheduler.add_request(inference_request=...), scheduler.py:105-111)
+        request_cls = resolve("megatron.core.inference.inference_request.InferenceRequest")
         for k, prompts in chunks:  # one engine batch per chunk, saved before the next (resume)
             # the legacy static engine seeds torch with engine.random_seed at each generate call
             # (megatron-core 0.19.0 static_engine.py:280-281): a seed per chunk makes a resumed chunk draw
             # what it drew in an uninterrupted run
             engine.random_seed = batch_seed(gen.seed, k)
-            outputs = engine.generate(prompts=prompts, add_BOS=spec.train.data.add_bos, sampling_params=params)
+            tokens = mcore_prompt_tokens(controller_cls, tokenizer, prompts, spec.train.data.add_bos)
+            requests = [request_cls(request_id=engine.get_new_request_id(), prompt=p, prompt_tokens=t,
+                                    sampling_params=params) for p, t in zip(prompts, tokens)]
+            outputs = engine.generate(inference_requests=requests, sampling_params=params)
             save(k, [o.generated_text for o in outputs])
     finally:
         if torch.distributed.is_available() and torch.distributed.is_initialized():

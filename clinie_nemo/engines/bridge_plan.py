@@ -101,6 +101,14 @@ def recipe_function(spec: RunSpec) -> str:
     return f"megatron.bridge.recipes.llama.{spec.model.bridge_recipe}_{kind}_config"
 
 
+DATA_FILES = ("training.jsonl", "validation.jsonl", "test.jsonl")  # the splits Bridge reads (gpt_sft.py:799-895)
+
+
+def dataset_root(run_dir: str | Path) -> Path:
+    """``<run>/dataset``: Bridge's dataset_root, where its packed files and JSONL indexes go."""
+    return Path(run_dir) / "dataset"
+
+
 def has_validation_split(spec: RunSpec, data_dir: str | Path) -> bool:
     """Validate during training? Only with validation_interval > 0 and a validation.jsonl: Bridge reads
     dataset_root/validation.jsonl (data/builders/gpt_sft.py:890) and, with packing, packs it too
@@ -131,6 +139,15 @@ def plan_dict(spec: RunSpec, data_dir: str | Path, run_dir: str | Path,
     s["model.context_parallel_size"] = par.context
     s["model.sequence_parallel"] = par.sequence_parallel
     s["model.seq_length"] = t.seq_length  # recipe: cfg.model.seq_length = seq_length
+    # activation recomputation: megatron-core TransformerConfig.recompute_granularity / recompute_method /
+    # recompute_num_layers / recompute_modules (megatron-core 0.19.0 transformer/transformer_config.py:518-560,
+    # checks :1724-1752: full needs a method and a layer count, selective neither; the 0.6.x recipes set
+    # granularity and modules to None, recipes/llama/h100/llama3.py:101-103). validate.py counts what is kept.
+    recompute = t.activation_recompute
+    s["model.recompute_granularity"] = None if recompute == "none" else recompute
+    s["model.recompute_method"] = "uniform" if recompute == "full" else None
+    s["model.recompute_num_layers"] = 1 if recompute == "full" else None
+    s["model.recompute_modules"] = ["core_attn"] if recompute == "selective" else None
     if par.context > 1:
         # training/config.py:1443-1451: SFT with CP > 1 asserts calculate_per_token_loss=True and
         # ddp.average_in_collective=False (ranks whose tokens are all masked would give NaN losses)
@@ -192,7 +209,13 @@ def plan_dict(spec: RunSpec, data_dir: str | Path, run_dir: str | Path,
         # dataset_root/training.jsonl, validation.jsonl, test.jsonl (gpt_sft.py:799/890/895)
         "class": "megatron.bridge.data.builders.GPTSFTDatasetConfig",
         "seq_length": t.seq_length,
-        "dataset_root": str(Path(data_dir)),
+        # NOT the data folder: GPTSFTDatasetBuilder writes its artefacts next to dataset_root (packed
+        # parquet + metadata under dataset_root/packed/<tokenizer>_..._<fingerprint>/, gpt_sft.py:801-822,
+        # on rank 0 :733-734) and _JSONLMemMapDataset writes <file>.idx.npy/.idx.info next to each JSONL
+        # it reads (data/datasets/utils.py:1288-1328 _index_fn with index_mapping_dir=None). A shared DATA
+        # folder would be raced by concurrent jobs and is often mounted read-only. So dataset_root is a
+        # folder of the run holding symlinks to the split files (bridge.stage_dataset, see "dataset_files").
+        "dataset_root": str(dataset_root(run)),
         "seed": t.seed,
         "do_validation": validate,
         "do_test": False,
@@ -243,6 +266,9 @@ def plan_dict(spec: RunSpec, data_dir: str | Path, run_dir: str | Path,
         "model_provider": {"hf_path": hf_path, "load_weights": False},
         "set": s,
         "dataset": dataset,
+        # the split files dataset_root links to (made on every rank before the config is built)
+        "dataset_files": {"source": str(Path(data_dir)), "root": str(dataset_root(run)),
+                          "files": list(DATA_FILES)},
         "peft": peft,
         # training.finetune.finetune(config, forward_step_func) with training.gpt_step.forward_step
         "entry": {"function": "megatron.bridge.training.finetune.finetune",

@@ -25,6 +25,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from clinie_nemo.engines.allocation import job_allocation
 from clinie_nemo.engines.nemo_overrides import check_overrides
 from clinie_nemo.engines.spec import LORA_TARGETS, GenerateConfig, NemoScriptConfig, RunSpec
 from clinie_nemo.engines.spec_loader import load_nemo_script_config, load_spec_file
@@ -164,6 +165,11 @@ def train_overrides(spec: RunSpec, data_dir: str | Path, run_dir: str | Path) ->
         "model.tensor_model_parallel_size": par.tensor,
         "model.pipeline_model_parallel_size": par.pipeline,
         "model.sequence_parallel": par.sequence_parallel,
+        # activation recomputation (megatron_gpt_finetuning_config.yaml "Activation Checkpoint" keys;
+        # the method and layer count are for full only). validate.py counts the activations kept.
+        "model.activations_checkpoint_granularity": None if t.activation_recompute == "none" else t.activation_recompute,
+        "model.activations_checkpoint_method": "uniform" if t.activation_recompute == "full" else None,
+        "model.activations_checkpoint_num_layers": 1 if t.activation_recompute == "full" else None,
         "model.global_batch_size": t.batch.global_batch_size,
         "model.micro_batch_size": t.batch.micro_batch_size,
         "model.restore_from_path": spec.model.checkpoint,
@@ -208,26 +214,9 @@ def generation_allocation(tensor: int, pipeline: int, env: Mapping[str, str] | N
     WORLD_SIZE set) SLURM_NTASKS_PER_NODE, else WORLD_SIZE over the step's nodes; in a Slurm job SLURM_GPUS_ON_NODE (works for --gres=gpu:N and typed gpu:h100:N) on
     SLURM_JOB_NUM_NODES; otherwise CUDA_VISIBLE_DEVICES; otherwise one node with tensor x pipeline GPUs
     (the fewest that hold the trained model). The model-parallel layout stays the training run's."""
-    env = os.environ if env is None else env
     mp = tensor * pipeline
-
-    def number(name: str) -> int | None:
-        text = (env.get(name) or "").strip()
-        m = re.match(r"\d+", text)
-        return int(m.group()) if m and int(m.group()) > 0 else None
-
-    nodes = number("SLURM_NNODES") or number("SLURM_JOB_NUM_NODES") or 1
-    world = number("WORLD_SIZE")
-    if world is not None:
-        gpus = number("SLURM_NTASKS_PER_NODE") or max(1, world // nodes)  # "8(x2)" reads as 8
-        source = f"WORLD_SIZE={world} on {nodes} node(s)"
-    elif number("SLURM_GPUS_ON_NODE") is not None and "SLURM_JOB_ID" in env:
-        gpus, source = number("SLURM_GPUS_ON_NODE") or 1, f"SLURM_GPUS_ON_NODE x {nodes} node(s)"
-    elif env.get("CUDA_VISIBLE_DEVICES", "").strip():
-        nodes, gpus = 1, len([d for d in env["CUDA_VISIBLE_DEVICES"].split(",") if d.strip()])
-        source = "CUDA_VISIBLE_DEVICES"
-    else:
-        nodes, gpus, source = 1, mp, "tensor x pipeline of the training run (no Slurm job found)"
+    found = job_allocation(env)  # the rule lives in engines/allocation.py (the bridge engine's vLLM uses it too)
+    nodes, gpus, source = found or (1, mp, "tensor x pipeline of the training run (no Slurm job found)")
     if (nodes * gpus) % mp:
         raise ConfigError(f"engine nemo generate: the job has {nodes} node(s) x {gpus} GPU(s) ({source}), "
                           f"not a multiple of the trained model's tensor x pipeline = {tensor} x {pipeline}; "

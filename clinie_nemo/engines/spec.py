@@ -28,6 +28,7 @@ PositionEmbedding = Literal["rope", "learned_absolute"]
 Precision = Literal["bf16-mixed", "fp16-mixed", "32"]
 Schedule = Literal["cosine", "linear", "constant"]
 Strategy = Literal["greedy", "sample"]
+Recompute = Literal["none", "selective", "full"]
 
 # Megatron-core LoRA target name -> (NeMo 1.x lora_tuning name, HF/peft module names on Llama)
 LORA_TARGETS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -138,6 +139,11 @@ class TrainRecipe:
     max_epochs: int | None = None
     seq_length: int = 4096
     packing: bool = False
+    # activation recomputation (Korthikanti et al. 2022): selective recomputes the attention core (its
+    # s x s scores are not kept), full keeps only each layer's input. Mapped by the bridge engine
+    # (model.recompute_granularity) and the nemo engine (model.activations_checkpoint_granularity); the
+    # local engine ignores it. Validation counts the activation memory it leaves (validate.py).
+    activation_recompute: Recompute = "selective"
     precision: Precision = "bf16-mixed"
     parallel: ParallelSpec = field(default_factory=ParallelSpec)
     checkpoint: CheckpointSpec = field(default_factory=CheckpointSpec)

@@ -163,6 +163,69 @@ def nemo_weight_problem(spec: RunSpec, bf16_weights: bool) -> str | None:
                "model.megatron_amp_O2=true: bf16 weights)"))
 
 
+# Activations (Korthikanti et al. 2022, "Reducing Activation Recomputation in Large Transformer Models",
+# arXiv:2205.05198, Section 4 and Table 2): bytes one transformer layer keeps for the backward pass, with
+# 16-bit activations, s tokens, micro batch b, hidden h, a heads, tensor parallel t:
+#   no recompute, no sequence parallel   s*b*h*(10 + 24/t + 5*a*s/(h*t))      (eq. 2)
+#   no recompute, sequence parallel      s*b*h*(34 + 5*a*s/h) / t             (eq. 3)
+#   selective (attention core recomputed) the same without the 5*a*s/h term    (eq. 4, Table 2)
+#   full (each layer's input only)       2*s*b*h, / t with sequence parallel  (Table 2)
+# i.e. 34*s*b*h + 5*a*s^2*b per layer without parallelism. The 5*a*s^2*b term is the s x s attention scores,
+# softmax and dropout mask; fused attention keeps none of it: Megatron-Bridge builds megatron-core models
+# whose TransformerConfig.attention_backend defaults to AttnBackend.auto (megatron-core 0.19.0
+# transformer/transformer_config.py:144, transformer/enums.py:51-58: Transformer Engine flash / cuDNN fused
+# attention) and its recipes keep it; the NeMo 1.x scripts take attention from the restored .nemo
+# (megatron_gpt_finetuning_config.yaml sets neither flash attention nor recompute), so the nemo engine counts
+# the term unless activation_recompute drops it. Context parallelism splits s over its ranks
+# (s/cp per GPU). Pipeline parallelism does not reduce it: with 1F1B the first stage holds p micro-batches
+# of L/p layers, L layers' worth (Section 4.2.3). Weights + activations must fit ACTIVATION_SHARE of the GPU
+# (the rest: CUDA context, NCCL buffers, allocator fragmentation); optimizer state is not counted here.
+ACTIVATION_SHARE = 0.9
+
+
+def activation_memory(spec: RunSpec, fused_attention: bool) -> tuple[float, str]:
+    """(bytes of activations per GPU, the arithmetic as text) for the spec's first pipeline stage."""
+    m, t = spec.model, spec.train
+    par, b = t.parallel, t.batch.micro_batch_size
+    s, h, a, layers, tp = t.seq_length // max(1, par.context), m.hidden_size, m.num_attention_heads, m.num_layers, \
+        max(1, par.tensor)
+    sp, mode = par.sequence_parallel and tp > 1, t.activation_recompute
+    attention = 5 * a * s / h if mode == "none" and not fused_attention else 0.0
+    if mode == "full":
+        per_token, shape = (2 / tp if sp else 2.0), ("2/tensor" if sp else "2")
+    elif sp:
+        per_token, shape = (34 + attention) / tp, ("(34 + 5*a*s/h)/tensor" if attention else "34/tensor")
+    else:
+        per_token = 10 + 24 / tp + attention / tp
+        shape = "10 + 24/tensor" + (" + 5*a*s/(h*tensor)" if attention else "")
+    total = layers * b * s * h * per_token
+    seq = f"seq {t.seq_length}" + (f"/context {par.context}" if par.context > 1 else "")
+    text = (f"{layers} layers x micro_batch {b} x {seq} x hidden {h} x ({shape} = {per_token:.1f}) B "
+            f"[recompute {mode}, tensor {tp}{', sequence parallel' if sp else ''}, "
+            f"{'fused' if fused_attention else 'unfused'} attention, a={a}] = {total / 1e9:.1f} GB")
+    return total, text
+
+
+def memory_problem(spec: RunSpec, engine: str, bf16_weights: bool, fused_attention: bool) -> str | None:
+    """Weights + activations per GPU over ACTIVATION_SHARE of the GPU, with the arithmetic."""
+    par = spec.train.parallel
+    n = parameter_count(spec.model)
+    per_byte = 2 if bf16_weights else 4
+    weights = n * per_byte / (par.tensor * par.pipeline)
+    acts, text = activation_memory(spec, fused_attention)
+    budget = GPU_MEMORY_GB * ACTIVATION_SHARE
+    if (weights + acts) / 1e9 <= budget:
+        return None
+    hint = ("use activation_recompute=selective (or full)" if spec.train.activation_recompute == "none"
+            else "use activation_recompute=full" if spec.train.activation_recompute == "selective" else "")
+    hints = ", ".join(x for x in (hint, "raise parallel.tensor (with sequence_parallel=true) or context",
+                                  "or lower batch.micro_batch_size / seq_length") if x)
+    return (f"engine {engine}: model {spec.model.name} needs {(weights + acts) / 1e9:.1f} GB per GPU: weights "
+            f"{n / 1e9:.1f}B x {per_byte} B / (tensor {par.tensor} x pipeline {par.pipeline}) = {weights / 1e9:.1f} "
+            f"GB + activations {text} (Korthikanti et al. 2022, Table 2), more than {ACTIVATION_SHARE:.0%} of an "
+            f"{GPU_MEMORY_GB} GB GPU = {budget:.0f} GB; {hints}")
+
+
 def engine_problems(spec: RunSpec, engine: str) -> list[str]:
     m, t, par = spec.model, spec.train, spec.train.parallel
     p: list[str] = []
@@ -180,6 +243,18 @@ def engine_problems(spec: RunSpec, engine: str) -> list[str]:
                      "input/output pairs (use prompt_template)")
         if not t.data.prompt_template.endswith("{output}"):
             p.append(f"engine bridge: prompt_template {t.data.prompt_template!r} must end with {{output}}")
+        if par.tensor >= 1 and par.pipeline >= 1 and par.context >= 1:
+            # Bridge keeps bf16/fp16 parameters under bf16_mixed/fp16_mixed (fp32 main copies live in the
+            # optimizer, not counted), fp32 under precision=32 (bridge_plan.FP32_MIXED_PRECISION)
+            problem = memory_problem(spec, "bridge", t.precision != "32", fused_attention=True)
+            if problem:
+                p.append(problem)
+        if t.method == "lora" and t.checkpoint.export == "none":
+            # generation serves the HF adapter (vLLM) or merged weights (megatron-core); with neither it
+            # would run the BASE model and report its output as the trained run's
+            p.append("engine bridge: train.checkpoint.export=none with method=lora leaves nothing to generate "
+                     "from but the base model; use checkpoint.export=adapter (vLLM serves it, megatron-core "
+                     "merges it) or checkpoint.export=merged")
     elif engine == "nemo":
         if m.format != "nemo":
             p.append(f"engine nemo (NeMo 1.x scripts) restores .nemo checkpoints; model {m.name} has "
@@ -203,9 +278,14 @@ def engine_problems(spec: RunSpec, engine: str) -> list[str]:
             from clinie_nemo.engines.nemo import megatron_amp_o2
             from clinie_nemo.engines.spec_loader import load_nemo_script_config
 
-            problem = nemo_weight_problem(spec, megatron_amp_o2(spec, load_nemo_script_config("finetune")))
+            bf16_weights = megatron_amp_o2(spec, load_nemo_script_config("finetune"))
+            problem = nemo_weight_problem(spec, bf16_weights)
             if problem:
                 p.append(problem)
+            elif par.context >= 1:
+                problem = memory_problem(spec, "nemo", bf16_weights, fused_attention=False)
+                if problem:
+                    p.append(problem)
     elif engine == "local":
         if par.model_parallel_size != 1:  # nodes x gpus_per_node: data-parallel ranks (engines/local/distributed.py)
             p.append("engine local runs on one device per rank (data parallel only): needs "
