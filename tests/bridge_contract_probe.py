@@ -2,7 +2,7 @@
 
 Run as ``python -m tests.bridge_contract_probe SITE CELLS_JSON RESULTS_JSONL`` from the repo root, in a fresh interpreter
 (never the pytest process, whose sys.modules may hold test_engine_bridge_mock's fake megatron.bridge).
-SITE is the folder tools/bridge_contract_env.sh filled; tests/bridge_contract_sandbox.py makes it, the shims, the
+SITE is the folder tools/contract_env.sh bridge filled; tests/bridge_contract_sandbox.py makes it, the shims, the
 standard library and the venv's torch the only things importable here (re-executing with ``python -S``). For
 each cell (a RunSpec override list and a world size) it prints one JSON line to RESULTS_JSONL (not stdout:
 Bridge's imports print there): the plan applied by clinie_nemo.engines.bridge.build_config to the recipe's

@@ -2,7 +2,7 @@
 
 Run as ``python -m tests.nemo_contract_probe SITE CONFIG_DIR CELLS_JSON RESULTS_JSONL`` (a cell may name its own
 ``config_dir``) with SITE (the pinned
-nemo_toolkit 2.4.0, lightning 2.4.0, hydra-core 1.3.2, omegaconf 2.3.0, ... of tools/nemo_contract_env.sh) put
+nemo_toolkit 2.4.0, lightning 2.4.0, hydra-core 1.3.2, omegaconf 2.3.0, ... of tools/contract_env.sh nemo) put
 first on sys.path. For each cell (a list of Hydra overrides as the engine renders them) it runs what
 examples/nlp/language_modeling/tuning/megatron_gpt_finetuning.py (NeMo v2.4.0, :54-60) runs before it restores
 the .nemo model, with NeMo's own functions:

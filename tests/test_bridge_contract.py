@@ -18,7 +18,7 @@ id redirected by clinie_nemo.engines.bridge.run_recipe alone; (B) Bridge builds 
 `clinie-nemo render` writes, and the loss mask covers exactly the answer tokens; (C) the megatron-core model
 from that provider, HF weights loaded by Bridge and our LoRA applied by Bridge, gives the HF model's logits.
 
-Needs tools/bridge_contract_env.sh (installs into .bridge-contract/site). Without it the test skips with that
+Needs tools/contract_env.sh bridge (installs into .bridge-contract/site). Without it the test skips with that
 reason locally; with CLINIE_REQUIRE_BRIDGE_CONTRACT=1 (set by .ci/run) it fails instead.
 Not mocked: Bridge, megatron-core, the recipes, validation, Bridge's dataset, tokenizer, conversion and LoRA.
 Stand-ins only for what cannot run on CPU: Transformer Engine and nvidia-resiliency-ext (import-only), and
@@ -73,7 +73,7 @@ def _ids(cell: dict) -> str:
 
 def _require_site() -> None:
     if not (SITE / "megatron" / "bridge").is_dir():
-        reason = f"real megatron.bridge not installed in {SITE}: run tools/bridge_contract_env.sh"
+        reason = f"real megatron.bridge not installed in {SITE}: run tools/contract_env.sh bridge"
         if os.environ.get(REQUIRE_ENV) == "1":
             pytest.fail(f"{REQUIRE_ENV}=1 but {reason}")
         pytest.skip(reason)

@@ -11,7 +11,7 @@ must never reach it), on a tiny Llama config with a real BPE tokenizer whose BOS
   tokenizer) and the ids our vLLM path feeds are identical, with add_bos on and off; and a real legacy
   StaticInferenceEngine shows why the requests carry the ids: generate(prompts, add_BOS=True) queues no BOS.
 
-Needs tools/bridge_contract_env.sh, like tests/test_bridge_contract.py: skips without it, fails under
+Needs tools/contract_env.sh bridge, like tests/test_bridge_contract.py: skips without it, fails under
 CLINIE_REQUIRE_BRIDGE_CONTRACT=1 (CI).
 """
 
@@ -35,7 +35,7 @@ REQUIRE_ENV = "CLINIE_REQUIRE_BRIDGE_CONTRACT"
 @pytest.fixture(scope="module")
 def probe(tmp_path_factory) -> dict:
     if not (SITE / "megatron" / "bridge").is_dir():
-        reason = f"real megatron.bridge not installed in {SITE}: run tools/bridge_contract_env.sh"
+        reason = f"real megatron.bridge not installed in {SITE}: run tools/contract_env.sh bridge"
         if os.environ.get(REQUIRE_ENV) == "1":
             pytest.fail(f"{REQUIRE_ENV}=1 but {reason}")
         pytest.skip(reason)

@@ -6,7 +6,7 @@ that runs NeMo's own ``hydra_runner`` (Hydra's override grammar and struct-mode 
 ``exp_manager(trainer, cfg.exp_manager)`` (error_checks, check_resume, check_explicit_log_dir,
 configure_checkpointing with the ``max_epochs < check_val_every_n_epoch`` comparison): megatron_gpt_finetuning.py
 v2.4.0 :54-60, everything it runs before restoring the .nemo model. A subprocess so that NeMo's pinned Lightning,
-Hydra and omegaconf (tools/nemo_contract_env.sh -> .nemo-contract/site) never reach the pytest process.
+Hydra and omegaconf (tools/contract_env.sh nemo -> .nemo-contract/site) never reach the pytest process.
 
 The example YAML: NeMo ships it in neither wheel nor sdist and CI reaches no other source, so the probe composes
 tests/fixtures/nemo/megatron_gpt_finetuning_config.yaml, a key manifest derived from the real file
@@ -68,7 +68,7 @@ def overrides(preset: str, run: Path) -> list[str]:
 @pytest.fixture(scope="module")
 def results(tmp_path_factory) -> dict[str, dict]:
     if not (SITE / "nemo" / "utils" / "exp_manager.py").is_file():
-        reason = f"real nemo_toolkit not installed in {SITE}: run tools/nemo_contract_env.sh"
+        reason = f"real nemo_toolkit not installed in {SITE}: run tools/contract_env.sh nemo"
         if os.environ.get(REQUIRE_ENV) == "1":
             pytest.fail(f"{REQUIRE_ENV}=1 but {reason}")
         pytest.skip(reason)
@@ -168,7 +168,7 @@ def checker(tmp_path):
     """check_overrides as train() runs it in the container: Hydra/omegaconf of the pinned site, a NeMo root
     holding the example YAML (the manifest)."""
     if not (SITE / "hydra").is_dir():
-        reason = f"hydra-core not installed in {SITE}: run tools/nemo_contract_env.sh"
+        reason = f"hydra-core not installed in {SITE}: run tools/contract_env.sh nemo"
         if os.environ.get(REQUIRE_ENV) == "1":
             pytest.fail(f"{REQUIRE_ENV}=1 but {reason}")
         pytest.skip(reason)
