@@ -104,7 +104,9 @@ def test_generate_job_requeued_by_slurm_resumes(world) -> None:
     subprocess.run(["scontrol", "requeue", job], check=True, timeout=30)
     fields = wait_job(job, timeout=300)
     log = check_resumed(world, "requeue", job, out, fields)
-    # the generator saved the batch in flight on Slurm's SIGTERM and exited 124, not killed by the SIGUSR1
-    # the job shell forwards next (exit 138)
-    assert "signal SIGTERM" in log and "step exited 124" in log, log[-4000:]
+    # the generator saved the batch in flight on the first stop signal and exited 124, not killed by the next
+    # one (exit 138): Slurm's SIGTERM, or the SIGUSR1 the job shell forwards to its step (srun runs under setsid,
+    # so which one arrives first is a race); the shell saw that Slurm had requeued the job and did not again
+    assert ("signal SIGTERM" in log or "signal SIGUSR1" in log) and "step exited 124" in log, log[-4000:]
+    assert f"Slurm requeued job {job} itself" in log, log[-4000:]
 
