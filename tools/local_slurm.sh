@@ -284,6 +284,14 @@ stop_daemon() {  # name pidfile
   log "stopped $name"
 }
 
+other_slurm_daemons() {  # a live (not zombie) slurmctld/slurmd of any cluster on this machine
+  local pid
+  for pid in $(pgrep -x slurmctld || true) $(pgrep -x slurmd || true); do
+    [[ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null || echo Z)" != Z ]] && return 0
+  done
+  return 1
+}
+
 stop() {
   local f name
   for f in "$DIR"/run/started_slurmd*; do  # every node's slurmd (started_slurmd: the older one-node layout)
@@ -296,7 +304,7 @@ stop() {
   stop_daemon mariadbd "$DIR/run/mariadbd.pid"
   # munged is shared by every cluster on this machine (one /run/munge socket): stop it only when no other
   # slurmctld/slurmd still runs, else a second cluster beside this one loses its authentication.
-  if pgrep -x 'slurmctld|slurmd' >/dev/null; then
+  if other_slurm_daemons; then
     [[ -e "$DIR/run/started_munged" ]] && log "leaving munged running: other Slurm daemons still use it"
     rm -f "$DIR/run/started_munged"
   else
