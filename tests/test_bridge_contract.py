@@ -37,6 +37,7 @@ from pathlib import Path
 import pytest
 
 from tests.bridge_contract_sandbox import SHARED_DISTS
+from tests.contract_site import require_or_skip
 
 pytestmark = pytest.mark.bridge_contract
 
@@ -73,10 +74,7 @@ def _ids(cell: dict) -> str:
 
 def _require_site() -> None:
     if not (SITE / "megatron" / "bridge").is_dir():
-        reason = f"real megatron.bridge not installed in {SITE}: run tools/contract_env.sh bridge"
-        if os.environ.get(REQUIRE_ENV) == "1":
-            pytest.fail(f"{REQUIRE_ENV}=1 but {reason}")
-        pytest.skip(reason)
+        require_or_skip(REQUIRE_ENV, f"real megatron.bridge not installed in {SITE}: run tools/contract_env.sh bridge")
 
 
 def _probe_env(work: Path) -> dict[str, str]:

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.contract_site import require_or_skip
+
 pytestmark = pytest.mark.bridge_contract
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,10 +37,7 @@ REQUIRE_ENV = "CLINIE_REQUIRE_BRIDGE_CONTRACT"
 @pytest.fixture(scope="module")
 def probe(tmp_path_factory) -> dict:
     if not (SITE / "megatron" / "bridge").is_dir():
-        reason = f"real megatron.bridge not installed in {SITE}: run tools/contract_env.sh bridge"
-        if os.environ.get(REQUIRE_ENV) == "1":
-            pytest.fail(f"{REQUIRE_ENV}=1 but {reason}")
-        pytest.skip(reason)
+        require_or_skip(REQUIRE_ENV, f"real megatron.bridge not installed in {SITE}: run tools/contract_env.sh bridge")
     work = tmp_path_factory.mktemp("bridge_generation")
     result = work / "result.json"
     (work / "hf_home").mkdir()  # an empty Hub cache (as test_bridge_contract._probe_env)

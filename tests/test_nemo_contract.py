@@ -38,6 +38,7 @@ from clinie_nemo.engines import nemo
 from clinie_nemo.engines.nemo_overrides import check_overrides
 from clinie_nemo.engines.spec_loader import load_generate_config, load_nemo_script_config, load_run_spec
 from clinie_nemo.errors import ConfigError
+from tests.contract_site import require_or_skip
 
 pytestmark = pytest.mark.nemo_contract
 
@@ -68,10 +69,7 @@ def overrides(preset: str, run: Path) -> list[str]:
 @pytest.fixture(scope="module")
 def results(tmp_path_factory) -> dict[str, dict]:
     if not (SITE / "nemo" / "utils" / "exp_manager.py").is_file():
-        reason = f"real nemo_toolkit not installed in {SITE}: run tools/contract_env.sh nemo"
-        if os.environ.get(REQUIRE_ENV) == "1":
-            pytest.fail(f"{REQUIRE_ENV}=1 but {reason}")
-        pytest.skip(reason)
+        require_or_skip(REQUIRE_ENV, f"real nemo_toolkit not installed in {SITE}: run tools/contract_env.sh nemo")
     work = tmp_path_factory.mktemp("nemo_contract")
     conf = work / "conf"
     conf.mkdir()
@@ -168,10 +166,7 @@ def checker(tmp_path):
     """check_overrides as train() runs it in the container: Hydra/omegaconf of the pinned site, a NeMo root
     holding the example YAML (the manifest)."""
     if not (SITE / "hydra").is_dir():
-        reason = f"hydra-core not installed in {SITE}: run tools/contract_env.sh nemo"
-        if os.environ.get(REQUIRE_ENV) == "1":
-            pytest.fail(f"{REQUIRE_ENV}=1 but {reason}")
-        pytest.skip(reason)
+        require_or_skip(REQUIRE_ENV, f"hydra-core not installed in {SITE}: run tools/contract_env.sh nemo")
     script = replace(load_nemo_script_config("finetune"), nemo_root=str(tmp_path / "NeMo"))
     conf = tmp_path / "NeMo" / script.config_path
     conf.mkdir(parents=True)
