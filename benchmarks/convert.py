@@ -3,7 +3,7 @@
 Measures, each in its own single-threaded child process (so peak RSS is clean):
   * baseline ``read_files``: read and decode every .txt/.ann (the floor any converter pays),
   * baseline ``naive``: parse every note into memory first, then write (what streaming avoids),
-  * ``reader``: the brat reader alone (``clinie_nemo.readers.READERS["brat"]``),
+  * ``reader``: the brat reader alone (``clinie_nemo.corpus.readers.READERS["brat"]``),
   * ``convert_dumps``: ``convert_dataset`` writing each line with the reference
     ``json.dumps(document_to_json(doc))`` instead of ``docs_jsonl.encode`` (same bytes; the writer's gain),
   * ``convert``: ``convert_dataset("n2c2_2018", ...)``: reader + schema validation + JSONL writing.
@@ -52,22 +52,23 @@ def child(mode: str, release: Path, out: Path) -> dict:
             p.with_suffix(".txt").read_bytes().decode("utf-8")
             docs += 1
     elif mode == "naive":
-        from clinie_nemo import docs_jsonl, readers
+        from clinie_nemo.core import docs_jsonl
+        from clinie_nemo.corpus import readers
 
         brat = readers.READERS["brat"]
         everything = [d for split in ("train", "test") for d in brat.read(release / split)]
         docs = len(everything)
         docs_jsonl.write(out / "all.jsonl", everything)
     elif mode == "reader":
-        from clinie_nemo import readers
+        from clinie_nemo.corpus import readers
 
         for split in ("train", "test"):
             for _ in readers.READERS["brat"].read(release / split):
                 docs += 1
     else:
-        from clinie_nemo import docs_jsonl
-        from clinie_nemo.datasets import convert_dataset
-        from clinie_nemo.document import document_to_json
+        from clinie_nemo.core import docs_jsonl
+        from clinie_nemo.core.document import document_to_json
+        from clinie_nemo.corpus.datasets import convert_dataset
 
         if mode == "convert_dumps":  # the reference encoding docs_jsonl.encode must equal (tests check it)
             docs_jsonl.encode = lambda doc: json.dumps(document_to_json(doc), ensure_ascii=False)
@@ -85,11 +86,11 @@ def breakdown(release: Path, n: int = 1000) -> dict:
     import itertools
     import pstats
 
-    from clinie_nemo import readers
-    from clinie_nemo.datasets import get
-    from clinie_nemo.datasets.validate import validate_issues
-    from clinie_nemo.docs_jsonl import encode
-    from clinie_nemo.document import document_to_json
+    from clinie_nemo.core.docs_jsonl import encode
+    from clinie_nemo.core.document import document_to_json
+    from clinie_nemo.corpus import readers
+    from clinie_nemo.corpus.datasets import get
+    from clinie_nemo.corpus.datasets.validate import validate_issues
 
     profile = cProfile.Profile()
     profile.enable()
@@ -155,7 +156,7 @@ def main() -> int:
         print(json.dumps(child(args.child[0], Path(args.child[1]), Path(args.child[2]))))
         return 0
 
-    from clinie_nemo.synth import generate
+    from clinie_nemo.corpus.synth import generate
 
     work = Path(tempfile.mkdtemp(prefix="bench_convert_"))
     try:

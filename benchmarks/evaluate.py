@@ -1,6 +1,6 @@
 """Benchmark: scoring 10,000 synthetic documents (entities + relations, strict and lenient).
 
-Default: entities/s and documents/s of ``clinie_nemo.scoring.score_pairs`` (rules ``default``) on documents
+Default: entities/s and documents/s of ``clinie_nemo.evaluation.scoring.score_pairs`` (rules ``default``) on documents
 in memory, peak Python memory (tracemalloc), and the ratio against a naive all-pairs matcher measured in
 the same run on the same documents (it compares every prediction with every gold annotation of a document
 and must produce identical counts).
@@ -35,10 +35,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from clinie_nemo.document import Document, Entity, Relation  # noqa: E402
-from clinie_nemo.scoring import RULES, score_pairs  # noqa: E402
-from clinie_nemo.scoring.items import entity_items, relation_items  # noqa: E402
-from clinie_nemo.scoring.matching import lenient_equal  # noqa: E402
+from clinie_nemo.core.document import Document, Entity, Relation  # noqa: E402
+from clinie_nemo.evaluation.scoring import RULES, score_pairs  # noqa: E402
+from clinie_nemo.evaluation.scoring.items import entity_items, relation_items  # noqa: E402
+from clinie_nemo.evaluation.scoring.matching import lenient_equal  # noqa: E402
 
 LABELS = ("Drug", "Strength", "Dosage", "Frequency", "Route", "Form", "Duration", "Reason", "ADE")
 
@@ -225,7 +225,7 @@ def official_main(args: argparse.Namespace) -> None:
           f"load average {os.getloadavg()[0]:.1f}")
     print(f"{n_ann:,} note pairs ({mb:.0f} MB gold .txt+.ann), best of {args.repeat} interleaved; "
           f"counts identical on {len(a)} rows (overall, per label, per relation; strict and lenient)")
-    from clinie_nemo.scoring.brat_folders import default_workers
+    from clinie_nemo.evaluation.scoring.brat_folders import default_workers
 
     print("| scorer | wall s | CPU s (all processes) | notes/wall-s | peak RSS MiB (largest process) | "
           "wall ratio | CPU ratio |")

@@ -1,9 +1,9 @@
 """Benchmark: rendering throughput (records/s) with the fallback token counter versus a real fast tokenizer,
 and packing efficiency (real-token fraction) at a sequence length for n2c2-like notes.
 
-Everything is built here, offline: n2c2-2018-like notes (clinie_nemo.synth at discharge-summary length, and
+Everything is built here, offline: n2c2-2018-like notes (clinie_nemo.corpus.synth at discharge-summary length, and
 long log-normal-length notes made here), and a byte-level BPE tokenizer trained with the `tokenizers`
-library on that synthetic text and saved as a Hugging Face folder. Rendering goes through clinie_nemo.render_bridge, the same path
+library on that synthetic text and saved as a Hugging Face folder. Rendering goes through clinie_nemo.instruct.render_bridge, the same path
 `clinie-nemo mix` uses: render_documents(...) then record_token_lengths(...).
 
     python benchmarks/render.py                  # prints a markdown section for benchmarks/RESULTS.md
@@ -24,9 +24,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from clinie_nemo.document import Document, Entity  # noqa: E402
-from clinie_nemo.packing import packing_stats  # noqa: E402
-from clinie_nemo.render_bridge import (  # noqa: E402
+from clinie_nemo.core.document import Document, Entity  # noqa: E402
+from clinie_nemo.instruct.packing import packing_stats  # noqa: E402
+from clinie_nemo.instruct.render_bridge import (  # noqa: E402
     RENDERER,
     RenderSettings,
     dataset_schema,
@@ -121,10 +121,11 @@ def machine() -> str:
 
 
 def synth_notes(n_docs: int, seed: int, tmp: Path) -> list[Document]:
-    """clinie_nemo.synth n2c2_2018 release at discharge-summary length (3-6 KB), read back by the brat
+    """clinie_nemo.corpus.synth n2c2_2018 release at discharge-summary length (3-6 KB), read back by the brat
     reader (convert_dataset): the project's own n2c2-like notes."""
-    from clinie_nemo import docs_jsonl, synth
-    from clinie_nemo.datasets.convert import convert_dataset
+    from clinie_nemo.core import docs_jsonl
+    from clinie_nemo.corpus import synth
+    from clinie_nemo.corpus.datasets.convert import convert_dataset
 
     synth.generate("n2c2_2018", tmp / "native", n_docs, seed=seed, length="n2c2")
     convert_dataset("n2c2_2018", tmp / "native", tmp / "docs", show_progress=False)
@@ -145,7 +146,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--docs", type=int, default=120, help="notes per note set")
     ap.add_argument("--notes", default="synth,lognormal",
-                    help="note sets: synth (clinie_nemo.synth n2c2_2018, 3-6 KB), lognormal (long, variable)")
+                    help="note sets: synth (clinie_nemo.corpus.synth n2c2_2018, 3-6 KB), lognormal (long, variable)")
     ap.add_argument("--seq-length", type=int, default=4096)
     ap.add_argument("--max-tokens", type=int, default=2048, help="render chunk limit (prompt + target)")
     ap.add_argument("--micro-batch", type=int, default=4)
@@ -171,7 +172,7 @@ def main() -> int:
           f"--micro-batch {args.micro_batch} --repeats {args.repeats}`.\n")
     print(f"Task `ce`, format json, chunks of at most {args.max_tokens} tokens, rendered through "
           f"`render_bridge.render_documents` ({RENDERER}) + `record_token_lengths` (the `mix` path), best of "
-          f"{args.repeats}. Note sets: `synth` = clinie_nemo.synth n2c2_2018 at discharge-summary length, read "
+          f"{args.repeats}. Note sets: `synth` = clinie_nemo.corpus.synth n2c2_2018 at discharge-summary length, read "
           "back by the brat reader; `lognormal` = long notes of log-normal length (benchmarks/render.py).\n")
     print("| notes | docs (mean chars) | counter | records/s | ratio vs fallback |")
     print("|---|---:|---|---:|---:|")

@@ -1,8 +1,8 @@
 """Benchmark: what the round-trip check (run on every render) costs, per target format, and the
 round-trip figures on the synthetic corpora of all five datasets.
 
-Everything is built here, offline: synthetic releases from clinie_nemo.synth (native layouts, read back
-by the readers), rendered with clinie_nemo.render.render_documents. Throughput is records/s with the check
+Everything is built here, offline: synthetic releases from clinie_nemo.corpus.synth (native layouts, read back
+by the readers), rendered with clinie_nemo.instruct.render.render_documents. Throughput is records/s with the check
 on versus off (the baseline, same run); the figures are counts of gold annotations recovered exactly.
 
     python benchmarks/roundtrip.py               # prints a markdown section for benchmarks/RESULTS.md
@@ -22,12 +22,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from clinie_nemo import docs_jsonl  # noqa: E402
-from clinie_nemo.datasets.convert import convert_dataset  # noqa: E402
-from clinie_nemo.formats import FORMATS  # noqa: E402
-from clinie_nemo.render import RenderOptions, render_documents  # noqa: E402
-from clinie_nemo.synth import GENERATOR_NAMES, generate  # noqa: E402
-from clinie_nemo.tasks import TASKS  # noqa: E402
+from clinie_nemo.core import docs_jsonl  # noqa: E402
+from clinie_nemo.corpus.datasets.convert import convert_dataset  # noqa: E402
+from clinie_nemo.corpus.synth import GENERATOR_NAMES, generate  # noqa: E402
+from clinie_nemo.instruct.formats import FORMATS  # noqa: E402
+from clinie_nemo.instruct.render import RenderOptions, render_documents  # noqa: E402
+from clinie_nemo.instruct.tasks import TASKS  # noqa: E402
 
 
 def corpus(name: str, root: Path, n_docs: int, length: str) -> list:
@@ -87,7 +87,7 @@ def main() -> int:
     print(f"Machine: {cpu_model()}, {len(__import__('os').sched_getaffinity(0))} CPUs, Python "
           f"{platform.python_version()}. Date: {today}. Command: `python benchmarks/roundtrip.py --docs {args.docs} "
           f"--repeats {args.repeats} --max-tokens {args.max_tokens}`.\n")
-    print(f"{args.docs} synthetic n2c2-2018 notes of discharge-summary length (clinie_nemo.synth, `n2c2` length), "
+    print(f"{args.docs} synthetic n2c2-2018 notes of discharge-summary length (clinie_nemo.corpus.synth, `n2c2` length), "
           f"chunked to {args.max_tokens} tokens (fallback counter), best of {args.repeats}. Baseline: the same "
           "render with `check_roundtrip=False`.\n")
     print("| task | format | records | records/s, check off (baseline) | records/s, check on | ratio |")

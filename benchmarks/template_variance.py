@@ -19,12 +19,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from clinie_nemo.document import Document, Entity, Relation  # noqa: E402
-from clinie_nemo.evaluation import evaluate_predictions  # noqa: E402
-from clinie_nemo.predictions import Prediction  # noqa: E402
-from clinie_nemo.progress import say  # noqa: E402
-from clinie_nemo.render import RenderOptions, render_documents  # noqa: E402
-from clinie_nemo.scoring import RULES  # noqa: E402
+from clinie_nemo.core.document import Document, Entity, Relation  # noqa: E402
+from clinie_nemo.core.progress import say  # noqa: E402
+from clinie_nemo.engines.predictions import Prediction  # noqa: E402
+from clinie_nemo.evaluation.evaluate import evaluate_predictions  # noqa: E402
+from clinie_nemo.evaluation.scoring import RULES  # noqa: E402
+from clinie_nemo.instruct.render import RenderOptions, render_documents  # noqa: E402
 
 
 def note(i: int, sentences: int) -> Document:

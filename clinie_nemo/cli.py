@@ -1,105 +1,27 @@
-"""The `clinie-nemo` console script: one argparse parser, one subcommand per module in
-:mod:`clinie_nemo.commands`.
+"""The `clinie-nemo` console script: every subcommand of :mod:`clinie_nemo.commands` plus ``demo``
+(:mod:`clinie_nemo.demo.command`, which sits above the commands because the demo runs them).
 
-A command module defines ``NAME``, ``HELP`` (one line), ``EXAMPLES`` (shown at the end of ``--help``),
-``add_arguments(parser)`` and ``run(args) -> int``. Modules import heavy libraries (torch, transformers,
-matplotlib, submitit) inside ``run`` only, so ``clinie-nemo --help`` stays fast and GPU-free.
-
-Errors from the user's input (:class:`ClinieError`) print a message and exit 2, without a traceback.
-When whoever reads stdout goes away (``clinie-nemo stats docs.jsonl | head``) the command stops quietly
-with exit code 141 (128 + SIGPIPE, as a tool killed by SIGPIPE), without a BrokenPipeError traceback.
+The top of the import graph: nothing in the package imports this module.
 """
 
 from __future__ import annotations
 
-import argparse
-import importlib
-import os
-import pkgutil
-import select
 import sys
 from types import ModuleType
 
-from clinie_nemo import __version__, commands
-from clinie_nemo.errors import ClinieError
+from clinie_nemo import commands
+from clinie_nemo.demo import command as demo_command
 
 
 def command_modules() -> dict[str, ModuleType]:
-    """Registry of subcommands: name -> module, discovered in clinie_nemo/commands/."""
-    found: dict[str, ModuleType] = {}
-    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
-        if info.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"{commands.__name__}.{info.name}")
-        found[module.NAME] = module
-    return found
-
-
-class _Formatter(argparse.RawDescriptionHelpFormatter):
-    pass
-
-
-def build_parser() -> tuple[argparse.ArgumentParser, dict[str, ModuleType]]:
-    modules = command_modules()
-    parser = argparse.ArgumentParser(
-        prog="clinie-nemo",
-        description="Clinical notes -> NeMo SFT data -> fine-tuned extractors -> challenge-exact scores.",
-        formatter_class=_Formatter,
-        epilog="examples:\n  clinie-nemo demo --output demo_out\n"
-        "  clinie-nemo convert --format brat --input notes/ --output docs.jsonl\n"
-        "  clinie-nemo COMMAND --help",
-    )
-    parser.add_argument("--version", action="version", version=f"clinie-nemo {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, module in modules.items():
-        p = sub.add_parser(name, help=module.HELP, description=module.HELP, formatter_class=_Formatter,
-                           epilog="examples:\n" + module.EXAMPLES.strip("\n"))
-        module.add_arguments(p)
-    return parser, modules
-
-
-BROKEN_PIPE_EXIT = 141  # 128 + SIGPIPE
-
-
-def stdout_reader_gone() -> bool:
-    """True when stdout is a pipe whose reading end is closed (poll reports an error on it)."""
-    try:
-        poller = select.poll()
-        poller.register(sys.stdout.fileno(), select.POLLOUT)
-        return any(event & select.POLLERR for _, event in poller.poll(0))
-    except (AttributeError, OSError, ValueError):  # no poll on this platform, or no real stdout
-        return True
+    """Every subcommand of the console script: name -> module."""
+    return {**commands.command_modules(), demo_command.NAME: demo_command}
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one subcommand; a closed stdout pipe ends it quietly (see the module docstring)."""
-    try:
-        try:
-            return run_command(argv)
-        finally:
-            sys.stdout.flush()  # buffered output meets a closed pipe here, not at interpreter exit
-    except BrokenPipeError:
-        if not stdout_reader_gone():
-            raise  # some other pipe broke: a real error, keep its traceback
-        # Python's recipe (docs of the signal module, "Note on SIGPIPE"): point stdout at devnull so the
-        # interpreter's own flush at exit does not raise again.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return BROKEN_PIPE_EXIT
+    """Entry point of `clinie-nemo` (and `python -m clinie_nemo`)."""
+    return commands.main(argv, command_modules())
 
 
-def run_command(argv: list[str] | None = None) -> int:
-    """Parse ``argv`` and run the subcommand; user errors print one message and return their exit code."""
-    parser, modules = build_parser()
-    args = parser.parse_args(argv)
-    if not args.command:
-        parser.print_help()
-        return 2
-    try:
-        return int(modules[args.command].run(args) or 0)
-    except ClinieError as exc:
-        print(f"clinie-nemo {args.command}: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print(f"clinie-nemo {args.command}: interrupted", file=sys.stderr)
-        return 130
+if __name__ == "__main__":
+    sys.exit(main())

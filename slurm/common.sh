@@ -56,7 +56,7 @@ cn_require_path() {
 # enroot 3.x reads docker://[USER@][REGISTRY#]IMAGE[:TAG]; without '#' the registry is Docker Hub
 # (enroot src/docker.sh docker::import image-reference regex, docker::_download registry default
 # registry-1.docker.io; pyxis README --container-image=[USER@][REGISTRY#]IMAGE[:TAG]|PATH). Same rule as
-# clinie_nemo.slurm.sbatch.pyxis_image: squashfs paths, Docker Hub names and REGISTRY#IMAGE stay as given.
+# clinie_nemo.study.sbatch.pyxis_image: squashfs paths, Docker Hub names and REGISTRY#IMAGE stay as given.
 cn_pyxis_image() {
   local image=$1 user="" rest host path
   case "$image" in

@@ -1,4 +1,4 @@
-"""Subprocess side of tests/test_bridge_contract.py: the REAL megatron.bridge builds and validates our plans.
+"""Subprocess side of tests/engines/test_bridge_contract.py: the REAL megatron.bridge builds and validates our plans.
 
 Run as ``python -m tests.bridge_contract_probe SITE CELLS_JSON RESULTS_JSONL`` from the repo root, in a fresh interpreter
 (never the pytest process, whose sys.modules may hold test_engine_bridge_mock's fake megatron.bridge).

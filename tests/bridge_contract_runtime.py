@@ -1,4 +1,4 @@
-"""Subprocess side of the runtime contract tests (tests/test_bridge_contract.py, marker bridge_contract).
+"""Subprocess side of the runtime contract tests (tests/engines/test_bridge_contract.py, marker bridge_contract).
 
 Run as ``python -m tests.bridge_contract_runtime SITE RECORDS_JSONL RESULTS_JSON`` from the repo root. In the
 sandbox of tests/bridge_contract_sandbox.py (the pinned site, the stdlib and torch only), with the REAL

@@ -1,4 +1,4 @@
-"""Subprocess side of tests/test_bridge_generation_contract.py: the REAL Megatron-Bridge 0.6.2 / megatron-core 0.19
+"""Subprocess side of tests/engines/test_bridge_generation_contract.py: the REAL Megatron-Bridge 0.6.2 / megatron-core 0.19
 build the training data and tokenize the generation prompts that clinie_nemo.engines.bridge plans.
 
 Run as ``python -m tests.bridge_generation_probe SITE WORK RESULT_JSON`` from the repo root, in a fresh

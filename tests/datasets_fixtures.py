@@ -9,7 +9,7 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from clinie_nemo.datasets import get
+from clinie_nemo.corpus.datasets import get
 
 SENTENCE_END = re.compile(r"[.!?]\s")
 

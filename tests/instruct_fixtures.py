@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from clinie_nemo.document import Document, Entity, Event, EventArgument, Relation, fragments_text
-from clinie_nemo.placement import place_exact
+from clinie_nemo.core.document import Document, Entity, Event, EventArgument, Relation, fragments_text
+from clinie_nemo.instruct.placement import place_exact
 
 
 def ent(text: str, eid: str, label: str, *mentions: str | tuple[str, int], attrs: dict | None = None) -> Entity:

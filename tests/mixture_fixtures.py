@@ -8,8 +8,8 @@ from typing import Any
 
 import yaml
 
-from clinie_nemo import docs_jsonl
-from clinie_nemo.document import Document, Entity, Relation
+from clinie_nemo.core import docs_jsonl
+from clinie_nemo.core.document import Document, Entity, Relation
 
 FIVE_DATASETS = ("i2b2_2010", "n2c2_2018", "n2c2_2022_sdoh", "radgraph", "ufhealth")
 _WORDS = ("aspirin", "fever", "chest x-ray", "metformin", "cough", "smoker", "effusion", "rash")

@@ -1,4 +1,4 @@
-"""Probe for tests/test_nemo_contract.py: our nemo-engine overrides through the REAL NeMo 2.4.0 start-up path on CPU.
+"""Probe for tests/engines/test_nemo_contract.py: our nemo-engine overrides through the REAL NeMo 2.4.0 start-up path on CPU.
 
 Run as ``python -m tests.nemo_contract_probe SITE CONFIG_DIR CELLS_JSON RESULTS_JSONL`` (a cell may name its own
 ``config_dir``) with SITE (the pinned

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from clinie_nemo.document import Document, Entity, Event, EventArgument, Relation
+from clinie_nemo.core.document import Document, Entity, Event, EventArgument, Relation
 
 TEXT = "Aspirin 81 mg daily for pain; stop ibuprofen due to rash and hives. Smokes 1 ppd, lives alone."
 

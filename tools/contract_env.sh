@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Install the REAL upstream stack of one contract test into its own folder, never into the venv:
 #   bridge  Megatron-Bridge 0.6.2 + megatron-core 0.19.0 and the pure/CPU packages their config and model path
-#           import (tests/test_bridge_contract.py, marker bridge_contract) -> .bridge-contract/site
+#           import (tests/engines/test_bridge_contract.py, marker bridge_contract) -> .bridge-contract/site
 #   nemo    nemo_toolkit 2.4.0 + Lightning 2.4.0, hydra-core 1.3.2, omegaconf 2.3.0, megatron-core 0.13.1 and the
-#           CPU packages `import nemo.collections.nlp` needs (tests/test_nemo_contract.py, marker nemo_contract)
+#           CPU packages `import nemo.collections.nlp` needs (tests/engines/test_nemo_contract.py, marker nemo_contract)
 #           -> .nemo-contract/site
 # Each list is pinned exactly in tools/NAME_contract_requirements.txt and installed in ONE pip call (pip --target,
 # --no-deps): Bridge, megatron-core and megatron-energon share the `megatron` namespace folder, and a second

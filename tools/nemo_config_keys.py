@@ -5,7 +5,7 @@ examples/__init__.py: checked for 2.4.0), and CI reaches no other source of them
 manifest DERIVED from the real file instead of a copy of it: every key path of the file (what Hydra checks
 ``key=`` / ``+key`` / ``++key`` overrides against), with values only where NeMo's start-up path reads them
 (the trainer and exp_manager sections, ``name`` and the few model keys in :data:`MODEL_VALUES`); ``???``
-(mandatory) stays ``???``; every other value becomes null. tests/test_nemo_contract.py checks the manifest
+(mandatory) stays ``???``; every other value becomes null. tests/engines/test_nemo_contract.py checks the manifest
 against the real file whenever one is at hand (CLINIE_NEMO_ROOT: a NeMo checkout or /opt/NeMo in the container).
 
 Usage: python tools/nemo_config_keys.py NEMO_ROOT [CONFIG_NAME] > tests/fixtures/nemo/CONFIG_NAME.yaml

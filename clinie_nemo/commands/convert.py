@@ -1,8 +1,8 @@
 """`clinie-nemo convert`: a corpus in its native format -> documents JSONL.
 
-``--format NAME`` converts one corpus (any reader in :data:`clinie_nemo.readers.READERS`) into one JSONL
+``--format NAME`` converts one corpus (any reader in :data:`clinie_nemo.corpus.readers.READERS`) into one JSONL
 file; ``--dataset NAME`` converts a registered dataset's release folder into one JSONL per split,
-validated against the dataset's schema (that part lives in :func:`clinie_nemo.datasets.convert_dataset`).
+validated against the dataset's schema (that part lives in :func:`clinie_nemo.corpus.datasets.convert_dataset`).
 Bad input exits 2 with every located problem and leaves no output; ``--skip-invalid`` converts what is
 valid and writes ``FILE.skipped.json`` listing what was skipped and why.
 """
@@ -54,9 +54,10 @@ def convert_format(fmt: str, input_path: str, output: str, skip_invalid: bool = 
     the skipped report beside the output."""
     import json
 
-    from clinie_nemo import docs_jsonl, readers
-    from clinie_nemo.fileio import atomic_write, check_output
-    from clinie_nemo.progress import progress
+    from clinie_nemo.core import docs_jsonl
+    from clinie_nemo.core.fileio import atomic_write, check_output
+    from clinie_nemo.core.progress import progress
+    from clinie_nemo.corpus import readers
 
     out = check_output(output, force, kind="file", inputs=[input_path])
     report_path = skipped_report_path(out)
@@ -81,11 +82,11 @@ def convert_format(fmt: str, input_path: str, output: str, skip_invalid: bool = 
 
 
 def run(args: argparse.Namespace) -> int:
-    from clinie_nemo.progress import say
+    from clinie_nemo.core.progress import say
 
     if args.dataset:
-        from clinie_nemo.datasets import convert_dataset
-        from clinie_nemo.fileio import check_output
+        from clinie_nemo.core.fileio import check_output
+        from clinie_nemo.corpus.datasets import convert_dataset
 
         check_output(args.output, args.force, kind="dir", inputs=[args.input])
         extra = {key: value for key, value in (("schema", args.schema), ("labeler", args.labeler)) if value}

@@ -43,7 +43,7 @@ def describe(spec) -> str:  # type: ignore[no-untyped-def]
 
 
 def run(args: argparse.Namespace) -> int:
-    from clinie_nemo.datasets import DATASETS, resolve
+    from clinie_nemo.corpus.datasets import DATASETS, resolve
 
     if not args.name:
         for name, spec in DATASETS.items():

@@ -32,7 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def parse_tags(tags: list[str]) -> dict[str, str]:
-    from clinie_nemo.errors import ConfigError
+    from clinie_nemo.core.errors import ConfigError
 
     meta = {}
     for tag in tags:
@@ -46,13 +46,13 @@ def parse_tags(tags: list[str]) -> dict[str, str]:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from clinie_nemo import docs_jsonl
-    from clinie_nemo.evaluation import evaluate_predictions
-    from clinie_nemo.fileio import atomic_write, check_output
-    from clinie_nemo.predictions import read_predictions, read_records
-    from clinie_nemo.progress import say
-    from clinie_nemo.scoring.rules import check_rules_name, rules_for
-    from clinie_nemo.scoring.table import parse_table, summary_table
+    from clinie_nemo.core import docs_jsonl
+    from clinie_nemo.core.fileio import atomic_write, check_output
+    from clinie_nemo.core.progress import say
+    from clinie_nemo.engines.predictions import read_predictions, read_records
+    from clinie_nemo.evaluation.evaluate import evaluate_predictions
+    from clinie_nemo.evaluation.scoring.rules import check_rules_name, rules_for
+    from clinie_nemo.evaluation.scoring.table import parse_table, summary_table
 
     check_rules_name(args.rules)
     meta = parse_tags(args.tag)
@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"== task {task}")
         print(summary_table(block, by_label=True))
     if len(result["by_template"]) > 1:
-        from clinie_nemo.template_scores import spread_lines, template_table
+        from clinie_nemo.evaluation.template_scores import spread_lines, template_table
 
         print("== by template (each template's records against the gold they cover)")
         print(template_table(result["by_template"]))
@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     print("== parse")
     print(parse_table(result["parse"]))
     if args.compare:
-        from clinie_nemo.scoring.bootstrap import compare_systems, comparison_lines
+        from clinie_nemo.evaluation.scoring.bootstrap import compare_systems, comparison_lines
 
         other = evaluate_predictions(records, read_predictions(args.compare, {r["id"] for r in records},
                                                                args.allow_missing), corpus, rules,
@@ -103,17 +103,17 @@ def run(args: argparse.Namespace) -> int:
 
 
 def brat_writer():
-    from clinie_nemo.errors import ConfigError
+    from clinie_nemo.core.errors import ConfigError
 
     try:
-        from clinie_nemo.writers import WRITERS
+        from clinie_nemo.corpus.writers import WRITERS
     except ImportError as exc:
-        raise ConfigError("--brat-out needs clinie_nemo.writers, not available in this build") from exc
+        raise ConfigError("--brat-out needs clinie_nemo.corpus.writers, not available in this build") from exc
     return WRITERS["brat"]
 
 
 def write_brat(out_dir: str, predicted: dict, force: bool) -> None:
-    from clinie_nemo.fileio import atomic_dir
+    from clinie_nemo.core.fileio import atomic_dir
 
     writer = brat_writer()
     with atomic_dir(out_dir, force) as tmp:

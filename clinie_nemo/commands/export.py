@@ -22,9 +22,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from clinie_nemo import docs_jsonl, writers
-    from clinie_nemo.fileio import check_output
-    from clinie_nemo.progress import progress, say
+    from clinie_nemo.core import docs_jsonl
+    from clinie_nemo.core.fileio import check_output
+    from clinie_nemo.core.progress import progress, say
+    from clinie_nemo.corpus import writers
 
     check_output(args.output, args.force, kind="dir" if args.format == "brat" else "file", inputs=[args.input])
     docs = progress(docs_jsonl.read(args.input), desc=f"export {args.format}", unit="doc")

@@ -33,11 +33,11 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from clinie_nemo import engines
+    from clinie_nemo.core.errors import ConfigError
+    from clinie_nemo.core.fileio import check_output
     from clinie_nemo.engines.local import PREEMPTED_EXIT_CODE
     from clinie_nemo.engines.run_dir import check_parity
     from clinie_nemo.engines.spec_loader import load_generate_config
-    from clinie_nemo.errors import ConfigError
-    from clinie_nemo.fileio import check_output
 
     run_path = Path(args.run)
     if not (run_path / "spec.yaml").is_file():

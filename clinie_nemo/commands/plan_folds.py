@@ -29,10 +29,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from clinie_nemo.fileio import check_output
-    from clinie_nemo.folds import STUDY_FRACTIONS, write_folds
-    from clinie_nemo.mixture_config import load_mixture_config
-    from clinie_nemo.progress import say
+    from clinie_nemo.core.fileio import check_output
+    from clinie_nemo.core.progress import say
+    from clinie_nemo.mixture.config import load_mixture_config
+    from clinie_nemo.mixture.folds import STUDY_FRACTIONS, write_folds
 
     config = load_mixture_config(args.config)
     check_output(args.output, args.force)

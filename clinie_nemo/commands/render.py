@@ -42,12 +42,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from clinie_nemo import docs_jsonl, formats, tasks
-    from clinie_nemo.fileio import check_output, write_jsonl
-    from clinie_nemo.progress import progress, say
-    from clinie_nemo.render import RenderOptions, render_documents
-    from clinie_nemo.tasks import TaskOptions
-    from clinie_nemo.templates import templates_for
+    from clinie_nemo.core import docs_jsonl
+    from clinie_nemo.core.fileio import check_output, write_jsonl
+    from clinie_nemo.core.progress import progress, say
+    from clinie_nemo.instruct import formats, tasks
+    from clinie_nemo.instruct.render import RenderOptions, render_documents
+    from clinie_nemo.instruct.tasks import TaskOptions
+    from clinie_nemo.instruct.templates import templates_for
 
     check_output(args.output, args.force, kind="file", inputs=[args.corpus])
     if args.report:
@@ -56,11 +57,11 @@ def run(args: argparse.Namespace) -> int:
     formats.get(args.format)
     templates_for(args.task, args.template)
     if args.all_templates and (args.template or args.rotate):
-        from clinie_nemo.errors import ConfigError
+        from clinie_nemo.core.errors import ConfigError
 
         raise ConfigError("--all-templates renders every template; it excludes --template and --rotate")
     if args.dataset:
-        from clinie_nemo.schema import schema_for_dataset
+        from clinie_nemo.corpus.schema import schema_for_dataset
 
         schema_for_dataset(args.dataset)
     docs = list(progress(docs_jsonl.read(args.corpus), desc="reading documents", unit="doc"))
@@ -84,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     if args.report:
         import json
 
-        from clinie_nemo.fileio import atomic_write
+        from clinie_nemo.core.fileio import atomic_write
 
         with atomic_write(args.report) as fh:
             json.dump({**result.report(), "tokens": result.counter_name}, fh, indent=2)

@@ -20,10 +20,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from clinie_nemo.fileio import atomic_dir
-    from clinie_nemo.progress import say
-    from clinie_nemo.reporting.plots import PLOTS
-    from clinie_nemo.reporting.runs import collect_runs, runs_table
+    from clinie_nemo.core.fileio import atomic_dir
+    from clinie_nemo.core.progress import say
+    from clinie_nemo.evaluation.reporting.plots import PLOTS
+    from clinie_nemo.evaluation.reporting.runs import collect_runs, runs_table
 
     runs = collect_runs(args.dirs)
     table = runs_table(runs)

@@ -20,7 +20,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from clinie_nemo.errors import ConfigError
+    from clinie_nemo.core.errors import ConfigError
     from clinie_nemo.study.runner import run_stage
 
     if not (Path(args.stage_dir) / "stage.json").exists():

@@ -36,17 +36,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def read_documents(path: str, fmt: str) -> list:
     """All documents of a file or folder in one of FORMATS, via the shared reader registry."""
-    from clinie_nemo import docs_jsonl
-    from clinie_nemo.errors import ConfigError
+    from clinie_nemo.core import docs_jsonl
+    from clinie_nemo.core.errors import ConfigError
 
     if fmt == "jsonl":
         return list(docs_jsonl.read(path))
     try:
-        from clinie_nemo.readers import READERS
+        from clinie_nemo.corpus.readers import READERS
     except ImportError as exc:  # the readers package arrives from the corpus work
-        raise ConfigError(f"format {fmt!r} needs clinie_nemo.readers, not available in this build") from exc
+        raise ConfigError(f"format {fmt!r} needs clinie_nemo.corpus.readers, not available in this build") from exc
     if fmt not in READERS:
-        from clinie_nemo.errors import unknown_name
+        from clinie_nemo.core.errors import unknown_name
 
         raise unknown_name("format", fmt, READERS)
     return list(READERS[fmt].read(path))
@@ -57,7 +57,7 @@ def warn_tolerated(pred_dir: str, tolerated: list, show: int = 5) -> None:
     ignored, zero-length span kept): counts per kind and the first few file:line, never note text."""
     from collections import Counter
 
-    from clinie_nemo.progress import say
+    from clinie_nemo.core.progress import say
 
     if not tolerated:
         return
@@ -70,8 +70,8 @@ def warn_tolerated(pred_dir: str, tolerated: list, show: int = 5) -> None:
 
 
 def _aligned(gold: list, pred_path: str, args: argparse.Namespace, rules):
-    from clinie_nemo.progress import say
-    from clinie_nemo.scoring.docsets import align_documents
+    from clinie_nemo.core.progress import say
+    from clinie_nemo.evaluation.scoring.docsets import align_documents
 
     pred = read_documents(pred_path, args.format)
     alignment = align_documents(gold, pred, rules, args.gold, pred_path)
@@ -82,8 +82,8 @@ def _aligned(gold: list, pred_path: str, args: argparse.Namespace, rules):
 
 def _score_documents(args: argparse.Namespace, labels: set[str] | None):
     """(rules, alignment, scores of --pred, scores of --compare or None) from documents read whole."""
-    from clinie_nemo.scoring import score_pairs
-    from clinie_nemo.scoring.rules import rules_for
+    from clinie_nemo.evaluation.scoring import score_pairs
+    from clinie_nemo.evaluation.scoring.rules import rules_for
 
     gold = read_documents(args.gold, args.format)
     rules = rules_for(args.rules, gold)
@@ -100,9 +100,9 @@ def _score_documents(args: argparse.Namespace, labels: set[str] | None):
 
 def _score_brat(args: argparse.Namespace, labels: set[str] | None):
     """The same from brat folders, streamed pair by pair (scoring/brat_folders.py)."""
-    from clinie_nemo.progress import say
-    from clinie_nemo.scoring.brat_folders import score_brat_folders
-    from clinie_nemo.scoring.rules import rules_for
+    from clinie_nemo.core.progress import say
+    from clinie_nemo.evaluation.scoring.brat_folders import score_brat_folders
+    from clinie_nemo.evaluation.scoring.rules import rules_for
 
     rules = rules_for(args.rules, [])  # brat folders carry no dataset name: auto means default
     runs = [score_brat_folders(args.gold, path, rules, labels, workers=args.workers)
@@ -122,11 +122,11 @@ def _score_brat(args: argparse.Namespace, labels: set[str] | None):
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from clinie_nemo.fileio import atomic_write, check_output
-    from clinie_nemo.progress import say
-    from clinie_nemo.scoring.bootstrap import add_confidence_intervals
-    from clinie_nemo.scoring.rules import check_rules_name
-    from clinie_nemo.scoring.table import summary_table
+    from clinie_nemo.core.fileio import atomic_write, check_output
+    from clinie_nemo.core.progress import say
+    from clinie_nemo.evaluation.scoring.bootstrap import add_confidence_intervals
+    from clinie_nemo.evaluation.scoring.rules import check_rules_name
+    from clinie_nemo.evaluation.scoring.table import summary_table
 
     check_rules_name(args.rules)
     if args.json:
@@ -143,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
         add_confidence_intervals(result, scores, args.bootstrap, args.seed)
     print(summary_table(result))
     if scores_b is not None:
-        from clinie_nemo.scoring.bootstrap import compare_systems, comparison_lines
+        from clinie_nemo.evaluation.scoring.bootstrap import compare_systems, comparison_lines
 
         result["comparison"] = {"a": args.pred, "b": args.compare,
                                 **compare_systems(scores, scores_b, args.bootstrap or 1000, args.seed)}

@@ -30,7 +30,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def is_records_file(path: str) -> bool:
     """True when the first JSON object of the file is a record: "input" and "output", or "messages"."""
-    from clinie_nemo.fileio import iter_jsonl
+    from clinie_nemo.core.fileio import iter_jsonl
 
     for _, obj in iter_jsonl(path):
         return ("input" in obj and "output" in obj) or "messages" in obj
@@ -38,7 +38,7 @@ def is_records_file(path: str) -> bool:
 
 
 def document_stats(path: str) -> dict:
-    from clinie_nemo import docs_jsonl
+    from clinie_nemo.core import docs_jsonl
 
     docs = 0
     chars = 0
@@ -61,10 +61,10 @@ def document_stats(path: str) -> dict:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from clinie_nemo.fileio import atomic_write
+    from clinie_nemo.core.fileio import atomic_write
 
     if is_records_file(args.path):
-        from clinie_nemo.records_stats import print_records_stats, records_stats
+        from clinie_nemo.instruct.records_stats import print_records_stats, records_stats
 
         s = records_stats(args.path, args.seq_length, args.tokenizer, args.micro_batch, args.pad_multiple)
         print_records_stats(s)

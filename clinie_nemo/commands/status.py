@@ -26,7 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import time
 
-    from clinie_nemo.progress import say
+    from clinie_nemo.core.progress import say
     from clinie_nemo.study.cost import cost_table
     from clinie_nemo.study.status import status_table
 

@@ -55,7 +55,7 @@ def describe(plan, submission, dry_run: bool) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from clinie_nemo.progress import say
+    from clinie_nemo.core.progress import say
     from clinie_nemo.study.config import load_study
     from clinie_nemo.study.plan import build_plan
     from clinie_nemo.study.submit import submit_plan

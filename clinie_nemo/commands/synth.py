@@ -26,8 +26,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from clinie_nemo.progress import progress, say
-    from clinie_nemo.synth import generate
+    from clinie_nemo.core.progress import progress, say
+    from clinie_nemo.corpus.synth import generate
 
     summary = generate(args.dataset, args.output, args.docs, args.seed, length=args.length, force=args.force,
                        wrap=lambda it: progress(it, desc=f"synth {args.dataset}", total=args.docs, unit="doc"))

@@ -26,10 +26,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from clinie_nemo.core.fileio import check_output
+    from clinie_nemo.core.progress import say
     from clinie_nemo.engines.local.runtime import quiet_transformers
     from clinie_nemo.engines.local.tiny_model import TinyModelConfig, build_tiny_model
-    from clinie_nemo.fileio import check_output
-    from clinie_nemo.progress import say
 
     check_output(args.output, args.force)
     config = TinyModelConfig(vocab_size=args.vocab_size, hidden_size=args.hidden, num_layers=args.layers,

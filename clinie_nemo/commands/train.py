@@ -28,11 +28,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from clinie_nemo import engines
+    from clinie_nemo.core.errors import ConfigError
+    from clinie_nemo.core.progress import say
     from clinie_nemo.engines import run_dir
     from clinie_nemo.engines.spec_loader import dump_yaml, load_run_spec, load_run_spec_file
     from clinie_nemo.engines.validate import check_for_engine
-    from clinie_nemo.errors import ConfigError
-    from clinie_nemo.progress import say
 
     if args.spec:
         if args.model or args.recipe:

@@ -17,8 +17,8 @@ __all__ = ["DEFAULT", "PRESETS", "QUICK", "DemoSettings", "output_files", "run_d
 def run_demo(out: str | Path, settings: DemoSettings = DEFAULT, force: bool = False, slurm: bool = False,
              slurm_timeout_s: float = 3600.0) -> dict[str, Path]:
     """Run the demo into ``out``; returns the files to open (name -> path)."""
+    from clinie_nemo.core.progress import say
     from clinie_nemo.demo.pipeline import prepare_output, run_local
-    from clinie_nemo.progress import say
 
     out_path = Path(out)
     if slurm:
@@ -32,7 +32,7 @@ def run_demo(out: str | Path, settings: DemoSettings = DEFAULT, force: bool = Fa
         runner = run_local(out_path, settings)
     import json
 
-    from clinie_nemo.fileio import atomic_write
+    from clinie_nemo.core.fileio import atomic_write
 
     timings = runner.timings()
     with atomic_write(out_path / "timings.json") as fh:

@@ -15,8 +15,8 @@ from typing import Any
 
 import yaml
 
+from clinie_nemo.core.fileio import atomic_write
 from clinie_nemo.demo.settings import DATASETS, RECIPES, DemoSettings
-from clinie_nemo.fileio import atomic_write
 
 
 def write_yaml(path: Path, data: dict[str, Any], comment: str) -> Path:

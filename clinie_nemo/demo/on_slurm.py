@@ -12,12 +12,12 @@ import subprocess
 import time
 from pathlib import Path
 
+from clinie_nemo.core.errors import ClinieError
+from clinie_nemo.core.progress import say
 from clinie_nemo.demo import configs
 from clinie_nemo.demo.pipeline import build_corpora, build_mixtures, finish_report, prepare_models, rules_for
 from clinie_nemo.demo.runner import DemoStepFailed, Runner
 from clinie_nemo.demo.settings import DemoSettings
-from clinie_nemo.errors import ClinieError
-from clinie_nemo.progress import say
 
 POLL_SECONDS = 5.0
 

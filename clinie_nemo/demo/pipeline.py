@@ -19,11 +19,11 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from clinie_nemo.core.errors import ClinieError
+from clinie_nemo.core.progress import say
 from clinie_nemo.demo import configs, summary
 from clinie_nemo.demo.runner import Runner
 from clinie_nemo.demo.settings import DATASETS, DemoSettings
-from clinie_nemo.errors import ClinieError
-from clinie_nemo.progress import say
 
 MARKER = ".clinie_nemo_demo"  # marks a folder the demo made, so --force only ever replaces a demo folder
 
@@ -54,7 +54,7 @@ def prepare_output(out: Path, force: bool) -> None:
 
 
 def rules_for(dataset: str) -> str:
-    from clinie_nemo.datasets import get
+    from clinie_nemo.corpus.datasets import get
 
     return get(dataset).scoring
 

@@ -1,5 +1,5 @@
 """Running the demo's steps: numbered step lines on stderr, and each `clinie-nemo` command called in-process
-through :func:`clinie_nemo.cli.main` (the same code a user runs), its stdout kept in a log file.
+through :func:`clinie_nemo.commands.main` (the same code a user runs), its stdout kept in a log file.
 
 A step line says what is done and why; each command line says which command runs. Commands print tables
 to stdout (counts, never note or generated text); the demo keeps those in ``OUT/logs/NN-<name>.log`` so its
@@ -14,8 +14,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from clinie_nemo.errors import ClinieError
-from clinie_nemo.progress import say
+from clinie_nemo.core.errors import ClinieError
+from clinie_nemo.core.progress import say
 
 
 class DemoStepFailed(ClinieError):
@@ -62,7 +62,7 @@ class Runner:
 
     def cli(self, *argv: str, label: str = "") -> Path:
         """Run ``clinie-nemo ARGV`` in this process; raise :class:`DemoStepFailed` on a non-zero exit."""
-        from clinie_nemo.cli import main
+        from clinie_nemo.commands import main
 
         self.commands += 1
         log = self.out / "logs" / f"{self.commands:02d}-{argv[0]}.log"

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from clinie_nemo.errors import InputError, Problem
-from clinie_nemo.fileio import atomic_write
+from clinie_nemo.core.errors import InputError, Problem
+from clinie_nemo.core.fileio import atomic_write
 
 TABLE_FILE = "demo_table.md"
 NOTE_FILE = "DEMO_NOTE.md"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from clinie_nemo.errors import unknown_name
+from clinie_nemo.core.errors import unknown_name
 
 ENGINES: dict[str, str] = {
     "local": "clinie_nemo.engines.local",  # transformers + peft, CPU or one GPU

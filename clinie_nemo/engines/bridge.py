@@ -27,14 +27,14 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from clinie_nemo.core.errors import ConfigError
+from clinie_nemo.core.fileio import atomic_write, iter_jsonl
+from clinie_nemo.core.progress import say
 from clinie_nemo.engines import bridge_plan, launch
 from clinie_nemo.engines.allocation import job_allocation
+from clinie_nemo.engines.predictions import ResumablePredictions, batch_seed, generation_key
 from clinie_nemo.engines.spec import GenerateConfig, RunSpec
 from clinie_nemo.engines.spec_loader import dump_yaml, load_spec_file
-from clinie_nemo.errors import ConfigError
-from clinie_nemo.fileio import atomic_write, iter_jsonl
-from clinie_nemo.predictions import ResumablePredictions, batch_seed, generation_key
-from clinie_nemo.progress import say
 
 NAME = "bridge"
 PREEMPTED_EXIT_CODE = 124  # same as the local engine: checkpoint saved, requeue me
@@ -582,7 +582,7 @@ def chunk_size(gen: GenerateConfig, vllm: bool) -> int:
 def generate(run_dir: str | Path, records_path: str | Path, output_path: str | Path,
              gen_config: GenerateConfig | None = None) -> int:
     """Predictions for every record, saved chunk by chunk (a requeued job resumes after the last saved
-    chunk, see clinie_nemo.predictions). With megatron-core and tensor parallelism every rank generates and
+    chunk, see clinie_nemo.engines.predictions). With megatron-core and tensor parallelism every rank generates and
     rank 0 writes; every rank reads the partial (before the model loads) to skip the same chunks."""
     run = Path(run_dir)
     spec = load_spec_file(run / "spec.yaml")

@@ -25,8 +25,8 @@ import shlex
 from pathlib import Path
 from typing import Any
 
+from clinie_nemo.core.errors import ConfigError
 from clinie_nemo.engines.spec import RunSpec
-from clinie_nemo.errors import ConfigError
 
 BRIDGE_VERSION = "megatron-bridge v0.6.0 (51885cf132b2814188b6855c25a8588254274c2a)"
 # The Megatron-Bridge releases this engine supports: 0.6.x. 0.6.0 is the first that loads an HF folder as

@@ -25,14 +25,14 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from clinie_nemo.core.errors import ConfigError, InputError, Problem
+from clinie_nemo.core.fileio import atomic_write, iter_jsonl, write_jsonl
+from clinie_nemo.core.progress import say
 from clinie_nemo.engines.allocation import job_allocation
 from clinie_nemo.engines.nemo_overrides import check_overrides
+from clinie_nemo.engines.predictions import ResumablePredictions, generation_key
 from clinie_nemo.engines.spec import LORA_TARGETS, GenerateConfig, NemoScriptConfig, RunSpec
 from clinie_nemo.engines.spec_loader import load_nemo_script_config, load_spec_file
-from clinie_nemo.errors import ConfigError, InputError, Problem
-from clinie_nemo.fileio import atomic_write, iter_jsonl, write_jsonl
-from clinie_nemo.predictions import ResumablePredictions, generation_key
-from clinie_nemo.progress import say
 
 NAME = "nemo"
 PRECISION = {"bf16-mixed": "bf16-mixed", "fp16-mixed": "16-mixed", "32": "32"}  # trainer.precision (PTL 2)
@@ -433,7 +433,7 @@ def generate(run_dir: str | Path, records_path: str | Path, output_path: str | P
              gen_config: GenerateConfig | None = None) -> int:
     """Run megatron_gpt_generate.py on the records still without a prediction, then write the predictions.
 
-    Resume (clinie_nemo.predictions): NeMo writes its predictions file only after the whole test epoch
+    Resume (clinie_nemo.engines.predictions): NeMo writes its predictions file only after the whole test epoch
     (:func:`_nemo_predictions`), so a NeMo run stopped mid-way leaves nothing to keep and the next attempt runs
     NeMo from the start of what is missing. What is kept: the predictions of a NeMo file a previous attempt
     left (finished, or cut by a kill while NeMo wrote it) go into the output's partial file, and NeMo then

@@ -18,9 +18,9 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from clinie_nemo.core.errors import ConfigError
+from clinie_nemo.core.progress import say
 from clinie_nemo.engines.spec import NemoScriptConfig
-from clinie_nemo.errors import ConfigError
-from clinie_nemo.progress import say
 
 CHECK = r'''
 import json, sys

@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from clinie_nemo import __version__
+from clinie_nemo.core.errors import ConfigError, InputError, Problem
+from clinie_nemo.core.fileio import atomic_write, iter_jsonl, sha256_file
+from clinie_nemo.core.progress import say
 from clinie_nemo.engines.spec import RunSpec
 from clinie_nemo.engines.spec_loader import dump_yaml, load_spec_file, to_dict
-from clinie_nemo.errors import ConfigError, InputError, Problem
-from clinie_nemo.fileio import atomic_write, iter_jsonl, sha256_file
-from clinie_nemo.progress import say
 
 DATA_FILES = ("training.jsonl", "validation.jsonl", "test.jsonl")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model",

@@ -21,9 +21,9 @@ from typing import Any, Literal, TypeVar, Union
 
 import yaml
 
-from clinie_nemo.config_yaml import read_yaml
+from clinie_nemo.core.errors import ConfigError, unknown_name
+from clinie_nemo.core.yaml_config import read_yaml
 from clinie_nemo.engines.spec import GenerateConfig, ModelSpec, NemoScriptConfig, RunSpec, TrainRecipe
-from clinie_nemo.errors import ConfigError, unknown_name
 
 
 def _config_root() -> Path:

@@ -6,8 +6,8 @@
 
 from __future__ import annotations
 
+from clinie_nemo.core.errors import ConfigError
 from clinie_nemo.engines.spec import LORA_TARGETS, GenerateConfig, ModelSpec, RunSpec
-from clinie_nemo.errors import ConfigError
 
 
 def _raise(problems: list[str], header: str) -> None:

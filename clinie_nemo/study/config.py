@@ -41,10 +41,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from clinie_nemo.config_yaml import read_yaml
-from clinie_nemo.errors import ConfigError
-from clinie_nemo.slurm.sbatch import time_minutes
-from clinie_nemo.study.strict import build
+from clinie_nemo.core.errors import ConfigError
+from clinie_nemo.core.strict import build
+from clinie_nemo.core.yaml_config import read_yaml
+from clinie_nemo.study.sbatch import time_minutes
 
 ENGINES = ("local", "bridge", "nemo")
 METHODS = ("lora", "full")

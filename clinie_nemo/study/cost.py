@@ -16,7 +16,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from clinie_nemo.fileio import atomic_write
+from clinie_nemo.core.fileio import atomic_write
 
 
 def accounting_available() -> bool:

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from clinie_nemo.errors import ConfigError
+from clinie_nemo.core.errors import ConfigError
 from clinie_nemo.study.config import STAGE_KINDS, StudyConfig
 
 KEY_LENGTH = 16

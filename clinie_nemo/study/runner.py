@@ -34,8 +34,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from clinie_nemo.fileio import atomic_write
-from clinie_nemo.progress import say
+from clinie_nemo.core.fileio import atomic_write
+from clinie_nemo.core.progress import say
 from clinie_nemo.study import lock
 
 REQUEUE_EXIT_CODE = 124
@@ -133,7 +133,7 @@ def run_child(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> 
 
 # Our own requeues of a job, counted in the stage folder: the cap must not count Slurm's own requeues
 # (PreemptMode=REQUEUE preemptions, node failures), which SLURM_RESTART_COUNT includes. The same file name as
-# the rendered sbatch script's counter (clinie_nemo/slurm/sbatch.py requeue_lines: beside the job's log, which
+# the rendered sbatch script's counter (clinie_nemo/study/sbatch.py requeue_lines: beside the job's log, which
 # is the stage folder), so under that script the runner reads the count the script keeps.
 REQUEUE_COUNT_PREFIX = ".clinie-requeues-"
 

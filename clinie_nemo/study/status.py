@@ -9,7 +9,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from clinie_nemo.errors import ConfigError
+from clinie_nemo.core.errors import ConfigError
 from clinie_nemo.study.config import STAGE_KINDS
 from clinie_nemo.study.cost import accounting_available, read_segments, sacct_usage, stage_cost
 from clinie_nemo.study.submit import plan_states, stage_state

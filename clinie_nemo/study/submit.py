@@ -33,12 +33,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from clinie_nemo.errors import ClinieError
-from clinie_nemo.fileio import atomic_write
-from clinie_nemo.slurm.sbatch import pyxis_image, time_minutes
+from clinie_nemo.core.errors import ClinieError
+from clinie_nemo.core.fileio import atomic_write
 from clinie_nemo.study import lock
 from clinie_nemo.study.config import STAGE_KINDS, StageResources
 from clinie_nemo.study.plan import Stage, StudyPlan, plan_json
+from clinie_nemo.study.sbatch import pyxis_image, time_minutes
 
 ACTIVE = {"PENDING", "RUNNING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "CONFIGURING", "COMPLETING",
           "SUSPENDED", "RESIZING", "SIGNALING", "STAGE_OUT", "RESV_DEL_HOLD"}
@@ -405,7 +405,7 @@ def executor_settings(plan: StudyPlan, kind: str, res: StageResources,
         extra["reservation"] = res.reservation
     if res.exclusive:
         params["exclusive"] = res.exclusive  # True -> --exclusive, "user" -> --exclusive=user
-    if res.nodes > 1:  # whole nodes, as render_sbatch asks for them (clinie_nemo/slurm/sbatch.py)
+    if res.nodes > 1:  # whole nodes, as render_sbatch asks for them (clinie_nemo/study/sbatch.py)
         params.setdefault("mem", "0")
         params.setdefault("exclusive", True)
     srun_args = [f"--cpus-per-task={res.cpus}"]

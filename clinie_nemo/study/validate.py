@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from clinie_nemo.errors import ClinieError, ConfigError
+from clinie_nemo.core.errors import ClinieError, ConfigError
 from clinie_nemo.study.config import STAGE_KINDS
 from clinie_nemo.study.plan import Stage, StudyPlan
 
@@ -80,7 +80,7 @@ def _stage_problem(plan: StudyPlan, stage: Stage) -> str | None:
         return None  # a custom command (tests): nothing to check
     try:
         if stage.kind == "mix":
-            from clinie_nemo.mixture_config import mixture_config_from_dict
+            from clinie_nemo.mixture.config import mixture_config_from_dict
 
             text = dict(stage.files)["mixture.yaml"]
             config = mixture_config_from_dict(yaml.load(text, Loader=_Loader), f"{stage.dirname}/mixture.yaml",
@@ -95,7 +95,7 @@ def _stage_problem(plan: StudyPlan, stage: Stage) -> str | None:
         if stage.kind == "generate":
             return _generate_problem(args.config, tuple(args.overrides))
         if stage.kind == "evaluate":
-            from clinie_nemo.scoring.rules import check_rules_name
+            from clinie_nemo.evaluation.scoring.rules import check_rules_name
 
             check_rules_name(args.rules)
     except ClinieError as exc:

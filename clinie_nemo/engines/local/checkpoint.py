@@ -90,7 +90,7 @@ def load_checkpoint(path: Path, model: Any, optimizer: Any) -> dict[str, Any]:
     weights = torch.load(path / "trainable.pt", map_location="cpu", weights_only=True)
     expected = {n for n, p in model.named_parameters() if p.requires_grad}
     if set(weights) != expected:
-        from clinie_nemo.errors import ConfigError
+        from clinie_nemo.core.errors import ConfigError
 
         raise ConfigError(f"checkpoint {path} does not match this run's trainable parameters "
                           f"({len(weights)} saved, {len(expected)} expected); was the method or LoRA changed?")

@@ -8,7 +8,7 @@ Labels are ``-100`` on prompt tokens (completion-only loss) and on padding.
 Packing concatenates several examples into one row of at most ``seq_length`` tokens. Each example's
 ``position_ids`` restart at 0; transformers (>= 4.54, masking_utils.find_packed_sequence_indices) turns
 restarting position ids with ``attention_mask=None`` into a block-diagonal causal mask, so packed
-examples do not attend to each other (tests/test_local_engine.py checks the logits equal unpacked ones).
+examples do not attend to each other (tests/engines/test_local_engine.py checks the logits equal unpacked ones).
 Rows are right-padded; padding tokens continue the last example's positions, sit after every real token
 (so causal attention never lets a real token see them) and carry label -100.
 
@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from clinie_nemo.errors import ProblemCollector
-from clinie_nemo.fileio import iter_jsonl
+from clinie_nemo.core.errors import ProblemCollector
+from clinie_nemo.core.fileio import iter_jsonl
 
 IGNORE = -100
 

@@ -22,7 +22,7 @@ import subprocess
 from dataclasses import dataclass
 from typing import Any
 
-from clinie_nemo.errors import ConfigError
+from clinie_nemo.core.errors import ConfigError
 
 PORT_BASE, PORT_SPAN = 15000, 15000  # no MASTER_PORT from the launcher: 15000 + job id % 15000 (below
 # Linux's ephemeral ports, 32768+)

@@ -7,7 +7,7 @@ the records' order: ``{"id", "prediction", "engine": "local", "tokens", "finish_
 ``tokens`` counts generated tokens without the EOS and ``finish_reason`` is ``stop`` (EOS) or ``length``.
 
 Resume: each batch's predictions are appended (fsynced) to the output's partial file
-(:class:`clinie_nemo.predictions.ResumablePredictions`); a rerun skips the batches already there. The batches
+(:class:`clinie_nemo.engines.predictions.ResumablePredictions`); a rerun skips the batches already there. The batches
 are the same on every run (all records, sorted by length) and each is seeded from ``seed`` and its index, so a
 resumed run writes the bytes of an uninterrupted one, sampling included. SIGUSR1/SIGTERM (preemption, the
 job's time-limit signal) let the current batch finish and be saved, then the process exits 124
@@ -25,12 +25,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from clinie_nemo.core.errors import ConfigError
+from clinie_nemo.core.progress import progress, say
 from clinie_nemo.engines.local import data, runtime
 from clinie_nemo.engines.local.settings import LocalSettings
 from clinie_nemo.engines.local.trainer import PREEMPTED_EXIT_CODE, stop_requests
-from clinie_nemo.errors import ConfigError
-from clinie_nemo.predictions import ResumablePredictions, batch_seed, generation_key
-from clinie_nemo.progress import progress, say
+from clinie_nemo.engines.predictions import ResumablePredictions, batch_seed, generation_key
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from clinie_nemo.errors import ConfigError
+from clinie_nemo.core.errors import ConfigError
 
 ENGINE_FILE = "local_engine.json"  # in the run dir: base model path, method, prompt settings
 
@@ -71,7 +71,7 @@ def load_causal_lm(path: str | Path, dtype: Any = None) -> Any:
 
 
 def write_engine_file(run_dir: Path, facts: dict[str, Any]) -> None:
-    from clinie_nemo.fileio import atomic_write
+    from clinie_nemo.core.fileio import atomic_write
 
     with atomic_write(run_dir / ENGINE_FILE) as fh:
         json.dump(facts, fh, indent=2, sort_keys=True)

@@ -13,7 +13,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from clinie_nemo.errors import ConfigError
+from clinie_nemo.core.errors import ConfigError
 
 # Megatron-core LoRA target names -> HF/peft module names on Llama (same table as engines.spec.LORA_TARGETS)
 HF_LORA_TARGETS: dict[str, tuple[str, ...]] = {

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from clinie_nemo.errors import ConfigError, InputError, Problem
-from clinie_nemo.fileio import atomic_dir, iter_jsonl
+from clinie_nemo.core.errors import ConfigError, InputError, Problem
+from clinie_nemo.core.fileio import atomic_dir, iter_jsonl
 
 SPECIAL_TOKENS = ("<pad>", "<s>", "</s>")
 RECORD_FILES = ("training.jsonl", "validation.jsonl", "test.jsonl")

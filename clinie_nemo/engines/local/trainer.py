@@ -32,11 +32,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from clinie_nemo.core.errors import ConfigError
+from clinie_nemo.core.progress import progress, say
 from clinie_nemo.engines.local import checkpoint as ckpt
 from clinie_nemo.engines.local import data, distributed, runtime
 from clinie_nemo.engines.local.settings import LocalSettings, lr_at
-from clinie_nemo.errors import ConfigError
-from clinie_nemo.progress import progress, say
 
 PREEMPTED_EXIT_CODE = 124
 STOP_SIGNALS = (signal.SIGUSR1, signal.SIGTERM)
@@ -174,7 +174,7 @@ def _train(settings: LocalSettings, data_dir: str | Path, run_dir: str | Path,
     distributed.barrier(layout)  # nobody trains before rank 0 recorded (or refused) the settings
     if layout.distributed:
         facts = distributed.handshake(layout)
-        from clinie_nemo.fileio import atomic_write
+        from clinie_nemo.core.fileio import atomic_write
 
         (run_dir / "logs").mkdir(exist_ok=True)
         with atomic_write(run_dir / "logs" / f"rank-{layout.rank}.json") as fh:  # this rank's own file
@@ -291,7 +291,7 @@ def _train(settings: LocalSettings, data_dir: str | Path, run_dir: str | Path,
 def finish(settings: LocalSettings, model: Any, tokenizer: Any, run_dir: Path, steps: int, loss: float,
            elapsed: float) -> dict[str, Any]:
     """Save adapter/ (LoRA, HF PEFT format) or model/ (full) atomically with the tokenizer, then DONE."""
-    from clinie_nemo.fileio import atomic_dir, atomic_write
+    from clinie_nemo.core.fileio import atomic_dir, atomic_write
 
     kind = "adapter" if settings.method == "lora" else "model"
     with atomic_dir(run_dir / kind, force=True) as tmp:

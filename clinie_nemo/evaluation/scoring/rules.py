@@ -1,0 +1,100 @@
+"""Named scoring rule sets: each reproduces one official scorer's conventions (see docs in RULES).
+
+A rule set fixes how spans are keyed (all fragments, or collapsed to the outer span), how several
+predictions matching one gold annotation are counted, whether relation arguments must agree on entity
+type, how events are aligned, and what happens when the gold and predicted document sets differ.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from clinie_nemo.core.document import Document
+from clinie_nemo.core.errors import unknown_name
+
+ONE_TO_ONE = "one_to_one"  # each gold annotation matches at most one prediction; extra predictions are FP
+N2C2 = "n2c2"  # Track2-evaluate-ver4: extra system tags matching an already matched gold tag are dropped
+
+DOCS_GOLD = "gold"  # score every gold document; a gold document without predictions scores as empty
+DOCS_INTERSECTION = "intersection"  # score only documents present on both sides (the n2c2 script)
+DOCS_IDENTICAL = "identical"  # the sets must be identical, else an error (brat_scoring)
+
+SDOH_LABELED_ARGUMENTS = frozenset({"StatusTime", "StatusEmploy", "TypeLiving"})
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    name: str
+    description: str
+    collapse_discontinuous: bool = False
+    multiple_matches: str = ONE_TO_ONE
+    relation_entity_types: bool = True
+    untyped_relations_too: bool = False
+    event_argument_by: str = "role"  # "role": role + entity label; "type": entity label only (brat_scoring)
+    labeled_arguments: frozenset[str] = frozenset()  # argument types matched by attribute value, span ignored
+    documents: str = DOCS_GOLD
+
+
+RULES: dict[str, RuleSet] = {
+    "default": RuleSet(
+        "default",
+        "strict = type + every fragment exact; lenient = type + outer spans overlap; one-to-one matching, "
+        "duplicate predictions are false positives; relations need typed arguments matched under the mode",
+    ),
+    "n2c2_2018": RuleSet(
+        "n2c2_2018",
+        "2018 n2c2 track 2 (Track2-evaluate-ver4.py): discontinuous spans collapsed to (first start, last "
+        "end); system tags matching an already matched gold tag are dropped (not FP); relations need type "
+        "+ both arguments (type + span) under the mode; only documents on both sides are scored",
+        collapse_discontinuous=True, multiple_matches=N2C2, documents=DOCS_INTERSECTION,
+    ),
+    "sdoh": RuleSet(
+        "sdoh",
+        "2022 n2c2 SDOH (brat_scoring): events aligned greedily in gold order on trigger type + trigger "
+        "overlap (lenient) or exact trigger (strict); span-only arguments exact, StatusTime/StatusEmploy/"
+        "TypeLiving by value; counts per (event, argument, subtype); document sets must be identical",
+        collapse_discontinuous=True, event_argument_by="type", labeled_arguments=SDOH_LABELED_ARGUMENTS,
+        documents=DOCS_IDENTICAL,
+    ),
+    "radgraph": RuleSet(
+        "radgraph",
+        "RadGraph: entities need exact boundaries and type; relations are reported with entity types "
+        "checked (dataset card, 'relations') and unchecked (DyGIE++ metric, 'relations_untyped')",
+        untyped_relations_too=True,
+    ),
+    "i2b2_2010": RuleSet(
+        "i2b2_2010",
+        "2010 i2b2/VA: concepts by exact and inexact (overlap) match, relations micro P/R/F over the "
+        "8 types with both concepts matched; no public official scorer, one-to-one matching",
+        collapse_discontinuous=True, documents=DOCS_INTERSECTION,
+    ),
+}
+
+
+AUTO = "auto"
+
+
+def get_rules(name: str) -> RuleSet:
+    try:
+        return RULES[name]
+    except KeyError:
+        raise unknown_name("scoring rules", name, [*RULES, AUTO]) from None
+
+
+def check_rules_name(name: str) -> None:
+    if name != AUTO:
+        get_rules(name)
+
+
+def rules_for(name: str, documents: Iterable[Document]) -> RuleSet:
+    """``auto``: the scoring rules of the registered dataset the gold documents all belong to, else
+    ``default``; any other name: that rule set."""
+    if name != AUTO:
+        return get_rules(name)
+    from clinie_nemo.corpus.datasets import DATASETS
+
+    names = {d.dataset for d in documents}
+    if len(names) == 1 and (only := names.pop()) in DATASETS:
+        return get_rules(DATASETS[only].scoring)
+    return RULES["default"]

@@ -1,0 +1,197 @@
+"""Scoring gold against predicted documents: per-document counts, then micro/macro/per-label totals.
+
+``score_pairs`` keeps, per document, ``{(kind, mode, label): [tp, fp, fn]}``; everything else (micro
+totals, per label, per dataset, macro over labels and over documents, bootstrap CIs) is summed from
+those counts, so nothing is matched twice. Kinds: ``entities``, ``relations``, ``events``, and
+``relations_untyped`` when the rule set asks for it (RadGraph). Modes: ``strict`` and ``lenient``.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections import Counter, defaultdict
+from collections.abc import Collection, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from clinie_nemo.core.document import Document
+from clinie_nemo.evaluation.scoring.counts import Counts, macro
+from clinie_nemo.evaluation.scoring.events import count_events, event_items
+from clinie_nemo.evaluation.scoring.items import entity_items, relation_items
+from clinie_nemo.evaluation.scoring.matching import count_by_label
+from clinie_nemo.evaluation.scoring.rules import RuleSet
+
+MODES = ("strict", "lenient")
+Key = tuple[str, str, str]
+UNPLACED = "unplaced:"  # row label prefix of predictions evaluate could not place (no schema label)
+
+
+@dataclass
+class DocumentScore:
+    doc_id: str
+    dataset: str
+    counts: dict[Key, list[int]] = field(default_factory=dict)
+
+    def total(self, kind: str, mode: str) -> Counts:
+        return Counts.total(Counts(*v) for (k, m, _), v in self.counts.items() if k == kind and m == mode)
+
+
+def kinds_of(rules: RuleSet) -> tuple[str, ...]:
+    untyped = ("relations_untyped",) if rules.untyped_relations_too else ()
+    return ("entities", "relations", "events", *untyped, "document_relations")
+
+
+def document_relations(doc: Document, labels: Collection[str] | None) -> Counter[tuple[str, ...]]:
+    """PubTator/BioC document-level relations (``metadata["relations"]``: [label, id1, id2, extra...]),
+    compared as (label, id1, id2) with no span; extra columns such as system scores are ignored.
+    A set (each count 1): a relation listed twice counts once on either side, as in the BioCreative V
+    CDR evaluation kit, which collects each document's CID pairs into a set before counting."""
+    rows = doc.metadata.get("relations") or ()
+    return Counter({tuple(str(x) for x in r[:3]) for r in rows
+                    if isinstance(r, (list, tuple)) and len(r) >= 3 and (labels is None or r[0] in labels)})
+
+
+def empty_like(doc: Document) -> Document:
+    """The document with no annotations: what a missing prediction scores as."""
+    return Document(id=doc.id, text=doc.text, dataset=doc.dataset, split=doc.split)
+
+
+def score_document(gold: Document, pred: Document, rules: RuleSet, labels: Collection[str] | None = None,
+                   kinds: Collection[str] | None = None) -> DocumentScore:
+    """Counts of one document; ``kinds`` limits what is scored (default: every kind of the rule set)."""
+    wanted = set(kinds_of(rules) if kinds is None else kinds)
+    items: dict[str, tuple[Any, Any]] = {}
+    if "entities" in wanted:
+        items["entities"] = (entity_items(gold, rules, labels), entity_items(pred, rules, labels))
+    if "relations" in wanted:
+        items["relations"] = (relation_items(gold, rules, True, labels), relation_items(pred, rules, True, labels))
+    if "relations_untyped" in wanted:
+        items["relations_untyped"] = (relation_items(gold, rules, False, labels),
+                                      relation_items(pred, rules, False, labels))
+    score = score_items(DocumentScore(gold.id, gold.dataset), items, rules)
+    if "document_relations" in wanted and (gold.metadata.get("relations") or pred.metadata.get("relations")):
+        g_rel, p_rel = document_relations(gold, labels), document_relations(pred, labels)
+        for label in {k[0] for k in g_rel} | {k[0] for k in p_rel}:
+            tp = sum((g_rel & p_rel)[k] for k in g_rel if k[0] == label)
+            row = [tp, sum(n for k, n in p_rel.items() if k[0] == label) - tp,
+                   sum(n for k, n in g_rel.items() if k[0] == label) - tp]
+            for mode in MODES:
+                score.counts[("document_relations", mode, label)] = list(row)
+    if "events" in wanted and (gold.events or pred.events):
+        g_ev, p_ev = event_items(gold, rules, labels), event_items(pred, rules, labels)
+        for mode in MODES:
+            for label, row in count_events(g_ev, p_ev, mode == "lenient").items():
+                score.counts[("events", mode, label)] = row
+    return score
+
+
+def score_items(score: DocumentScore, items: dict[str, tuple[Any, Any]], rules: RuleSet) -> DocumentScore:
+    """Add the strict and lenient counts per label of each kind's (gold items, predicted items)."""
+    counts = score.counts
+    for kind, (g, p) in items.items():
+        if not g and not p:
+            continue
+        for mode, rows in zip(MODES, count_by_label(g, p, rules.multiple_matches)):
+            for label, row in rows.items():
+                counts[(kind, mode, label)] = row
+    return score
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Scoring allocates many small acyclic tuples; with a large corpus in memory, the cyclic collector
+    would traverse the whole heap again and again (a third of the time). Paused, then restored."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def score_pairs(pairs: Iterable[tuple[Document, Document | None]], rules: RuleSet,
+                labels: Collection[str] | None = None, kinds: Collection[str] | None = None) -> Scores:
+    """Score gold/pred pairs (a missing prediction scores as empty); ``kinds`` as in score_document."""
+    with gc_paused():
+        docs = [score_document(g, p if p is not None else empty_like(g), rules, labels, kinds) for g, p in pairs]
+    return Scores(docs, rules, tuple(k for k in kinds_of(rules) if kinds is None or k in kinds))
+
+
+@dataclass
+class Scores:
+    documents: list[DocumentScore]
+    rules: RuleSet
+    kinds: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.kinds:
+            self.kinds = kinds_of(self.rules)
+
+    def totals(self, documents: Iterable[DocumentScore] | None = None) -> dict[Key, Counts]:
+        summed: dict[Key, list[int]] = defaultdict(lambda: [0, 0, 0])
+        for doc in self.documents if documents is None else documents:
+            for key, (tp, fp, fn) in doc.counts.items():
+                row = summed[key]
+                row[0] += tp
+                row[1] += fp
+                row[2] += fn
+        return {key: Counts(*row) for key, row in summed.items()}
+
+    def total(self, kind: str, mode: str) -> Counts:
+        return Counts.total(c for (k, m, _), c in self.totals().items() if k == kind and m == mode)
+
+    def per_document(self, documents: Iterable[DocumentScore] | None = None) -> dict[tuple[str, str], list[Counts]]:
+        """``{(kind, mode): [each document's total]}`` for every kind and mode, in one pass over the counts."""
+        table: dict[tuple[str, str], list[Counts]] = {(k, m): [] for k in self.kinds for m in MODES}
+        for doc in self.documents if documents is None else documents:
+            sums: dict[tuple[str, str], list[int]] = {}
+            for (kind, mode, _), (tp, fp, fn) in doc.counts.items():
+                row = sums.get((kind, mode))
+                if row is None:
+                    sums[(kind, mode)] = [tp, fp, fn]
+                else:
+                    row[0] += tp
+                    row[1] += fp
+                    row[2] += fn
+            for key, column in table.items():
+                row = sums.get(key)
+                column.append(Counts(*row) if row is not None else Counts())
+        return table
+
+    def kind_json(self, kind: str, totals: dict[Key, Counts], documents: list[DocumentScore] | None = None,
+                  per_document: dict[tuple[str, str], list[Counts]] | None = None) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        labels = sorted({label for (k, _, label) in totals if k == kind})
+        for mode in MODES:
+            out[mode] = Counts.total(totals.get((kind, mode, label), Counts()) for label in labels).to_json()
+        out["by_label"] = {label: {mode: totals.get((kind, mode, label), Counts()).to_json() for mode in MODES}
+                           for label in labels}
+        if per_document is None:
+            per_document = self.per_document(documents)
+        out["macro"] = {mode: {
+            "by_label": macro(totals.get((kind, mode, label), Counts()) for label in labels
+                              if not label.startswith(UNPLACED)),
+            "by_document": macro(per_document.get((kind, mode)) or
+                                 [Counts()] * len(self.documents if documents is None else documents)),
+        } for mode in MODES}
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        totals = self.totals()
+        per_document = self.per_document()
+        out: dict[str, Any] = {kind: self.kind_json(kind, totals, per_document=per_document) for kind in self.kinds
+                               if kind != "document_relations" or any(k[0] == kind for k in totals)}
+        datasets = sorted({d.dataset for d in self.documents})
+        if datasets:
+            out["by_dataset"] = {}
+            for name in datasets:
+                docs = [d for d in self.documents if d.dataset == name]
+                sub = totals if len(docs) == len(self.documents) else self.totals(docs)
+                out["by_dataset"][name or "(none)"] = {
+                    kind: {mode: Counts.total(c for (k, m, _), c in sub.items() if k == kind and m == mode).to_json()
+                           for mode in MODES} for kind in self.kinds}
+        out["rules"] = {"name": self.rules.name, "description": self.rules.description}
+        out["documents"] = len(self.documents)
+        return out

@@ -1,0 +1,9 @@
+"""Stage 2, instruct: documents -> NeMo SFT records (``{"input", "output", ...}`` JSONL).
+
+Tasks (:mod:`.tasks`: what is asked), target formats (:mod:`.formats`: how the answer is written, and read
+back), instruction templates (:mod:`.templates`), chunking of long notes (:mod:`.chunking`), rendering
+with its round-trip check (:mod:`.render`, :mod:`.roundtrip`, :mod:`.target`, :mod:`.placement`), record
+counts and packing (:mod:`.records`, :mod:`.records_stats`, :mod:`.packing`).
+
+Imports: core, corpus. Imported by: mixture and every later stage.
+"""

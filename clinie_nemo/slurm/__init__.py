@@ -1,1 +1,0 @@
-"""Slurm support: pure sbatch rendering (:mod:`clinie_nemo.slurm.sbatch`)."""
