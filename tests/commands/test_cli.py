@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from clinie_nemo.cli import command_modules
-from tests.conftest import cli
+from tests.cli_plugin import cli
 
 
 def test_top_level_help_lists_commands():

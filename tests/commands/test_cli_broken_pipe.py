@@ -12,7 +12,7 @@ import pytest
 from clinie_nemo import cli
 from clinie_nemo.core import docs_jsonl
 from clinie_nemo.core.document import Document, Entity
-from tests.conftest import REPO
+from tests.cli_plugin import REPO
 
 
 def run_with_closed_stdout(*args: str) -> tuple[int, str]:

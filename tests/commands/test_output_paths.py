@@ -9,7 +9,7 @@ import pytest
 
 from clinie_nemo.core.errors import ClinieError
 from clinie_nemo.core.fileio import atomic_write, check_output
-from tests.conftest import cli
+from tests.cli_plugin import cli
 
 
 def fails(*args: object) -> str:

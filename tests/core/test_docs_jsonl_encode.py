@@ -16,6 +16,7 @@ from clinie_nemo.corpus import readers
 from clinie_nemo.corpus.datasets import DATASETS, get
 from clinie_nemo.corpus.datasets.convert import find_splits
 from clinie_nemo.corpus.synth import generate
+from tests.hypothesis_profiles import examples
 
 
 def reference(doc: Document) -> str:
@@ -47,7 +48,7 @@ DOCUMENT = st.builds(Document, ANY, st.text(max_size=40), ANY, ANY,
                      st.lists(EVENT, max_size=2).map(tuple), st.dictionaries(ANY, JSONISH, max_size=3))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300))
 @given(DOCUMENT)
 def test_encode_matches_json_dumps_on_any_strings(doc):
     assert docs_jsonl.encode(doc) == reference(doc)

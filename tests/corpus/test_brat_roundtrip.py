@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from clinie_nemo.core.document import Document, Entity, Event, EventArgument, Relation, fragments_text
 from clinie_nemo.corpus.readers import brat as brat_reader
 from clinie_nemo.corpus.writers import brat as brat_writer
+from tests.hypothesis_profiles import examples
 
 NAME = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_-0123456789", min_size=1,
                max_size=8)
@@ -66,7 +67,7 @@ def documents(draw) -> Document:
                     metadata=metadata)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(150), suppress_health_check=[HealthCheck.too_slow])
 @given(documents())
 def test_brat_write_read_round_trip(doc):
     with tempfile.TemporaryDirectory() as tmp:

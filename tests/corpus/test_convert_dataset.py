@@ -14,7 +14,7 @@ from clinie_nemo.core.document import check_offsets, fragments_text
 from clinie_nemo.core.errors import InputError
 from clinie_nemo.corpus.datasets import convert_dataset, get, validate
 from clinie_nemo.corpus.synth import GENERATOR_NAMES, generate
-from tests.conftest import cli
+from tests.cli_plugin import cli
 
 pytest.importorskip("clinie_nemo.corpus.readers", reason="the readers (issue 2, helper corpus) are not merged yet")
 

@@ -9,7 +9,7 @@ import pytest
 from clinie_nemo.core import docs_jsonl
 from clinie_nemo.corpus.readers import READERS
 from clinie_nemo.corpus.writers import WRITERS
-from tests.conftest import cli
+from tests.cli_plugin import cli
 from tests.corpus_fixtures import FIXTURES
 
 INPUTS = {"brat": FIXTURES / "brat", "i2b2": FIXTURES / "i2b2", "radgraph": FIXTURES / "radgraph/train.json",

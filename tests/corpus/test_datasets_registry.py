@@ -10,7 +10,7 @@ from clinie_nemo.corpus import datasets
 from clinie_nemo.corpus.datasets import DATASETS, get, load_schema, resolve, validate
 from clinie_nemo.corpus.datasets.schema_file import EXAMPLE_SCHEMA
 from clinie_nemo.corpus.datasets.validate import drop_invalid, validate_issues
-from tests.conftest import cli
+from tests.cli_plugin import cli
 
 
 def test_registry_has_the_five_corpora_and_unknown_names_list_them():

@@ -12,7 +12,7 @@ import pytest
 
 from clinie_nemo.core.errors import InputError
 from clinie_nemo.corpus.readers import READERS, SkipReport
-from tests.conftest import cli
+from tests.cli_plugin import cli
 from tests.corpus_fixtures import FIXTURES
 
 SECRET = "Zebulon Quackenbush"  # stands for PHI: in the note, never in any annotation

@@ -8,7 +8,7 @@ import pytest
 
 from clinie_nemo.core.errors import ConfigError
 from clinie_nemo.corpus.synth import GENERATOR_NAMES, generate
-from tests.conftest import cli
+from tests.cli_plugin import cli
 from tests.datasets_fixtures import (
     check_brat_release,
     check_i2b2_release,

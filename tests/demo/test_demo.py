@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import cli
+from tests.cli_plugin import cli, cli_subprocess
 
 # The whole quick demo is minutes of CPU (a 1M-parameter model trained 7 times): longer than the default
 # per-test timeout on a busy machine.
@@ -27,7 +27,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 @pytest.fixture(scope="module")
 def quick_demo(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo") / "out"
-    proc = cli("demo", "--output", out, "--quick", timeout=2300)
+    proc = cli_subprocess("demo", "--output", out, "--quick", timeout=2300)  # the PHI check: see cli_subprocess
     assert proc.returncode == 0, proc.stderr[-4000:]
     return proc, out
 

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from tests.conftest import cli
+from tests.cli_plugin import cli_subprocess as cli  # Slurm tests: see cli_subprocess
 from tests.slurm_fixtures import slurm_cluster  # noqa: F401
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]

@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.conftest import REPO
+from tests.cli_plugin import REPO
 
 STEPS = 30
 

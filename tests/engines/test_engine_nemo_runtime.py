@@ -21,7 +21,7 @@ import pytest
 
 from clinie_nemo.core.errors import ConfigError
 from clinie_nemo.engines import nemo
-from tests.conftest import REPO, cli
+from tests.cli_plugin import REPO, cli
 from tests.engine_fixtures import write_records
 
 

@@ -11,7 +11,7 @@ from clinie_nemo.core.errors import ConfigError, InputError
 from clinie_nemo.engines import nemo
 from clinie_nemo.engines.run_dir import check_parity, prepare
 from clinie_nemo.engines.spec_loader import load_run_spec
-from tests.conftest import cli
+from tests.cli_plugin import cli
 from tests.engine_fixtures import write_records
 
 

@@ -23,7 +23,7 @@ from clinie_nemo.core.errors import ConfigError
 from clinie_nemo.engines import local
 from clinie_nemo.engines.local import generation
 from clinie_nemo.engines.predictions import PARTIAL_FORMAT, ResumablePredictions, partial_path
-from tests.conftest import REPO, cli
+from tests.cli_plugin import REPO, cli
 from tests.local_engine_fixtures import records_dir, synthetic_records, tiny_model_dir  # noqa: F401
 
 GREEDY = {"max_new_tokens": 6, "batch_size": 4}

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO
+from tests.cli_plugin import REPO
 
 sys.path.insert(0, str(REPO / "tools"))
 import gpu_check  # noqa: E402

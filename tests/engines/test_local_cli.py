@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from tests.conftest import cli
+from tests.cli_plugin import cli
 
 
 def ok(res) -> str:

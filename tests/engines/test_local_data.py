@@ -12,7 +12,7 @@ import pytest
 from clinie_nemo.core.errors import ConfigError
 from clinie_nemo.engines.local import data
 from clinie_nemo.engines.local.settings import lr_at
-from tests.conftest import cli
+from tests.cli_plugin import cli
 from tests.local_engine_fixtures import records_dir, small_settings, synthetic_records, tiny_model_dir  # noqa: F401
 
 

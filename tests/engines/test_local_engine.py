@@ -17,7 +17,7 @@ import pytest
 
 from clinie_nemo.engines import local
 from clinie_nemo.engines.local.trainer import PREEMPTED_EXIT_CODE, Preempted, run_training
-from tests.conftest import REPO
+from tests.cli_plugin import REPO
 from tests.local_engine_fixtures import (  # noqa: F401
     read_metrics,
     records_dir,

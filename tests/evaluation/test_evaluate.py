@@ -9,7 +9,7 @@ import pytest
 from clinie_nemo.core import docs_jsonl
 from clinie_nemo.core.document import Document, Entity, Relation
 from clinie_nemo.core.fileio import write_jsonl
-from tests.conftest import cli
+from tests.cli_plugin import cli
 
 TEXT_A = "Aspirin 81 mg daily. Stop ibuprofen."
 TEXT_B = "Heparin drip started."

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tests.conftest import cli
+from tests.cli_plugin import cli
 
 
 def block(f1: float, ci: tuple[float, float] | None = None) -> dict:

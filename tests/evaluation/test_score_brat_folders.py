@@ -17,7 +17,8 @@ from clinie_nemo.corpus.readers.brat import read_pair
 from clinie_nemo.evaluation.scoring import RULES, score_pairs
 from clinie_nemo.evaluation.scoring.brat_folders import parse_plain, score_brat_folders
 from clinie_nemo.evaluation.scoring.n2c2 import n2c2_counts
-from tests.conftest import cli as run_cli
+from tests.cli_plugin import cli as run_cli
+from tests.hypothesis_profiles import examples
 
 
 class Obj:
@@ -61,7 +62,7 @@ relation = st.tuples(st.sampled_from(["R", "S"]), st.sampled_from("AB"), st.samp
     lambda t: (t[0], t[1], t[2], *t[3], *t[4]))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300))
 @given(st.lists(entity, max_size=8), st.lists(entity, max_size=8))
 def test_entity_counts_equal_the_official_loops(gold, pred):
     strict, lenient = n2c2_counts(gold, pred, 1)
@@ -69,7 +70,7 @@ def test_entity_counts_equal_the_official_loops(gold, pred):
     assert lenient == official(gold, pred, 1, True)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300))
 @given(st.lists(relation, max_size=8), st.lists(relation, max_size=8))
 def test_relation_counts_equal_the_official_loops(gold, pred):
     strict, lenient = n2c2_counts(gold, pred, 3)

@@ -8,7 +8,7 @@ import json
 import shutil
 from pathlib import Path
 
-from tests.conftest import cli
+from tests.cli_plugin import cli
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 BRAT, PUBTATOR = DATA / "score_brat", DATA / "score_pubtator"

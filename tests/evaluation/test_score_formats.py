@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.conftest import cli
+from tests.cli_plugin import cli
 
 
 def triple(block: dict, mode: str = "strict") -> tuple[int, int, int]:

@@ -10,7 +10,7 @@ import pytest
 from clinie_nemo.core import docs_jsonl
 from clinie_nemo.evaluation.scoring import RULES, score_pairs
 from clinie_nemo.evaluation.scoring.bootstrap import confidence_interval, doc_matrix, paired_bootstrap
-from tests.conftest import cli
+from tests.cli_plugin import cli
 from tests.scoring_fixtures import doc, ent
 
 

@@ -8,7 +8,7 @@ import json
 from clinie_nemo.core import docs_jsonl
 from clinie_nemo.core.fileio import write_jsonl
 from clinie_nemo.instruct.render import RenderOptions, render_documents
-from tests.conftest import cli
+from tests.cli_plugin import cli
 from tests.instruct_fixtures import long_document
 
 

@@ -11,7 +11,7 @@ from clinie_nemo.core import docs_jsonl
 from clinie_nemo.core.document import Document, Entity, Event, EventArgument, Relation
 from clinie_nemo.core.fileio import write_jsonl
 from clinie_nemo.evaluation.template_scores import Scope, restrict, spread
-from tests.conftest import cli
+from tests.cli_plugin import cli
 
 TEXT_A = "Aspirin 81 mg daily. Stop ibuprofen."  # chunks [0, 20] and [21, 36]
 TEXT_B = "Heparin drip started."

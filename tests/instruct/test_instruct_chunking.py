@@ -14,6 +14,7 @@ from clinie_nemo.core.errors import InputError
 from clinie_nemo.core.tokens import FallbackCounter, HFTokenCounter, load_counter
 from clinie_nemo.instruct.chunking import chunk_spans, cut_points, legal_cuts
 from clinie_nemo.instruct.render import RenderOptions, render_documents
+from tests.hypothesis_profiles import examples
 from tests.instruct_fixtures import hard_document, long_document, train_tokenizer
 
 
@@ -102,7 +103,7 @@ def test_fallback_counter_is_words_plus_punctuation() -> None:
     assert load_counter(None) is load_counter(None)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40))
 @given(st.lists(st.tuples(st.integers(1, 12), st.booleans(), st.booleans()), min_size=1, max_size=25),
        st.integers(120, 260))
 def test_random_notes_chunk_within_budget_without_cutting_entities(sentences, budget: int) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from clinie_nemo.core import docs_jsonl
-from tests.conftest import cli
+from tests.cli_plugin import cli
 from tests.instruct_fixtures import hard_document
 
 

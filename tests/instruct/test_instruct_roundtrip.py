@@ -22,6 +22,7 @@ from clinie_nemo.instruct.formats import FORMATS
 from clinie_nemo.instruct.render import RenderOptions, decode_record, render_documents
 from clinie_nemo.instruct.roundtrip import annotation_keys
 from clinie_nemo.instruct.tasks import TASKS, TaskOptions
+from tests.hypothesis_profiles import examples
 from tests.instruct_fixtures import hard_document
 
 CASES = [(t, f) for t in sorted(TASKS) for f in sorted(FORMATS)]
@@ -109,7 +110,7 @@ def documents(draw: st.DrawFn) -> Document:
     return Document("prop", text, "", "", tuple(entities), tuple(relations), tuple(events))
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(60), suppress_health_check=[HealthCheck.too_slow])
 @given(doc=documents(), task=st.sampled_from(sorted(TASKS)), fmt=st.sampled_from(sorted(FORMATS)))
 def test_random_documents_round_trip(doc: Document, task: str, fmt: str) -> None:
     assert check_offsets(doc) == []

@@ -23,7 +23,7 @@ from clinie_nemo.instruct.templates import (
     load_template_file,
     templates_for,
 )
-from tests.conftest import REPO
+from tests.cli_plugin import REPO
 from tests.instruct_fixtures import hard_document
 
 

@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from clinie_nemo.instruct.packing import first_fit_decreasing, packing_stats
 from clinie_nemo.instruct.render_bridge import special_tokens_per_record
-from tests.conftest import cli
+from tests.cli_plugin import cli
+from tests.hypothesis_profiles import examples
 from tests.mixture_fixtures import build_tokenizer_folder
 
 
@@ -51,7 +52,7 @@ def _reference_ffd(lengths, capacity):
     return bins
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200))
 @given(st.lists(st.integers(1, 50), max_size=60), st.integers(50, 120))
 def test_ffd_matches_plain_reference(lengths, capacity):
     assert first_fit_decreasing(lengths, capacity) == _reference_ffd(lengths, capacity)

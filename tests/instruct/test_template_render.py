@@ -15,7 +15,7 @@ from clinie_nemo.instruct.render import RenderOptions, render_documents
 from clinie_nemo.instruct.templates import templates_for
 from clinie_nemo.mixture.build import build_mixture
 from clinie_nemo.mixture.config import dump_mixture_config, load_mixture_config, mixture_config_from_dict
-from tests.conftest import cli
+from tests.cli_plugin import cli
 from tests.instruct_fixtures import long_document
 from tests.mixture_fixtures import make_corpora, mixture_yaml
 

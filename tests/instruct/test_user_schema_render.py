@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 
 from clinie_nemo.corpus.datasets import EXAMPLE_SCHEMA
-from tests.conftest import cli
+from tests.cli_plugin import cli
 
 SENTINEL = "a medication name (SITE GUIDELINE 4.2)"
 

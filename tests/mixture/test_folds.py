@@ -12,7 +12,7 @@ from clinie_nemo.core.errors import ConfigError
 from clinie_nemo.mixture.build import build_mixture
 from clinie_nemo.mixture.config import load_mixture_config
 from clinie_nemo.mixture.folds import STUDY_FRACTIONS, cell_name, plan_folds
-from tests.conftest import cli
+from tests.cli_plugin import cli
 from tests.mixture_fixtures import FIVE_DATASETS, make_corpora, mixture_yaml
 
 

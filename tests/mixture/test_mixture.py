@@ -14,7 +14,7 @@ from clinie_nemo.core.fileio import sha256_file
 from clinie_nemo.mixture.build import build_mixture, write_mixture
 from clinie_nemo.mixture.config import load_mixture_config
 from clinie_nemo.mixture.select import round_half_up
-from tests.conftest import cli
+from tests.cli_plugin import cli
 from tests.mixture_fixtures import FIVE_DATASETS, check_sft_loader_fields, make_corpora, mixture_yaml
 
 N_TRAIN, N_TEST = 40, 6

@@ -13,7 +13,7 @@ from clinie_nemo.mixture.config import (
     load_mixture_config,
     mixture_config_from_dict,
 )
-from tests.conftest import cli
+from tests.cli_plugin import cli
 from tests.mixture_fixtures import make_corpora, mixture_yaml
 
 

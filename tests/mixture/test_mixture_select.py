@@ -15,6 +15,7 @@ from clinie_nemo.mixture.select import (
     round_half_up,
     weighted_copies,
 )
+from tests.hypothesis_profiles import examples
 
 ids = st.lists(st.text("abcdefgh0123456789", min_size=1, max_size=6), max_size=40, unique=True)
 
@@ -23,7 +24,7 @@ def _records(names):
     return [{"id": f"d/{n}/ce/0"} for n in names]
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150))
 @given(ids, st.floats(0, 4, allow_nan=False).map(lambda w: round(w, 2)), st.integers(0, 99))
 def test_weight_gives_exact_copies(names, weight, seed):
     records = _records(names)
@@ -40,14 +41,12 @@ def test_weight_gives_exact_copies(names, weight, seed):
     assert sorted((r["id"], k) for r, k in again) == sorted((r["id"], k) for r, k in pairs)
 
 
-@settings(max_examples=100, deadline=None)
 @given(ids, st.integers(0, 50), st.integers(0, 99))
 def test_cap_keeps_min_cap_n_once(names, cap, seed):
     pairs = weighted_copies(_records(names), None, cap, seed, "d")
     assert len(pairs) == min(cap, len(names)) and all(k == 0 for _, k in pairs)
 
 
-@settings(max_examples=100, deadline=None)
 @given(ids, st.lists(st.floats(0, 1, allow_nan=False), min_size=2, max_size=6), st.integers(0, 99))
 def test_fractions_nested_and_sized(names, fractions, seed):
     chosen = {f: set(nested_fraction(names, str, f, seed, "d")) for f in fractions}
@@ -58,7 +57,6 @@ def test_fractions_nested_and_sized(names, fractions, seed):
         assert chosen[small] <= chosen[large]
 
 
-@settings(max_examples=100, deadline=None)
 @given(ids, st.floats(0, 0.9, allow_nan=False), st.integers(0, 99))
 def test_validation_carve_sizes(names, fraction, seed):
     train, val = carve_validation(names, str, fraction, seed, "d")

@@ -11,7 +11,7 @@ import pytest
 
 from clinie_nemo.corpus import synth
 from clinie_nemo.corpus.datasets.convert import convert_dataset
-from tests.conftest import cli
+from tests.cli_plugin import cli
 from tests.mixture_fixtures import check_sft_loader_fields
 
 FIVE = ("i2b2_2010", "n2c2_2018", "n2c2_2022_sdoh", "radgraph", "ufhealth")

@@ -13,7 +13,7 @@ import venv
 
 import pytest
 
-from tests.conftest import REPO, copy_checkout
+from tests.cli_plugin import REPO, copy_checkout
 
 pytestmark = pytest.mark.slow
 

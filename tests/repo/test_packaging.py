@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, copy_checkout
+from tests.cli_plugin import REPO, copy_checkout
 
 KINDS = ("models", "train", "generate", "nemo")
 

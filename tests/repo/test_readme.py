@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.cli_plugin import REPO
 from tests.slurm_fixtures import slurm_cluster  # noqa: F401
 
 MARKER = re.compile(r"<!--\s*readme-test:\s*(slurm|covered-by\s+(\S+))\s*-->")

@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from clinie_nemo.engines.predictions import partial_path
-from tests.conftest import REPO, cli
+from tests.cli_plugin import REPO
+from tests.cli_plugin import cli_subprocess as cli  # Slurm tests: see cli_subprocess
 from tests.local_engine_fixtures import synthetic_records, write_records
 from tests.slurm_fixtures import job_fields, sbatch, slurm_cluster, wait_job  # noqa: F401
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO, cli
+from tests.cli_plugin import REPO, cli, cli_subprocess
 from tests.local_engine_fixtures import synthetic_records, write_records
 from tests.slurm_fixtures import cluster_nodes, job_fields, sbatch, slurm_cluster, wait_job  # noqa: F401
 
@@ -172,9 +172,9 @@ def test_study_stage_on_two_nodes(world, two_nodes, tmp_path) -> None:
     rng = random.Random(0)
     docs = {}
     for i, name in enumerate(("radgraph", "i2b2_2010")):
-        ok(cli("synth", "--dataset", name, "--docs", "8", "--seed", str(rng.randint(0, 99) + i), "--output",
+        ok(cli_subprocess("synth", "--dataset", name, "--docs", "8", "--seed", str(rng.randint(0, 99) + i), "--output",
                root / "release" / name))
-        ok(cli("convert", "--dataset", name, "--input", root / "release" / name, "--output", root / "docs" / name))
+        ok(cli_subprocess("convert", "--dataset", name, "--input", root / "release" / name, "--output", root / "docs" / name))
         docs[name] = root / "docs" / name
     study = {"name": "twonode", "engine": "local",
              "datasets": [{"name": n, "train": str(d / "train.jsonl"), "test": str(d / "test.jsonl")}
@@ -187,8 +187,8 @@ def test_study_stage_on_two_nodes(world, two_nodes, tmp_path) -> None:
              "resources": STUDY_RESOURCES}
     (root / "study.yaml").write_text(yaml.safe_dump(study))
     out = root / "study"
-    ok(cli("study", root / "study.yaml", "--output", out, "--submit"))
-    status = cli("status", out, "--wait", "--interval", "2", "--timeout", "300")
+    ok(cli_subprocess("study", root / "study.yaml", "--output", out, "--submit"))
+    status = cli_subprocess("status", out, "--wait", "--interval", "2", "--timeout", "300")
     logs = "\n".join(p.read_text(errors="replace")[-2000:] for p in sorted(out.rglob("*.out")))
     assert status.returncode == 0 and "stages: 4 done" in status.stdout, f"{status.stdout}\n{logs}"
     runs = [p.parent for p in out.rglob("DONE") if (p.parent / "metrics.jsonl").is_file()]

@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO, cli
+from tests.cli_plugin import REPO
+from tests.cli_plugin import cli_subprocess as cli  # Slurm tests: see cli_subprocess
 from tests.slurm_fixtures import job_fields, sbatch, slurm_cluster, wait_job  # noqa: F401
 
 pytestmark = pytest.mark.slurm

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from clinie_nemo.study.sbatch import SbatchJob, render_sbatch
-from tests.conftest import REPO
+from tests.cli_plugin import REPO
 from tests.engines.test_bridge_launcher_signals import stage_folder, steps_of
 from tests.slurm_fixtures import cluster_nodes, job_fields, sbatch, slurm_cluster, wait_job  # noqa: F401
 

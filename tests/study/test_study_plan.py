@@ -15,7 +15,7 @@ from clinie_nemo.study.cost import cost_table
 from clinie_nemo.study.plan import build_plan
 from clinie_nemo.study.sbatch import time_minutes
 from clinie_nemo.study.submit import submit_plan
-from tests.conftest import cli
+from tests.cli_plugin import cli
 
 
 def write_study(tmp: Path, **changes) -> Path:

@@ -20,7 +20,7 @@ import pytest
 from clinie_nemo.study.config import load_study
 from clinie_nemo.study.plan import StudyPlan, build_plan
 from clinie_nemo.study.submit import stage_state, submit_plan
-from tests.conftest import cli
+from tests.cli_plugin import cli_subprocess as cli  # Slurm tests: see cli_subprocess
 from tests.slurm_fixtures import job_fields, slurm_cluster, wait_job  # noqa: F401
 from tests.study.test_study_plan import write_study
 
