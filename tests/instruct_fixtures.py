@@ -8,6 +8,7 @@ from pathlib import Path
 
 from clinie_nemo.core.document import Document, Entity, Event, EventArgument, Relation, fragments_text
 from clinie_nemo.instruct.placement import place_exact
+from tests.local_extra import require_local
 
 
 def ent(text: str, eid: str, label: str, *mentions: str | tuple[str, int], attrs: dict | None = None) -> Entity:
@@ -70,6 +71,7 @@ def long_document(n_sentences: int = 60, doc_id: str = "long1") -> Document:
 def train_tokenizer(folder: Path) -> Path:
     """A real word-piece-free BPE fast tokenizer trained on synthetic text, saved with
     PreTrainedTokenizerFast.save_pretrained so AutoTokenizer loads it offline."""
+    require_local()
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 

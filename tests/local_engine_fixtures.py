@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.local_extra import require_local
+
 DRUGS = ("aspirin", "metformin", "lisinopril", "warfarin", "insulin", "heparin", "atenolol", "digoxin")
 
 
@@ -39,6 +41,7 @@ def records_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(records_dir, tmp_path_factory) -> Path:
+    require_local()
     from clinie_nemo.engines.local.runtime import quiet_transformers
     from clinie_nemo.engines.local.tiny_model import TinyModelConfig, build_tiny_model
 

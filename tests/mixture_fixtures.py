@@ -10,6 +10,7 @@ import yaml
 
 from clinie_nemo.core import docs_jsonl
 from clinie_nemo.core.document import Document, Entity, Relation
+from tests.local_extra import require_local
 
 FIVE_DATASETS = ("i2b2_2010", "n2c2_2018", "n2c2_2022_sdoh", "radgraph", "ufhealth")
 _WORDS = ("aspirin", "fever", "chest x-ray", "metformin", "cough", "smoker", "effusion", "rash")
@@ -62,6 +63,7 @@ def mixture_yaml(root: Path, corpora: dict[str, dict[str, Path]], name: str = "m
 def build_tokenizer_folder(folder: Path, texts: list[str], vocab_size: int = 400) -> Path:
     """A real fast BPE tokenizer trained offline on ``texts`` and saved as a Hugging Face folder
     (tokenizer.json + tokenizer_config.json), loadable by transformers.AutoTokenizer(local_files_only)."""
+    require_local()
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli_plugin import cli, cli_subprocess
+from tests.local_extra import require_local
 
 # The whole quick demo is minutes of CPU (a 1M-parameter model trained 7 times): longer than the default
 # per-test timeout on a busy machine.
@@ -26,6 +27,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 @pytest.fixture(scope="module")
 def quick_demo(tmp_path_factory):
+    require_local()
     out = tmp_path_factory.mktemp("demo") / "out"
     proc = cli_subprocess("demo", "--output", out, "--quick", timeout=2300)  # the PHI check: see cli_subprocess
     assert proc.returncode == 0, proc.stderr[-4000:]

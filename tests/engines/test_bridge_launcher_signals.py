@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from tests.cli_plugin import REPO
+from tests.local_extra import needs_local
 
 STEPS = 30
 
@@ -71,6 +72,7 @@ def job_processes(run: Path) -> list[str]:
     return out
 
 
+@needs_local
 def test_usr1_to_run_stage_checkpoints_every_rank_and_resumes(tmp_path: Path) -> None:
     stage, run = stage_folder(tmp_path)
     cmd = [sys.executable, "-m", "clinie_nemo", "run-stage", str(stage)]

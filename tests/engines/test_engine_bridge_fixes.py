@@ -23,6 +23,7 @@ from clinie_nemo.engines.spec import GenerateConfig
 from clinie_nemo.engines.spec_loader import load_run_spec
 from tests import bridge_fakes
 from tests.engine_fixtures import write_records
+from tests.local_extra import needs_local
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -203,6 +204,7 @@ def test_context_parallel_sets_per_token_loss():
     assert "model.calculate_per_token_loss" not in s1
 
 
+@needs_local
 def test_precision_32_trains_in_fp32(fake, tmp_path):
     """mixed_precision=None applies nothing (training/config.py:1868): the provider keeps the HF config's
     bfloat16. "32" must give an fp32 MixedPrecisionConfig."""
@@ -245,6 +247,7 @@ def test_bos_parity_training_vllm(fake, tmp_path, monkeypatch):
         assert seen["token_ids"][0] == context
 
 
+@needs_local
 def test_bos_parity_mcore_and_init(fake, tmp_path, monkeypatch):
     """megatron-core: HFTokenizerAdapter encodes without special tokens (inference/_tokenizer.py:67) and
     the engine adds BOS only with add_BOS. torch.distributed must be initialised before the model

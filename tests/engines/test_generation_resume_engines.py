@@ -28,6 +28,7 @@ from clinie_nemo.engines.spec import GenerateConfig
 from clinie_nemo.engines.spec_loader import load_run_spec
 from tests import bridge_fakes
 from tests.engine_fixtures import write_records
+from tests.local_extra import needs_local
 
 
 class Killed(BaseException):
@@ -101,6 +102,7 @@ def test_bridge_vllm_generation_resumes_after_the_last_saved_chunk(fake, tmp_pat
     assert json.loads(out.read_text().splitlines()[0])["engine"] == "bridge"
 
 
+@needs_local
 def test_bridge_mcore_seeds_each_chunk_and_only_rank_0_writes(fake, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "vllm", None)  # no vLLM: megatron-core path
     monkeypatch.setattr(bridge, "merge_adapter", lambda base, adapter, out: out.mkdir())

@@ -11,6 +11,7 @@ import sys
 import pytest
 
 from tests.cli_plugin import REPO
+from tests.local_extra import needs_local
 
 sys.path.insert(0, str(REPO / "tools"))
 import gpu_check  # noqa: E402
@@ -30,6 +31,7 @@ def test_impossible_arguments_are_refused(bad):
     assert exc.value.code == 2
 
 
+@needs_local
 def test_parameter_formulas_match_a_real_llama_and_peft():
     from peft import LoraConfig, get_peft_model
     from transformers import LlamaConfig, LlamaForCausalLM
@@ -64,6 +66,7 @@ def test_markdown_snippet_lists_both_batchings():
     assert "| packed | 50,000 | 0.600 | 25.0% | 40.0 |" in text and "| padded |" in text and "0.82B" in text
 
 
+@needs_local
 def test_without_cuda_it_exits_3_cleanly():
     import torch
 

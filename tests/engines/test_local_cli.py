@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 from tests.cli_plugin import cli
+from tests.local_extra import needs_local
 
 
 def ok(res) -> str:
@@ -14,6 +15,7 @@ def ok(res) -> str:
     return res.stdout
 
 
+@needs_local
 def test_local_engine_end_to_end_through_the_cli(tmp_path):
     ok(cli("synth", "--dataset", "radgraph", "--docs", "12", "--seed", "3", "--output", "synth", cwd=tmp_path))
     ok(cli("convert", "--dataset", "radgraph", "--input", "synth", "--output", "docs", cwd=tmp_path))

@@ -14,6 +14,7 @@ from clinie_nemo.engines.local import data
 from clinie_nemo.engines.local.settings import lr_at
 from tests.cli_plugin import cli
 from tests.local_engine_fixtures import records_dir, small_settings, synthetic_records, tiny_model_dir  # noqa: F401
+from tests.local_extra import needs_local
 
 
 @pytest.fixture(scope="module")
@@ -110,6 +111,7 @@ def test_schedule_warms_up_then_decays_to_min():
     assert lr_at(50, 100, 1e-3, schedule="constant") == 1e-3
 
 
+@needs_local
 def test_tiny_model_cli_builds_an_offline_loadable_model(tmp_path, records_dir):  # noqa: F811
     out = tmp_path / "tiny"
     res = cli("tiny-model", "--corpus", records_dir, "--output", out, "--hidden", "32", "--layers", "1",

@@ -12,6 +12,8 @@ from pathlib import Path
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from tests.local_extra import needs_local
+
 ROOT = Path(__file__).resolve().parents[2]
 CONSTRAINTS = ROOT / "tools" / "test-constraints.txt"
 
@@ -50,6 +52,7 @@ def closure(root: str, extras: set[str]) -> set[str]:
     return seen
 
 
+@needs_local
 def test_every_dev_dependency_is_pinned_exactly():
     pinned = pins()
     needed = closure("clinie-nemo", {"dev"})
@@ -58,6 +61,7 @@ def test_every_dev_dependency_is_pinned_exactly():
     assert not missing, f"not pinned in {CONSTRAINTS.name} (run tools/lock_test_env.sh): {missing}"
 
 
+@needs_local
 def test_the_pins_are_what_this_venv_holds_where_it_holds_them():
     """The file is the venv CI builds: a pin that disagrees with an installed dev dependency is a stale file."""
     pinned = pins()

@@ -27,6 +27,7 @@ import yaml
 
 from tests.cli_plugin import REPO, cli, cli_subprocess
 from tests.local_engine_fixtures import synthetic_records, write_records
+from tests.local_extra import require_local
 from tests.slurm_fixtures import cluster_nodes, job_fields, sbatch, slurm_cluster, wait_job  # noqa: F401
 
 STEPS = 10
@@ -43,6 +44,7 @@ def ok(proc: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[st
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> dict[str, Path]:
     """Records, a tiny HF model built offline and its model YAML; the one-process reference run."""
+    require_local()
     from clinie_nemo.engines.local.runtime import quiet_transformers
     from clinie_nemo.engines.local.tiny_model import TinyModelConfig, build_tiny_model
 
