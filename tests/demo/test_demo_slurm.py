@@ -9,9 +9,10 @@ import json
 import pytest
 
 from tests.cli_plugin import cli_subprocess as cli  # Slurm tests: see cli_subprocess
+from tests.local_extra import needs_local
 from tests.slurm_fixtures import slurm_cluster  # noqa: F401
 
-pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+pytestmark = [pytest.mark.slurm, pytest.mark.slow, needs_local]
 
 
 def test_demo_through_the_study_scheduler(slurm_cluster, tmp_path):  # noqa: F811

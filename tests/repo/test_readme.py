@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli_plugin import REPO
+from tests.local_extra import needs_local
 from tests.slurm_fixtures import slurm_cluster  # noqa: F401
 
 MARKER = re.compile(r"<!--\s*readme-test:\s*(slurm|covered-by\s+(\S+))\s*-->")
@@ -104,12 +105,14 @@ def _run_blocks(blocks: list[Block], workdir: Path) -> None:
             f"--- stdout\n{out.stdout[-3000:]}\n--- stderr\n{out.stderr[-3000:]}")
 
 
+@needs_local
 def test_readme_commands_run(tmp_path):
     """The researcher's worked examples, in order, without Slurm."""
     blocks = [b for b in readme_blocks() if b.marker == ""]
     _run_blocks(blocks, _workdir(tmp_path))
 
 
+@needs_local
 @pytest.mark.slurm
 def test_readme_cluster_commands_run(tmp_path, slurm_cluster):  # noqa: F811
     """The cluster admin's blocks, against the real local Slurm cluster (after the blocks they build on)."""

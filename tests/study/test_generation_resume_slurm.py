@@ -22,6 +22,7 @@ from clinie_nemo.engines.predictions import partial_path
 from tests.cli_plugin import REPO
 from tests.cli_plugin import cli_subprocess as cli  # Slurm tests: see cli_subprocess
 from tests.local_engine_fixtures import synthetic_records, write_records
+from tests.local_extra import require_local
 from tests.slurm_fixtures import job_fields, sbatch, slurm_cluster, wait_job  # noqa: F401
 
 pytestmark = pytest.mark.slurm
@@ -37,6 +38,7 @@ def ok(res: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str
 @pytest.fixture(scope="module")
 def world(tmp_path_factory, slurm_cluster) -> dict[str, Path]:  # noqa: F811
     """A finished local run (tiny model, 2 LoRA steps), N test records, and their uninterrupted predictions."""
+    require_local()
     from clinie_nemo.engines.local.runtime import quiet_transformers
     from clinie_nemo.engines.local.tiny_model import TinyModelConfig, build_tiny_model
 

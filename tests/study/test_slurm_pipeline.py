@@ -20,6 +20,7 @@ import yaml
 
 from tests.cli_plugin import REPO
 from tests.cli_plugin import cli_subprocess as cli  # Slurm tests: see cli_subprocess
+from tests.local_extra import require_local
 from tests.slurm_fixtures import job_fields, sbatch, slurm_cluster, wait_job  # noqa: F401
 
 pytestmark = pytest.mark.slurm
@@ -38,6 +39,7 @@ def ok(proc: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[st
 @pytest.fixture(scope="module")
 def world(tmp_path_factory, slurm_cluster) -> dict[str, Path]:  # noqa: F811
     """Synthetic corpora (native format -> documents JSONL), one mix, a tiny model and its model YAML."""
+    require_local()
     root = tmp_path_factory.mktemp("slurm_world")
     for i, name in enumerate(DATASETS):
         ok(cli("synth", "--dataset", name, "--docs", "8", "--seed", str(i), "--output", root / "release" / name))

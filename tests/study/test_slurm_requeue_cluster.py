@@ -25,6 +25,7 @@ import pytest
 from clinie_nemo.study.sbatch import SbatchJob, render_sbatch
 from tests.cli_plugin import REPO
 from tests.engines.test_bridge_launcher_signals import stage_folder, steps_of
+from tests.local_extra import needs_local
 from tests.slurm_fixtures import cluster_nodes, job_fields, sbatch, slurm_cluster, wait_job  # noqa: F401
 
 pytestmark = pytest.mark.slurm
@@ -145,6 +146,7 @@ def _preempt(node: str) -> str:
     return sbatch("-p", "urgent", "-w", node, "--gres=gpu:1", "--time=00:02:00", "--output=/dev/null", "--wrap", "true")
 
 
+@needs_local
 @pytest.mark.parametrize("mode", ["REQUEUE", "CANCEL"])
 def test_preempted_bridge_like_job_resumes_to_the_same_step_count(slurm_cluster, tmp_path: Path,  # noqa: F811
                                                                    mode: str) -> None:

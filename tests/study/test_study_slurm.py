@@ -21,6 +21,7 @@ from clinie_nemo.study.config import load_study
 from clinie_nemo.study.plan import StudyPlan, build_plan
 from clinie_nemo.study.submit import stage_state, submit_plan
 from tests.cli_plugin import cli_subprocess as cli  # Slurm tests: see cli_subprocess
+from tests.local_extra import needs_local
 from tests.slurm_fixtures import job_fields, slurm_cluster, wait_job  # noqa: F401
 from tests.study.test_study_plan import write_study
 
@@ -203,6 +204,7 @@ dist.destroy_process_group()
 """
 
 
+@needs_local
 def test_each_slurm_task_is_one_rank_of_one_step(slurm_cluster, tmp_path: Path) -> None:  # noqa: F811
     """A stage of world size 2 as submitit runs a multi-node train (one task per GPU), here 2 tasks on the one
     node: each task is one torch.distributed rank (gloo really initialised), both in submitit's only step,
