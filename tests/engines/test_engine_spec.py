@@ -77,7 +77,7 @@ def test_overrides_are_typed_and_dotted():
     ("lora.dmi=8", "unknown key 'dmi' under train.lora; valid keys: alpha, dim, dropout"),
     ("nonsense=1", "unknown key 'nonsense' under train; valid keys:"),
     ("model.heads=8", "unknown key 'heads' under model; valid keys:"),
-    ("lora.dim=eight", "train.lora.dim: expected an integer, got 'eight'"),
+    ("lora.dim=eight", "train.lora.dim: expected an integer, got str 'eight'"),
     ("packing=maybe", "train.packing: expected true or false"),
     ("method=qlora", "train.method: 'qlora' is not one of lora, full"),
     ("seq_length.x=1", "'seq_length' is a value, not a section"),
@@ -153,7 +153,7 @@ def test_unknown_preset_lists_valid_names(tmp_path):
         load_run_spec("llama4", "peft_lora")
     bad = tmp_path / "m.yaml"
     bad.write_text("name: x\n")
-    with pytest.raises(ConfigError, match="checkpoint: required key missing"):
+    with pytest.raises(ConfigError, match="model: missing required key 'checkpoint'"):
         load_run_spec(bad, "peft_lora")
 
 

@@ -82,7 +82,7 @@ def test_mixture_config_of_a_cell(tmp_path: Path) -> None:
     ({"engine": "vllm"}, "unknown engine 'vllm'; valid: local, bridge, nemo"),
     ({"fractions": [0.0, 1.5]}, "1.5 is outside [0, 1]"),
     ({"seeds": [1, 1]}, "values repeat"),
-    ({"resources": {"train": {"gpus": "two"}}}, "resources.train.gpus: expected int"),
+    ({"resources": {"train": {"gpus": "two"}}}, "resources.train.gpus: expected an integer, got str 'two'"),
     ({"resources": {"tune": {}}}, "unknown stage 'tune'"),
     ({"resources": {"train": {"time": "00:02:00"}}}, "signal_seconds 120 must be shorter than time 00:02:00"),
     ({"resources": {"mix": {"time": "soon"}}}, "invalid Slurm time 'soon'"),
@@ -183,7 +183,7 @@ def test_dependency_per_cell_when_arrays_line_up(tmp_path: Path) -> None:
     ({"train": {"reservation": "r;1"}}, "resources.train.reservation: invalid value 'r;1'; valid: a reservation"),
     ({"train": {"exclusive": "sometimes"}}, "resources.train.exclusive: invalid value 'sometimes'; valid: true, "
                                             "false, user, mcs"),
-    ({"train": {"exclusive": 1}}, "resources.train.exclusive: expected bool or str, got int 1"),
+    ({"train": {"exclusive": 1}}, "resources.train.exclusive: expected true or false or a string, got int 1"),
     ({"train": {"mem": "16 GB"}}, "resources.train.mem: invalid value '16 GB'; valid: megabytes, or a number"),
     ({"train": {"wckey": "a b"}}, "resources.train.wckey: invalid value 'a b'; valid: a workload"),
     ({"train": {"requeue": False}}, "unknown key 'requeue'; valid keys: account, array_parallelism, constraint, "
