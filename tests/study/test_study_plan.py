@@ -75,6 +75,13 @@ def test_mixture_config_of_a_cell(tmp_path: Path) -> None:
     assert all(Path(d["train"]).is_absolute() for d in data["datasets"])
 
 
+def test_interpolation_in_a_study_yaml(tmp_path: Path) -> None:
+    cfg = load_study(write_study(tmp_path, name="t${seeds.1}", train_overrides=["max_steps=${seeds.1}"]))
+    assert (cfg.name, cfg.train_overrides) == ("t2", ("max_steps=2",))
+    with pytest.raises(ConfigError, match=r"study\.yaml: held_out\[0\]: bad interpolation: Interpolation key"):
+        load_study(write_study(tmp_path, held_out=["${nope}"]))
+
+
 @pytest.mark.parametrize("change, message", [
     ({"bogus": 1}, "unknown key 'bogus'; valid keys: datasets, engine"),
     ({"held_out": ["zzz"]}, "unknown dataset 'zzz'; valid: a, b, c"),
