@@ -7,7 +7,7 @@
 - :func:`load_yaml`: both.
 - :func:`build`: the mapping -> dataclass ``cls``, every field type-checked, unknown keys rejected with the
   valid keys listed, every problem collected (not only the first) as ``key.path: what is wrong``.
-- :func:`raise_problems`: one ConfigError (exit 2) listing them.
+- :func:`checked`: the built object, or one ConfigError (exit 2) listing every problem.
 
 Each loader (mixture, study, run spec, schema, templates) reads, builds, then runs its own domain checks
 (ranges, names, cross-field rules) on the built object and raises everything together.
@@ -96,10 +96,11 @@ def load_yaml(path: str | Path, what: str = "config") -> dict[str, Any]:
     return resolve(read_yaml(path, what), str(path))
 
 
-def raise_problems(heading: str, problems: list[str]) -> None:
-    """One ConfigError listing every problem (indented under ``heading``); nothing when there are none."""
-    if problems:
+def checked(obj: T | None, heading: str, problems: list[str]) -> T:
+    """``obj`` when nothing is wrong; else one ConfigError listing every problem (indented under ``heading``)."""
+    if problems or obj is None:
         raise ConfigError(heading + "\n  " + "\n  ".join(problems))
+    return obj
 
 
 # ------------------------------------------------------------------------------------------------ building

@@ -77,8 +77,7 @@ def build(cls: type[T], data: dict[str, Any], source: str) -> T:
     may be ``key=value`` text (``coerce``: numbers, null, comma lists), see :mod:`clinie_nemo.core.config`."""
     problems: list[str] = []
     obj = config.build(cls, data, "", problems, coerce=True)
-    config.raise_problems(f"{source}:", problems)
-    return obj  # type: ignore[return-value]
+    return config.checked(obj, f"{source}:", problems)
 
 
 def load_yaml_as(cls: type[T], path: str | Path, interpolate: bool = True) -> T:

@@ -38,7 +38,7 @@ from typing import Any
 
 import yaml
 
-from clinie_nemo.core.config import build, load_yaml, raise_problems, yaml_fields
+from clinie_nemo.core.config import build, checked, load_yaml, yaml_fields
 from clinie_nemo.core.errors import ConfigError
 
 TASK_KINDS = ("ce", "re_pair", "re_e2e")
@@ -168,9 +168,7 @@ def mixture_config_from_dict(data: Any, source: str = "<config>", base_dir: str 
     if config is not None:
         config = dataclasses.replace(config, base_dir=str(base_dir))
         problems += _check(config)
-    raise_problems("invalid mixture config:", [f"{source}: {p}" for p in problems])
-    assert config is not None  # build reported why otherwise
-    return config
+    return checked(config, "invalid mixture config:", [f"{source}: {p}" for p in problems])
 
 
 def load_mixture_config(path: str | Path) -> MixtureConfig:

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from clinie_nemo.core.config import build, load_yaml, raise_problems
+from clinie_nemo.core.config import build, checked, load_yaml
 from clinie_nemo.core.errors import ConfigError
 from clinie_nemo.study.sbatch import time_minutes
 
@@ -256,9 +256,7 @@ def study_from_dict(data: Any, source: str = "<study>", base_dir: str | Path = "
         resources = {**_default_resources(), **cfg.resources}
         cfg = StudyConfig(**{**cfg.__dict__, "resources": resources, "base_dir": str(Path(base_dir).resolve())})
         problems += _check(cfg, source)
-    raise_problems("invalid study config:", problems)
-    assert cfg is not None  # build reported why otherwise
-    return cfg
+    return checked(cfg, "invalid study config:", problems)
 
 
 def load_study(path: str | Path) -> StudyConfig:

@@ -10,7 +10,7 @@ from typing import Literal
 
 import pytest
 
-from clinie_nemo.core.config import build, load_yaml, raise_problems, read_yaml, resolve
+from clinie_nemo.core.config import build, checked, load_yaml, read_yaml, resolve
 from clinie_nemo.core.errors import ConfigError
 
 
@@ -85,10 +85,10 @@ def test_coerce_reads_command_line_text() -> None:
                                                                                       "Z": "null"})
 
 
-def test_raise_problems_lists_them_under_a_heading() -> None:
-    raise_problems("nothing:", [])
+def test_checked_lists_every_problem_under_a_heading() -> None:
+    assert checked(1, "nothing:", []) == 1
     with pytest.raises(ConfigError, match="invalid x:\n  a\n  b$"):
-        raise_problems("invalid x:", ["a", "b"])
+        checked(1, "invalid x:", ["a", "b"])
 
 
 @pytest.mark.parametrize(("text", "message"), [

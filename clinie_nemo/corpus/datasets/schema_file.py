@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from clinie_nemo.core.config import build, load_yaml, raise_problems, yaml_fields
+from clinie_nemo.core.config import build, checked, load_yaml, yaml_fields
 from clinie_nemo.core.errors import ConfigError
 from clinie_nemo.corpus.datasets.spec import AttributeSpec, DatasetSpec, ReleaseLayout, SplitSource
 
@@ -109,9 +109,7 @@ def load_schema(path: str | Path) -> BratSchema:
             problems += _check(schema)
         except ConfigError as exc:
             problems.append(str(exc))
-    raise_problems("invalid schema file:", [f"{p}: {problem}" for problem in problems])
-    assert schema is not None  # build reported why otherwise
-    return schema
+    return checked(schema, "invalid schema file:", [f"{p}: {problem}" for problem in problems])
 
 
 def schema_to_spec(schema: BratSchema) -> DatasetSpec:

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field, replace
 from functools import cache
 from pathlib import Path
 
-from clinie_nemo.core.config import build, load_yaml, raise_problems
+from clinie_nemo.core.config import build, checked, load_yaml
 from clinie_nemo.core.errors import ConfigError, unknown_name
 
 TEMPLATE_DIR = Path(__file__).resolve().parent
@@ -82,9 +82,7 @@ def load_template_file(path: str | Path) -> TemplateFile:
     if built is not None:
         built = TemplateFile(built.task, tuple(replace(t, task=built.task) for t in built.templates))
         problems += _check(built)
-    raise_problems("invalid templates file:", [f"{path}: {p}" for p in problems])
-    assert built is not None  # build reported why otherwise
-    return built
+    return checked(built, "invalid templates file:", [f"{path}: {p}" for p in problems])
 
 
 @cache
