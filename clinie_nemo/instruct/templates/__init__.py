@@ -19,10 +19,11 @@ from typing import Any
 
 from clinie_nemo.core.errors import ConfigError, unknown_name
 from clinie_nemo.core.yaml_config import read_yaml
+from clinie_nemo.instruct.tasks import TASKS
 
 TEMPLATE_DIR = Path(__file__).resolve().parent
 PLACEHOLDERS = ("entity_labels", "relation_labels", "format")
-TASK_NAMES = ("ce", "re_pair", "re_e2e")
+TASK_NAMES = tuple(TASKS)  # one templates file per registered task
 
 
 @dataclass(frozen=True)
