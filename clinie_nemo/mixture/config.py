@@ -40,8 +40,9 @@ import yaml
 
 from clinie_nemo.core.config import build, checked, load_yaml, yaml_fields
 from clinie_nemo.core.errors import ConfigError
+from clinie_nemo.instruct.tasks import TASKS
 
-TASK_KINDS = ("ce", "re_pair", "re_e2e")
+TASK_KINDS = tuple(TASKS)  # the task registry's names, in its order
 FORMATS = ("lines", "json", "inline")
 TEMPLATE_POLICIES = ("fixed", "rotate")
 SPLIT_KEYS = ("train", "validation", "test")

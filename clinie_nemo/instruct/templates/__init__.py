@@ -18,10 +18,11 @@ from pathlib import Path
 
 from clinie_nemo.core.config import build, checked, load_yaml
 from clinie_nemo.core.errors import ConfigError, unknown_name
+from clinie_nemo.instruct.tasks import TASKS
 
 TEMPLATE_DIR = Path(__file__).resolve().parent
 PLACEHOLDERS = ("entity_labels", "relation_labels", "format")
-TASK_NAMES = ("ce", "re_pair", "re_e2e")
+TASK_NAMES = tuple(TASKS)  # one templates file per registered task
 
 
 @dataclass(frozen=True)
