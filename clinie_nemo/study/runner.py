@@ -9,7 +9,7 @@ script it exits 124 and the script requeues. The child ignores SIGUSR2 (submitit
 delivers to every process of the step) so only the forwarded SIGUSR1 reaches the trainer.
 A finished stage (DONE, or a complete atomic output) is never run again.
 
-Multi-node train stages run one Slurm task per GPU (see submit.tasks_per_node): every task is one rank
+Multi-node train stages run one Slurm task per GPU (see executor.tasks_per_node): every task is one rank
 (RANK/LOCAL_RANK/WORLD_SIZE from SLURM_PROCID/SLURM_LOCALID/SLURM_NTASKS, MASTER_ADDR the first host of
 SLURM_JOB_NODELIST, MASTER_PORT derived from the job id so two jobs on one node never collide), so the
 engine starts no launcher of its own: no srun nested in submitit's step (submitit runs the callable in every
