@@ -30,14 +30,14 @@ from typing import Any
 from clinie_nemo.core.errors import ConfigError
 from clinie_nemo.core.fileio import atomic_write, iter_jsonl
 from clinie_nemo.core.progress import say
-from clinie_nemo.engines import bridge_plan, launch
+from clinie_nemo.engines import PREEMPTED_EXIT_CODE, bridge_plan, launch
 from clinie_nemo.engines.allocation import job_allocation
 from clinie_nemo.engines.predictions import ResumablePredictions, batch_seed, generation_key
 from clinie_nemo.engines.spec import GenerateConfig, RunSpec
 from clinie_nemo.engines.spec_loader import dump_yaml, load_spec_file
 
 NAME = "bridge"
-PREEMPTED_EXIT_CODE = 124  # same as the local engine: checkpoint saved, requeue me
+RANK_PER_GPU = True  # a multi-node train: one Slurm task per GPU, each a rank (one node: this process launches them)
 # vLLM prompts per generate call when resuming matters: each call's results are saved before the next. A
 # request with SamplingParams.seed samples from its own torch.Generator seeded with it (vLLM v1
 # worker/gpu_model_runner.py, SamplingType.RANDOM_SEED), so chunking changes no sample.

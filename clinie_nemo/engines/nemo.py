@@ -28,6 +28,7 @@ from typing import Any
 from clinie_nemo.core.errors import ConfigError, InputError, Problem
 from clinie_nemo.core.fileio import atomic_write, iter_jsonl, write_jsonl
 from clinie_nemo.core.progress import say
+from clinie_nemo.engines import PREEMPTED_EXIT_CODE
 from clinie_nemo.engines.allocation import job_allocation
 from clinie_nemo.engines.nemo_overrides import check_overrides
 from clinie_nemo.engines.predictions import ResumablePredictions, generation_key
@@ -38,7 +39,9 @@ NAME = "nemo"
 PRECISION = {"bf16-mixed": "bf16-mixed", "fp16-mixed": "16-mixed", "32": "32"}  # trainer.precision (PTL 2)
 TEST_NAME = "test"  # model.data.test_ds.names=[test] -> <prefix>_test_test_inputs_preds_labels.jsonl
 PYTHON = "python"  # the container's interpreter: runs the NeMo scripts and the version preflight
-PREEMPTED_EXIT_CODE = 124  # stopped by a signal without a final .nemo: slurm/common.sh requeues on 124
+# a multi-node train: one Slurm task per GPU, each a rank (Lightning's SLURMEnvironment); exits
+# PREEMPTED_EXIT_CODE when stopped by a signal without a final .nemo (slurm/common.sh requeues on it)
+RANK_PER_GPU = True
 # The NeMo 1.x SFT/PEFT path works in nemo_toolkit 2.2.1 <= v < 2.5.0. NeMo commit b8be20926c ("remove mixins
 # collections", #14281, first in v2.5.0rc0) deleted nemo/collections/nlp/parts/mixins/nlp_adapter_mixins.py;
 # in v2.5.0 megatron_gpt_sft_model.py:85 is `class MegatronGPTSFTModel(MegatronGPTModel)` without

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from clinie_nemo import engines
 from clinie_nemo.core.errors import ClinieError
 from clinie_nemo.core.fileio import atomic_write
 from clinie_nemo.study import lock
@@ -178,7 +179,8 @@ def tasks_per_node(engine: str, kind: str, res: StageResources) -> int:
     srun inside submitit's step, the way slurm/common.sh cn_launch does it); every other stage one task that
     launches its own workers (torchrun on its one node). A multi-node local train: one task per node, each
     one data-parallel rank (clinie_nemo/engines/local/distributed.py reads the same RANK/WORLD_SIZE)."""
-    if kind == "train" and res.nodes > 1 and engine in ("bridge", "nemo") and res.gpus > 0:
+    rank_per_gpu = engine in engines.ENGINES and engines.get(engine).RANK_PER_GPU  # bridge, nemo
+    if kind == "train" and res.nodes > 1 and rank_per_gpu and res.gpus > 0:
         return res.gpus
     return 1
 

@@ -34,11 +34,11 @@ from typing import Any
 
 from clinie_nemo.core.errors import ConfigError
 from clinie_nemo.core.progress import progress, say
+from clinie_nemo.engines import PREEMPTED_EXIT_CODE
 from clinie_nemo.engines.local import checkpoint as ckpt
 from clinie_nemo.engines.local import data, distributed, runtime
 from clinie_nemo.engines.local.settings import LocalSettings, lr_at
 
-PREEMPTED_EXIT_CODE = 124
 STOP_SIGNALS = (signal.SIGUSR1, signal.SIGTERM)
 # settings that may change between a run and its restart
 RESTART_MUTABLE = {"log_interval", "notes", "save_interval", "keep_last"}
