@@ -95,3 +95,18 @@ def test_cli_engine_choices_come_from_the_registry(command: str) -> None:
     module.add_arguments(parser)
     action = next(a for a in parser._actions if "--engine" in a.option_strings)
     assert list(action.choices) == list(ENGINES)
+
+
+@pytest.mark.parametrize("name", list(ENGINES))
+def test_rank_per_gpu_is_how_slurm_and_the_study_launch_a_multi_node_train(name: str) -> None:
+    """RANK_PER_GPU says what slurm/common.sh's cn_tasks_per_node (bash) and study.submit.tasks_per_node do for
+    a training step: one task per GPU, or one per node."""
+    from clinie_nemo.study.config import StageResources
+    from clinie_nemo.study.submit import tasks_per_node
+
+    gpus = 8
+    expected = gpus if engines.get(name).RANK_PER_GPU else 1
+    assert tasks_per_node(name, "train", StageResources(nodes=2, gpus=gpus)) == expected
+    proc = subprocess.run(["bash", "-c", f'source slurm/common.sh; cn_tasks_per_node {name} {gpus} train'],
+                          capture_output=True, text=True, cwd=REPO, env={"PATH": "/usr/bin:/bin"}, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.strip() == str(expected), proc.stderr
