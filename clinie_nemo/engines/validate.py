@@ -2,13 +2,16 @@
 
 :func:`check_for_engine` = the engine-independent rules (:mod:`clinie_nemo.engines.spec_checks`, which
 every loader runs) + the engine's own (:func:`engine_problems`: formats, mapped settings, and weights plus
-activations per GPU against the GPU's memory). Collects every problem and raises one ConfigError.
+activations per GPU against the GPU's memory; one function per engine in :data:`ENGINE_PROBLEMS`, keyed
+like :data:`clinie_nemo.engines.ENGINES`). Collects every problem and raises one ConfigError.
 
 Imports: core, engines.spec, engines.spec_checks, and lazily engines.nemo and engines.spec_loader (the
 NeMo finetune script's megatron_amp_O2). Imported by: commands.train, study.validate.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from clinie_nemo.engines.spec import ModelSpec, RunSpec
 from clinie_nemo.engines.spec_checks import raise_problems, run_spec_problems
@@ -113,76 +116,103 @@ def memory_problem(spec: RunSpec, engine: str, bf16_weights: bool, fused_attenti
             f"{GPU_MEMORY_GB} GB GPU = {budget:.0f} GB; {hints}")
 
 
-def engine_problems(spec: RunSpec, engine: str) -> list[str]:
+def _bridge_problems(spec: RunSpec) -> list[str]:
+    """Megatron-Bridge: HF checkpoints with a recipe, the mapped data settings, memory per GPU, an export."""
     m, t, par = spec.model, spec.train, spec.train.parallel
     p: list[str] = []
-    if engine == "bridge":
-        if m.format != "hf":
-            p.append(f"engine bridge imports HF checkpoints; model {m.name} has format {m.format} "
-                     "(use --engine nemo for .nemo checkpoints)")
-        if not m.bridge_recipe:
-            p.append(f"engine bridge: model {m.name} names no Megatron-Bridge recipe (model.bridge_recipe)")
-        if t.packing and t.batch.micro_batch_size != 1:
-            p.append(f"engine bridge: packing needs micro_batch_size=1 (got {t.batch.micro_batch_size}); "
-                     "packed sequences already fill a micro batch")
-        if t.data.chat_template:
-            p.append("engine bridge: chat_template=true needs conversation records; our records are "
-                     "input/output pairs (use prompt_template)")
-        if not t.data.prompt_template.endswith("{output}"):
-            p.append(f"engine bridge: prompt_template {t.data.prompt_template!r} must end with {{output}}")
-        if par.tensor >= 1 and par.pipeline >= 1 and par.context >= 1:
-            # Bridge keeps bf16/fp16 parameters under bf16_mixed/fp16_mixed (fp32 main copies live in the
-            # optimizer, not counted), fp32 under precision=32 (bridge_plan.FP32_MIXED_PRECISION)
-            problem = memory_problem(spec, "bridge", t.precision != "32", fused_attention=True)
-            if problem:
-                p.append(problem)
-        if t.method == "lora" and t.checkpoint.export == "none":
-            # generation serves the HF adapter (vLLM) or merged weights (megatron-core); with neither it
-            # would run the BASE model and report its output as the trained run's
-            p.append("engine bridge: train.checkpoint.export=none with method=lora leaves nothing to generate "
-                     "from but the base model; use checkpoint.export=adapter (vLLM serves it, megatron-core "
-                     "merges it) or checkpoint.export=merged")
-    elif engine == "nemo":
-        if m.format != "nemo":
-            p.append(f"engine nemo (NeMo 1.x scripts) restores .nemo checkpoints; model {m.name} has "
-                     f"format {m.format} (use --engine bridge or local for HF checkpoints)")
-        if t.optim.schedule != "cosine":
-            p.append(f"engine nemo: schedule {t.optim.schedule} is not mapped; the NeMo 1.x config uses "
-                     "CosineAnnealing (schedule=cosine)")
-        if par.context > 1:
-            p.append("engine nemo: context parallelism is not mapped for NeMo 1.x SFT; use context=1")
-        if t.packing:
-            p.append("engine nemo: packing needs NeMo's offline packed .npy files; use packing=false "
-                     "(or --engine bridge)")
-        if t.data.chat_template:
-            p.append("engine nemo: chat_template=true is not mapped; use prompt_template")
-        if t.max_steps is None:
-            # NeMo v2.4.0 megatron_gpt_sft_model.py:285-288: setup() raises unless trainer.max_steps > 0
-            # (the training set is sized max_steps x global batch); max_epochs alone cannot run
-            p.append("engine nemo needs train.max_steps (NeMo's SFT model sizes its dataset from "
-                     "trainer.max_steps); set max_steps and max_epochs=null")
-        if par.tensor >= 1 and par.pipeline >= 1:
-            from clinie_nemo.engines.nemo import megatron_amp_o2
-            from clinie_nemo.engines.spec_loader import load_nemo_script_config
-
-            bf16_weights = megatron_amp_o2(spec, load_nemo_script_config("finetune"))
-            problem = nemo_weight_problem(spec, bf16_weights)
-            if problem:
-                p.append(problem)
-            elif par.context >= 1:
-                problem = memory_problem(spec, "nemo", bf16_weights, fused_attention=False)
-                if problem:
-                    p.append(problem)
-    elif engine == "local":
-        if par.model_parallel_size != 1:  # nodes x gpus_per_node: data-parallel ranks (engines/local/distributed.py)
-            p.append("engine local runs on one device per rank (data parallel only): needs "
-                     f"tensor=pipeline=context=1 (got tensor={par.tensor}, pipeline={par.pipeline}, "
-                     f"context={par.context})")
-        if par.sequence_parallel:
-            p.append("engine local: sequence_parallel is not supported")
-        if m.format != "hf":
-            p.append(f"engine local loads HF folders; model {m.name} has format {m.format}")
+    if m.format != "hf":
+        p.append(f"engine bridge imports HF checkpoints; model {m.name} has format {m.format} "
+                 "(use --engine nemo for .nemo checkpoints)")
+    if not m.bridge_recipe:
+        p.append(f"engine bridge: model {m.name} names no Megatron-Bridge recipe (model.bridge_recipe)")
+    if t.packing and t.batch.micro_batch_size != 1:
+        p.append(f"engine bridge: packing needs micro_batch_size=1 (got {t.batch.micro_batch_size}); "
+                 "packed sequences already fill a micro batch")
+    if t.data.chat_template:
+        p.append("engine bridge: chat_template=true needs conversation records; our records are "
+                 "input/output pairs (use prompt_template)")
+    if not t.data.prompt_template.endswith("{output}"):
+        p.append(f"engine bridge: prompt_template {t.data.prompt_template!r} must end with {{output}}")
+    if par.tensor >= 1 and par.pipeline >= 1 and par.context >= 1:
+        # Bridge keeps bf16/fp16 parameters under bf16_mixed/fp16_mixed (fp32 main copies live in the
+        # optimizer, not counted), fp32 under precision=32 (bridge_plan.FP32_MIXED_PRECISION)
+        problem = memory_problem(spec, "bridge", t.precision != "32", fused_attention=True)
+        if problem:
+            p.append(problem)
+    if t.method == "lora" and t.checkpoint.export == "none":
+        # generation serves the HF adapter (vLLM) or merged weights (megatron-core); with neither it
+        # would run the BASE model and report its output as the trained run's
+        p.append("engine bridge: train.checkpoint.export=none with method=lora leaves nothing to generate "
+                 "from but the base model; use checkpoint.export=adapter (vLLM serves it, megatron-core "
+                 "merges it) or checkpoint.export=merged")
     return p
+
+
+def _nemo_problems(spec: RunSpec) -> list[str]:
+    """NeMo 1.x scripts: .nemo checkpoints, the settings the scripts map, weights and memory per GPU."""
+    m, t, par = spec.model, spec.train, spec.train.parallel
+    p: list[str] = []
+    if m.format != "nemo":
+        p.append(f"engine nemo (NeMo 1.x scripts) restores .nemo checkpoints; model {m.name} has "
+                 f"format {m.format} (use --engine bridge or local for HF checkpoints)")
+    if t.optim.schedule != "cosine":
+        p.append(f"engine nemo: schedule {t.optim.schedule} is not mapped; the NeMo 1.x config uses "
+                 "CosineAnnealing (schedule=cosine)")
+    if par.context > 1:
+        p.append("engine nemo: context parallelism is not mapped for NeMo 1.x SFT; use context=1")
+    if t.packing:
+        p.append("engine nemo: packing needs NeMo's offline packed .npy files; use packing=false "
+                 "(or --engine bridge)")
+    if t.data.chat_template:
+        p.append("engine nemo: chat_template=true is not mapped; use prompt_template")
+    if t.max_steps is None:
+        # NeMo v2.4.0 megatron_gpt_sft_model.py:285-288: setup() raises unless trainer.max_steps > 0
+        # (the training set is sized max_steps x global batch); max_epochs alone cannot run
+        p.append("engine nemo needs train.max_steps (NeMo's SFT model sizes its dataset from "
+                 "trainer.max_steps); set max_steps and max_epochs=null")
+    if par.tensor >= 1 and par.pipeline >= 1:
+        from clinie_nemo.engines.nemo import megatron_amp_o2
+        from clinie_nemo.engines.spec_loader import load_nemo_script_config
+
+        bf16_weights = megatron_amp_o2(spec, load_nemo_script_config("finetune"))
+        problem = nemo_weight_problem(spec, bf16_weights)
+        if problem:
+            p.append(problem)
+        elif par.context >= 1:
+            problem = memory_problem(spec, "nemo", bf16_weights, fused_attention=False)
+            if problem:
+                p.append(problem)
+    return p
+
+
+def _local_problems(spec: RunSpec) -> list[str]:
+    """transformers + peft: data parallel only, one device per rank, HF folders."""
+    m, par = spec.model, spec.train.parallel
+    p: list[str] = []
+    if par.model_parallel_size != 1:  # nodes x gpus_per_node: data-parallel ranks (engines/local/distributed.py)
+        p.append("engine local runs on one device per rank (data parallel only): needs "
+                 f"tensor=pipeline=context=1 (got tensor={par.tensor}, pipeline={par.pipeline}, "
+                 f"context={par.context})")
+    if par.sequence_parallel:
+        p.append("engine local: sequence_parallel is not supported")
+    if m.format != "hf":
+        p.append(f"engine local loads HF folders; model {m.name} has format {m.format}")
+    return p
+
+
+# engine name -> what that engine cannot run; tests/engines/test_engine_registry.py checks every registered
+# engine (clinie_nemo.engines.ENGINES) has an entry
+ENGINE_PROBLEMS: dict[str, Callable[[RunSpec], list[str]]] = {
+    "local": _local_problems,
+    "bridge": _bridge_problems,
+    "nemo": _nemo_problems,
+}
+
+
+def engine_problems(spec: RunSpec, engine: str) -> list[str]:
+    """What ``engine`` cannot run in ``spec`` (nothing for a name without checks)."""
+    check = ENGINE_PROBLEMS.get(engine)
+    return check(spec) if check else []
 
 
 def check_for_engine(spec: RunSpec, engine: str) -> None:

@@ -110,3 +110,10 @@ def test_rank_per_gpu_is_how_slurm_and_the_study_launch_a_multi_node_train(name:
     proc = subprocess.run(["bash", "-c", f'source slurm/common.sh; cn_tasks_per_node {name} {gpus} train'],
                           capture_output=True, text=True, cwd=REPO, env={"PATH": "/usr/bin:/bin"}, timeout=60)
     assert proc.returncode == 0 and proc.stdout.strip() == str(expected), proc.stderr
+
+
+def test_every_engine_has_its_run_spec_checks() -> None:
+    """check_for_engine asks ENGINE_PROBLEMS: an engine without an entry would pass every spec unchecked."""
+    from clinie_nemo.engines.validate import ENGINE_PROBLEMS
+
+    assert list(ENGINE_PROBLEMS) == list(ENGINES)
