@@ -5,7 +5,7 @@ every loader runs) + the engine's own (:func:`engine_problems`: formats, mapped 
 activations per GPU against the GPU's memory; one function per engine in :data:`ENGINE_PROBLEMS`, keyed
 like :data:`clinie_nemo.engines.ENGINES`). Collects every problem and raises one ConfigError.
 
-Imports: core, engines.spec, engines.spec_checks, and lazily engines.nemo and engines.spec_loader (the
+Imports: core, engines.spec, engines.spec_checks, and lazily engines.nemo_plan and engines.spec_loader (the
 NeMo finetune script's megatron_amp_O2). Imported by: commands.train, study.validate.
 """
 
@@ -171,7 +171,7 @@ def _nemo_problems(spec: RunSpec) -> list[str]:
         p.append("engine nemo needs train.max_steps (NeMo's SFT model sizes its dataset from "
                  "trainer.max_steps); set max_steps and max_epochs=null")
     if par.tensor >= 1 and par.pipeline >= 1:
-        from clinie_nemo.engines.nemo import megatron_amp_o2
+        from clinie_nemo.engines.nemo_plan import megatron_amp_o2
         from clinie_nemo.engines.spec_loader import load_nemo_script_config
 
         bf16_weights = megatron_amp_o2(spec, load_nemo_script_config("finetune"))
