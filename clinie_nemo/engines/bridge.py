@@ -7,7 +7,8 @@ the recipe's ConfigContainer on the LOCAL HF folder, applies that dict, runs ``f
 forward_step)`` (the HF folder is the pretrained checkpoint: Bridge 0.6 converts it on load, no import
 step), turns a signal stop into exit 124, exports the adapter (HF PEFT) or merged weights in a separate
 one-process run, and generates with vLLM when importable (:mod:`clinie_nemo.engines.bridge_generation`:
-the generation helpers that call no Bridge API), else megatron-core's static inference engine.
+the generation helpers that call no Bridge API), else megatron-core's static inference engine. The folders
+Bridge reads and writes (HF folder, iter_NNNNNNN checkpoints, dataset links): engines/bridge_files.py.
 Supported: megatron-bridge 0.6.x (NeMo Framework container 26.08). Checked against Megatron-Bridge v0.6.0
 (51885cf132b2814188b6855c25a8588254274c2a); file:line citations are in bridge_plan and below.
 """
@@ -20,7 +21,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -32,6 +32,7 @@ from clinie_nemo.core.errors import ConfigError
 from clinie_nemo.core.fileio import atomic_write
 from clinie_nemo.core.progress import say
 from clinie_nemo.engines import PREEMPTED_EXIT_CODE, bridge_generation, bridge_plan, launch
+from clinie_nemo.engines.bridge_files import check_hf_folder, iteration_dir, latest_iteration, stage_dataset
 from clinie_nemo.engines.predictions import ResumablePredictions, batch_seed, generation_key
 from clinie_nemo.engines.spec import GenerateConfig, RunSpec
 from clinie_nemo.engines.spec_loader import dump_yaml, load_spec_file
@@ -47,11 +48,6 @@ VLLM_CHUNK = 256
 LAUNCH_ENV = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "GROUP_RANK", "ROLE_RANK",
               "ROLE_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "TORCHELASTIC_RUN_ID", "TORCHELASTIC_RESTART_COUNT",
               "TORCHELASTIC_MAX_RESTARTS", "TORCHELASTIC_USE_AGENT_STORE", "TORCH_NCCL_ASYNC_ERROR_HANDLING")
-# HF weight files Bridge accepts in a pretrained HF folder (training/utils/checkpoint_utils.py:170-181,
-# is_hf_checkpoint_dir :211: config.json plus one of these)
-HF_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
-              "pytorch_model.bin.index.json")
-HF_WEIGHT_GLOBS = ("model-*-of-*.safetensors", "pytorch_model-*-of-*.bin")
 
 
 def _world_size_env() -> int:
@@ -84,38 +80,6 @@ def installed_bridge_version() -> str:
     except (ImportError, AttributeError) as err:
         raise ConfigError("engine bridge: megatron.bridge is not installed here (run inside the NeMo "
                           f"Framework container nvcr.io/nvidia/nemo:{bridge_plan.CONTAINER_TAG})") from err
-
-
-def check_hf_folder(spec: RunSpec) -> Path:
-    """The model's checkpoint must be a local HF folder Bridge can load (config.json + weights)."""
-    hf = Path(spec.model.checkpoint)
-    if not hf.is_dir():
-        raise ConfigError(f"engine bridge: model.checkpoint {hf} is not an HF folder on this machine "
-                          "(a Hub id is not downloaded: point model.checkpoint at a local folder)")
-    if not (hf / "config.json").is_file():
-        raise ConfigError(f"engine bridge: {hf / 'config.json'} not found (model.checkpoint must be an HF folder)")
-    if not any((hf / n).is_file() for n in HF_WEIGHTS) and not any(any(hf.glob(g)) for g in HF_WEIGHT_GLOBS):
-        raise ConfigError(f"engine bridge: {hf} has no HF weights (model.safetensors, model-*-of-*.safetensors "
-                          "or pytorch_model*.bin)")
-    return hf
-
-
-def latest_iteration(checkpoints: Path) -> int:
-    """The last iteration Bridge saved: its tracker file ``latest_checkpointed_iteration.txt``
-    (training/checkpointing.py:1464-1466 writes it after each save; checkpoint_utils.py:143), else the
-    highest ``iter_NNNNNNN`` folder (checkpoint_utils.py:91 get_checkpoint_name); 0 when none."""
-    tracker = checkpoints / "latest_checkpointed_iteration.txt"
-    if tracker.is_file():
-        text = tracker.read_text().strip()
-        if text.isdigit():
-            return int(text)
-    iters = [int(p.name[5:]) for p in checkpoints.glob("iter_*") if p.name[5:].isdigit()]
-    return max(iters, default=0)
-
-
-def iteration_dir(checkpoints: Path, iteration: int) -> Path:
-    """``checkpoints/iter_0000300`` (checkpoint_utils.py:107 ``"iter_{:07d}".format(iteration)``)."""
-    return checkpoints / f"iter_{iteration:07d}"
 
 
 def _set_path(root: Any, dotted: str, value: Any) -> None:
@@ -187,26 +151,6 @@ def run_recipe(recipe: Any, kwargs: dict[str, Any], hf_path: str) -> Any:
     if local.asked:
         say(f"recipe model {', '.join(sorted(set(local.asked)))} -> local HF folder {hf_path}")
     return cfg
-
-
-def stage_dataset(files: dict[str, Any]) -> Path:
-    """Fill the run's dataset_root with symlinks to the data folder's split files (plan "dataset_files"),
-    so Bridge's packed files and JSONL indexes are written under the run, never into the (shared, maybe
-    read-only) data folder. Every rank may call it: each link is made under a temporary name and renamed
-    over the old one, so concurrent ranks and a resumed run all end with the same links."""
-    source, root = Path(files["source"]).resolve(), Path(files["root"])
-    root.mkdir(parents=True, exist_ok=True)
-    for name in files["files"]:
-        src, link = source / name, root / name
-        if not src.is_file():
-            continue
-        if link.is_symlink() and Path(os.readlink(link)) == src:
-            continue
-        tmp = root / f".{name}.{socket.gethostname()}.{os.getpid()}.tmp"
-        tmp.unlink(missing_ok=True)
-        tmp.symlink_to(src)
-        os.replace(tmp, link)
-    return root
 
 
 def build_config(plan: dict[str, Any]) -> Any:
