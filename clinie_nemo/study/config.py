@@ -42,9 +42,8 @@ from pathlib import Path
 from typing import Any
 
 from clinie_nemo import engines
+from clinie_nemo.core.config import build, checked, load_yaml
 from clinie_nemo.core.errors import ConfigError
-from clinie_nemo.core.strict import build
-from clinie_nemo.core.yaml_config import read_yaml
 from clinie_nemo.engines import ENGINES
 from clinie_nemo.study.sbatch import time_minutes
 
@@ -253,17 +252,16 @@ def _check(cfg: StudyConfig, source: str) -> list[str]:
 
 def study_from_dict(data: Any, source: str = "<study>", base_dir: str | Path = ".") -> StudyConfig:
     problems: list[str] = []
-    cfg = build(StudyConfig, data, source, problems)
+    cfg = build(StudyConfig, data, "", problems)
+    problems = [f"{source}: {p}" for p in problems]
     if cfg is not None:
         resources = {**_default_resources(), **cfg.resources}
         cfg = StudyConfig(**{**cfg.__dict__, "resources": resources, "base_dir": str(Path(base_dir).resolve())})
         problems += _check(cfg, source)
-    if problems or cfg is None:
-        raise ConfigError("invalid study config:\n  " + "\n  ".join(problems))
-    return cfg
+    return checked(cfg, "invalid study config:", problems)
 
 
 def load_study(path: str | Path) -> StudyConfig:
     p = Path(path)
-    data = read_yaml(p, "study config")
+    data = load_yaml(p, "study config")
     return study_from_dict(data, str(p), p.parent)

@@ -99,10 +99,10 @@ def test_cli_engine_choices_come_from_the_registry(command: str) -> None:
 
 @pytest.mark.parametrize("name", list(ENGINES))
 def test_rank_per_gpu_is_how_slurm_and_the_study_launch_a_multi_node_train(name: str) -> None:
-    """RANK_PER_GPU says what slurm/common.sh's cn_tasks_per_node (bash) and study.submit.tasks_per_node do for
+    """RANK_PER_GPU says what slurm/common.sh's cn_tasks_per_node (bash) and study.executor.tasks_per_node do for
     a training step: one task per GPU, or one per node."""
     from clinie_nemo.study.config import StageResources
-    from clinie_nemo.study.submit import tasks_per_node
+    from clinie_nemo.study.executor import tasks_per_node
 
     gpus = 8
     expected = gpus if engines.get(name).RANK_PER_GPU else 1
