@@ -164,7 +164,7 @@ def load_run_spec(model: str | Path, recipe: str | Path, overrides: list[str] | 
             "train": config.resolve(data["train"], str(recipe_path))}
     spec = build(RunSpec, data, f"{model_path} + {recipe_path}")
     if validate:
-        from clinie_nemo.engines.validate import check_run_spec
+        from clinie_nemo.engines.spec_checks import check_run_spec
 
         check_run_spec(spec)
     return spec
@@ -180,7 +180,7 @@ def load_generate_config(name_or_path: str | Path | None = None, overrides: list
     path = resolve_preset("generate", name_or_path or "greedy")
     data = apply_overrides(read_yaml(path), list(overrides or []), GenerateConfig)
     cfg = build(GenerateConfig, config.resolve(data, str(path)), str(path))
-    from clinie_nemo.engines.validate import check_generate_config
+    from clinie_nemo.engines.spec_checks import check_generate_config
 
     check_generate_config(cfg, str(path))
     return cfg
@@ -196,7 +196,7 @@ def load_run_spec_file(path: str | Path, overrides: list[str] | None = None, val
     data = apply_overrides(read_yaml(path), list(overrides or []), RunSpec, default_section="train")
     spec = build(RunSpec, data, str(path))
     if validate:
-        from clinie_nemo.engines.validate import check_run_spec
+        from clinie_nemo.engines.spec_checks import check_run_spec
 
         check_run_spec(spec)
     return spec

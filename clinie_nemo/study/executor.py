@@ -2,8 +2,8 @@
 interpreter, and an array's ``--array`` task-id list. Pure: no Slurm call, no submitit import, so the plan's
 check (study/validate.py) can ask for every kind's settings before anything is written or submitted.
 
-Imports study/config.py and study/sbatch.py; imported by study/validate.py, study/submit.py, study/arrays.py
-and commands/study.py.
+Imports engines (the registry: RANK_PER_GPU), study/config.py and study/sbatch.py; imported by
+study/validate.py, study/submit.py, study/arrays.py and commands/study.py.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from clinie_nemo import engines
 from clinie_nemo.study.config import StageResources, StudyConfig
 from clinie_nemo.study.sbatch import pyxis_image, time_minutes
 
@@ -22,7 +23,8 @@ def tasks_per_node(engine: str, kind: str, res: StageResources) -> int:
     srun inside submitit's step, the way slurm/common.sh cn_launch does it); every other stage one task that
     launches its own workers (torchrun on its one node). A multi-node local train: one task per node, each
     one data-parallel rank (clinie_nemo/engines/local/distributed.py reads the same RANK/WORLD_SIZE)."""
-    if kind == "train" and res.nodes > 1 and engine in ("bridge", "nemo") and res.gpus > 0:
+    rank_per_gpu = engine in engines.ENGINES and engines.get(engine).RANK_PER_GPU  # bridge, nemo
+    if kind == "train" and res.nodes > 1 and rank_per_gpu and res.gpus > 0:
         return res.gpus
     return 1
 

@@ -36,9 +36,9 @@ from typing import Any
 
 from clinie_nemo.core.fileio import atomic_write
 from clinie_nemo.core.progress import say
+from clinie_nemo.engines import PREEMPTED_EXIT_CODE
 from clinie_nemo.study import lock
 
-REQUEUE_EXIT_CODE = 124
 DUPLICATE_EXIT_CODE = 75  # another job already runs this stage: this one ran nothing
 REQUEUE_CAP_EXIT_CODE = 76  # stopped too often (max_requeues): not requeued
 MASTER_PORT_BASE, MASTER_PORT_SPAN = 15000, 15000  # 15000-29999: below Linux's ephemeral range (32768+)
@@ -227,7 +227,7 @@ def run_stage(stage_dir: str | Path, requeue_self: bool = False) -> int:
         if not _wait_for_rank0(d, ids["job_id"], restart, label):
             return 0
         rc, stopped = run_child(spec["argv"], d, env)
-        return REQUEUE_EXIT_CODE if (rc == REQUEUE_EXIT_CODE or (stopped and rc != 0)) else rc
+        return PREEMPTED_EXIT_CODE if (rc == PREEMPTED_EXIT_CODE or (stopped and rc != 0)) else rc
     max_requeues = int(spec.get("max_requeues", 10))
     own = own_requeues(d, ids["job_id"])
     if own > max_requeues:
@@ -273,7 +273,7 @@ def _run_locked(d: Path, spec: dict[str, Any], label: str, ids: dict[str, str], 
     _append_segment(d, segment)
     if rc == 0:
         return _finish(d, spec, label, ids, segment["elapsed_s"])
-    if rc == REQUEUE_EXIT_CODE or stopped:
+    if rc == PREEMPTED_EXIT_CODE or stopped:
         return _after_stop(d, spec, label, ids, restart, max_requeues, requeue_self)
     say(f"run-stage: {label} failed with exit code {rc}")
     return rc
@@ -298,7 +298,7 @@ def _after_stop(d: Path, spec: dict[str, Any], label: str, ids: dict[str, str], 
     if ids["job_id"] and slurm_requeued(ids["job_id"], restart):
         say(f"run-stage: {label} checkpointed; Slurm requeued job {ids['job_id']} itself (preemption, "
             "PreemptMode=REQUEUE): not requeueing it again")
-        return REQUEUE_EXIT_CODE
+        return PREEMPTED_EXIT_CODE
     own = own_requeues(d, ids["job_id"])
     if own >= max_requeues:
         say(f"run-stage: {label}: error: stopped again after {own} requeue(s) of its own "
@@ -307,7 +307,7 @@ def _after_stop(d: Path, spec: dict[str, Any], label: str, ids: dict[str, str], 
         return REQUEUE_CAP_EXIT_CODE
     if requeue_self and ids["job_id"]:
         requeue(d, ids["job_id"], restart, label)
-    return REQUEUE_EXIT_CODE
+    return PREEMPTED_EXIT_CODE
 
 
 class StageJob:
@@ -318,8 +318,8 @@ class StageJob:
 
     def __call__(self) -> str:
         rc = run_stage(self.stage_dir, requeue_self=True)
-        if rc == REQUEUE_EXIT_CODE:
-            sys.exit(REQUEUE_EXIT_CODE)  # SystemExit: submitit writes no result; the requeued job reruns
+        if rc == PREEMPTED_EXIT_CODE:
+            sys.exit(PREEMPTED_EXIT_CODE)  # SystemExit: submitit writes no result; the requeued job reruns
         if rc == DUPLICATE_EXIT_CODE:
             raise RuntimeError(f"stage {self.stage_dir} is already running in another job; this job ran nothing")
         if rc == REQUEUE_CAP_EXIT_CODE:

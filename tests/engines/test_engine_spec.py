@@ -11,8 +11,9 @@ import pytest
 from clinie_nemo.core.errors import ConfigError
 from clinie_nemo.engines import spec_loader
 from clinie_nemo.engines.spec import GenerateConfig, ModelSpec, NemoScriptConfig, RunSpec, TrainRecipe
+from clinie_nemo.engines.spec_checks import check_generate_config
 from clinie_nemo.engines.spec_loader import CONFIG_ROOT, load_run_spec
-from clinie_nemo.engines.validate import check_for_engine, check_generate_config
+from clinie_nemo.engines.validate import check_for_engine
 
 ALL_YAML = sorted(CONFIG_ROOT.rglob("*.yaml"))
 FOLDER_CLASS = {"models": ModelSpec, "train": TrainRecipe, "generate": GenerateConfig, "nemo": NemoScriptConfig}

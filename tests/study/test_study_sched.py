@@ -21,6 +21,7 @@ import pytest
 import submitit
 
 from clinie_nemo.core.errors import ClinieError
+from clinie_nemo.engines import PREEMPTED_EXIT_CODE
 from clinie_nemo.study import lock, runner, submit
 from clinie_nemo.study.config import load_study
 from clinie_nemo.study.executor import executor_settings, index_spec, tasks_per_node
@@ -349,7 +350,7 @@ def test_requeues_stop_at_max_requeues(monkeypatch, tmp_path: Path, capsys) -> N
     monkeypatch.setenv("SLURM_JOB_ID", "31")
     for restart in ("0", "1"):
         monkeypatch.setenv("SLURM_RESTART_COUNT", restart)
-        assert runner.run_stage(d, requeue_self=True) == runner.REQUEUE_EXIT_CODE
+        assert runner.run_stage(d, requeue_self=True) == PREEMPTED_EXIT_CODE
     assert _requeues(tmp_path) == ["scontrol requeue 31"] * 2
     assert (d / ".clinie-requeues-31").read_text().strip() == "2"
     monkeypatch.setenv("SLURM_RESTART_COUNT", "2")
@@ -372,7 +373,7 @@ def test_preemptions_slurm_requeued_do_not_use_up_max_requeues(monkeypatch, tmp_
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("SLURM_JOB_ID", "32")
     monkeypatch.setenv("SLURM_RESTART_COUNT", "7")
-    assert runner.run_stage(d, requeue_self=True) == runner.REQUEUE_EXIT_CODE
+    assert runner.run_stage(d, requeue_self=True) == PREEMPTED_EXIT_CODE
     assert _requeues(tmp_path) == ["scontrol requeue 32"]
 
 
@@ -385,7 +386,7 @@ def test_no_second_requeue_of_a_job_slurm_requeued(monkeypatch, tmp_path: Path, 
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("SLURM_JOB_ID", "33")
     monkeypatch.setenv("SLURM_RESTART_COUNT", "0")
-    assert runner.run_stage(d, requeue_self=True) == runner.REQUEUE_EXIT_CODE
+    assert runner.run_stage(d, requeue_self=True) == PREEMPTED_EXIT_CODE
     assert _requeues(tmp_path) == [] and not (d / ".clinie-requeues-33").exists()
     assert "Slurm requeued job 33 itself" in capsys.readouterr().err
 
