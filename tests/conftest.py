@@ -39,3 +39,20 @@ def copy_checkout(dest: Path) -> Path:
 @pytest.fixture
 def run_cli():
     return cli
+
+
+# Parallel runs (pytest-xdist, `-n auto --dist loadgroup` in pyproject.toml). A group runs whole on one worker:
+# - every test on the one local Slurm cluster (marker `slurm` or fixture `slurm_cluster`): they share its two
+#   nodes and its queue, so they run one after another, as in a serial run;
+# - every other test file: its module-scoped fixtures (a trained tiny model, a demo run) are built once.
+# The long groups start first (the Slurm group, then files marked `slow`), so no long test ends the run alone.
+def _group(item: pytest.Item) -> str:
+    if item.get_closest_marker("slurm") or "slurm_cluster" in getattr(item, "fixturenames", ()):
+        return "slurm"
+    return item.nodeid.split("::")[0]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(_group(item)))
+    items.sort(key=lambda item: 0 if _group(item) == "slurm" else 1 if item.get_closest_marker("slow") else 2)
