@@ -3,7 +3,7 @@ and packing efficiency (real-token fraction) at a sequence length for n2c2-like 
 
 Everything is built here, offline: n2c2-2018-like notes (clinie_nemo.corpus.synth at discharge-summary length, and
 long log-normal-length notes made here), and a byte-level BPE tokenizer trained with the `tokenizers`
-library on that synthetic text and saved as a Hugging Face folder. Rendering goes through clinie_nemo.instruct.render_bridge, the same path
+library on that synthetic text and saved as a Hugging Face folder. Rendering goes through clinie_nemo.instruct.render, the same path
 `clinie-nemo mix` uses: render_documents(...) then record_token_lengths(...).
 
     python benchmarks/render.py                  # prints a markdown section for benchmarks/RESULTS.md
@@ -25,15 +25,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from clinie_nemo.core.document import Document, Entity  # noqa: E402
+from clinie_nemo.core.tokens import load_counter  # noqa: E402
+from clinie_nemo.corpus.schema import resolve_schema  # noqa: E402
 from clinie_nemo.instruct.packing import packing_stats  # noqa: E402
-from clinie_nemo.instruct.render_bridge import (  # noqa: E402
-    RENDERER,
-    RenderSettings,
-    dataset_schema,
-    record_token_lengths,
-    render_documents,
-    token_counter,
-)
+from clinie_nemo.instruct.records_stats import record_token_lengths  # noqa: E402
+from clinie_nemo.instruct.render import RenderOptions, render_documents  # noqa: E402
+
+RENDERER = render_documents.__module__
 
 DRUGS = ("metoprolol", "lisinopril", "heparin", "warfarin", "vancomycin", "furosemide", "insulin glargine",
          "acetaminophen", "pantoprazole", "atorvastatin")
@@ -95,15 +93,15 @@ def build_tokenizer(folder: Path, docs: list[Document]) -> Path:
 
 def render_rate(docs: list[Document], tokenizer: str | None, max_tokens: int, repeats: int) -> tuple[float, list[int]]:
     """Best-of-``repeats`` records/s for render + token count; and the record lengths."""
-    counter = token_counter(tokenizer)
-    options = RenderSettings(task="ce", format="json", max_tokens=max_tokens, tokenizer=tokenizer, seed=13,
-                             schema=dataset_schema(docs, "n2c2_2018"))
+    counter = load_counter(tokenizer)
+    options = RenderOptions(task="ce", format="json", dataset="n2c2_2018", schema=resolve_schema(docs, "n2c2_2018"),
+                            template_policy="rotate", max_tokens=max_tokens, tokenizer=tokenizer, seed=13)
     best = float("inf")
     lengths: list[int] = []
     n_records = 0
     for _ in range(repeats):
         start = time.perf_counter()
-        records = render_documents(docs, "n2c2_2018", options).records
+        records = render_documents(docs, options).records
         lengths = record_token_lengths(records, counter)
         best = min(best, time.perf_counter() - start)
         n_records = len(records)
@@ -171,7 +169,7 @@ def main() -> int:
           f"--notes {args.notes} --max-tokens {args.max_tokens} --seq-length {args.seq_length} "
           f"--micro-batch {args.micro_batch} --repeats {args.repeats}`.\n")
     print(f"Task `ce`, format json, chunks of at most {args.max_tokens} tokens, rendered through "
-          f"`render_bridge.render_documents` ({RENDERER}) + `record_token_lengths` (the `mix` path), best of "
+          f"`render.render_documents` ({RENDERER}) + `record_token_lengths` (the `mix` path), best of "
           f"{args.repeats}. Note sets: `synth` = clinie_nemo.corpus.synth n2c2_2018 at discharge-summary length, read "
           "back by the brat reader; `lognormal` = long notes of log-normal length (benchmarks/render.py).\n")
     print("| notes | docs (mean chars) | counter | records/s | ratio vs fallback |")

@@ -23,7 +23,7 @@
 # shellcheck shell=bash
 
 PYTHON="${PYTHON:-python3}"
-CN_REQUEUE_EXIT=124   # the trainer checkpointed on a stop signal and wants to be requeued
+CN_REQUEUE_EXIT=124   # clinie_nemo.engines.PREEMPTED_EXIT_CODE: the trainer checkpointed on a stop signal, requeue it
 MAX_REQUEUES="${MAX_REQUEUES:-3}"   # our own requeues allowed (not Slurm's: preemption) before the job fails
 CN_RESTARTS_AT_START="${SLURM_RESTART_COUNT:-0}"
 

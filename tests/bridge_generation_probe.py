@@ -13,8 +13,8 @@ a READ-ONLY data folder, then
   builder writes (packed parquet, metadata, JSONL .idx) is listed, with the data folder's listing after;
 - ``parity``: for the first test record, the context ids (loss mask 0) of the training item Bridge's
   GPTSFTDataset builds (packing off, add_bos on and off), the ids our megatron-core path feeds
-  (bridge.mcore_prompt_tokens with megatron-core's TextGenerationController and Bridge's inference
-  build_tokenizer), the ids our vLLM path feeds (bridge.prompt_token_ids with the HF tokenizer), and what a
+  (bridge_generation.mcore_prompt_tokens with megatron-core's TextGenerationController and Bridge's inference
+  build_tokenizer), the ids our vLLM path feeds (bridge_generation.prompt_token_ids with the HF tokenizer), and what a
   REAL legacy StaticInferenceEngine queues for generate(prompts, add_BOS=True) versus for our requests;
 - ``recompute``: activation_recompute none / selective / full through build_config and Bridge's own
   runtime_config_update (validation included).
@@ -100,7 +100,7 @@ def parity_case(hf: Path, data: Path, work: Path) -> dict[str, Any]:
     )
     from transformers import AutoTokenizer
 
-    from clinie_nemo.engines import bridge
+    from clinie_nemo.engines import bridge_generation
 
     out: dict[str, Any] = {}
     for add_bos in (True, False):
@@ -113,8 +113,8 @@ def parity_case(hf: Path, data: Path, work: Path) -> dict[str, Any]:
         record = json.loads((data / "training.jsonl").read_text().splitlines()[0])
         prompt = bridge_plan_prompt(spec, record)
         mcore_tok = ti.build_tokenizer(str(hf), False)  # inference/text_generation.py:117
-        mcore = bridge.mcore_prompt_tokens(TextGenerationController, mcore_tok, [prompt], add_bos)[0]
-        vllm = bridge.prompt_token_ids(AutoTokenizer.from_pretrained(str(hf)), [prompt], add_bos)[0]
+        mcore = bridge_generation.mcore_prompt_tokens(TextGenerationController, mcore_tok, [prompt], add_bos)[0]
+        vllm = bridge_generation.prompt_token_ids(AutoTokenizer.from_pretrained(str(hf)), [prompt], add_bos)[0]
         engine = _legacy_engine(mcore_tok)
         legacy = engine.generate(prompts=[prompt], add_BOS=add_bos, sampling_params=SamplingParams())[0]
         ours = InferenceRequest(request_id=engine.get_new_request_id(), prompt=prompt, prompt_tokens=mcore,
@@ -149,7 +149,7 @@ def recompute_case(hf: Path, data: Path, work: Path) -> dict[str, Any]:
 
 
 def bridge_plan_prompt(spec: Any, record: dict[str, Any]) -> str:
-    """The generation prompt of a record, as bridge._prompts builds it."""
+    """The generation prompt of a record, as bridge_generation.record_prompts builds it."""
     from clinie_nemo.engines import bridge_plan
 
     template, _ = bridge_plan.split_prompt_template(spec.train.data.prompt_template)

@@ -60,7 +60,6 @@ def run(args: argparse.Namespace) -> int:
         check_output(args.json, args.force)
     if args.brat_out:
         check_output(args.brat_out, args.force)
-        brat_writer()
     records = read_records(args.records)
     predictions = read_predictions(args.predictions, {r["id"] for r in records}, args.allow_missing)
     corpus = list(docs_jsonl.read(args.corpus))
@@ -102,20 +101,11 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def brat_writer():
-    from clinie_nemo.core.errors import ConfigError
-
-    try:
-        from clinie_nemo.corpus.writers import WRITERS
-    except ImportError as exc:
-        raise ConfigError("--brat-out needs clinie_nemo.corpus.writers, not available in this build") from exc
-    return WRITERS["brat"]
-
-
 def write_brat(out_dir: str, predicted: dict, force: bool) -> None:
     from clinie_nemo.core.fileio import atomic_dir
+    from clinie_nemo.corpus.writers import WRITERS
 
-    writer = brat_writer()
+    writer = WRITERS["brat"]
     with atomic_dir(out_dir, force) as tmp:
         for task, docs in predicted.items():
             writer.write(docs, tmp / task)

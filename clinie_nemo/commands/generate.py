@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from clinie_nemo.engines import ENGINES
+
 NAME = "generate"
 HELP = "Generate one prediction per record with a trained run (checks train/inference template parity)."
 EXAMPLES = """
@@ -14,7 +16,7 @@ EXAMPLES = """
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--engine", choices=["local", "bridge", "nemo"],
+    p.add_argument("--engine", choices=list(ENGINES),
                    help="generation engine (default: the engine the run was trained with)")
     p.add_argument("--run", required=True, help="a finished run directory (has DONE)")
     p.add_argument("--records", required=True, help="records JSONL (e.g. test.jsonl)")
@@ -35,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from clinie_nemo import engines
     from clinie_nemo.core.errors import ConfigError
     from clinie_nemo.core.fileio import check_output
-    from clinie_nemo.engines.local import PREEMPTED_EXIT_CODE
+    from clinie_nemo.engines import PREEMPTED_EXIT_CODE
     from clinie_nemo.engines.run_dir import check_parity
     from clinie_nemo.engines.spec_loader import load_generate_config
 

@@ -18,7 +18,9 @@ EXAMPLES = """
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--corpus", required=True, help="documents JSONL (clinie-nemo convert writes it)")
-    p.add_argument("--task", required=True, help="ce | re_pair | re_e2e")
+    from clinie_nemo.instruct.tasks import TASKS
+
+    p.add_argument("--task", required=True, help=" | ".join(TASKS))  # checked by the registry, listing its names
     p.add_argument("--format", default="json", help="target format: lines | json | inline (default json)")
     p.add_argument("--template", help="a fixed template name (default: the task's first, or --rotate)")
     p.add_argument("--rotate", action="store_true", help="rotate the task's templates per record, by --seed")
@@ -63,9 +65,11 @@ def run(args: argparse.Namespace) -> int:
     if args.dataset:
         from clinie_nemo.corpus.schema import schema_for_dataset
 
-        schema_for_dataset(args.dataset)
+        schema_for_dataset(args.dataset)  # an unknown dataset fails before any document is read
     docs = list(progress(docs_jsonl.read(args.corpus), desc="reading documents", unit="doc"))
-    user = bool(args.dataset) and args.dataset.startswith("brat:")  # a user's schema file: brat:my_schema.yaml
+    from clinie_nemo.corpus.datasets import USER_BRAT_PREFIX
+
+    user = bool(args.dataset) and args.dataset.startswith(USER_BRAT_PREFIX)  # a user's schema: brat:my_schema.yaml
     options = RenderOptions(
         task=args.task, format=args.format, dataset=None if user else args.dataset,
         schema_file=args.dataset if user else None, template=args.template,

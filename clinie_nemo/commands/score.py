@@ -37,14 +37,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def read_documents(path: str, fmt: str) -> list:
     """All documents of a file or folder in one of FORMATS, via the shared reader registry."""
     from clinie_nemo.core import docs_jsonl
-    from clinie_nemo.core.errors import ConfigError
+    from clinie_nemo.corpus.readers import READERS
 
     if fmt == "jsonl":
         return list(docs_jsonl.read(path))
-    try:
-        from clinie_nemo.corpus.readers import READERS
-    except ImportError as exc:  # the readers package arrives from the corpus work
-        raise ConfigError(f"format {fmt!r} needs clinie_nemo.corpus.readers, not available in this build") from exc
     if fmt not in READERS:
         from clinie_nemo.core.errors import unknown_name
 

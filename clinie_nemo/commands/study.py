@@ -24,7 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def describe(plan, submission, dry_run: bool) -> str:
     from clinie_nemo.study.config import STAGE_KINDS
-    from clinie_nemo.study.submit import index_spec, tasks_per_node
+    from clinie_nemo.study.executor import index_spec, tasks_per_node
 
     lines = [f"study {plan.config.name}: {len(plan.cells)} cells "
              f"({len(plan.config.folds)} held-out x {len(plan.config.fractions)} fractions x "

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 
+from clinie_nemo.engines import ENGINES
+
 NAME = "train"
-HELP = "Fine-tune a model on instruction records (engines: local, bridge, nemo); --dry-run shows the plan."
+HELP = f"Fine-tune a model on instruction records (engines: {', '.join(ENGINES)}); --dry-run shows the plan."
 EXAMPLES = """
   clinie-nemo train --engine local --model tiny_local --recipe peft_lora --data records/ --output runs/tiny seq_length=256 max_steps=20 batch.global_batch_size=8
   clinie-nemo train --engine bridge --model llama31_8b --recipe peft_lora --data records/ --output runs/l8 model.checkpoint=/models/Llama-3.1-8B parallel.gpus_per_node=8 --dry-run
@@ -14,7 +16,7 @@ EXAMPLES = """
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--engine", required=True, choices=["local", "bridge", "nemo"], help="training engine")
+    p.add_argument("--engine", required=True, choices=list(ENGINES), help="training engine")
     p.add_argument("--model", help="model preset name (nemo_configs/models/) or YAML path")
     p.add_argument("--recipe", help="training recipe preset name (nemo_configs/train/) or YAML path")
     p.add_argument("--spec", help="a resolved spec.yaml instead of --model/--recipe (e.g. a run's own)")

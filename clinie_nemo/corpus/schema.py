@@ -1,18 +1,23 @@
 """The label schema rendering needs: entity/relation labels with definitions, allowed relation pairs,
 event types with their argument roles, and which attribute names belong to events.
 
-Built from a registered dataset (:func:`schema_for_dataset`) or, for documents of no registered dataset,
-collected from the documents themselves (:func:`schema_from_documents`, definitions left empty). Role
-relations (event trigger -> argument) are how events appear in targets; see :mod:`clinie_nemo.instruct.target`.
+The one place a schema is resolved: :func:`resolve_schema` (render, mixing and decoding all ask it) gives
+a registered dataset's schema or a user's brat schema file (:func:`schema_for_dataset`), merged with what
+the documents show, or for documents of no registered dataset the labels collected from the documents
+themselves (:func:`schema_from_documents`, definitions left empty). Role relations (event trigger ->
+argument) are how events appear in targets; see :mod:`clinie_nemo.instruct.target`.
+
+Imports: core, corpus.datasets (the registry). Imported by: instruct (render, target, tasks), commands.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from clinie_nemo.core.document import Document
-from clinie_nemo.core.errors import ConfigError, unknown_name
+from clinie_nemo.core.errors import unknown_name
 
 Pair = tuple[str, str, str]  # (relation label, head entity label, tail entity label)
 
@@ -59,10 +64,8 @@ def _pairs_from_mapping(mapping: Mapping[str, Iterable[tuple[str, str]]]) -> tup
 def schema_for_dataset(name: str) -> TaskSchema:
     """The schema of a registered dataset, or of a user's brat schema file given as ``brat:PATH``
     (``clinie_nemo.corpus.datasets.resolve``: labels with their definitions, pairs, events)."""
-    try:
-        from clinie_nemo.corpus import datasets
-    except ImportError:  # the registry is a separate module; without it no name is registered
-        raise ConfigError(f"unknown dataset {name!r}: no dataset registry is installed") from None
+    from clinie_nemo.corpus import datasets  # loaded on first use: it reads the example schema file
+
     spec = datasets.resolve(name)
     event_labels: list[str] = []
     roles: set[Pair] = set()
@@ -128,3 +131,39 @@ def merged(base: TaskSchema, observed: TaskSchema) -> TaskSchema:
                       base.event_labels or observed.event_labels,
                       tuple(sorted(set(base.role_pairs) | set(observed.role_pairs))),
                       base.event_attribute_keys | observed.event_attribute_keys)
+
+
+def is_registered(name: str) -> bool:
+    """A registered dataset, or a user's brat schema file named ``brat:PATH``."""
+    from clinie_nemo.corpus import datasets
+
+    return name in datasets.DATASETS or name.startswith(datasets.USER_BRAT_PREFIX)
+
+
+def user_schema(path: str) -> str:
+    """``brat:/absolute/path.yaml``: how records name a user's schema file (decoding reads it back)."""
+    from clinie_nemo.corpus.datasets import USER_BRAT_PREFIX
+
+    path = path[len(USER_BRAT_PREFIX):] if path.startswith(USER_BRAT_PREFIX) else path
+    return USER_BRAT_PREFIX + str(Path(path).resolve())
+
+
+def documents_dataset(docs: Sequence[Document]) -> str | None:
+    """The one dataset every document names, else None."""
+    names = {d.dataset for d in docs}
+    return names.pop() if len(names) == 1 and "" not in names else None
+
+
+def resolve_schema(docs: Sequence[Document], dataset: str | None = None, schema_file: str | None = None,
+                   *, strict: bool = False) -> TaskSchema:
+    """The schema for ``docs``: the user's brat ``schema_file`` when given, else ``dataset`` when registered
+    (or ``brat:PATH``), each merged with the pairs and roles seen in ``docs``; otherwise the labels of
+    ``docs`` alone, named ``dataset`` (or "documents"). ``strict``: an unregistered ``dataset`` fails
+    listing the valid names instead."""
+    name = user_schema(schema_file) if schema_file else dataset
+    observed = schema_from_documents(docs, name or "documents")
+    if name and is_registered(name):
+        return merged(schema_for_dataset(name), observed)
+    if strict and name:
+        schema_for_dataset(name)  # raises the unknown-dataset error with the valid names
+    return observed

@@ -67,7 +67,8 @@ def mixture_config(docs_root: Path, config_dir: Path, settings: DemoSettings, fr
 
 
 def _preset(kind: str, name: str) -> dict[str, Any]:
-    from clinie_nemo.engines.spec_loader import read_yaml, resolve_preset
+    from clinie_nemo.core.config import read_yaml
+    from clinie_nemo.engines.spec_loader import resolve_preset
 
     return read_yaml(resolve_preset(kind, name))
 

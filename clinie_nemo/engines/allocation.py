@@ -1,7 +1,7 @@
 """The GPUs of the job a generation runs in (not the training run's layout): one rule for every engine.
 
 :func:`job_allocation` reads the environment the way the nemo engine always has (see
-:func:`clinie_nemo.engines.nemo.generation_allocation`, which wraps it): inside a launch with one task per
+:func:`clinie_nemo.engines.nemo_plan.generation_allocation`, which wraps it): inside a launch with one task per
 GPU (WORLD_SIZE set) the step's SLURM_NTASKS_PER_NODE, else WORLD_SIZE over the step's nodes; in a Slurm
 job SLURM_GPUS_ON_NODE (set for --gpus-per-node, --gres=gpu:N and typed gpu:h100:N) on SLURM_JOB_NUM_NODES;
 otherwise CUDA_VISIBLE_DEVICES. A process that drives every GPU of its node itself (vLLM: one task per

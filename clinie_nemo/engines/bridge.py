@@ -6,7 +6,9 @@ Megatron-LM, so every call lives here. What to set comes from the pure
 the recipe's ConfigContainer on the LOCAL HF folder, applies that dict, runs ``finetune(cfg,
 forward_step)`` (the HF folder is the pretrained checkpoint: Bridge 0.6 converts it on load, no import
 step), turns a signal stop into exit 124, exports the adapter (HF PEFT) or merged weights in a separate
-one-process run, and generates with vLLM when importable, else megatron-core's static inference engine.
+one-process run, and generates with vLLM when importable (:mod:`clinie_nemo.engines.bridge_generation`:
+the generation helpers that call no Bridge API), else megatron-core's static inference engine. The folders
+Bridge reads and writes (HF folder, iter_NNNNNNN checkpoints, dataset links): engines/bridge_files.py.
 Supported: megatron-bridge 0.6.x (NeMo Framework container 26.08). Checked against Megatron-Bridge v0.6.0
 (51885cf132b2814188b6855c25a8588254274c2a); file:line citations are in bridge_plan and below.
 """
@@ -19,7 +21,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -28,16 +29,16 @@ from pathlib import Path
 from typing import Any
 
 from clinie_nemo.core.errors import ConfigError
-from clinie_nemo.core.fileio import atomic_write, iter_jsonl
+from clinie_nemo.core.fileio import atomic_write
 from clinie_nemo.core.progress import say
-from clinie_nemo.engines import bridge_plan, launch
-from clinie_nemo.engines.allocation import job_allocation
+from clinie_nemo.engines import PREEMPTED_EXIT_CODE, bridge_generation, bridge_plan, launch
+from clinie_nemo.engines.bridge_files import check_hf_folder, iteration_dir, latest_iteration, stage_dataset
 from clinie_nemo.engines.predictions import ResumablePredictions, batch_seed, generation_key
 from clinie_nemo.engines.spec import GenerateConfig, RunSpec
 from clinie_nemo.engines.spec_loader import dump_yaml, load_spec_file
 
 NAME = "bridge"
-PREEMPTED_EXIT_CODE = 124  # same as the local engine: checkpoint saved, requeue me
+RANK_PER_GPU = True  # a multi-node train: one Slurm task per GPU, each a rank (one node: train() launches them)
 # vLLM prompts per generate call when resuming matters: each call's results are saved before the next. A
 # request with SamplingParams.seed samples from its own torch.Generator seeded with it (vLLM v1
 # worker/gpu_model_runner.py, SamplingType.RANDOM_SEED), so chunking changes no sample.
@@ -47,11 +48,6 @@ VLLM_CHUNK = 256
 LAUNCH_ENV = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "GROUP_RANK", "ROLE_RANK",
               "ROLE_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "TORCHELASTIC_RUN_ID", "TORCHELASTIC_RESTART_COUNT",
               "TORCHELASTIC_MAX_RESTARTS", "TORCHELASTIC_USE_AGENT_STORE", "TORCH_NCCL_ASYNC_ERROR_HANDLING")
-# HF weight files Bridge accepts in a pretrained HF folder (training/utils/checkpoint_utils.py:170-181,
-# is_hf_checkpoint_dir :211: config.json plus one of these)
-HF_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
-              "pytorch_model.bin.index.json")
-HF_WEIGHT_GLOBS = ("model-*-of-*.safetensors", "pytorch_model-*-of-*.bin")
 
 
 def _world_size_env() -> int:
@@ -84,38 +80,6 @@ def installed_bridge_version() -> str:
     except (ImportError, AttributeError) as err:
         raise ConfigError("engine bridge: megatron.bridge is not installed here (run inside the NeMo "
                           f"Framework container nvcr.io/nvidia/nemo:{bridge_plan.CONTAINER_TAG})") from err
-
-
-def check_hf_folder(spec: RunSpec) -> Path:
-    """The model's checkpoint must be a local HF folder Bridge can load (config.json + weights)."""
-    hf = Path(spec.model.checkpoint)
-    if not hf.is_dir():
-        raise ConfigError(f"engine bridge: model.checkpoint {hf} is not an HF folder on this machine "
-                          "(a Hub id is not downloaded: point model.checkpoint at a local folder)")
-    if not (hf / "config.json").is_file():
-        raise ConfigError(f"engine bridge: {hf / 'config.json'} not found (model.checkpoint must be an HF folder)")
-    if not any((hf / n).is_file() for n in HF_WEIGHTS) and not any(any(hf.glob(g)) for g in HF_WEIGHT_GLOBS):
-        raise ConfigError(f"engine bridge: {hf} has no HF weights (model.safetensors, model-*-of-*.safetensors "
-                          "or pytorch_model*.bin)")
-    return hf
-
-
-def latest_iteration(checkpoints: Path) -> int:
-    """The last iteration Bridge saved: its tracker file ``latest_checkpointed_iteration.txt``
-    (training/checkpointing.py:1464-1466 writes it after each save; checkpoint_utils.py:143), else the
-    highest ``iter_NNNNNNN`` folder (checkpoint_utils.py:91 get_checkpoint_name); 0 when none."""
-    tracker = checkpoints / "latest_checkpointed_iteration.txt"
-    if tracker.is_file():
-        text = tracker.read_text().strip()
-        if text.isdigit():
-            return int(text)
-    iters = [int(p.name[5:]) for p in checkpoints.glob("iter_*") if p.name[5:].isdigit()]
-    return max(iters, default=0)
-
-
-def iteration_dir(checkpoints: Path, iteration: int) -> Path:
-    """``checkpoints/iter_0000300`` (checkpoint_utils.py:107 ``"iter_{:07d}".format(iteration)``)."""
-    return checkpoints / f"iter_{iteration:07d}"
 
 
 def _set_path(root: Any, dotted: str, value: Any) -> None:
@@ -187,26 +151,6 @@ def run_recipe(recipe: Any, kwargs: dict[str, Any], hf_path: str) -> Any:
     if local.asked:
         say(f"recipe model {', '.join(sorted(set(local.asked)))} -> local HF folder {hf_path}")
     return cfg
-
-
-def stage_dataset(files: dict[str, Any]) -> Path:
-    """Fill the run's dataset_root with symlinks to the data folder's split files (plan "dataset_files"),
-    so Bridge's packed files and JSONL indexes are written under the run, never into the (shared, maybe
-    read-only) data folder. Every rank may call it: each link is made under a temporary name and renamed
-    over the old one, so concurrent ranks and a resumed run all end with the same links."""
-    source, root = Path(files["source"]).resolve(), Path(files["root"])
-    root.mkdir(parents=True, exist_ok=True)
-    for name in files["files"]:
-        src, link = source / name, root / name
-        if not src.is_file():
-            continue
-        if link.is_symlink() and Path(os.readlink(link)) == src:
-            continue
-        tmp = root / f".{name}.{socket.gethostname()}.{os.getpid()}.tmp"
-        tmp.unlink(missing_ok=True)
-        tmp.symlink_to(src)
-        os.replace(tmp, link)
-    return root
 
 
 def build_config(plan: dict[str, Any]) -> Any:
@@ -367,164 +311,17 @@ def merge_adapter(base: str | Path, adapter: Path, out: Path) -> None:
     os.replace(partial, out)
 
 
-def _prompts(spec: RunSpec, records_path: str | Path) -> tuple[list[str], list[str]]:
-    """(ids, prompt texts). A prompt is what training tokenized as the context: the formatted
-    prompt_template WITHOUT the separator. Bridge tokenizes ``separator + completion`` as the completion
-    (data/sft_processing.py:381-391), so the model learned to emit the separator (" X" is one token with
-    Llama's tokenizer); a prompt ending in the separator would end in a token training never had there."""
-    prompt_template, _ = bridge_plan.split_prompt_template(spec.train.data.prompt_template)
-    ids, prompts = [], []
-    for _, rec in iter_jsonl(records_path):
-        ids.append(str(rec["id"]))
-        prompts.append(prompt_template.format(prompt=rec["input"]))
-    return ids, prompts
-
-
-def strip_separator(text: str, separator: str) -> str:
-    """The generated text minus the template's separator the model emits first (Bridge drops one leading
-    space of it for tokenizers that are not space sensitive, sft_processing.py:383-387)."""
-    for sep in (separator, separator[1:] if separator.startswith(" ") else None):
-        if sep and text.startswith(sep):
-            return text[len(sep):]
-    return text
-
-
-def prompt_token_ids(tokenizer: Any, prompts: list[str], add_bos: bool) -> list[list[int]]:
-    """Token ids exactly as training built the context: ``[BOS] if add_bos`` + the prompt encoded WITHOUT
-    special tokens (sft_processing.py:295-301 ``encode(text, add_special_tokens=False)``, :393-394 and
-    :440 BOS only when preprocessing.add_bos). vLLM tokenizes a text prompt with the tokenizer's defaults,
-    which for Llama 3 prepend <|begin_of_text|>: so vLLM gets these ids instead of text."""
-    bos = tokenizer.bos_token_id if add_bos else None
-    if add_bos and bos is None:
-        raise ConfigError("engine bridge: train.data.add_bos=true but the tokenizer has no BOS token")
-    head = [int(bos)] if bos is not None else []
-    return [head + list(tokenizer.encode(p, add_special_tokens=False)) for p in prompts]
-
-
-def vllm_sampling(gen: GenerateConfig) -> dict[str, Any]:
-    """SamplingParams kwargs for vLLM: temperature 0 is greedy; top_k -1 / top_p 1.0 switch a filter off
-    (vLLM accepts top_k with top_p=1.0)."""
-    greedy = gen.strategy == "greedy"
-    return {"max_tokens": gen.max_new_tokens, "seed": gen.seed, "temperature": 0.0 if greedy else gen.temperature,
-            "top_k": gen.top_k if gen.top_k > 0 and not greedy else -1, "top_p": 1.0 if greedy else gen.top_p}
-
-
-def mcore_sampling(gen: GenerateConfig) -> dict[str, Any]:
-    """Arguments for Bridge's build_sampling_params (inference/text_generation.py:359-380): it rejects
-    ``top_k > 0 and top_p > 0.0`` (:374), and top_p=0.0 is megatron-core's "no nucleus filter", so the
-    study's top_k=50 with top_p=1.0 passes top_p=0.0. Only a real nucleus (0 < top_p < 1) with top_k is
-    refused."""
-    if gen.strategy == "greedy":
-        return {"temperature": 1.0, "top_k": 1, "top_p": 0.0}
-    top_p = gen.top_p if gen.top_p < 1.0 else 0.0
-    if gen.top_k > 0 and top_p > 0.0:
-        raise ConfigError("megatron-core inference cannot use top_k and top_p < 1 together (the study's "
-                          "sampling); install vLLM in the container or set top_k=0 or top_p=1.0")
-    return {"temperature": gen.temperature, "top_k": gen.top_k, "top_p": top_p}
-
-
-def trained_weights(spec: RunSpec, run: Path) -> tuple[Path | None, Path | None]:
-    """(merged/full HF weights folder, HF PEFT adapter folder) to generate from; at least one is set.
-
-    Never the base model alone: a LoRA run without adapter/ or model/ (train.checkpoint.export=none, or a
-    deleted export) and a full run without model/ would silently generate from the base weights, so both
-    are a clear error naming the export step (export() reads the last Megatron checkpoint)."""
-    model, adapter = run / "model", run / "adapter"
-    if model.is_dir():
-        return model, None
-    if spec.train.method == "lora" and adapter.is_dir():
-        return None, adapter
-    wanted = "an HF adapter in adapter/ or merged weights in model/" if spec.train.method == "lora" else \
-        "HF weights in model/"
-    raise ConfigError(f"engine bridge generate: {run} has no exported weights ({wanted}; "
-                      f"train.checkpoint.export={spec.train.checkpoint.export}): generating would use the base "
-                      f"model {spec.model.checkpoint}, not the trained one. Export the last checkpoint first: "
-                      f"python -m clinie_nemo.engines.bridge export {run}")
-
-
-def vllm_tensor_parallel(spec: RunSpec, env: Any = None) -> int:
-    """vLLM's tensor_parallel_size: the GPUs of the GENERATE job's node, not the training layout.
-
-    One vLLM process per node drives every GPU of its node (slurm/common.sh cn_tasks_per_node
-    bridge:generate = 1), so the tasks of its launch are not GPUs: the node's GPUs count
-    (:func:`clinie_nemo.engines.allocation.job_allocation`, the rule the nemo engine's generation uses, with
-    ``one_process_per_gpu=False``); outside any job or launch, the training run's tensor size. The trained
-    tensor size must divide them (the model was sized to fit that many GPUs), and vLLM needs the attention
-    and KV heads divisible by its tensor_parallel_size (vLLM ModelConfig.verify_with_parallel_config:
-    "Total number of attention heads (...) must be divisible by tensor parallel size")."""
-    tp, m = spec.train.parallel.tensor, spec.model
-    found = job_allocation(env, one_process_per_gpu=False)
-    gpus, source = (found.gpus_per_node, found.source) if found else \
-        (tp, "the training run's tensor size: no Slurm job and no CUDA_VISIBLE_DEVICES")
-    if gpus % tp:
-        raise ConfigError(f"engine bridge generate: the job has {gpus} GPU(s) per node ({source}); the trained "
-                          f"model's tensor parallel size {tp} does not divide it: request a multiple of {tp} "
-                          "GPUs per node (sbatch --gpus-per-node=N)")
-    if m.num_attention_heads % gpus or m.num_kv_heads % gpus:
-        raise ConfigError(f"engine bridge generate: vLLM would use all {gpus} GPU(s) of the node ({source}) as "
-                          f"tensor_parallel_size, which does not divide model {m.name}'s "
-                          f"{m.num_attention_heads} attention / {m.num_kv_heads} KV heads: request "
-                          f"{tp} GPU(s) per node or another divisor of {m.num_kv_heads}")
-    return gpus
-
-
-def _generate_vllm(spec: RunSpec, run: Path, chunks: list[tuple[int, list[str]]], gen: GenerateConfig,
-                   save: Callable[[int, list[str]], None]) -> None:
-    model_dir, adapter = trained_weights(spec, run)
-    tp = vllm_tensor_parallel(spec)
-    import vllm  # in the NeMo Framework container; not a Bridge API
-    from vllm.lora.request import LoRARequest
-
-    lora = adapter is not None
-    model = str(model_dir) if model_dir is not None else spec.model.checkpoint  # base + the adapter below
-    llm = vllm.LLM(model=model, tensor_parallel_size=tp, seed=gen.seed,
-                   enable_lora=lora, max_lora_rank=spec.train.lora.dim if lora and spec.train.lora else 16)
-    params = vllm.SamplingParams(**vllm_sampling(gen))
-    request = LoRARequest("run", 1, str(adapter)) if lora else None
-    for k, prompts in chunks:  # one generate call per chunk, saved before the next (resume)
-        ids = prompt_token_ids(llm.get_tokenizer(), prompts, spec.train.data.add_bos)
-        # a TokensPrompt ({"prompt_token_ids": [...]}, vllm.inputs) is used as given: no BOS added
-        outputs = llm.generate([{"prompt_token_ids": t} for t in ids], params, lora_request=request)
-        save(k, [o.outputs[0].text for o in outputs])
-
-
-def mcore_prompt_tokens(controller: Any, tokenizer: Any, prompts: list[str], add_bos: bool) -> list[list[int]]:
-    """The context ids the megatron-core engine gets: its own tokenize_prompt WITH add_BOS.
-
-    megatron-core 0.19.0 StaticInferenceEngine.generate(prompts, add_BOS=...) with legacy=True calls
-    generate_using_legacy_static_engine, whose add_request(prompt=..., encoder_prompt=..., sampling_params=...)
-    (engines/static_engine.py:290-292) drops add_BOS: every prompt lost its BOS. The engine's own
-    tokenisation (static_engine.py:180-182) is TextGenerationController.tokenize_prompt(tokenizer, prompt,
-    add_BOS) (text_generation_controller.py:423-446: HFTokenizerAdapter.tokenize encodes without special
-    tokens, inference/_tokenizer.py:65-67; leading BOS stripped, one prepended with add_BOS): the training's
-    ``[BOS if add_bos] + encode(prompt, add_special_tokens=False)`` (sft_processing.py:295-301, :393)."""
-    return [list(controller.tokenize_prompt(tokenizer, p, add_bos)) for p in prompts]
-
-
-def init_single_process_env() -> None:
-    """A plain `clinie-nemo generate` has no launcher: give torch.distributed's env:// a one-process world
-    on a free local port (Bridge's scripts/inference/text_generation.py:194 calls
-    maybe_initialize_distributed() before loading; provider.initialize_model_parallel() would otherwise
-    call init_process_group("nccl") with no RANK/WORLD_SIZE, models/model_provider.py:319-321)."""
-    if "WORLD_SIZE" in os.environ:
-        return
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    os.environ.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-
-
 def _generate_mcore(spec: RunSpec, run: Path, chunks: list[tuple[int, list[str]]], gen: GenerateConfig,
                     save: Callable[[int, list[str]], None]) -> None:
     """megatron-core static engine, as scripts/inference/text_generation.py does (v0.6.0). A LoRA run
     exported as an HF adapter (the default, which only vLLM serves) is merged into <run>/model first, by
     rank 0 while the others wait at a barrier: the model generated from is always the trained one."""
-    model_dir, adapter = trained_weights(spec, run)
-    sampling = mcore_sampling(gen)
+    model_dir, adapter = bridge_generation.trained_weights(spec, run)
+    sampling = bridge_generation.mcore_sampling(gen)
     ti = importlib.import_module("megatron.bridge.inference.text_generation")
     import torch
 
-    init_single_process_env()
+    bridge_generation.init_single_process_env()
     # utils/common_utils.py:137 maybe_initialize_distributed: the process group first, then the model
     resolve("megatron.bridge.utils.common_utils.maybe_initialize_distributed")()
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -554,8 +351,8 @@ def _generate_mcore(spec: RunSpec, run: Path, chunks: list[tuple[int, list[str]]
         controller = controller_cls(inference_wrapped_model=wrapper, tokenizer=tokenizer)
         engine = core.StaticInferenceEngine(text_generation_controller=controller, max_batch_size=gen.batch_size,
                                             random_seed=gen.seed, legacy=True)
-        # the legacy path ignores generate(add_BOS=...) (see mcore_prompt_tokens): the requests carry the
-        # prompt ids tokenized with add_BOS, which generate_using_legacy_static_engine uses as given
+        # the legacy path ignores generate(add_BOS=...) (see bridge_generation.mcore_prompt_tokens): the requests
+        # carry the prompt ids tokenized with add_BOS, which generate_using_legacy_static_engine uses as given
         # (static_engine.py:294-297 -> scheduler.add_request(inference_request=...), scheduler.py:105-111)
         request_cls = resolve("megatron.core.inference.inference_request.InferenceRequest")
         for k, prompts in chunks:  # one engine batch per chunk, saved before the next (resume)
@@ -563,7 +360,8 @@ def _generate_mcore(spec: RunSpec, run: Path, chunks: list[tuple[int, list[str]]
             # (megatron-core 0.19.0 static_engine.py:280-281): a seed per chunk makes a resumed chunk draw
             # what it drew in an uninterrupted run
             engine.random_seed = batch_seed(gen.seed, k)
-            tokens = mcore_prompt_tokens(controller_cls, tokenizer, prompts, spec.train.data.add_bos)
+            tokens = bridge_generation.mcore_prompt_tokens(controller_cls, tokenizer, prompts,
+                                                           spec.train.data.add_bos)
             requests = [request_cls(request_id=engine.get_new_request_id(), prompt=p, prompt_tokens=t,
                                     sampling_params=params) for p, t in zip(prompts, tokens)]
             outputs = engine.generate(inference_requests=requests, sampling_params=params)
@@ -587,11 +385,11 @@ def generate(run_dir: str | Path, records_path: str | Path, output_path: str | P
     run = Path(run_dir)
     spec = load_spec_file(run / "spec.yaml")
     gen = gen_config or GenerateConfig()
-    ids, prompts = _prompts(spec, records_path)
+    ids, prompts = bridge_generation.record_prompts(spec, records_path)
     _, separator = bridge_plan.split_prompt_template(spec.train.data.prompt_template)
     try:
         importlib.import_module("vllm")
-        backend, size = _generate_vllm, chunk_size(gen, vllm=True)
+        backend, size = bridge_generation.generate_vllm, chunk_size(gen, vllm=True)
     except ImportError:
         backend, size = _generate_mcore, chunk_size(gen, vllm=False)
     # chunks of ALL records, fixed: a resumed run cuts the same ones and skips those saved
@@ -601,8 +399,8 @@ def generate(run_dir: str | Path, records_path: str | Path, output_path: str | P
         todo = [(k, [prompts[i] for i in span]) for k, span in enumerate(spans) if any(ids[i] not in out for i in span)]
 
         def save(k: int, texts: list[str]) -> None:
-            out.add({"id": ids[i], "prediction": strip_separator(t, separator), "engine": NAME,
-                     "model": spec.model.name} for i, t in zip(spans[k], texts))
+            out.add({"id": ids[i], "prediction": bridge_generation.strip_separator(t, separator),
+                     "engine": NAME, "model": spec.model.name} for i, t in zip(spans[k], texts))
 
         say(f"generating {sum(len(p) for _, p in todo)} of {len(prompts)} predictions with engine bridge")
         if todo:

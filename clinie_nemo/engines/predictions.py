@@ -29,6 +29,7 @@ from typing import IO, Any
 from clinie_nemo.core.errors import ConfigError, InputError, Problem, ProblemCollector
 from clinie_nemo.core.fileio import atomic_write, iter_jsonl, sha256_file
 from clinie_nemo.core.progress import say
+from clinie_nemo.instruct.tasks import TASKS
 
 RECORD_FIELDS = ("id", "doc_id", "task", "format", "chunk")
 SHOW = 10
@@ -60,8 +61,12 @@ def read_records(path: str | Path) -> list[dict[str, Any]]:
                 and 0 <= chunk[0] <= chunk[1]):
             problems.add(path, lineno, f"record {rid!r}: chunk must be [start, end]")
             continue
-        if obj["task"] == "re_pair" and not (isinstance(obj.get("pair"), list) and len(obj["pair"]) == 2):
-            problems.add(path, lineno, f"record {rid!r}: re_pair record without \"pair\": [head_id, tail_id]")
+        task = TASKS.get(obj["task"])
+        if task is None:
+            problems.add(path, lineno, f"record {rid!r}: unknown task {obj['task']!r}; valid: {', '.join(sorted(TASKS))}")
+            continue
+        if (problem := task.record_problem(obj)) is not None:
+            problems.add(path, lineno, f"record {rid!r}: {problem}")
             continue
         first_line[rid] = lineno
         records.append(obj)

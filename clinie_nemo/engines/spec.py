@@ -9,7 +9,8 @@ A run is ``RunSpec(model=ModelSpec, train=TrainRecipe)``:
 - ``nemo_configs/nemo/<name>.yaml``    -> :class:`NemoScriptConfig` (which NeMo 1.x script + fixed overrides)
 
 Loading, ``key=value`` overrides and type checks live in :mod:`clinie_nemo.engines.spec_loader`;
-the cross-field checks (TP divides heads, batch divisibility, ...) in :mod:`clinie_nemo.engines.validate`.
+the cross-field checks (TP divides heads, batch divisibility, ...) in :mod:`clinie_nemo.engines.spec_checks`,
+what one engine cannot do in :mod:`clinie_nemo.engines.validate`.
 Nothing here imports a GPU stack.
 
 LoRA target modules use Megatron-core names (``linear_qkv``, ``linear_proj``, ``linear_fc1``,

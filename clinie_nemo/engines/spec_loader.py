@@ -4,7 +4,9 @@
 - :func:`load_generate_config`, :func:`load_nemo_script_config`, :func:`load_yaml_as` for one file
 - :func:`to_dict` / :func:`dump_yaml` turn any spec back into the plain YAML it was loaded from.
 
-Every problem in a file is collected (unknown keys list the valid ones) before a ConfigError is raised.
+Every problem in a file is collected (unknown keys list the valid ones) before a ConfigError is raised
+(the builder: :mod:`clinie_nemo.core.config`). Presets may use OmegaConf ``${...}`` interpolation within
+their own file (``alpha: ${lora.dim}`` in a recipe), resolved after the overrides.
 Overrides use dotted keys: ``model.checkpoint=/ckpt``, ``train.lora.dim=64``; keys without a
 ``model.``/``train.`` prefix mean ``train.`` (``lora.dim=64``, ``parallel.tensor=2``).
 """
@@ -14,15 +16,15 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
-import types
 import typing
 from pathlib import Path
-from typing import Any, Literal, TypeVar, Union
+from typing import Any, TypeVar
 
 import yaml
 
+from clinie_nemo.core import config
+from clinie_nemo.core.config import read_yaml
 from clinie_nemo.core.errors import ConfigError, unknown_name
-from clinie_nemo.core.yaml_config import read_yaml
 from clinie_nemo.engines.spec import GenerateConfig, ModelSpec, NemoScriptConfig, RunSpec, TrainRecipe
 
 
@@ -70,114 +72,16 @@ def resolve_preset(kind: str, name_or_path: str | Path) -> Path:
 
 # ---------------------------------------------------------------- typed construction
 
-def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
-
-
-def _is_optional(tp: Any) -> tuple[bool, Any]:
-    origin = typing.get_origin(tp)
-    if origin in (Union, types.UnionType):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        if len(args) < len(typing.get_args(tp)):
-            return True, args[0] if len(args) == 1 else Union[tuple(args)]  # noqa: UP007
-    return False, tp
-
-
-def _convert(value: Any, tp: Any, where: str, problems: list[str]) -> Any:
-    optional, tp = _is_optional(tp)
-    if value is None or (optional and isinstance(value, str) and value.lower() in ("null", "none", "~")):
-        if optional:
-            return None
-        problems.append(f"{where}: must not be null")
-        return None
-    origin = typing.get_origin(tp)
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            problems.append(f"{where}: expected a mapping of {', '.join(f.name for f in dataclasses.fields(tp))}")
-            return None
-        return _build(tp, value, where, problems)
-    if origin is Literal:
-        choices = typing.get_args(tp)
-        text = str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
-        if text not in choices:
-            problems.append(f"{where}: {value!r} is not one of {', '.join(map(str, choices))}")
-        return text
-    if origin is tuple:
-        if isinstance(value, str):
-            value = [v.strip() for v in value.strip("[]").split(",") if v.strip()]
-        if not isinstance(value, (list, tuple)):
-            problems.append(f"{where}: expected a list")
-            return ()
-        item_tp = typing.get_args(tp)[0]
-        return tuple(_convert(v, item_tp, f"{where}[{i}]", problems) for i, v in enumerate(value))
-    if origin is dict:
-        if not isinstance(value, dict):
-            problems.append(f"{where}: expected a mapping")
-            return {}
-        return {str(k): _scalar_text(v) for k, v in value.items()}
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        problems.append(f"{where}: expected true or false, got {value!r}")
-        return False
-    if tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        problems.append(f"{where}: expected an integer, got {value!r}")
-        return 0
-    if tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value)  # YAML 1.1 reads 1e-4 as a string
-            except ValueError:
-                pass
-        problems.append(f"{where}: expected a number, got {value!r}")
-        return 0.0
-    if tp is str:
-        if isinstance(value, str):
-            return value
-        problems.append(f"{where}: expected a string, got {value!r}")
-        return ""
-    raise TypeError(f"unsupported spec field type {tp!r} at {where}")  # a bug in spec.py, not user input
-
-
-def _scalar_text(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    return "null" if v is None else str(v)
-
-
-def _build(cls: type[T], data: dict[str, Any], where: str, problems: list[str]) -> T:
-    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    hints = _hints(cls)
-    prefix = f"{where}." if where else ""
-    for key in data:
-        if key not in fields:
-            problems.append(f"{prefix}{key}: unknown key; valid keys: {', '.join(fields)}")
-    kwargs: dict[str, Any] = {}
-    for name, f in fields.items():
-        if name in data:
-            kwargs[name] = _convert(data[name], hints[name], f"{prefix}{name}", problems)
-        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            problems.append(f"{prefix}{name}: required key missing")
-    if problems:
-        return None  # type: ignore[return-value]
-    return cls(**kwargs)
-
-
 def build(cls: type[T], data: dict[str, Any], source: str) -> T:
-    """Construct dataclass ``cls`` from plain data, raising one ConfigError listing every problem."""
+    """Construct dataclass ``cls`` from plain data, raising one ConfigError listing every problem. Values
+    may be ``key=value`` text (``coerce``: numbers, null, comma lists), see :mod:`clinie_nemo.core.config`."""
     problems: list[str] = []
-    obj = _build(cls, data, "", problems)
-    if problems:
-        raise ConfigError(f"{source}:\n  " + "\n  ".join(problems))
-    return obj
+    obj = config.build(cls, data, "", problems, coerce=True)
+    return config.checked(obj, f"{source}:", problems)
 
 
-def load_yaml_as(cls: type[T], path: str | Path) -> T:
-    return build(cls, read_yaml(path), str(path))
+def load_yaml_as(cls: type[T], path: str | Path, interpolate: bool = True) -> T:
+    return build(cls, config.load_yaml(path) if interpolate else read_yaml(path), str(path))
 
 
 # ---------------------------------------------------------------- overrides
@@ -213,13 +117,19 @@ def apply_overrides(data: dict[str, Any], overrides: list[str], cls: type, defau
             if depth == len(path) - 1:
                 node[part] = value
                 break
-            _, sub_cls = _is_optional(_hints(node_cls)[part])
+            sub_cls = _section_class(typing.get_type_hints(node_cls)[part])
             if not dataclasses.is_dataclass(sub_cls):
                 raise ConfigError(f"override {text!r}: {part!r} is a value, not a section")
             if not isinstance(node.get(part), dict):
                 node[part] = {}
             node, node_cls = node[part], sub_cls
     return out
+
+
+def _section_class(tp: Any) -> Any:
+    """The dataclass of a section field (``LoraSpec | None`` -> LoraSpec), else the field's type."""
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    return args[0] if len(args) == 1 and dataclasses.is_dataclass(args[0]) else tp
 
 
 def _deep_copy(d: dict[str, Any]) -> dict[str, Any]:
@@ -250,16 +160,18 @@ def load_run_spec(model: str | Path, recipe: str | Path, overrides: list[str] | 
     recipe_path = resolve_preset("train", recipe)
     data = {"model": read_yaml(model_path), "train": read_yaml(recipe_path)}
     data = apply_overrides(data, list(overrides or []), RunSpec, default_section="train")
+    data = {"model": config.resolve(data["model"], str(model_path)),  # ${...} within each file, after overrides
+            "train": config.resolve(data["train"], str(recipe_path))}
     spec = build(RunSpec, data, f"{model_path} + {recipe_path}")
     if validate:
-        from clinie_nemo.engines.validate import check_run_spec
+        from clinie_nemo.engines.spec_checks import check_run_spec
 
         check_run_spec(spec)
     return spec
 
 
 def load_spec_file(path: str | Path) -> RunSpec:
-    """A resolved spec.yaml (as written into a run directory)."""
+    """A resolved spec.yaml (as written into a run directory: no interpolation left to resolve)."""
     return build(RunSpec, read_yaml(path), str(path))
 
 
@@ -267,15 +179,16 @@ def load_generate_config(name_or_path: str | Path | None = None, overrides: list
                          ) -> GenerateConfig:
     path = resolve_preset("generate", name_or_path or "greedy")
     data = apply_overrides(read_yaml(path), list(overrides or []), GenerateConfig)
-    cfg = build(GenerateConfig, data, str(path))
-    from clinie_nemo.engines.validate import check_generate_config
+    cfg = build(GenerateConfig, config.resolve(data, str(path)), str(path))
+    from clinie_nemo.engines.spec_checks import check_generate_config
 
     check_generate_config(cfg, str(path))
     return cfg
 
 
 def load_nemo_script_config(name_or_path: str | Path) -> NemoScriptConfig:
-    return load_yaml_as(NemoScriptConfig, resolve_preset("nemo", name_or_path))
+    """No interpolation here: the overrides are Hydra's text, and a ``${...}`` in them is NeMo's to resolve."""
+    return load_yaml_as(NemoScriptConfig, resolve_preset("nemo", name_or_path), interpolate=False)
 
 
 def load_run_spec_file(path: str | Path, overrides: list[str] | None = None, validate: bool = True) -> RunSpec:
@@ -283,7 +196,7 @@ def load_run_spec_file(path: str | Path, overrides: list[str] | None = None, val
     data = apply_overrides(read_yaml(path), list(overrides or []), RunSpec, default_section="train")
     spec = build(RunSpec, data, str(path))
     if validate:
-        from clinie_nemo.engines.validate import check_run_spec
+        from clinie_nemo.engines.spec_checks import check_run_spec
 
         check_run_spec(spec)
     return spec

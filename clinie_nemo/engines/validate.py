@@ -1,130 +1,20 @@
-"""Cross-field checks of a run spec: impossible combinations fail before any job is queued.
+"""What one engine cannot do: a run spec's impossible combinations for an engine fail before any job is queued.
 
-:func:`check_run_spec` (engine-independent), :func:`check_for_engine` (what one engine cannot do),
-:func:`check_generate_config`. Each collects every problem and raises one ConfigError.
+:func:`check_for_engine` = the engine-independent rules (:mod:`clinie_nemo.engines.spec_checks`, which
+every loader runs) + the engine's own (:func:`engine_problems`: formats, mapped settings, and weights plus
+activations per GPU against the GPU's memory; one function per engine in :data:`ENGINE_PROBLEMS`, keyed
+like :data:`clinie_nemo.engines.ENGINES`). Collects every problem and raises one ConfigError.
+
+Imports: core, engines.spec, engines.spec_checks, and lazily engines.nemo_plan and engines.spec_loader (the
+NeMo finetune script's megatron_amp_O2). Imported by: commands.train, study.validate.
 """
 
 from __future__ import annotations
 
-from clinie_nemo.core.errors import ConfigError
-from clinie_nemo.engines.spec import LORA_TARGETS, GenerateConfig, ModelSpec, RunSpec
+from collections.abc import Callable
 
-
-def _raise(problems: list[str], header: str) -> None:
-    if problems:
-        raise ConfigError(header + "\n  " + "\n  ".join(problems))
-
-
-def run_spec_problems(spec: RunSpec) -> list[str]:
-    m, t = spec.model, spec.train
-    par, bat = t.parallel, t.batch
-    p: list[str] = []
-    for name in ("num_layers", "hidden_size", "ffn_hidden_size", "num_attention_heads", "num_kv_heads",
-                 "vocab_size", "max_seq_length"):
-        if getattr(m, name) < 1:
-            p.append(f"model.{name} must be >= 1 (got {getattr(m, name)})")
-    if m.num_kv_heads >= 1 and m.num_attention_heads % m.num_kv_heads:
-        p.append(f"model.num_attention_heads={m.num_attention_heads} is not a multiple of "
-                 f"model.num_kv_heads={m.num_kv_heads}")
-    if m.num_attention_heads >= 1 and m.hidden_size % m.num_attention_heads:
-        p.append(f"model.hidden_size={m.hidden_size} is not a multiple of "
-                 f"model.num_attention_heads={m.num_attention_heads}")
-    # method and LoRA
-    if t.method == "full" and t.lora is not None:
-        p.append("train.lora is set but train.method=full; remove the lora section (lora=null) "
-                 "or use method=lora")
-    if t.method == "lora":
-        if t.lora is None:
-            p.append("train.method=lora needs a train.lora section (dim, alpha, dropout, target_modules)")
-        else:
-            if t.lora.dim < 1:
-                p.append(f"train.lora.dim must be >= 1 (got {t.lora.dim})")
-            if t.lora.alpha < 1:
-                p.append(f"train.lora.alpha must be >= 1 (got {t.lora.alpha})")
-            if not 0.0 <= t.lora.dropout < 1.0:
-                p.append(f"train.lora.dropout must be in [0, 1) (got {t.lora.dropout})")
-            if not t.lora.target_modules:
-                p.append("train.lora.target_modules is empty")
-            for mod in t.lora.target_modules:
-                if mod not in LORA_TARGETS:
-                    p.append(f"train.lora.target_modules: unknown module {mod!r}; "
-                             f"valid: {', '.join(LORA_TARGETS)}")
-    if t.method == "full" and t.checkpoint.export == "adapter":
-        p.append("train.checkpoint.export=adapter needs method=lora; full fine-tuning exports "
-                 "merged (the full weights) or none")
-    # length of training
-    if (t.max_steps is None) == (t.max_epochs is None):
-        p.append("set exactly one of train.max_steps and train.max_epochs (the other null)")
-    for name in ("max_steps", "max_epochs"):
-        v = getattr(t, name)
-        if v is not None and v < 1:
-            p.append(f"train.{name} must be >= 1 (got {v})")
-    if t.seq_length < 16:
-        p.append(f"train.seq_length must be >= 16 (got {t.seq_length})")
-    if m.position_embedding == "learned_absolute" and t.seq_length > m.max_seq_length:
-        p.append(f"train.seq_length={t.seq_length} exceeds what model {m.name} supports "
-                 f"(model.max_seq_length={m.max_seq_length}); use seq_length={m.max_seq_length}")
-    # optimiser
-    o = t.optim
-    if o.lr <= 0:
-        p.append(f"train.optim.lr must be > 0 (got {o.lr})")
-    if not 0 <= o.min_lr <= o.lr:
-        p.append(f"train.optim.min_lr={o.min_lr} must be between 0 and lr={o.lr}")
-    if o.warmup_steps < 0 or (t.max_steps is not None and o.warmup_steps >= t.max_steps):
-        p.append(f"train.optim.warmup_steps={o.warmup_steps} must be >= 0 and < max_steps={t.max_steps}")
-    if o.weight_decay < 0:
-        p.append(f"train.optim.weight_decay must be >= 0 (got {o.weight_decay})")
-    # parallelism
-    for name in ("tensor", "pipeline", "context", "nodes", "gpus_per_node"):
-        if getattr(par, name) < 1:
-            p.append(f"train.parallel.{name} must be >= 1 (got {getattr(par, name)})")
-    if any(getattr(par, n) < 1 for n in ("tensor", "pipeline", "context", "nodes", "gpus_per_node")):
-        return p
-    tp = par.tensor
-    if m.num_attention_heads % tp:
-        p.append(f"train.parallel.tensor={tp} does not divide model.num_attention_heads="
-                 f"{m.num_attention_heads}")
-    if m.num_kv_heads % tp:
-        p.append(f"train.parallel.tensor={tp} does not divide model.num_kv_heads={m.num_kv_heads}")
-    if tp > par.gpus_per_node or par.gpus_per_node % tp:
-        p.append(f"train.parallel.tensor={tp} must divide train.parallel.gpus_per_node="
-                 f"{par.gpus_per_node} (tensor parallelism stays inside one node)")
-    if par.world_size % par.model_parallel_size:
-        p.append(f"tensor*pipeline*context = {tp}*{par.pipeline}*{par.context} = {par.model_parallel_size} "
-                 f"does not divide the world size nodes*gpus_per_node = {par.world_size}")
-    if m.num_layers % par.pipeline:
-        p.append(f"train.parallel.pipeline={par.pipeline} does not divide model.num_layers={m.num_layers}")
-    if par.context > 1 and t.seq_length % (2 * par.context):
-        p.append(f"train.seq_length={t.seq_length} must be a multiple of 2*context={2 * par.context}")
-    if par.sequence_parallel and tp < 2:
-        p.append("train.parallel.sequence_parallel=true needs tensor >= 2")
-    # batch
-    if bat.micro_batch_size < 1 or bat.global_batch_size < 1:
-        p.append("train.batch sizes must be >= 1")
-    elif par.world_size % par.model_parallel_size == 0:
-        dp = par.data_parallel_size
-        if bat.global_batch_size % (bat.micro_batch_size * dp):
-            p.append(f"train.batch.global_batch_size={bat.global_batch_size} is not a multiple of "
-                     f"micro_batch_size*data_parallel = {bat.micro_batch_size}*{dp} = "
-                     f"{bat.micro_batch_size * dp}")
-    if t.checkpoint.save_interval < 1:
-        p.append(f"train.checkpoint.save_interval must be >= 1 (got {t.checkpoint.save_interval})")
-    if t.checkpoint.keep_last < 1:
-        p.append(f"train.checkpoint.keep_last must be >= 1 (got {t.checkpoint.keep_last})")
-    d = t.data
-    if not d.chat_template and ("{input}" not in d.prompt_template or "{output}" not in d.prompt_template):
-        p.append(f"train.data.prompt_template={d.prompt_template!r} must contain {{input}} and {{output}}")
-    if (not d.chat_template and "{input}" in d.prompt_template and "{output}" in d.prompt_template
-            and d.prompt_template.index("{output}") < d.prompt_template.index("{input}")):
-        p.append("train.data.prompt_template: {output} must come after {input}")
-    if d.validation_interval < 0:
-        p.append("train.data.validation_interval must be >= 0")
-    return p
-
-
-def check_run_spec(spec: RunSpec) -> None:
-    _raise(run_spec_problems(spec), f"invalid run spec (model {spec.model.name}, method {spec.train.method}):")
-
+from clinie_nemo.engines.spec import ModelSpec, RunSpec
+from clinie_nemo.engines.spec_checks import raise_problems, run_spec_problems
 
 # Weights alone must leave room for activations, CUDA/NCCL buffers and optimizer state on the GPUs the presets
 # are sized for (80 GB A100/H100): at most 75% of 80 GB = 60 GB of weights per GPU. GatorTronGPT 20B:
@@ -226,96 +116,106 @@ def memory_problem(spec: RunSpec, engine: str, bf16_weights: bool, fused_attenti
             f"{GPU_MEMORY_GB} GB GPU = {budget:.0f} GB; {hints}")
 
 
-def engine_problems(spec: RunSpec, engine: str) -> list[str]:
+def _bridge_problems(spec: RunSpec) -> list[str]:
+    """Megatron-Bridge: HF checkpoints with a recipe, the mapped data settings, memory per GPU, an export."""
     m, t, par = spec.model, spec.train, spec.train.parallel
     p: list[str] = []
-    if engine == "bridge":
-        if m.format != "hf":
-            p.append(f"engine bridge imports HF checkpoints; model {m.name} has format {m.format} "
-                     "(use --engine nemo for .nemo checkpoints)")
-        if not m.bridge_recipe:
-            p.append(f"engine bridge: model {m.name} names no Megatron-Bridge recipe (model.bridge_recipe)")
-        if t.packing and t.batch.micro_batch_size != 1:
-            p.append(f"engine bridge: packing needs micro_batch_size=1 (got {t.batch.micro_batch_size}); "
-                     "packed sequences already fill a micro batch")
-        if t.data.chat_template:
-            p.append("engine bridge: chat_template=true needs conversation records; our records are "
-                     "input/output pairs (use prompt_template)")
-        if not t.data.prompt_template.endswith("{output}"):
-            p.append(f"engine bridge: prompt_template {t.data.prompt_template!r} must end with {{output}}")
-        if par.tensor >= 1 and par.pipeline >= 1 and par.context >= 1:
-            # Bridge keeps bf16/fp16 parameters under bf16_mixed/fp16_mixed (fp32 main copies live in the
-            # optimizer, not counted), fp32 under precision=32 (bridge_plan.FP32_MIXED_PRECISION)
-            problem = memory_problem(spec, "bridge", t.precision != "32", fused_attention=True)
-            if problem:
-                p.append(problem)
-        if t.method == "lora" and t.checkpoint.export == "none":
-            # generation serves the HF adapter (vLLM) or merged weights (megatron-core); with neither it
-            # would run the BASE model and report its output as the trained run's
-            p.append("engine bridge: train.checkpoint.export=none with method=lora leaves nothing to generate "
-                     "from but the base model; use checkpoint.export=adapter (vLLM serves it, megatron-core "
-                     "merges it) or checkpoint.export=merged")
-    elif engine == "nemo":
-        if m.format != "nemo":
-            p.append(f"engine nemo (NeMo 1.x scripts) restores .nemo checkpoints; model {m.name} has "
-                     f"format {m.format} (use --engine bridge or local for HF checkpoints)")
-        if t.optim.schedule != "cosine":
-            p.append(f"engine nemo: schedule {t.optim.schedule} is not mapped; the NeMo 1.x config uses "
-                     "CosineAnnealing (schedule=cosine)")
-        if par.context > 1:
-            p.append("engine nemo: context parallelism is not mapped for NeMo 1.x SFT; use context=1")
-        if t.packing:
-            p.append("engine nemo: packing needs NeMo's offline packed .npy files; use packing=false "
-                     "(or --engine bridge)")
-        if t.data.chat_template:
-            p.append("engine nemo: chat_template=true is not mapped; use prompt_template")
-        if t.max_steps is None:
-            # NeMo v2.4.0 megatron_gpt_sft_model.py:285-288: setup() raises unless trainer.max_steps > 0
-            # (the training set is sized max_steps x global batch); max_epochs alone cannot run
-            p.append("engine nemo needs train.max_steps (NeMo's SFT model sizes its dataset from "
-                     "trainer.max_steps); set max_steps and max_epochs=null")
-        if par.tensor >= 1 and par.pipeline >= 1:
-            from clinie_nemo.engines.nemo import megatron_amp_o2
-            from clinie_nemo.engines.spec_loader import load_nemo_script_config
-
-            bf16_weights = megatron_amp_o2(spec, load_nemo_script_config("finetune"))
-            problem = nemo_weight_problem(spec, bf16_weights)
-            if problem:
-                p.append(problem)
-            elif par.context >= 1:
-                problem = memory_problem(spec, "nemo", bf16_weights, fused_attention=False)
-                if problem:
-                    p.append(problem)
-    elif engine == "local":
-        if par.model_parallel_size != 1:  # nodes x gpus_per_node: data-parallel ranks (engines/local/distributed.py)
-            p.append("engine local runs on one device per rank (data parallel only): needs "
-                     f"tensor=pipeline=context=1 (got tensor={par.tensor}, pipeline={par.pipeline}, "
-                     f"context={par.context})")
-        if par.sequence_parallel:
-            p.append("engine local: sequence_parallel is not supported")
-        if m.format != "hf":
-            p.append(f"engine local loads HF folders; model {m.name} has format {m.format}")
+    if m.format != "hf":
+        p.append(f"engine bridge imports HF checkpoints; model {m.name} has format {m.format} "
+                 "(use --engine nemo for .nemo checkpoints)")
+    if not m.bridge_recipe:
+        p.append(f"engine bridge: model {m.name} names no Megatron-Bridge recipe (model.bridge_recipe)")
+    if t.packing and t.batch.micro_batch_size != 1:
+        p.append(f"engine bridge: packing needs micro_batch_size=1 (got {t.batch.micro_batch_size}); "
+                 "packed sequences already fill a micro batch")
+    if t.data.chat_template:
+        p.append("engine bridge: chat_template=true needs conversation records; our records are "
+                 "input/output pairs (use prompt_template)")
+    if not t.data.prompt_template.endswith("{output}"):
+        p.append(f"engine bridge: prompt_template {t.data.prompt_template!r} must end with {{output}}")
+    if par.tensor >= 1 and par.pipeline >= 1 and par.context >= 1:
+        # Bridge keeps bf16/fp16 parameters under bf16_mixed/fp16_mixed (fp32 main copies live in the
+        # optimizer, not counted), fp32 under precision=32 (bridge_plan.FP32_MIXED_PRECISION)
+        problem = memory_problem(spec, "bridge", t.precision != "32", fused_attention=True)
+        if problem:
+            p.append(problem)
+    if t.method == "lora" and t.checkpoint.export == "none":
+        # generation serves the HF adapter (vLLM) or merged weights (megatron-core); with neither it
+        # would run the BASE model and report its output as the trained run's
+        p.append("engine bridge: train.checkpoint.export=none with method=lora leaves nothing to generate "
+                 "from but the base model; use checkpoint.export=adapter (vLLM serves it, megatron-core "
+                 "merges it) or checkpoint.export=merged")
     return p
 
 
+def _nemo_problems(spec: RunSpec) -> list[str]:
+    """NeMo 1.x scripts: .nemo checkpoints, the settings the scripts map, weights and memory per GPU."""
+    m, t, par = spec.model, spec.train, spec.train.parallel
+    p: list[str] = []
+    if m.format != "nemo":
+        p.append(f"engine nemo (NeMo 1.x scripts) restores .nemo checkpoints; model {m.name} has "
+                 f"format {m.format} (use --engine bridge or local for HF checkpoints)")
+    if t.optim.schedule != "cosine":
+        p.append(f"engine nemo: schedule {t.optim.schedule} is not mapped; the NeMo 1.x config uses "
+                 "CosineAnnealing (schedule=cosine)")
+    if par.context > 1:
+        p.append("engine nemo: context parallelism is not mapped for NeMo 1.x SFT; use context=1")
+    if t.packing:
+        p.append("engine nemo: packing needs NeMo's offline packed .npy files; use packing=false "
+                 "(or --engine bridge)")
+    if t.data.chat_template:
+        p.append("engine nemo: chat_template=true is not mapped; use prompt_template")
+    if t.max_steps is None:
+        # NeMo v2.4.0 megatron_gpt_sft_model.py:285-288: setup() raises unless trainer.max_steps > 0
+        # (the training set is sized max_steps x global batch); max_epochs alone cannot run
+        p.append("engine nemo needs train.max_steps (NeMo's SFT model sizes its dataset from "
+                 "trainer.max_steps); set max_steps and max_epochs=null")
+    if par.tensor >= 1 and par.pipeline >= 1:
+        from clinie_nemo.engines.nemo_plan import megatron_amp_o2
+        from clinie_nemo.engines.spec_loader import load_nemo_script_config
+
+        bf16_weights = megatron_amp_o2(spec, load_nemo_script_config("finetune"))
+        problem = nemo_weight_problem(spec, bf16_weights)
+        if problem:
+            p.append(problem)
+        elif par.context >= 1:
+            problem = memory_problem(spec, "nemo", bf16_weights, fused_attention=False)
+            if problem:
+                p.append(problem)
+    return p
+
+
+def _local_problems(spec: RunSpec) -> list[str]:
+    """transformers + peft: data parallel only, one device per rank, HF folders."""
+    m, par = spec.model, spec.train.parallel
+    p: list[str] = []
+    if par.model_parallel_size != 1:  # nodes x gpus_per_node: data-parallel ranks (engines/local/distributed.py)
+        p.append("engine local runs on one device per rank (data parallel only): needs "
+                 f"tensor=pipeline=context=1 (got tensor={par.tensor}, pipeline={par.pipeline}, "
+                 f"context={par.context})")
+    if par.sequence_parallel:
+        p.append("engine local: sequence_parallel is not supported")
+    if m.format != "hf":
+        p.append(f"engine local loads HF folders; model {m.name} has format {m.format}")
+    return p
+
+
+# engine name -> what that engine cannot run; tests/engines/test_engine_registry.py checks every registered
+# engine (clinie_nemo.engines.ENGINES) has an entry
+ENGINE_PROBLEMS: dict[str, Callable[[RunSpec], list[str]]] = {
+    "local": _local_problems,
+    "bridge": _bridge_problems,
+    "nemo": _nemo_problems,
+}
+
+
+def engine_problems(spec: RunSpec, engine: str) -> list[str]:
+    """What ``engine`` cannot run in ``spec`` (nothing for a name without checks)."""
+    check = ENGINE_PROBLEMS.get(engine)
+    return check(spec) if check else []
+
+
 def check_for_engine(spec: RunSpec, engine: str) -> None:
-    _raise(run_spec_problems(spec) + engine_problems(spec, engine),
+    raise_problems(run_spec_problems(spec) + engine_problems(spec, engine),
            f"run spec cannot run on engine {engine} (model {spec.model.name}, method {spec.train.method}):")
 
-
-def check_generate_config(cfg: GenerateConfig, source: str = "generate config") -> None:
-    p: list[str] = []
-    if cfg.max_new_tokens < 1:
-        p.append(f"max_new_tokens must be >= 1 (got {cfg.max_new_tokens})")
-    if cfg.batch_size < 1:
-        p.append(f"batch_size must be >= 1 (got {cfg.batch_size})")
-    if cfg.top_k < 0:
-        p.append(f"top_k must be >= 0 (got {cfg.top_k})")
-    if not 0.0 < cfg.top_p <= 1.0:
-        p.append(f"top_p must be in (0, 1] (got {cfg.top_p})")
-    if cfg.temperature <= 0:
-        p.append(f"temperature must be > 0 (got {cfg.temperature}); use strategy=greedy for argmax decoding")
-    if cfg.strategy == "greedy" and (cfg.temperature != 1.0 or cfg.top_k != 0 or cfg.top_p != 1.0):
-        p.append("strategy=greedy ignores temperature/top_k/top_p; leave them at 1.0/0/1.0 or use "
-                 "strategy=sample")
-    _raise(p, f"{source}: invalid generation config:")

@@ -1,9 +1,11 @@
 """Evaluate generated predictions: parse each record, merge chunks into documents, score per task.
 
 ``evaluate_predictions`` is what ``clinie-nemo evaluate`` runs. Per task kind (``ce``, ``re_pair``,
-``re_e2e``) it builds one predicted document per gold document and scores it with the rule set. The
-headline figures in the result: ``entities`` from ``ce`` (else ``re_e2e``), ``relations`` from
-``re_pair`` (else ``re_e2e``), ``events`` from the task that predicted events; every task's full scores
+``re_e2e``) it builds one predicted document per gold document and scores it with the rule set, the kinds
+each task's predictions can say (``SCORES``) taken from the task registry (:mod:`clinie_nemo.instruct.tasks`).
+The headline figures in the result (each task's ``HEADLINE`` rank): ``entities`` from ``ce`` (else
+``re_e2e``), ``relations`` from ``re_pair`` (else ``re_e2e``), ``events`` from the task that predicted
+events (``re_e2e``, else ``re_pair``); every task's full scores
 are under ``by_task``; per template name under ``by_template``, with ``template_spread`` (see
 :mod:`clinie_nemo.evaluation.template_scores`). When the records cover every chunk under every template
 (``template_coverage: "all"``, from ``render --all-templates``), each (document, template) is scored as
@@ -30,11 +32,7 @@ from clinie_nemo.evaluation.parsing.parse import CAUSES, RecordParse, parse_reco
 from clinie_nemo.evaluation.scoring import RuleSet, Scores, score_pairs
 from clinie_nemo.evaluation.scoring.bootstrap import add_confidence_intervals
 from clinie_nemo.evaluation.template_scores import by_template, template_coverage
-
-HEADLINE = {"entities": ("ce", "re_e2e"), "relations": ("re_pair", "re_e2e"), "events": ("re_e2e", "re_pair")}
-# what each task's predictions can say: ce has no relations or events; re_pair copies the gold entities
-TASK_KINDS = {"ce": ("entities",), "re_pair": ("relations", "relations_untyped", "events"),
-              "re_e2e": ("entities", "relations", "relations_untyped", "events")}
+from clinie_nemo.instruct import tasks
 
 
 def label_maps(docs: Sequence[Document]) -> dict[str, tuple[LabelMap, LabelMap]]:
@@ -114,9 +112,10 @@ def evaluate_predictions(records: Sequence[dict[str, Any]], predictions: dict[st
     task_scores: dict[str, Scores] = {}
     for task, per_doc in sorted(by_task.items()):
         gold = [units[d] for d in sorted(per_doc)]
-        with_events = task != "ce"
+        spec = tasks.get(task)  # what its predictions can say, and whether they merge into events
+        with_events = spec.MERGES_EVENTS
         pred = [merge_document(g, per_doc[g.id], triggers if with_events else set(), roles) for g in gold]
-        scores = score_pairs(zip(gold, pred), rules, kinds=TASK_KINDS.get(task))
+        scores = score_pairs(zip(gold, pred), rules, kinds=spec.SCORES)
         for doc_score in scores.documents:  # unplaced predictions are false positives (before any total)
             add_unplaced(doc_score, per_doc[doc_score.doc_id], scores.kinds, triggers if with_events else (), roles)
         task_scores[task] = scores
@@ -124,8 +123,8 @@ def evaluate_predictions(records: Sequence[dict[str, Any]], predictions: dict[st
         if bootstrap:
             add_confidence_intervals(result["by_task"][task], scores, bootstrap, seed)
         predicted[task] = pred
-    for kind, tasks in HEADLINE.items():
-        for task in tasks:
+    for kind, sources in tasks.headline_sources().items():
+        for task in sources:
             block = result["by_task"].get(task, {}).get(kind)
             if block and (kind != "events" or block["strict"]["tp"] + block["strict"]["fp"] + block["strict"]["fn"]):
                 result[kind] = {**block, "task": task}
@@ -134,7 +133,7 @@ def evaluate_predictions(records: Sequence[dict[str, Any]], predictions: dict[st
             result[kind] = {}
     if per_template:
         result["by_template"], result["template_spread"] = by_template(
-            records, parses, docs, rules, triggers, roles, TASK_KINDS, HEADLINE, bootstrap, seed)
+            records, parses, docs, rules, triggers, roles, bootstrap, seed)
     result["parse"] = parse_summary(parses)
     result["rules"] = {"name": rules.name, "description": rules.description}
     if bootstrap:

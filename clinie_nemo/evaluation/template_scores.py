@@ -37,6 +37,7 @@ from clinie_nemo.evaluation.parsing.merge import add_unplaced, merge_document
 from clinie_nemo.evaluation.parsing.parse import RecordParse
 from clinie_nemo.evaluation.scoring import RuleSet, score_pairs
 from clinie_nemo.evaluation.scoring.scorer import DocumentScore, Scores, kinds_of
+from clinie_nemo.instruct import tasks
 
 SPREAD_KINDS = ("entities", "relations")
 
@@ -114,6 +115,7 @@ def restrict(gold: Document, scope: Scope, asked: set[tuple[str, str]]) -> tuple
 def score_template(task: str, kinds: tuple[str, ...], docs: dict[str, Document], scopes: dict[str, Scope],
                    parses: dict[str, list[RecordParse]], asked: dict[str, set[tuple[str, str]]],
                    rules: RuleSet, triggers: set[str], roles: set[str]) -> Scores:
+    merges_events = tasks.get(task).MERGES_EVENTS
     ent_kinds = tuple(k for k in kinds if k == "entities")
     rel_kinds = tuple(k for k in kinds if k != "entities")
     documents: list[DocumentScore] = []
@@ -124,10 +126,10 @@ def score_template(task: str, kinds: tuple[str, ...], docs: dict[str, Document],
         for g, ks, events in ((ent_gold, ent_kinds, False), (rel_gold, rel_kinds, True)):
             if not ks:
                 continue
-            pred = merge_document(g, parses.get(doc_id, []), triggers if events and task != "ce" else set(), roles)
+            pred = merge_document(g, parses.get(doc_id, []), triggers if events and merges_events else set(), roles)
             combined.counts.update(score_pairs([(g, pred)], rules, kinds=ks).documents[0].counts)
         add_unplaced(combined, parses.get(doc_id, []), [k for k in kinds if k in kinds_of(rules)],
-                     triggers if task != "ce" else (), roles)  # unplaced predictions: false positives
+                     triggers if merges_events else (), roles)  # unplaced predictions: false positives
         documents.append(combined)
     return Scores(documents, rules, tuple(k for k in kinds_of(rules) if k in kinds))
 
@@ -141,8 +143,7 @@ def spread(values: Sequence[float]) -> dict[str, Any]:
 
 
 def by_template(records: Sequence[dict[str, Any]], parses: Sequence[RecordParse], docs: dict[str, Document],
-                rules: RuleSet, triggers: set[str], roles: set[str], task_kinds: dict[str, tuple[str, ...]],
-                headline: dict[str, tuple[str, ...]], bootstrap: int = 0,
+                rules: RuleSet, triggers: set[str], roles: set[str], bootstrap: int = 0,
                 seed: int = 0) -> tuple[dict[str, Any], dict[str, Any]]:
     """(``by_template`` section, ``template_spread`` section) of the scores JSON; with ``bootstrap`` N, the
     spread's sd gets a document-bootstrap 95% interval (``sd_ci95``)."""
@@ -162,15 +163,15 @@ def by_template(records: Sequence[dict[str, Any]], parses: Sequence[RecordParse]
                                  "by_task": {}}
         for task in sorted({t for t, _ in per_key}):
             scopes = {d: s for (t, d), s in per_key.items() if t == task}
-            kinds = task_kinds.get(task, ("entities", "relations", "events"))
+            kinds = tasks.get(task).SCORES
             scores = score_template(task, kinds, docs, scopes, grouped[(template, task)],
                                     {d: asked[(task, d)] for d in scopes}, rules, triggers, roles)
             task_scores[task] = scores
             full = scores.to_json()
             block["by_task"][task] = {k: {m: full[k][m] for m in ("strict", "lenient")}
                                       for k in kinds if k in full} | {"documents": full["documents"]}
-        for kind, tasks in headline.items():
-            for task in tasks:
+        for kind, sources in tasks.headline_sources().items():
+            for task in sources:
                 found = block["by_task"].get(task, {}).get(kind)
                 if found and (kind != "events" or sum(found["strict"][c] for c in ("tp", "fp", "fn"))):
                     block[kind] = {**found, "task": task}

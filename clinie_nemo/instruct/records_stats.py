@@ -1,14 +1,19 @@
 """Statistics of a records JSONL (training.jsonl, ...): counts per dataset/task/template, token lengths,
-and packing statistics (:mod:`clinie_nemo.instruct.packing`), token counts from the renderer's counter."""
+and packing statistics (:mod:`clinie_nemo.instruct.packing`), token counts from the renderer's counter
+(:func:`record_token_lengths`, which mixing uses too)."""
 
 from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from clinie_nemo.core.errors import ConfigError, InputError, Problem
+from clinie_nemo.core.tokens import SPECIAL_TOKENS_PER_RECORD, TokenCounter
+from clinie_nemo.instruct.records import prompt_of, target_of
+
+TOKEN_BATCH = 256  # records per count_many call
 
 
 def length_summary(lengths: Sequence[int]) -> dict[str, Any]:
@@ -22,6 +27,21 @@ def length_summary(lengths: Sequence[int]) -> dict[str, Any]:
 
     return {"records": len(ordered), "min": ordered[0], "mean": round(sum(ordered) / len(ordered), 2),
             "p50": pct(0.50), "p95": pct(0.95), "max": ordered[-1]}
+
+
+def record_token_lengths(records: Sequence[dict[str, Any]], counter: TokenCounter,
+                         progress_wrap: Callable[[Iterable[Any]], Iterable[Any]] | None = None) -> list[int]:
+    """Tokens per record as the SFT loaders build it: prompt + target + BOS + EOS (either record form)."""
+    lengths: list[int] = []
+    starts: Iterable[int] = range(0, len(records), TOKEN_BATCH)
+    if progress_wrap is not None:
+        starts = progress_wrap(starts)
+    for start in starts:
+        chunk = records[start:start + TOKEN_BATCH]
+        ins = counter.count_many([prompt_of(r) for r in chunk])
+        outs = counter.count_many([target_of(r) for r in chunk])
+        lengths.extend(a + b + SPECIAL_TOKENS_PER_RECORD for a, b in zip(ins, outs))
+    return lengths
 
 
 def _chat_turns(obj: dict[str, Any]) -> dict[str, Any] | None:
@@ -58,15 +78,15 @@ def read_records(path: str) -> list[dict[str, Any]]:
 def records_stats(path: str, seq_length: int = 4096, tokenizer: str | None = None, micro_batch: int = 1,
                   pad_multiple: int = 16) -> dict[str, Any]:
     from clinie_nemo.core.progress import progress
+    from clinie_nemo.core.tokens import load_counter
     from clinie_nemo.instruct.packing import packing_stats
-    from clinie_nemo.instruct.render_bridge import record_token_lengths, token_counter
 
     if seq_length < 1 or micro_batch < 1 or pad_multiple < 1:
         raise ConfigError("--seq-length, --micro-batch and --pad-multiple must be >= 1")
     records = read_records(path)
-    counter = token_counter(tokenizer)
+    counter = load_counter(tokenizer)
     lengths = record_token_lengths(records, counter, lambda it: progress(
-        it, "tokens", total=-(-len(records) // 256), unit="batch"))
+        it, "tokens", total=-(-len(records) // TOKEN_BATCH), unit="batch"))
 
     def count(key: str) -> dict[str, int]:
         return dict(sorted(Counter(str(r.get(key, "-")) for r in records).items()))

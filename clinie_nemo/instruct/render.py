@@ -1,5 +1,6 @@
 """Public render API: documents -> instruction records (+ round-trip stats and cross-chunk counts), and
-the exact inverse used at evaluation (:func:`decode_record`).
+the exact inverse used at evaluation (:func:`decode_record`); mixing calls :func:`render_documents` and
+:func:`few_shot_pair` (a rendered record -> the (text, answer) example shown in other prompts).
 
     result = render_documents(docs, RenderOptions(task="ce", format="inline", dataset="n2c2_2018",
                                                   max_tokens=4096, tokenizer="models/llama/"))
@@ -15,21 +16,19 @@ import bisect
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from clinie_nemo.core.document import Document
 from clinie_nemo.core.errors import ConfigError, unknown_name
 from clinie_nemo.core.tokens import SPECIAL_TOKENS_PER_RECORD, TokenCounter, load_counter
-from clinie_nemo.corpus.schema import TaskSchema, merged, schema_for_dataset, schema_from_documents
+from clinie_nemo.corpus.schema import TaskSchema, documents_dataset, resolve_schema, user_schema
 from clinie_nemo.instruct import formats, tasks
 from clinie_nemo.instruct.chunking import chunk_spans, chunk_views, view_for
 from clinie_nemo.instruct.formats import DecodeError
-from clinie_nemo.instruct.records import make_record
+from clinie_nemo.instruct.records import make_record, prompt_of, target_of
 from clinie_nemo.instruct.roundtrip import RoundTripStats
 from clinie_nemo.instruct.target import Annotations, ChunkView
 from clinie_nemo.instruct.tasks import TaskOptions
-from clinie_nemo.instruct.tasks.re_pair import MARKERS
 from clinie_nemo.instruct.templates import Template, build_prompt, choose, templates_for
 
 TEMPLATE_POLICIES = ("fixed", "rotate")
@@ -81,41 +80,6 @@ class RenderResult:
         return out
 
 
-def resolve_schema(docs: Sequence[Document], options: RenderOptions) -> TaskSchema:
-    if options.schema is not None:
-        schema = options.schema
-    elif options.schema_file:
-        schema = merged(schema_for_dataset(user_schema(options.schema_file)), schema_from_documents(docs))
-    else:
-        name = options.dataset or _only_dataset(docs)
-        observed = schema_from_documents(docs, name or "documents")
-        schema = merged(schema_for_dataset(name), observed) if name and _registered(name) else observed
-        if options.dataset and not _registered(options.dataset):
-            schema_for_dataset(options.dataset)  # raises the unknown-dataset error with valid names
-    return schema.restrict_entities(options.labels) if options.labels else schema
-
-
-def _only_dataset(docs: Sequence[Document]) -> str | None:
-    names = {d.dataset for d in docs}
-    return names.pop() if len(names) == 1 and "" not in names else None
-
-
-def user_schema(path: str) -> str:
-    """``brat:/absolute/path.yaml``: how records name a user's schema file (decode_record reads it back)."""
-    from clinie_nemo.corpus.datasets import USER_BRAT_PREFIX
-
-    path = path[len(USER_BRAT_PREFIX):] if path.startswith(USER_BRAT_PREFIX) else path
-    return USER_BRAT_PREFIX + str(Path(path).resolve())
-
-
-def _registered(name: str) -> bool:
-    try:
-        from clinie_nemo.corpus import datasets
-    except ImportError:
-        return False
-    return name in datasets.DATASETS or name.startswith(datasets.USER_BRAT_PREFIX)
-
-
 def label_block(pairs: Iterable[tuple[str, str]]) -> str:
     return "\n".join(f"- {label}: {definition}" if definition else f"- {label}" for label, definition in pairs)
 
@@ -140,7 +104,9 @@ class _Renderer:
         self.options = options
         self.task = tasks.get(options.task)
         self.fmt = formats.get(options.format)
-        self.schema = resolve_schema(docs, options)
+        schema = options.schema if options.schema is not None else resolve_schema(  # the one resolver
+            docs, options.dataset or documents_dataset(docs), options.schema_file, strict=bool(options.dataset))
+        self.schema = schema.restrict_entities(options.labels) if options.labels else schema
         self.policy = "fixed" if options.template else options.template_policy
         self.templates = templates_for(options.task, options.template)
         if options.all_templates and options.template:
@@ -151,8 +117,7 @@ class _Renderer:
         self._doc_tokens: tuple[str, list[int], list[int]] = ("", [], [])
         self._prompt_tokens: dict[tuple[str, str, int, int], int] = {}
         self.counter = options.token_counter or load_counter(options.tokenizer)
-        self.format_text = self.fmt.describe_answer() if options.task == "re_pair" \
-            else self.fmt.describe(self.task.WITH_RELATIONS)
+        self.format_text = self.task.describe(self.fmt)
         self.dataset = options.dataset or self.schema.name
         self._instructions: dict[tuple[str, tuple[str, ...]], str] = {}
 
@@ -168,15 +133,11 @@ class _Renderer:
         return build_prompt(template, self.instruction(template, labels), text, self.options.few_shot)
 
     def _output_tokens(self, view: ChunkView) -> int:
-        if self.options.task == "re_pair":
-            answers = (self.fmt.encode_answer(r) for r in (*self.schema.relation_names, "none"))
-            return max(self.counter.count(a) for a in answers)
-        items, _ = self.task.items(view, self.schema, self.fmt, self.options.task_options)
-        return max((self.counter.count(i.output) for i in items), default=0)
+        return self.task.longest_output(view, self.schema, self.fmt, self.options.task_options, self.counter.count)
 
     def _extra_tokens(self) -> int:
-        """``re_pair`` markers: their own tokens plus one split token on each side of each marker."""
-        return sum(self.counter.count(m) + 2 for m in MARKERS) if self.options.task == "re_pair" else 0
+        """The task's prompt markers (``re_pair``): their own tokens plus one split token on each side of each."""
+        return sum(self.counter.count(m) + 2 for m in self.task.MARKERS)
 
     def forget_document(self) -> None:
         self._prompt_tokens.clear()
@@ -305,6 +266,16 @@ def render_documents(docs: Iterable[Document], options: RenderOptions) -> Render
     return result
 
 
+def few_shot_pair(record: dict[str, Any]) -> tuple[str, str]:
+    """(text, answer) of a record (either form) rendered without examples: the text between the template's
+    text header and the closing answer header of its prompt (pair markers of re_pair included)."""
+    template = next(t for t in templates_for(record["task"]) if t.name == record["template"])
+    prompt, opening, closing = prompt_of(record), f"\n\n{template.text_header}\n", f"\n{template.answer_header}"
+    start = prompt.index(opening) + len(opening)
+    assert prompt.endswith(closing), "prompt layout changed: text header ... answer header"
+    return prompt[start:len(prompt) - len(closing)], target_of(record)
+
+
 def decode_record(record: dict[str, Any], prediction: str, document: Document,
                   schema: TaskSchema | None = None) -> tuple[Annotations, Counter[str]]:
     """Exact inverse for one record: a prediction -> annotations with document offsets, and failures by
@@ -312,10 +283,8 @@ def decode_record(record: dict[str, Any], prediction: str, document: Document,
     record's registered dataset, else the labels of ``document``."""
     task = tasks.get(record["task"])
     fmt = formats.get(record["format"])
-    if schema is None:
-        name = record.get("schema") or record.get("dataset", "")  # a user's schema file, else the dataset
-        schema = merged(schema_for_dataset(name), schema_from_documents([document])) if _registered(name) \
-            else schema_from_documents([document], name or "documents")
+    if schema is None:  # a user's schema file, else the dataset
+        schema = resolve_schema([document], record.get("schema") or record.get("dataset", ""))
     start, end = record["chunk"]
     view = ChunkView(document, 0, int(start), int(end))
     extras = {k: v for k, v in record.items() if k in ("pair", "label")}

@@ -2,7 +2,8 @@
 
 :func:`build_mixture` reads each dataset's documents JSONL, picks documents per split (validation carve,
 held-out fraction, few-shot pool; rules in :mod:`clinie_nemo.mixture.select`), renders records through
-:mod:`clinie_nemo.instruct.render_bridge`, applies weights/caps, and returns the three record lists plus a manifest.
+:mod:`clinie_nemo.instruct.render` (one schema per dataset from :func:`clinie_nemo.corpus.schema.resolve_schema`),
+applies weights/caps, and returns the three record lists plus a manifest.
 :func:`write_mixture` writes training.jsonl, validation.jsonl, test.jsonl and manifest.json atomically.
 
 Splits:
@@ -33,16 +34,10 @@ from clinie_nemo.core.document import Document
 from clinie_nemo.core.errors import InputError, Problem
 from clinie_nemo.core.fileio import atomic_dir, sha256_file, write_jsonl
 from clinie_nemo.core.progress import progress, say
-from clinie_nemo.instruct.records_stats import length_summary
-from clinie_nemo.instruct.render_bridge import (
-    RENDERER,
-    RenderSettings,
-    dataset_schema,
-    few_shot_pair,
-    record_token_lengths,
-    render_documents,
-    token_counter,
-)
+from clinie_nemo.core.tokens import load_counter
+from clinie_nemo.corpus.schema import TaskSchema, resolve_schema
+from clinie_nemo.instruct.records_stats import length_summary, record_token_lengths
+from clinie_nemo.instruct.render import RenderOptions, few_shot_pair, render_documents
 from clinie_nemo.mixture.config import DatasetEntry, MixtureConfig, mixture_config_to_dict
 from clinie_nemo.mixture.select import (
     carve_validation,
@@ -55,6 +50,7 @@ from clinie_nemo.mixture.select import (
 )
 
 SPLITS = ("training", "validation", "test")
+RENDERER = render_documents.__module__  # named in the manifest
 
 
 @dataclass
@@ -97,7 +93,7 @@ class _DatasetDocs:
     train: list[Document]
     validation: list[Document] | None
     test: list[Document]
-    schema: Any  # one label schema for every split's prompts
+    schema: TaskSchema  # one label schema for every split's prompts
     show_progress: bool = True
 
 
@@ -109,7 +105,7 @@ def _read_dataset(inputs: _Inputs, entry: DatasetEntry, show_progress: bool) -> 
     validation = inputs.read(entry.validation) if entry.validation is not None else None
     test = inputs.read(entry.test)
     schema_file = str(inputs.config.resolve(entry.schema)) if entry.schema else None
-    schema = dataset_schema([*train, *(validation or []), *test], entry.name, schema_file)
+    schema = resolve_schema([*train, *(validation or []), *test], entry.name, schema_file)
     return _DatasetDocs(entry, train, validation, test, schema, show_progress)
 
 
@@ -119,22 +115,31 @@ def _render(config: MixtureConfig, data: _DatasetDocs, docs: Sequence[Document],
     """Records per task for ``docs`` (document order kept)."""
     by_task: dict[str, list[dict[str, Any]]] = {}
     for task in config.tasks_for(data.entry):
-        settings = RenderSettings(task=task, format=config.format, template_policy=config.template.policy,
-                                  template_name=config.template.name, max_tokens=config.max_tokens,
-                                  tokenizer=str(config.resolve(config.tokenizer)) if config.tokenizer else None,
-                                  seed=config.seed, few_shot=(few_shot or {}).get(task, ()), schema=data.schema,
-                                  schema_file=str(config.resolve(data.entry.schema)) if data.entry.schema else None,
-                                  messages=config.messages,
-                                  all_templates=config.test_all_templates and split == "test")
+        options = _render_options(config, data, task, split, (few_shot or {}).get(task, ()))
         key = f"{split}/{data.entry.name}/{task}"
         batches = [docs[i:i + RENDER_BATCH] for i in range(0, len(docs), RENDER_BATCH)]
         by_task[task] = []
         for batch in progress(batches, f"{split} {data.entry.name} {task}", total=len(batches), unit="batch",
                               disable=not data.show_progress or split.startswith("few_shot") or len(batches) < 2):
-            result = render_documents(batch, data.entry.name, settings)
+            result = render_documents(batch, options)
             by_task[task].extend(result.records)
-            reports[key] = _merge_reports(reports.get(key), result.report)
+            reports[key] = _merge_reports(reports.get(key), result.report())
     return by_task
+
+
+def _render_options(config: MixtureConfig, data: _DatasetDocs, task: str, split: str,
+                    few_shot: tuple[tuple[str, str], ...]) -> RenderOptions:
+    """The config's render settings for one task of one dataset: a fixed template only with policy fixed
+    (``test_all_templates`` renders the test split under every template instead)."""
+    all_templates = config.test_all_templates and split == "test"
+    fixed = config.template.policy == "fixed" and not all_templates
+    return RenderOptions(task=task, format=config.format, dataset=data.entry.name, schema=data.schema,
+                         schema_file=str(config.resolve(data.entry.schema)) if data.entry.schema else None,
+                         template=config.template.name if fixed else None,
+                         template_policy="fixed" if fixed else "rotate", seed=config.seed,
+                         max_tokens=config.max_tokens,
+                         tokenizer=str(config.resolve(config.tokenizer)) if config.tokenizer else None,
+                         few_shot=few_shot, messages=config.messages, all_templates=all_templates)
 
 
 def _merge_reports(old: Any, new: dict[str, Any]) -> dict[str, Any]:
@@ -237,7 +242,7 @@ def _prompt_overhead(config: MixtureConfig, data: _DatasetDocs, docs: Sequence[D
                      reports: dict[str, Any]) -> int | None:
     """Tokens of a record that are neither its chunk text nor its target (instruction, label list, headers,
     BOS/EOS): the largest over the records of the first document that renders; None when none does."""
-    counter = token_counter(str(config.resolve(config.tokenizer)) if config.tokenizer else None)
+    counter = load_counter(str(config.resolve(config.tokenizer)) if config.tokenizer else None)
     for doc in docs:
         try:
             records = _render(config, data, [doc], reports, "few_shot_probe")[task]
@@ -296,7 +301,7 @@ def _weighted(config: MixtureConfig, entry: DatasetEntry,
 def _manifest(config: MixtureConfig, hashes: dict[str, str], training: list[dict[str, Any]],
               validation: list[dict[str, Any]], test: list[dict[str, Any]], selection: dict[str, Any],
               few_shot_info: dict[str, Any], reports: dict[str, Any], show_progress: bool) -> dict[str, Any]:
-    counter = token_counter(str(config.resolve(config.tokenizer)) if config.tokenizer else None)
+    counter = load_counter(str(config.resolve(config.tokenizer)) if config.tokenizer else None)
     splits = {}
     for name, records in (("training", training), ("validation", validation), ("test", test)):
         batches = -(-len(records) // 256)

@@ -38,10 +38,11 @@ from typing import Any
 
 import yaml
 
+from clinie_nemo.core.config import build, checked, load_yaml, yaml_fields
 from clinie_nemo.core.errors import ConfigError
-from clinie_nemo.core.yaml_config import read_yaml
+from clinie_nemo.instruct.tasks import TASKS
 
-TASK_KINDS = ("ce", "re_pair", "re_e2e")
+TASK_KINDS = tuple(TASKS)  # the task registry's names, in its order
 FORMATS = ("lines", "json", "inline")
 TEMPLATE_POLICIES = ("fixed", "rotate")
 SPLIT_KEYS = ("train", "validation", "test")
@@ -102,132 +103,78 @@ class MixtureConfig:
 # ------------------------------------------------------------------------------------------ strict loading
 
 
-def _yaml_fields(cls: type) -> list[dataclasses.Field]:
-    return [f for f in dataclasses.fields(cls) if f.metadata.get("yaml", True)]
+def _task_problems(tasks: tuple[str, ...], where: str) -> list[str]:
+    if not tasks:
+        return [f"{where}: expected a non-empty list of task kinds ({', '.join(TASK_KINDS)})"]
+    return [f"{where}: unknown task {t!r}; valid: {', '.join(TASK_KINDS)}" for t in tasks if t not in TASK_KINDS]
 
 
-def _check_keys(cls: type, data: Mapping[str, Any], where: str, problems: list[str]) -> dict[str, Any]:
-    fields = {f.name: f for f in _yaml_fields(cls)}
-    for key in data:
-        if key not in fields:
-            problems.append(f"{where}: unknown key {key!r}; valid keys: {', '.join(sorted(fields))}")
-    for name, f in fields.items():
-        if name not in data and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            problems.append(f"{where}: missing required key {name!r}")
-    return {k: v for k, v in data.items() if k in fields}
-
-
-def _want(value: Any, kinds: tuple[type, ...], what: str, where: str, problems: list[str]) -> bool:
-    ok = isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
-    if not ok:
-        problems.append(f"{where}: expected {what}, got {type(value).__name__} {value!r}")
-    return ok
-
-
-def _task_list(value: Any, where: str, problems: list[str]) -> tuple[str, ...] | None:
-    if not isinstance(value, list) or not value:
-        problems.append(f"{where}: expected a non-empty list of task kinds ({', '.join(TASK_KINDS)})")
-        return None
-    for task in value:
-        if task not in TASK_KINDS:
-            problems.append(f"{where}: unknown task {task!r}; valid: {', '.join(TASK_KINDS)}")
-    return tuple(str(t) for t in value)
-
-
-def _dataset_entry(data: Any, where: str, problems: list[str]) -> DatasetEntry | None:
-    if not isinstance(data, Mapping):
-        problems.append(f"{where}: expected a mapping with keys name, train, test, ...")
-        return None
-    kv = _check_keys(DatasetEntry, data, where, problems)
-    for key in ("name", "train", "test"):
-        if key in kv:
-            _want(kv[key], (str,), "a string", f"{where}.{key}", problems)
-    for key in ("validation", "schema"):
-        if kv.get(key) is not None:
-            _want(kv[key], (str,), "a string", f"{where}.{key}", problems)
-    if kv.get("weight") is not None and _want(kv["weight"], (int, float), "a number", f"{where}.weight", problems):
-        if not (math.isfinite(kv["weight"]) and kv["weight"] >= 0):
-            problems.append(f"{where}.weight: must be a finite number >= 0, got {kv['weight']}")
-        kv["weight"] = float(kv["weight"])
-    if kv.get("cap") is not None and _want(kv["cap"], (int,), "an integer", f"{where}.cap", problems) \
-            and kv["cap"] < 0:
-        problems.append(f"{where}.cap: must be >= 0, got {kv['cap']}")
-    if kv.get("weight") is not None and kv.get("cap") is not None:
+def _entry_problems(entry: DatasetEntry, where: str) -> list[str]:
+    problems: list[str] = []
+    if entry.weight is not None and not (math.isfinite(entry.weight) and entry.weight >= 0):
+        problems.append(f"{where}.weight: must be a finite number >= 0, got {entry.weight}")
+    if entry.cap is not None and entry.cap < 0:
+        problems.append(f"{where}.cap: must be >= 0, got {entry.cap}")
+    if entry.weight is not None and entry.cap is not None:
         problems.append(f"{where}: give either weight or cap, not both")
-    if kv.get("tasks") is not None:
-        kv["tasks"] = _task_list(kv["tasks"], f"{where}.tasks", problems)
-    try:
-        return DatasetEntry(**kv)
-    except TypeError:
-        return None
+    if entry.tasks is not None:
+        problems += _task_problems(entry.tasks, f"{where}.tasks")
+    return problems
+
+
+def _check(config: MixtureConfig) -> list[str]:
+    """The domain rules on a built config (names, ranges, cross-field), as ``key: problem`` lines."""
+    problems: list[str] = []
+    if not config.datasets:
+        problems.append("datasets: expected a non-empty list")
+    for i, entry in enumerate(config.datasets):
+        problems += _entry_problems(entry, f"datasets[{i}]")
+    names = [e.name for e in config.datasets]
+    for name in sorted({n for n in names if names.count(n) > 1}):
+        problems.append(f"datasets: dataset {name!r} listed more than once")
+    problems += _task_problems(config.tasks, "tasks")
+    if config.template.policy not in TEMPLATE_POLICIES:
+        problems.append(f"template.policy: unknown policy {config.template.policy!r}; "
+                        f"valid: {', '.join(TEMPLATE_POLICIES)}")
+    if config.template.policy == "fixed" and not config.template.name:
+        problems.append("template: policy fixed needs a template name")
+    if config.format not in FORMATS:
+        problems.append(f"format: unknown format {config.format!r}; valid: {', '.join(FORMATS)}")
+    for key in ("max_tokens", "seed", "few_shot_k"):
+        if getattr(config, key) < 0:
+            problems.append(f"{key}: must be >= 0, got {getattr(config, key)}")
+    if config.max_tokens < 16:
+        problems.append(f"max_tokens: must be >= 16, got {config.max_tokens}")
+    for key in ("validation_fraction", "held_out_fraction"):
+        value = getattr(config, key)
+        if not (0.0 <= value <= 1.0) or (key == "validation_fraction" and value >= 1.0):
+            problems.append(f"{key}: out of range, got {value}")
+    if config.held_out is not None and names and config.held_out not in names:
+        problems.append(f"held_out: unknown dataset {config.held_out!r}; valid: {', '.join(sorted(names))}")
+    if config.held_out is None and config.held_out_fraction:
+        problems.append("held_out_fraction needs held_out (the fold's dataset)")
+    return problems
 
 
 def mixture_config_from_dict(data: Any, source: str = "<config>", base_dir: str | Path = ".") -> MixtureConfig:
     """Validate a parsed YAML mapping and build the config; raises ConfigError listing every problem."""
-    problems: list[str] = []
     if not isinstance(data, Mapping):
         raise ConfigError(f"{source}: expected a mapping at the top level")
-    kv = _check_keys(MixtureConfig, data, source, problems)
-    entries: list[DatasetEntry] = []
-    if "datasets" in kv:
-        if not isinstance(kv["datasets"], list) or not kv["datasets"]:
-            problems.append(f"{source}.datasets: expected a non-empty list")
-        else:
-            for i, item in enumerate(kv["datasets"]):
-                entry = _dataset_entry(item, f"{source}.datasets[{i}]", problems)
-                if entry is not None:
-                    entries.append(entry)
-        names = [e.name for e in entries]
-        for name in sorted({n for n in names if names.count(n) > 1}):
-            problems.append(f"{source}.datasets: dataset {name!r} listed more than once")
-        kv["datasets"] = tuple(entries)
-    if "tasks" in kv:
-        kv["tasks"] = _task_list(kv["tasks"], f"{source}.tasks", problems)
-    if "template" in kv:
-        t = kv["template"]
-        if isinstance(t, str):  # shorthand: `template: rotate` or `template: <name>`
-            t = {"policy": "rotate"} if t == "rotate" else {"policy": "fixed", "name": t}
-        if _want(t, (Mapping,), "a mapping {policy, name}", f"{source}.template", problems):
-            tk = _check_keys(TemplatePolicy, t, f"{source}.template", problems)
-            if tk.get("policy", "rotate") not in TEMPLATE_POLICIES:
-                problems.append(f"{source}.template.policy: unknown policy {tk['policy']!r}; "
-                                f"valid: {', '.join(TEMPLATE_POLICIES)}")
-            if tk.get("policy") == "fixed" and not tk.get("name"):
-                problems.append(f"{source}.template: policy fixed needs a template name")
-            kv["template"] = TemplatePolicy(**tk)
-    if "format" in kv and kv["format"] not in FORMATS:
-        problems.append(f"{source}.format: unknown format {kv['format']!r}; valid: {', '.join(FORMATS)}")
-    for key in ("max_tokens", "seed", "few_shot_k"):
-        if key in kv and _want(kv[key], (int,), "an integer", f"{source}.{key}", problems) and kv[key] < 0:
-            problems.append(f"{source}.{key}: must be >= 0, got {kv[key]}")
-    if isinstance(kv.get("max_tokens"), int) and kv["max_tokens"] < 16:
-        problems.append(f"{source}.max_tokens: must be >= 16, got {kv['max_tokens']}")
-    for key in ("name",):
-        if key in kv:
-            _want(kv[key], (str,), "a string", f"{source}.{key}", problems)
-    for key in ("messages", "test_all_templates"):
-        if key in kv:
-            _want(kv[key], (bool,), "true or false", f"{source}.{key}", problems)
-    if kv.get("tokenizer") is not None:
-        _want(kv["tokenizer"], (str,), "a folder path or null", f"{source}.tokenizer", problems)
-    for key in ("validation_fraction", "held_out_fraction"):
-        if key in kv and _want(kv[key], (int, float), "a number", f"{source}.{key}", problems):
-            kv[key] = float(kv[key])
-            if not (0.0 <= kv[key] <= 1.0) or (key == "validation_fraction" and kv[key] >= 1.0):
-                problems.append(f"{source}.{key}: out of range, got {kv[key]}")
-    if kv.get("held_out") is not None and entries and kv["held_out"] not in {e.name for e in entries}:
-        problems.append(f"{source}.held_out: unknown dataset {kv['held_out']!r}; "
-                        f"valid: {', '.join(sorted(e.name for e in entries))}")
-    if kv.get("held_out") is None and kv.get("held_out_fraction"):
-        problems.append(f"{source}: held_out_fraction needs held_out (the fold's dataset)")
-    if problems:
-        raise ConfigError("invalid mixture config:\n  " + "\n  ".join(problems))
-    return MixtureConfig(**kv, base_dir=str(base_dir))
+    template = data.get("template")
+    if isinstance(template, str):  # shorthand: `template: rotate` or `template: <name>`
+        template = {"policy": "rotate"} if template == "rotate" else {"policy": "fixed", "name": template}
+        data = {**data, "template": template}
+    problems: list[str] = []
+    config = build(MixtureConfig, data, "", problems)
+    if config is not None:
+        config = dataclasses.replace(config, base_dir=str(base_dir))
+        problems += _check(config)
+    return checked(config, "invalid mixture config:", [f"{source}: {p}" for p in problems])
 
 
 def load_mixture_config(path: str | Path) -> MixtureConfig:
     p = Path(path)
-    data = read_yaml(p, "mixture config")
+    data = load_yaml(p, "mixture config")
     return mixture_config_from_dict(data, source=str(p), base_dir=p.resolve().parent)
 
 
@@ -244,7 +191,7 @@ def mixture_config_to_dict(config: MixtureConfig, relative_to: str | Path | None
         return os.path.relpath(absolute, Path(relative_to).resolve()) if relative_to is not None else str(absolute)
 
     out: dict[str, Any] = {}
-    for f in _yaml_fields(MixtureConfig):
+    for f in yaml_fields(MixtureConfig).values():
         value = getattr(config, f.name)
         if f.name == "datasets":
             value = [{k: (path_out(v) if k in (*SPLIT_KEYS, "schema") else list(v) if isinstance(v, tuple) else v)

@@ -24,7 +24,7 @@ import submitit
 from submitit.core import utils
 from submitit.slurm.slurm import SlurmJob
 
-from clinie_nemo.study.submit import index_spec
+from clinie_nemo.study.executor import index_spec
 
 
 def submission_file(folder: str | Path, job_id: str) -> Path:

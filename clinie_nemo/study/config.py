@@ -41,12 +41,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from clinie_nemo import engines
+from clinie_nemo.core.config import build, checked, load_yaml
 from clinie_nemo.core.errors import ConfigError
-from clinie_nemo.core.strict import build
-from clinie_nemo.core.yaml_config import read_yaml
+from clinie_nemo.engines import ENGINES
 from clinie_nemo.study.sbatch import time_minutes
 
-ENGINES = ("local", "bridge", "nemo")
 METHODS = ("lora", "full")
 STAGE_KINDS = ("mix", "train", "generate", "evaluate")
 DEFAULT_RECIPES = {"lora": "peft_lora", "full": "full_sft"}
@@ -225,7 +225,8 @@ def _check(cfg: StudyConfig, source: str) -> list[str]:
     for kind, r in cfg.resources.items():
         if r.nodes < 1 or r.gpus < 0 or r.cpus < 1:
             problems.append(f"{source}: resources.{kind}: nodes >= 1, gpus >= 0, cpus >= 1 required")
-        if r.nodes > 1 and (kind != "train" or (cfg.engine != "local" and r.gpus < 1)):
+        rank_per_gpu = cfg.engine not in ENGINES or engines.get(cfg.engine).RANK_PER_GPU  # unknown: reported above
+        if r.nodes > 1 and (kind != "train" or (rank_per_gpu and r.gpus < 1)):
             problems.append(f"{source}: resources.{kind}: nodes {r.nodes}: only train stages run on several nodes "
                             f"(bridge/nemo: one rank per GPU, gpus >= 1; local: one data-parallel rank per node); "
                             f"use nodes: 1")
@@ -251,17 +252,16 @@ def _check(cfg: StudyConfig, source: str) -> list[str]:
 
 def study_from_dict(data: Any, source: str = "<study>", base_dir: str | Path = ".") -> StudyConfig:
     problems: list[str] = []
-    cfg = build(StudyConfig, data, source, problems)
+    cfg = build(StudyConfig, data, "", problems)
+    problems = [f"{source}: {p}" for p in problems]
     if cfg is not None:
         resources = {**_default_resources(), **cfg.resources}
         cfg = StudyConfig(**{**cfg.__dict__, "resources": resources, "base_dir": str(Path(base_dir).resolve())})
         problems += _check(cfg, source)
-    if problems or cfg is None:
-        raise ConfigError("invalid study config:\n  " + "\n  ".join(problems))
-    return cfg
+    return checked(cfg, "invalid study config:", problems)
 
 
 def load_study(path: str | Path) -> StudyConfig:
     p = Path(path)
-    data = read_yaml(p, "study config")
+    data = load_yaml(p, "study config")
     return study_from_dict(data, str(p), p.parent)

@@ -5,22 +5,34 @@ A cell is (held-out fold, fraction, model, method, seed). Its chain is mix (CPU)
 files it reads, and its upstream stages' keys), so cells that share inputs share the stage (one mix per
 fold x fraction x seed serves every model and method) and a changed input gives a new stage folder while
 finished ones stay untouched. Stage folders: ``STUDY_DIR/stages/<kind>-<key>/``.
+
+:func:`build_plan` runs in named steps: :func:`expand_cells` (the grid), one builder step per stage kind
+(each hashes its inputs and makes the stage once, with its check), then :func:`check_cells`: every cell's
+train spec on its engine, generate config, mixture config, scoring rules and the resources of every stage kind
+(study/validate.py), all problems collected with the cells they belong to in one ConfigError. So a dry run
+finds every invalid cell, and a submit never starts with one; nothing is written either way.
+
+Imports study/config.py and study/validate.py; imported by study/submit.py and commands/study.py.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from clinie_nemo.core.errors import ConfigError
+from clinie_nemo.study import validate
 from clinie_nemo.study.config import STAGE_KINDS, StudyConfig
 
 KEY_LENGTH = 16
+StageCheck = Callable[[], "str | None"]  # a stage's check: its problem, None when there is none
 _Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
@@ -132,97 +144,161 @@ def mixture_dict(cfg: StudyConfig, fold: str, fraction: float, seed: int) -> dic
 
 
 def build_plan(cfg: StudyConfig, study_dir: str | Path) -> StudyPlan:
-    """Every cell and its four stages; raises ConfigError naming every missing input file."""
-
-    root = Path(study_dir).resolve()
-    hashes = _FileHashes()
-    stages: dict[str, Stage] = {}
-    users: dict[str, list[str]] = {}
-    cells: list[Cell] = []
-    cell_stages: dict[str, dict[str, str]] = {}
-
-    def add(stage: Stage, cell: Cell) -> str:
-        stages.setdefault(stage.key, stage)
-        users.setdefault(stage.key, []).append(cell.name)
-        return stage.key
-
-    def sdir(kind: str, key: str) -> str:
-        return str(root / "stages" / f"{kind}-{key}")
-
-    for fold in cfg.folds:
-        for fraction in cfg.fractions:
-            for model in cfg.models:
-                for method in cfg.methods:
-                    for seed in cfg.seeds:
-                        cell = Cell(fold, fraction, model, method, seed)
-                        cells.append(cell)
-                        mix = mixture_dict(cfg, fold, fraction, seed)
-                        file_hashes = {p: hashes(p) for d in mix["datasets"] for k, p in d.items()
-                                       if k in ("train", "test", "validation")}
-                        mix_key = content_key({"kind": "mix", "mixture": mix, "files": file_hashes})
-                        mix_dir = sdir("mix", mix_key)
-                        if mix_key not in stages:
-                            text = yaml.dump(mix, Dumper=_Dumper, sort_keys=False)
-                            stages[mix_key] = Stage("mix", mix_key, ("clinie-nemo", "mix", f"{mix_dir}/mixture.yaml",
-                                                                     "--output", f"{mix_dir}/data", "--quiet"),
-                                                    "data", True, (), (("mixture.yaml", text),))
-                        add(stages[mix_key], cell)
-
-                        model_ref, model_hash = _ref(cfg, cfg.models[model], hashes)
-                        recipe_ref, recipe_hash = _ref(cfg, cfg.recipes[method], hashes)
-                        res = cfg.stage_resources("train")
-                        overrides = [f"seed={seed}", *cfg.train_overrides, *cfg.method_overrides.get(method, ())]
-                        if cfg.engine == "local":  # one device, whatever the recipe says (full_sft: TP 2)
-                            parallel = ["parallel.nodes=1", "parallel.gpus_per_node=1", "parallel.tensor=1",
-                                        "parallel.pipeline=1", "parallel.context=1"]
-                        else:
-                            parallel = [f"parallel.nodes={res.nodes}", f"parallel.gpus_per_node={res.gpus}"]
-                        overrides = [*parallel, *overrides]
-                        train_key = content_key({"kind": "train", "engine": cfg.engine, "model": model_ref,
-                                                 "model_hash": model_hash, "recipe": recipe_ref,
-                                                 "recipe_hash": recipe_hash, "overrides": overrides,
-                                                 "upstream": [mix_key]})
-                        train_dir = sdir("train", train_key)
-                        add(Stage("train", train_key, ("clinie-nemo", "train", "--engine", cfg.engine, "--model",
-                                                       model_ref, "--recipe", recipe_ref, "--data",
-                                                       f"{mix_dir}/data", "--output", f"{train_dir}/run",
-                                                       *overrides), "run", False, (mix_key,)), cell)
-
-                        gen_ref, gen_hash = _ref(cfg, cfg.generate_config, hashes)
-                        gen_key = content_key({"kind": "generate", "engine": cfg.engine, "config": gen_ref,
-                                               "config_hash": gen_hash, "upstream": [train_key, mix_key]})
-                        gen_dir = sdir("generate", gen_key)
-                        add(Stage("generate", gen_key, ("clinie-nemo", "generate", "--engine", cfg.engine,
-                                                        "--run", f"{train_dir}/run", "--records",
-                                                        f"{mix_dir}/data/test.jsonl", "--output",
-                                                        f"{gen_dir}/predictions.jsonl", "--config", gen_ref),
-                                  "predictions.jsonl", True, (train_key, mix_key)), cell)
-
-                        corpus = cfg.resolve(cfg.dataset(fold).test)
-                        tags = {**cell.tags(), "engine": cfg.engine, "few_shot_k": str(cfg.few_shot_k)}
-                        eval_key = content_key({"kind": "evaluate", "rules": cfg.rules, "tags": tags,
-                                                "corpus": hashes(corpus), "upstream": [gen_key, mix_key]})
-                        eval_dir = sdir("evaluate", eval_key)
-                        argv = ["clinie-nemo", "evaluate", "--records", f"{mix_dir}/data/test.jsonl",
-                                "--predictions", f"{gen_dir}/predictions.jsonl", "--corpus", corpus,
-                                "--json", f"{eval_dir}/scores.json"]
-                        if cfg.rules:
-                            argv += ["--rules", cfg.rules]
-                        for k, v in tags.items():
-                            argv += ["--tag", f"{k}={v}"]
-                        add(Stage("evaluate", eval_key, tuple(argv), "scores.json", True, (gen_key, mix_key)), cell)
-                        cell_stages[cell.name] = {"mix": mix_key, "train": train_key, "generate": gen_key,
-                                                  "evaluate": eval_key}
-    if hashes.missing:
-        raise ConfigError("study inputs not found:\n  " + "\n  ".join(sorted(set(hashes.missing))))
-    ordered = {k: _with_cells(s, users[k]) for kind in STAGE_KINDS for k, s in stages.items() if s.kind == kind}
-    return StudyPlan(cfg, root, tuple(cells), ordered, cell_stages)
+    """Every cell and its four stages, every cell checked: ConfigError naming every missing input file, else
+    every problem of every cell with the cells it belongs to (study/validate.py). Writes nothing."""
+    plan, checks = expand_plan(cfg, study_dir)
+    check_cells(plan, checks)
+    return plan
 
 
-def _with_cells(stage: Stage, cells: list[str]) -> Stage:
-    from dataclasses import replace
+def expand_plan(cfg: StudyConfig, study_dir: str | Path) -> tuple[StudyPlan, dict[str, StageCheck]]:
+    """The cells and their stages, not yet checked, with each stage's check (stage key -> it); ConfigError
+    naming every missing input file."""
+    builder = _PlanBuilder(cfg, Path(study_dir).resolve())
+    for cell in expand_cells(cfg):
+        builder.add_cell(cell)
+    return builder.finish()
 
-    return replace(stage, cells=tuple(cells))
+
+def expand_cells(cfg: StudyConfig) -> list[Cell]:
+    """Every (fold, fraction, model, method, seed) of the study, in that nesting order."""
+    return [Cell(fold, fraction, model, method, seed) for fold in cfg.folds for fraction in cfg.fractions
+            for model in cfg.models for method in cfg.methods for seed in cfg.seeds]
+
+
+def train_overrides(cfg: StudyConfig, cell: Cell) -> list[str]:
+    """The cell's train overrides: its parallel layout (the local engine: one device, whatever the recipe
+    says, e.g. full_sft's TP 2; else the train resources' nodes x GPUs), then its seed, the study's train
+    overrides and its method's."""
+    if cfg.engine == "local":
+        parallel = ["parallel.nodes=1", "parallel.gpus_per_node=1", "parallel.tensor=1", "parallel.pipeline=1",
+                    "parallel.context=1"]
+    else:
+        res = cfg.stage_resources("train")
+        parallel = [f"parallel.nodes={res.nodes}", f"parallel.gpus_per_node={res.gpus}"]
+    return [*parallel, f"seed={cell.seed}", *cfg.train_overrides, *cfg.method_overrides.get(cell.method, ())]
+
+
+def check_cells(plan: StudyPlan, checks: dict[str, StageCheck]) -> None:
+    """Run every stage's check and the resources of every stage kind; ConfigError listing every problem with
+    the cells it belongs to (the same problem in many stages is listed once)."""
+    cells = [c.name for c in plan.cells]
+    found: dict[str, list[str]] = {}  # problem -> its cells
+    for problem in validate.resource_problems(plan.config, plan.study_dir):
+        found.setdefault(problem, []).extend(cells)
+    for key, stage in plan.stages.items():
+        problem = checks[key]()
+        if problem:
+            found.setdefault(f"{stage.kind}: {problem}", []).extend(stage.cells)
+    validate.raise_problems(plan.config.name, cells, found)
+
+
+class _PlanBuilder:
+    """Adds cells one by one; a stage whose content key is already there is shared, not built again."""
+
+    def __init__(self, cfg: StudyConfig, root: Path) -> None:
+        self.cfg = cfg
+        self.root = root
+        self.hashes = _FileHashes()
+        self.stages: dict[str, Stage] = {}
+        self.checks: dict[str, StageCheck] = {}
+        self.users: dict[str, list[str]] = {}  # stage key -> the cells using it
+        self.cells: list[Cell] = []
+        self.cell_stages: dict[str, dict[str, str]] = {}
+
+    def add_cell(self, cell: Cell) -> None:
+        self.cells.append(cell)
+        mix = self._mix(cell)
+        train = self._train(cell, mix)
+        generate = self._generate(cell, train, mix)
+        evaluate = self._evaluate(cell, generate, mix)
+        self.cell_stages[cell.name] = {"mix": mix, "train": train, "generate": generate, "evaluate": evaluate}
+
+    def finish(self) -> tuple[StudyPlan, dict[str, StageCheck]]:
+        if self.hashes.missing:
+            raise ConfigError("study inputs not found:\n  " + "\n  ".join(sorted(set(self.hashes.missing))))
+        ordered = {k: replace(s, cells=tuple(self.users[k]))
+                   for kind in STAGE_KINDS for k, s in self.stages.items() if s.kind == kind}
+        return StudyPlan(self.cfg, self.root, tuple(self.cells), ordered, self.cell_stages), self.checks
+
+    def _use(self, cell: Cell, key: str, make: Callable[[], tuple[Stage, StageCheck]]) -> str:
+        """The stage ``key`` for ``cell``: made (with its check) by ``make`` only when no cell made it before."""
+        if key not in self.stages:
+            self.stages[key], self.checks[key] = make()
+        self.users.setdefault(key, []).append(cell.name)
+        return key
+
+    def _dir(self, kind: str, key: str) -> str:
+        return str(self.root / "stages" / f"{kind}-{key}")
+
+    def _mix(self, cell: Cell) -> str:
+        cfg = self.cfg
+        mix = mixture_dict(cfg, cell.fold, cell.fraction, cell.seed)
+        files = {p: self.hashes(p) for d in mix["datasets"] for k, p in d.items() if k in ("train", "test", "validation")}
+        key = content_key({"kind": "mix", "mixture": mix, "files": files})
+
+        def make() -> tuple[Stage, StageCheck]:
+            mix_dir = self._dir("mix", key)
+            text = yaml.dump(mix, Dumper=_Dumper, sort_keys=False)  # once per shared mixture: the costly part
+            stage = Stage("mix", key, ("clinie-nemo", "mix", f"{mix_dir}/mixture.yaml", "--output", f"{mix_dir}/data",
+                                       "--quiet"), "data", True, (), (("mixture.yaml", text),))
+            return stage, partial(validate.mixture_problem, text, f"{stage.dirname}/mixture.yaml", cfg.base_dir)
+
+        return self._use(cell, key, make)
+
+    def _train(self, cell: Cell, mix_key: str) -> str:
+        cfg = self.cfg
+        model_ref, model_hash = _ref(cfg, cfg.models[cell.model], self.hashes)
+        recipe_ref, recipe_hash = _ref(cfg, cfg.recipes[cell.method], self.hashes)
+        overrides = train_overrides(cfg, cell)
+        key = content_key({"kind": "train", "engine": cfg.engine, "model": model_ref, "model_hash": model_hash,
+                           "recipe": recipe_ref, "recipe_hash": recipe_hash, "overrides": overrides,
+                           "upstream": [mix_key]})
+
+        def make() -> tuple[Stage, StageCheck]:
+            argv = ("clinie-nemo", "train", "--engine", cfg.engine, "--model", model_ref, "--recipe", recipe_ref,
+                    "--data", f"{self._dir('mix', mix_key)}/data", "--output", f"{self._dir('train', key)}/run",
+                    *overrides)
+            host_paths = cfg.stage_resources("train").container is None
+            return (Stage("train", key, argv, "run", False, (mix_key,)),
+                    partial(validate.train_problem, cfg.engine, model_ref, recipe_ref, tuple(overrides), host_paths))
+
+        return self._use(cell, key, make)
+
+    def _generate(self, cell: Cell, train_key: str, mix_key: str) -> str:
+        cfg = self.cfg
+        gen_ref, gen_hash = _ref(cfg, cfg.generate_config, self.hashes)
+        key = content_key({"kind": "generate", "engine": cfg.engine, "config": gen_ref, "config_hash": gen_hash,
+                           "upstream": [train_key, mix_key]})
+
+        def make() -> tuple[Stage, StageCheck]:
+            argv = ("clinie-nemo", "generate", "--engine", cfg.engine, "--run", f"{self._dir('train', train_key)}/run",
+                    "--records", f"{self._dir('mix', mix_key)}/data/test.jsonl", "--output",
+                    f"{self._dir('generate', key)}/predictions.jsonl", "--config", gen_ref)
+            return (Stage("generate", key, argv, "predictions.jsonl", True, (train_key, mix_key)),
+                    partial(validate.generate_problem, gen_ref, ()))
+
+        return self._use(cell, key, make)
+
+    def _evaluate(self, cell: Cell, gen_key: str, mix_key: str) -> str:
+        cfg = self.cfg
+        corpus = cfg.resolve(cfg.dataset(cell.fold).test)
+        tags = {**cell.tags(), "engine": cfg.engine, "few_shot_k": str(cfg.few_shot_k)}
+        key = content_key({"kind": "evaluate", "rules": cfg.rules, "tags": tags, "corpus": self.hashes(corpus),
+                           "upstream": [gen_key, mix_key]})
+
+        def make() -> tuple[Stage, StageCheck]:
+            argv = ["clinie-nemo", "evaluate", "--records", f"{self._dir('mix', mix_key)}/data/test.jsonl",
+                    "--predictions", f"{self._dir('generate', gen_key)}/predictions.jsonl", "--corpus", corpus,
+                    "--json", f"{self._dir('evaluate', key)}/scores.json"]
+            if cfg.rules:
+                argv += ["--rules", cfg.rules]
+            for k, v in tags.items():
+                argv += ["--tag", f"{k}={v}"]
+            return (Stage("evaluate", key, tuple(argv), "scores.json", True, (gen_key, mix_key)),
+                    partial(validate.rules_problem, cfg.rules))
+
+        return self._use(cell, key, make)
 
 
 def plan_json(plan: StudyPlan) -> dict[str, Any]:

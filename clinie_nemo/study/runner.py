@@ -9,7 +9,7 @@ script it exits 124 and the script requeues. The child ignores SIGUSR2 (submitit
 delivers to every process of the step) so only the forwarded SIGUSR1 reaches the trainer.
 A finished stage (DONE, or a complete atomic output) is never run again.
 
-Multi-node train stages run one Slurm task per GPU (see submit.tasks_per_node): every task is one rank
+Multi-node train stages run one Slurm task per GPU (see executor.tasks_per_node): every task is one rank
 (RANK/LOCAL_RANK/WORLD_SIZE from SLURM_PROCID/SLURM_LOCALID/SLURM_NTASKS, MASTER_ADDR the first host of
 SLURM_JOB_NODELIST, MASTER_PORT derived from the job id so two jobs on one node never collide), so the
 engine starts no launcher of its own: no srun nested in submitit's step (submitit runs the callable in every
@@ -36,9 +36,9 @@ from typing import Any
 
 from clinie_nemo.core.fileio import atomic_write
 from clinie_nemo.core.progress import say
+from clinie_nemo.engines import PREEMPTED_EXIT_CODE
 from clinie_nemo.study import lock
 
-REQUEUE_EXIT_CODE = 124
 DUPLICATE_EXIT_CODE = 75  # another job already runs this stage: this one ran nothing
 REQUEUE_CAP_EXIT_CODE = 76  # stopped too often (max_requeues): not requeued
 MASTER_PORT_BASE, MASTER_PORT_SPAN = 15000, 15000  # 15000-29999: below Linux's ephemeral range (32768+)
@@ -227,7 +227,7 @@ def run_stage(stage_dir: str | Path, requeue_self: bool = False) -> int:
         if not _wait_for_rank0(d, ids["job_id"], restart, label):
             return 0
         rc, stopped = run_child(spec["argv"], d, env)
-        return REQUEUE_EXIT_CODE if (rc == REQUEUE_EXIT_CODE or (stopped and rc != 0)) else rc
+        return PREEMPTED_EXIT_CODE if (rc == PREEMPTED_EXIT_CODE or (stopped and rc != 0)) else rc
     max_requeues = int(spec.get("max_requeues", 10))
     own = own_requeues(d, ids["job_id"])
     if own > max_requeues:
@@ -251,6 +251,8 @@ def run_stage(stage_dir: str | Path, requeue_self: bool = False) -> int:
 
 def _run_locked(d: Path, spec: dict[str, Any], label: str, ids: dict[str, str], restart: int, max_requeues: int,
                 env: dict[str, str], requeue_self: bool) -> int:
+    """Rank 0 holding the stage lock: run the command (unless finished meanwhile), record the attempt's timing,
+    then settle its outcome (:func:`_finish` on success, :func:`_after_stop` after a stop signal)."""
     segment: dict[str, Any] = {**ids, "host": socket.gethostname(), "gpus": allocated_gpus(spec.get("gpus", 0)),
                                "restart": restart, "start": time.time()}
     output = d / spec["output"]
@@ -270,30 +272,42 @@ def _run_locked(d: Path, spec: dict[str, Any], label: str, ids: dict[str, str], 
     segment["elapsed_s"] = round(segment["end"] - segment["start"], 3)
     _append_segment(d, segment)
     if rc == 0:
-        if spec["kind"] == "evaluate":
-            from clinie_nemo.study.cost import write_cell_cost
-
-            write_cell_cost(d, spec)
-        with atomic_write(d / "DONE") as fh:
-            json.dump({"finished": time.time(), **ids}, fh)
-        say(f"run-stage: {label} done in {segment['elapsed_s']:.1f} s")
-        return 0
-    if rc == REQUEUE_EXIT_CODE or stopped:
-        if ids["job_id"] and slurm_requeued(ids["job_id"], restart):
-            say(f"run-stage: {label} checkpointed; Slurm requeued job {ids['job_id']} itself (preemption, "
-                "PreemptMode=REQUEUE): not requeueing it again")
-            return REQUEUE_EXIT_CODE
-        own = own_requeues(d, ids["job_id"])
-        if own >= max_requeues:
-            say(f"run-stage: {label}: error: stopped again after {own} requeue(s) of its own "
-                f"({REQUEUE_COUNT_PREFIX}{ids['job_id']}); max_requeues {max_requeues} reached, not requeueing "
-                f"(raise resources.{spec['kind']}.time or max_requeues, then resubmit: it resumes from its checkpoint)")
-            return REQUEUE_CAP_EXIT_CODE
-        if requeue_self and ids["job_id"]:
-            requeue(d, ids["job_id"], restart, label)
-        return REQUEUE_EXIT_CODE
+        return _finish(d, spec, label, ids, segment["elapsed_s"])
+    if rc == PREEMPTED_EXIT_CODE or stopped:
+        return _after_stop(d, spec, label, ids, restart, max_requeues, requeue_self)
     say(f"run-stage: {label} failed with exit code {rc}")
     return rc
+
+
+def _finish(d: Path, spec: dict[str, Any], label: str, ids: dict[str, str], elapsed_s: float) -> int:
+    """A successful stage: its cell's cost (evaluate stages), then DONE."""
+    if spec["kind"] == "evaluate":
+        from clinie_nemo.study.cost import write_cell_cost
+
+        write_cell_cost(d, spec)
+    with atomic_write(d / "DONE") as fh:
+        json.dump({"finished": time.time(), **ids}, fh)
+    say(f"run-stage: {label} done in {elapsed_s:.1f} s")
+    return 0
+
+
+def _after_stop(d: Path, spec: dict[str, Any], label: str, ids: dict[str, str], restart: int, max_requeues: int,
+                requeue_self: bool) -> int:
+    """A stage stopped by a signal (checkpointed): 124 to be requeued (by Slurm itself after a preemption, by
+    this job with ``requeue_self``, else by the sbatch script), or 76 once ``max_requeues`` is reached."""
+    if ids["job_id"] and slurm_requeued(ids["job_id"], restart):
+        say(f"run-stage: {label} checkpointed; Slurm requeued job {ids['job_id']} itself (preemption, "
+            "PreemptMode=REQUEUE): not requeueing it again")
+        return PREEMPTED_EXIT_CODE
+    own = own_requeues(d, ids["job_id"])
+    if own >= max_requeues:
+        say(f"run-stage: {label}: error: stopped again after {own} requeue(s) of its own "
+            f"({REQUEUE_COUNT_PREFIX}{ids['job_id']}); max_requeues {max_requeues} reached, not requeueing "
+            f"(raise resources.{spec['kind']}.time or max_requeues, then resubmit: it resumes from its checkpoint)")
+        return REQUEUE_CAP_EXIT_CODE
+    if requeue_self and ids["job_id"]:
+        requeue(d, ids["job_id"], restart, label)
+    return PREEMPTED_EXIT_CODE
 
 
 class StageJob:
@@ -304,8 +318,8 @@ class StageJob:
 
     def __call__(self) -> str:
         rc = run_stage(self.stage_dir, requeue_self=True)
-        if rc == REQUEUE_EXIT_CODE:
-            sys.exit(REQUEUE_EXIT_CODE)  # SystemExit: submitit writes no result; the requeued job reruns
+        if rc == PREEMPTED_EXIT_CODE:
+            sys.exit(PREEMPTED_EXIT_CODE)  # SystemExit: submitit writes no result; the requeued job reruns
         if rc == DUPLICATE_EXIT_CODE:
             raise RuntimeError(f"stage {self.stage_dir} is already running in another job; this job ran nothing")
         if rc == REQUEUE_CAP_EXIT_CODE:

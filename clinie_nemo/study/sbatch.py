@@ -24,9 +24,9 @@ import shlex
 from dataclasses import dataclass, field
 
 from clinie_nemo.core.errors import ConfigError
+from clinie_nemo.engines import PREEMPTED_EXIT_CODE
 
 RANK_ENV = "export RANK=$SLURM_PROCID LOCAL_RANK=$SLURM_LOCALID WORLD_SIZE=$SLURM_NTASKS;"
-REQUEUE_EXIT_CODE = 124  # the local engine's exit code after a signal-triggered checkpoint
 
 
 # Slurm's --time forms (sbatch(1) "-t, --time"): "minutes", "minutes:seconds", "hours:minutes:seconds",
@@ -347,7 +347,7 @@ def render_sbatch(job: SbatchJob) -> str:
               ("setsid -w " if job.requeue else "") + srun_line(job) + " &", "step_pid=$!"]
     if job.requeue:
         lines += ["rc=0", 'wait "$step_pid" || rc=$?',
-                  f'if [ "$rc" -eq {REQUEUE_EXIT_CODE} ]; then requeue_or_fail "$rc"; fi  # checkpointed, asks to resume',
+                  f'if [ "$rc" -eq {PREEMPTED_EXIT_CODE} ]; then requeue_or_fail "$rc"; fi  # checkpointed, asks to resume',
                   'if [ "$rc" -ne 0 ]; then exit "$rc"; fi', ""]
     else:
         lines += ['wait "$step_pid"', ""]

@@ -1,7 +1,8 @@
 """Submit a study's job graph through submitit, skipping what is finished or already queued.
 
-Before anything is written or submitted, every cell is checked (study/validate.py: its train spec, generate
-config, mixture, input paths and the resources of every stage kind): one invalid cell submits nothing.
+Every cell was checked when its plan was built (study/plan.py build_plan, study/validate.py: its train spec,
+generate config, mixture, input paths and the resources of every stage kind): one invalid cell makes no plan,
+so nothing is written or submitted. The submitit executor's settings come from study/executor.py.
 A submit holds the study's lock (STUDY_DIR/SUBMIT.lock, study/lock.py) from its Slurm query to its last
 sbatch, so two concurrent ``study --submit`` on one folder cannot both submit the same stages.
 
@@ -28,7 +29,7 @@ import re
 import shutil
 import socket
 import subprocess
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,8 +38,8 @@ from clinie_nemo.core.errors import ClinieError
 from clinie_nemo.core.fileio import atomic_write
 from clinie_nemo.study import lock
 from clinie_nemo.study.config import STAGE_KINDS, StageResources
+from clinie_nemo.study.executor import executor_settings, tasks_per_node
 from clinie_nemo.study.plan import Stage, StudyPlan, plan_json
-from clinie_nemo.study.sbatch import pyxis_image, time_minutes
 
 ACTIVE = {"PENDING", "RUNNING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "CONFIGURING", "COMPLETING",
           "SUSPENDED", "RESIZING", "SIGNALING", "STAGE_OUT", "RESV_DEL_HOLD"}
@@ -172,17 +173,6 @@ def max_array_size() -> int:
     return max(1, int(m.group(1))) if m else DEFAULT_MAX_ARRAY_SIZE
 
 
-def tasks_per_node(engine: str, kind: str, res: StageResources) -> int:
-    """Slurm tasks per node for a stage: a multi-node train on bridge/nemo runs one task per GPU, each task
-    one rank (RANK/LOCAL_RANK/WORLD_SIZE from Slurm, the engines then launch nothing themselves: no nested
-    srun inside submitit's step, the way slurm/common.sh cn_launch does it); every other stage one task that
-    launches its own workers (torchrun on its one node). A multi-node local train: one task per node, each
-    one data-parallel rank (clinie_nemo/engines/local/distributed.py reads the same RANK/WORLD_SIZE)."""
-    if kind == "train" and res.nodes > 1 and engine in ("bridge", "nemo") and res.gpus > 0:
-        return res.gpus
-    return 1
-
-
 def prepare_stage(plan: StudyPlan, stage: Stage) -> Path:
     """stage.json and input files (never touching outputs)."""
     d = plan.stage_dir(stage.key)
@@ -215,22 +205,6 @@ def _record_job(stage_dir: Path, job_id: str) -> None:
 
 
 Group = tuple[list[Stage], str | None]
-
-
-def index_spec(ids: Sequence[int]) -> str:
-    """Sorted task ids as an sbatch ``--array`` index list: [0, 1, 2, 5, 7, 8] -> "0-2,5,7-8"."""
-    parts: list[str] = []
-    start = prev = None
-    for i in ids:
-        if prev is not None and i == prev + 1:
-            prev = i
-            continue
-        if start is not None:
-            parts.append(str(start) if start == prev else f"{start}-{prev}")
-        start = prev = i
-    if start is not None:
-        parts.append(str(start) if start == prev else f"{start}-{prev}")
-    return ",".join(parts)
 
 
 def parent_task(stage: Stage, job_of: dict[str, str]) -> int | None:
@@ -308,12 +282,9 @@ class Submission:
 
 
 def submit_plan(plan: StudyPlan, dry_run: bool = False, executor_factory: Any = None) -> Submission:
-    """Submit every unfinished, unqueued stage; returns what was (or, dry, would be) submitted. Every cell is
-    checked first (ConfigError naming the cells, nothing written or submitted); a real submit holds the study's
-    lock (StudyBusyError while another submit runs)."""
-    from clinie_nemo.study.validate import check_plan
-
-    check_plan(plan)
+    """Submit every unfinished, unqueued stage; returns what was (or, dry, would be) submitted. Every cell was
+    checked when the plan was built (study/plan.py build_plan: ConfigError naming the cells, before anything is
+    written or submitted); a real submit holds the study's lock (StudyBusyError while another submit runs)."""
     if dry_run:
         return _submit(plan, True, executor_factory)
     plan.study_dir.mkdir(parents=True, exist_ok=True)
@@ -322,25 +293,16 @@ def submit_plan(plan: StudyPlan, dry_run: bool = False, executor_factory: Any = 
 
 
 def _submit(plan: StudyPlan, dry_run: bool, executor_factory: Any) -> Submission:
-    from clinie_nemo.study.arrays import submission_file  # submitit is imported only to submit
-
+    """Kind by kind (mix -> train -> generate -> evaluate): skip what is finished or queued, group the rest into
+    arrays with their dependencies, and submit each group (dry: name its jobs ``<kind#N>_i`` instead)."""
     result = Submission()
-    job_of: dict[str, str] = {}
+    job_of: dict[str, str] = {}  # stage key -> the job it was (or, dry, would be) submitted as
     states = plan_states(plan.stage_dir(k) for k in plan.stages)  # one Slurm query for the whole plan
     if not dry_run:
         with atomic_write(plan.study_dir / "plan.json") as fh:
             json.dump(plan_json(plan), fh, indent=2)
-    dry_arrays = 0
     for kind in STAGE_KINDS:
-        todo: list[Stage] = []
-        for stage in plan.by_kind(kind):
-            state, job = stage_state(plan.stage_dir(stage.key), states)
-            if state in ("done", "queued", "running"):
-                result.skipped[stage.key] = state
-                if state != "done" and job:
-                    job_of[stage.key] = job
-            else:
-                todo.append(stage)
+        todo = _stages_to_submit(plan, kind, states, result, job_of)
         res = plan.config.stage_resources(kind)
         for stages, dependency in job_groups(todo, job_of):
             task_ids = group_task_ids(stages, dependency, job_of)
@@ -348,75 +310,52 @@ def _submit(plan: StudyPlan, dry_run: bool, executor_factory: Any) -> Submission
                                      "job_ids": [], "resources": res, "task_ids": task_ids}
             result.jobs.append(entry)
             if dry_run:
-                dry_arrays += 1
-                ids = task_ids if task_ids is not None else list(range(len(stages)))
-                for s, i in zip(stages, ids):
-                    job_of[s.key] = f"<{kind}#{dry_arrays}>_{i}" if len(stages) > 1 else f"<{kind}#{dry_arrays}>"
-                continue
-            dirs = [prepare_stage(plan, s) for s in stages]
-            ids = _submit_batch(plan, kind, res, dirs, dependency, executor_factory, task_ids)
-            script = submission_file(plan.study_dir / "submitit" / "%j", ids[0]).read_bytes()
-            for stage, d, job_id in zip(stages, dirs, ids):
-                _record_job(d, job_id)
-                job_of[stage.key] = job_id
-                # the audit copy IS what sbatch got: submitit's own submission file for this job / array
-                with atomic_write(plan.study_dir / "sbatch" / f"{stage.dirname}.sbatch", "wb") as fh:
-                    fh.write(script)
-            entry["job_ids"] = ids
+                _name_dry_run_jobs(kind, len(result.jobs), stages, task_ids, job_of)
+            else:
+                entry["job_ids"] = _submit_group(plan, kind, stages, dependency, task_ids, executor_factory, job_of)
     return result
 
 
-def executor_settings(plan: StudyPlan, kind: str, res: StageResources,
-                      dependency: str | None) -> tuple[str | None, dict[str, Any]]:
-    """(python, parameters) for ``submitit.SlurmExecutor(folder, python=python).update_parameters(**p)``.
+def _stages_to_submit(plan: StudyPlan, kind: str, states: dict[str, str], result: Submission,
+                      job_of: dict[str, str]) -> list[Stage]:
+    """The kind's stages that are neither done nor queued nor running; the others go to ``result.skipped``
+    (a queued or running one's job to ``job_of``, so that its children wait for it)."""
+    todo: list[Stage] = []
+    for stage in plan.by_kind(kind):
+        state, job = stage_state(plan.stage_dir(stage.key), states)
+        if state in ("done", "queued", "running"):
+            result.skipped[stage.key] = state
+            if state != "done" and job:
+                job_of[stage.key] = job
+        else:
+            todo.append(stage)
+    return todo
 
-    With a container, submitit's command must be the container's interpreter: SlurmExecutor's default is
-    the host's ``shlex.quote(sys.executable)`` (submitit 1.5.4 submitit/slurm/slurm.py:255), and its job
-    line is ``srun --unbuffered --output ... *srun_args <python> -u -m submitit.core._submit FOLDER``
-    (slurm.py:354 _submitit_command_str, slurm.py:523 srun_cmd), so pyxis' --container-image in srun_args
-    runs ``python`` from the image, in --container-workdir (pyxis v0.24.0 pyxis_slurmstepd.c:1653-1664: without
-    it the task chdirs to the container's own cwd, not to the folder the job was submitted from).
-    Arrays keep it: the array copy of the executor submits the original's command string (slurm.py:339-344).
-    ``array_parallelism`` becomes ``--array=0-N%K`` (slurm.py:497).
 
-    Always ``--requeue``: the runner requeues its own job (``scontrol requeue``), which a cluster with
-    JobRequeue=0 refuses for a job submitted without it ("batch jobs will not be requeued unless explicitly
-    enabled by the user. Use the sbatch --no-requeue or --requeue option", slurm.conf(5) JobRequeue, Slurm
-    22.05). ``wckey=None``: submitit writes ``--wckey=submitit`` by default (its parameter ``wckey: str =
-    "submitit"``, slurm.py:427) and drops parameters that are None (slurm.py:480); a wckey only where the
-    stage asks for one. ``--cpus-per-task`` on submitit's srun too: srun no longer reads SLURM_CPUS_PER_TASK
-    (Slurm 22.05 RELEASE_NOTES), so without it the step gets one CPU per task. qos, constraint and
-    exclusive are submitit parameters (slurm.py:409, 417, 425); reservation has none (additional_parameters)."""
-    extra: dict[str, Any] = {"kill-on-invalid-dep": "yes", "open-mode": "append", "requeue": True}
-    if dependency:
-        extra["dependency"] = dependency
-    params: dict[str, Any] = {"job_name": f"{plan.config.name}-{kind}", "time": time_minutes(res.time),
-                              "nodes": res.nodes, "ntasks_per_node": tasks_per_node(plan.config.engine, kind, res),
-                              "cpus_per_task": res.cpus, "signal_delay_s": res.signal_seconds,
-                              "wckey": res.wckey, "additional_parameters": extra}
-    if res.gpus:
-        params["gpus_per_node"] = res.gpus
-    if res.array_parallelism:
-        params["array_parallelism"] = res.array_parallelism
-    for key in ("partition", "account", "mem", "qos", "constraint"):
-        if getattr(res, key):
-            params[key] = getattr(res, key)
-    if res.reservation:
-        extra["reservation"] = res.reservation
-    if res.exclusive:
-        params["exclusive"] = res.exclusive  # True -> --exclusive, "user" -> --exclusive=user
-    if res.nodes > 1:  # whole nodes, as render_sbatch asks for them (clinie_nemo/study/sbatch.py)
-        params.setdefault("mem", "0")
-        params.setdefault("exclusive", True)
-    srun_args = [f"--cpus-per-task={res.cpus}"]
-    python = None
-    if res.container:
-        workdir = res.container_workdir or str(plan.study_dir)
-        srun_args += [f"--container-image={pyxis_image(res.container)}", f"--container-workdir={workdir}"] + (
-            [f"--container-mounts={res.container_mounts}"] if res.container_mounts else [])
-        python = res.container_python
-    params["srun_args"] = srun_args
-    return python, params
+def _name_dry_run_jobs(kind: str, number: int, stages: list[Stage], task_ids: list[int] | None,
+                       job_of: dict[str, str]) -> None:
+    """A dry run's stand-in job ids: ``<train#3>_i`` for the tasks of the dry run's 3rd array, ``<train#3>`` alone."""
+    ids = task_ids if task_ids is not None else list(range(len(stages)))
+    for s, i in zip(stages, ids):
+        job_of[s.key] = f"<{kind}#{number}>_{i}" if len(stages) > 1 else f"<{kind}#{number}>"
+
+
+def _submit_group(plan: StudyPlan, kind: str, stages: list[Stage], dependency: str | None,
+                  task_ids: list[int] | None, executor_factory: Any, job_of: dict[str, str]) -> list[str]:
+    """Prepare the stages' folders, submit them as one batch, record each job (job.json, ``job_of``) and the
+    audit copy of the script sbatch got; returns the job ids."""
+    from clinie_nemo.study.arrays import submission_file  # submitit is imported only to submit
+
+    dirs = [prepare_stage(plan, s) for s in stages]
+    ids = _submit_batch(plan, kind, plan.config.stage_resources(kind), dirs, dependency, executor_factory, task_ids)
+    script = submission_file(plan.study_dir / "submitit" / "%j", ids[0]).read_bytes()
+    for stage, d, job_id in zip(stages, dirs, ids):
+        _record_job(d, job_id)
+        job_of[stage.key] = job_id
+        # the audit copy IS what sbatch got: submitit's own submission file for this job / array
+        with atomic_write(plan.study_dir / "sbatch" / f"{stage.dirname}.sbatch", "wb") as fh:
+            fh.write(script)
+    return ids
 
 
 def _submit_batch(plan: StudyPlan, kind: str, res: StageResources, dirs: list[Path], dependency: str | None,
@@ -427,7 +366,7 @@ def _submit_batch(plan: StudyPlan, kind: str, res: StageResources, dirs: list[Pa
     from clinie_nemo.study.runner import StageJob
 
     folder = plan.study_dir / "submitit" / "%j"
-    python, params = executor_settings(plan, kind, res, dependency)
+    python, params = executor_settings(plan.config, plan.study_dir, kind, res, dependency)
     executor = executor_factory(folder) if executor_factory else IndexedArrayExecutor(folder, python=python)
     executor.task_ids = task_ids
     executor.update_parameters(**params)

@@ -1,51 +1,38 @@
-"""Every cell of a study checked before its first sbatch: an invalid cell must not leave a partial study on
-the cluster (the mix array submitted, the train array refused).
+"""The checks a study's plan runs on every cell while it is built (study/plan.py build_plan), so an invalid cell
+is found by ``clinie-nemo study --dry-run`` and stops ``--submit`` before its first sbatch, instead of failing
+inside a Slurm job (or leaving a partial study on the cluster: the mix array submitted, the train array refused).
 
 What is checked, per stage, with the commands' own loaders (what the job would run into later):
 train: the run spec (model + recipe + overrides, ``load_run_spec``), what its engine can run
-(``check_for_engine``) and, without a container, that an absolute checkpoint path exists; generate: the generation config; mix: the mixture config (``mixture_config_from_dict``)
-and its tokenizer folder; evaluate: the scoring rules name; every stage kind: its Slurm resources as they
-are submitted (``submit.executor_settings``: container image, ...). Input files were hashed by build_plan
-(missing ones already refused there). Stages whose command is not a clinie-nemo one are not looked into.
-Every problem is collected and reported with the cells it belongs to, in one ConfigError (exit 2).
+(``check_for_engine``) and, without a container, that an absolute checkpoint path exists; generate: the
+generation config; mix: the mixture config (``mixture_config_from_dict``) and its tokenizer folder; evaluate:
+the scoring rules name; every stage kind: its Slurm resources as they are submitted
+(``executor.executor_settings``: container image, ...). Input files are hashed by build_plan (missing ones are
+refused there first). Every problem is collected and reported with the cells it belongs to, in one ConfigError
+(exit 2).
+
+Imports study/config.py, study/executor.py and the engines', mixture's and scoring rules' loaders; imported by
+study/plan.py. It knows nothing of plans or stages: each check takes the values a stage's command gets.
 """
 
 from __future__ import annotations
 
-import argparse
 import functools
+from collections.abc import Sequence
 from pathlib import Path
 
 import yaml
 
 from clinie_nemo.core.errors import ClinieError, ConfigError
-from clinie_nemo.study.config import STAGE_KINDS
-from clinie_nemo.study.plan import Stage, StudyPlan
+from clinie_nemo.study.config import STAGE_KINDS, StudyConfig
+from clinie_nemo.study.executor import executor_settings
 
 MAX_CELLS_NAMED = 3
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when built in: a study has hundreds of mixes
 
 
-@functools.lru_cache(maxsize=16)
-def _parser(command: str) -> argparse.ArgumentParser:
-    """The subcommand's own argument parser (clinie_nemo/commands/<command>.py add_arguments)."""
-    import importlib
-
-    module = importlib.import_module(f"clinie_nemo.commands.{command}")
-    parser = argparse.ArgumentParser(prog=f"clinie-nemo {command}", add_help=False, exit_on_error=False)
-    module.add_arguments(parser)
-    return parser
-
-
-def _args(stage: Stage) -> argparse.Namespace:
-    try:
-        return _parser(stage.argv[1]).parse_args(list(stage.argv[2:]))
-    except (argparse.ArgumentError, SystemExit) as exc:
-        raise ConfigError(f"command {' '.join(stage.argv[:2])}: {exc}") from None
-
-
 @functools.lru_cache(maxsize=4096)
-def _train_problem(engine: str, model: str, recipe: str, overrides: tuple[str, ...], host_paths: bool) -> str | None:
+def train_problem(engine: str, model: str, recipe: str, overrides: tuple[str, ...], host_paths: bool) -> str | None:
     """The run spec's problems on ``engine``; with ``host_paths`` (no container: the job sees this machine's
     files) an absolute checkpoint path must exist (a relative one may be a Hub id, left to the engine)."""
     from clinie_nemo.engines.spec_loader import load_run_spec
@@ -64,7 +51,8 @@ def _train_problem(engine: str, model: str, recipe: str, overrides: tuple[str, .
 
 
 @functools.lru_cache(maxsize=64)
-def _generate_problem(config: str, overrides: tuple[str, ...]) -> str | None:
+def generate_problem(config: str, overrides: tuple[str, ...] = ()) -> str | None:
+    """The generation config's problems (preset name or YAML path, with ``overrides``)."""
     from clinie_nemo.engines.spec_loader import load_generate_config
 
     try:
@@ -74,53 +62,39 @@ def _generate_problem(config: str, overrides: tuple[str, ...]) -> str | None:
     return None
 
 
-def _stage_problem(plan: StudyPlan, stage: Stage) -> str | None:
-    """What would make this stage's command fail at once (None: nothing found)."""
-    if len(stage.argv) < 2 or stage.argv[0] != "clinie-nemo" or stage.argv[1] != stage.kind:
-        return None  # a custom command (tests): nothing to check
+def mixture_problem(text: str, where: str, base_dir: str) -> str | None:
+    """The problems of a mixture config as the mix stage reads it (``text``: its mixture.yaml, named ``where``)."""
+    from clinie_nemo.mixture.config import mixture_config_from_dict
+
     try:
-        if stage.kind == "mix":
-            from clinie_nemo.mixture.config import mixture_config_from_dict
+        config = mixture_config_from_dict(yaml.load(text, Loader=_Loader), where, base_dir)
+    except ClinieError as exc:
+        return str(exc)
+    if config.tokenizer is not None and not Path(config.tokenizer).is_dir():
+        return f"mixture.tokenizer: folder {config.tokenizer} not found"
+    return None
 
-            text = dict(stage.files)["mixture.yaml"]
-            config = mixture_config_from_dict(yaml.load(text, Loader=_Loader), f"{stage.dirname}/mixture.yaml",
-                                              plan.config.base_dir)
-            if config.tokenizer is not None and not Path(config.tokenizer).is_dir():
-                return f"mixture.tokenizer: folder {config.tokenizer} not found"
-            return None
-        args = _args(stage)
-        if stage.kind == "train":
-            host_paths = plan.config.stage_resources("train").container is None
-            return _train_problem(args.engine, args.model, args.recipe, tuple(args.overrides), host_paths)
-        if stage.kind == "generate":
-            return _generate_problem(args.config, tuple(args.overrides))
-        if stage.kind == "evaluate":
-            from clinie_nemo.evaluation.scoring.rules import check_rules_name
 
-            check_rules_name(args.rules)
+def rules_problem(rules: str | None) -> str | None:
+    """An unknown scoring rules name (None: the evaluate command's default, ``auto``)."""
+    from clinie_nemo.evaluation.scoring.rules import AUTO, check_rules_name
+
+    try:
+        check_rules_name(rules or AUTO)
     except ClinieError as exc:
         return str(exc)
     return None
 
 
-def plan_problems(plan: StudyPlan) -> list[tuple[tuple[str, ...], str]]:
-    """(cells, problem) for everything that would fail after submission, in cell order."""
-    from clinie_nemo.study.submit import executor_settings
-
-    found: dict[str, list[str]] = {}  # problem -> its cells (the same problem in many stages is listed once)
-    all_cells = tuple(c.name for c in plan.cells)
+def resource_problems(cfg: StudyConfig, study_dir: Path) -> list[str]:
+    """``resources.<kind>: ...`` for each stage kind whose Slurm settings cannot be submitted."""
+    problems = []
     for kind in STAGE_KINDS:
         try:
-            executor_settings(plan, kind, plan.config.stage_resources(kind), None)
+            executor_settings(cfg, study_dir, kind, cfg.stage_resources(kind), None)
         except ClinieError as exc:
-            found.setdefault(f"resources.{kind}: {exc}", []).extend(all_cells)
-    for stage in plan.stages.values():
-        problem = _stage_problem(plan, stage)
-        if problem:
-            found.setdefault(f"{stage.kind}: {problem}", []).extend(stage.cells)
-    order = {name: i for i, name in enumerate(all_cells)}
-    problems = [(tuple(sorted(set(cells), key=lambda c: order.get(c, 0))), text) for text, cells in found.items()]
-    return sorted(problems, key=lambda p: order.get(p[0][0], 0) if p[0] else 0)
+            problems.append(f"resources.{kind}: {exc}")
+    return problems
 
 
 def _cells_text(cells: tuple[str, ...], total: int) -> str:
@@ -131,14 +105,17 @@ def _cells_text(cells: tuple[str, ...], total: int) -> str:
     return f"cell{'s' if len(cells) > 1 else ''} {named}" + (f" and {more} more" if more > 0 else "")
 
 
-def check_plan(plan: StudyPlan) -> None:
-    """ConfigError listing every problem with its cells; nothing is written or submitted before this."""
-    problems = plan_problems(plan)
-    if not problems:
+def raise_problems(study: str, cells: Sequence[str], found: dict[str, list[str]]) -> None:
+    """ConfigError listing every problem (``found``: problem -> the cells it belongs to, in the order found) with
+    its cells, problems in the order of their first cell; nothing when ``found`` is empty."""
+    if not found:
         return
-    bad = {c for cells, _ in problems for c in cells}
-    lines = [f"study {plan.config.name}: {len(bad)} of {len(plan.cells)} cells cannot run; nothing was submitted:"]
-    for cells, problem in problems:
+    order = {name: i for i, name in enumerate(cells)}
+    problems = [(tuple(sorted(set(owners), key=lambda c: order.get(c, 0))), text) for text, owners in found.items()]
+    problems.sort(key=lambda p: order.get(p[0][0], 0) if p[0] else 0)
+    bad = {c for owners, _ in problems for c in owners}
+    lines = [f"study {study}: {len(bad)} of {len(cells)} cells cannot run; nothing was submitted:"]
+    for owners, problem in problems:
         text = problem.replace("\n", "\n      ")
-        lines.append(f"  {_cells_text(cells, len(plan.cells))}:\n      {text}")
+        lines.append(f"  {_cells_text(owners, len(cells))}:\n      {text}")
     raise ConfigError("\n".join(lines))

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from clinie_nemo import cli
+from clinie_nemo import commands
 from clinie_nemo.core import docs_jsonl
 from clinie_nemo.core.document import Document, Entity
 from tests.cli_plugin import REPO
@@ -56,9 +56,9 @@ def test_open_stdout_is_unaffected(docs_file):
 
 def test_a_broken_pipe_that_is_not_stdout_still_raises(monkeypatch):
     """Runs main() in-process: stdout here is pytest's capture (not a closed pipe), so the error is real."""
-    def broken(argv):
+    def broken(argv, modules=None):
         raise BrokenPipeError("some other pipe")
 
-    monkeypatch.setattr(cli, "run_command", broken)
+    monkeypatch.setattr(commands, "run_command", broken)
     with pytest.raises(BrokenPipeError):
-        cli.main(["stats", "x"])
+        commands.main(["stats", "x"])

@@ -60,7 +60,7 @@ def test_example_schema_is_the_ufhealth_entry_and_brat_prefix_loads_any_schema(t
 
 
 @pytest.mark.parametrize(("yaml_text", "message"), [
-    ("name: x\nentity_labels: {A: a}\ncolour: red\n", r"unknown key\(s\) colour; valid keys: name, entity_labels"),
+    ("name: x\nentity_labels: {A: a}\ncolour: red\n", r"s\.yaml: unknown key 'colour'; valid keys: attributes, description, entity_labels, licence, name, "),
     ("entity_labels: {A: a}\n", "missing required key"),
     ("name: x\nentity_labels: {A: a}\nrelation_labels: {r: r}\nrelation_pairs: {r: [[A, B]]}\n",
      "unknown entity label 'B'"),

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from clinie_nemo.core.errors import ConfigError
-from clinie_nemo.engines import bridge, bridge_plan
+from clinie_nemo.engines import bridge, bridge_generation, bridge_plan
 from clinie_nemo.engines.local.settings import LocalSettings
 from clinie_nemo.engines.run_dir import prepare
 from clinie_nemo.engines.spec import GenerateConfig
@@ -276,12 +276,13 @@ def test_bos_parity_mcore_and_init(fake, tmp_path, monkeypatch):
 
 def test_top_k_with_top_p_one_is_accepted_by_both_backends():
     gen = GenerateConfig(strategy="sample", temperature=0.7, top_k=50, top_p=1.0)
-    assert bridge.mcore_sampling(gen) == {"temperature": 0.7, "top_k": 50, "top_p": 0.0}
-    assert bridge.vllm_sampling(gen)["top_k"] == 50 and bridge.vllm_sampling(gen)["top_p"] == 1.0
-    greedy = bridge.vllm_sampling(GenerateConfig(top_k=50))
+    assert bridge_generation.mcore_sampling(gen) == {"temperature": 0.7, "top_k": 50, "top_p": 0.0}
+    vllm = bridge_generation.vllm_sampling(gen)
+    assert vllm["top_k"] == 50 and vllm["top_p"] == 1.0
+    greedy = bridge_generation.vllm_sampling(GenerateConfig(top_k=50))
     assert greedy["temperature"] == 0.0 and greedy["top_k"] == -1
     with pytest.raises(ConfigError, match="top_k and top_p"):
-        bridge.mcore_sampling(GenerateConfig(strategy="sample", top_k=50, top_p=0.9))
+        bridge_generation.mcore_sampling(GenerateConfig(strategy="sample", top_k=50, top_p=0.9))
 
 
 def test_packing_without_validation_file(fake, tmp_path):

@@ -17,7 +17,7 @@ import pytest
 
 from clinie_nemo import cli
 from clinie_nemo.core.errors import ConfigError
-from clinie_nemo.engines import bridge, nemo
+from clinie_nemo.engines import bridge, nemo, nemo_plan
 from clinie_nemo.engines.run_dir import prepare
 from clinie_nemo.engines.spec import GenerateConfig
 from clinie_nemo.engines.spec_loader import load_run_spec
@@ -125,10 +125,10 @@ def test_one_allocation_rule_for_both_engines():
     from clinie_nemo.engines.allocation import job_allocation
 
     step = {"SLURM_JOB_ID": "5", "SLURM_GPUS_ON_NODE": "8", "SLURM_NTASKS_PER_NODE": "1", "WORLD_SIZE": "1"}
-    assert job_allocation(step)[:2] == (1, 1) == nemo.generation_allocation(1, 1, step)
+    assert job_allocation(step)[:2] == (1, 1) == nemo_plan.generation_allocation(1, 1, step)
     assert job_allocation(step, one_process_per_gpu=False)[:2] == (1, 8)
     assert job_allocation({"CUDA_VISIBLE_DEVICES": "0,1"}, one_process_per_gpu=False)[:2] == (1, 2)
-    assert job_allocation({}) is None and nemo.generation_allocation(2, 2, {}) == (1, 4)
+    assert job_allocation({}) is None and nemo_plan.generation_allocation(2, 2, {}) == (1, 4)
 
 
 # --- item 2: BOS parity between training, megatron-core and vLLM (real tiny HF tokenizer with <s>) ---------

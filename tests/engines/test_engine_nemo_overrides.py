@@ -1,7 +1,7 @@
 """Engine nemo (NeMo 1.x): the Hydra overrides, launch lines and validation that decide whether NeMo starts.
 
 NeMo cannot run here (no GPU, no container): these tests check the command lines the engine renders and the
-spec validation, against the NeMo v2.4.0 / Lightning 2.4.0 behaviour cited in clinie_nemo/engines/nemo.py.
+spec validation, against the NeMo v2.4.0 / Lightning 2.4.0 behaviour cited in clinie_nemo/engines/nemo.py and nemo_plan.py.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from clinie_nemo.core.errors import ConfigError
-from clinie_nemo.engines import nemo
+from clinie_nemo.engines import nemo, nemo_plan
 from clinie_nemo.engines.spec_loader import CONFIG_ROOT, load_generate_config, load_run_spec
 from clinie_nemo.engines.validate import check_for_engine
 
@@ -41,11 +41,11 @@ def test_train_sets_concat_sampling_probabilities_for_its_one_training_file():
 
 
 def test_sampling_probabilities_are_normalised_weights():
-    assert nemo.concat_sampling_probabilities([2, 1, 1]) == [0.5, 0.25, 0.25]
-    assert nemo.concat_sampling_probabilities([0.3, 0.3]) == [0.5, 0.5]
+    assert nemo_plan.concat_sampling_probabilities([2, 1, 1]) == [0.5, 0.25, 0.25]
+    assert nemo_plan.concat_sampling_probabilities([0.3, 0.3]) == [0.5, 0.5]
     for bad in ([], [0, 0], [1, -1]):
         with pytest.raises(ConfigError, match="sampling weights"):
-            nemo.concat_sampling_probabilities(bad)
+            nemo_plan.concat_sampling_probabilities(bad)
 
 
 # ---------------------------------------------------------------- item 3: generation allocation
@@ -88,9 +88,9 @@ def test_generate_refuses_an_allocation_that_cannot_hold_the_model(monkeypatch):
 
 
 def test_generation_allocation_without_slurm():
-    assert nemo.generation_allocation(2, 1, {"CUDA_VISIBLE_DEVICES": "0,1,2,3"}) == (1, 4)
-    assert nemo.generation_allocation(4, 2, {}) == (1, 8)
-    assert nemo.generation_allocation(1, 1, {"SLURM_JOB_ID": "5", "SLURM_GPUS_ON_NODE": "4",
+    assert nemo_plan.generation_allocation(2, 1, {"CUDA_VISIBLE_DEVICES": "0,1,2,3"}) == (1, 4)
+    assert nemo_plan.generation_allocation(4, 2, {}) == (1, 8)
+    assert nemo_plan.generation_allocation(1, 1, {"SLURM_JOB_ID": "5", "SLURM_GPUS_ON_NODE": "4",
                                              "SLURM_JOB_NUM_NODES": "2"}) == (2, 4)
 
 
@@ -215,10 +215,10 @@ def test_the_one_task_of_a_multi_gpu_job_launches_the_ranks(monkeypatch):
     """A rendered script's srun exports WORLD_SIZE=$SLURM_NTASKS: with ONE task for a 1-node x 4-GPU run the
     engine must start torchrun for 4 ranks, not train as a single process (before: plain python, 1 GPU)."""
     monkeypatch.setenv("WORLD_SIZE", "1")
-    assert nemo._launcher(1, 4) == ["torchrun", "--standalone", "--nnodes=1", "--nproc-per-node=4"]
-    assert nemo._launcher(1, 1) == [nemo.PYTHON]  # one GPU: this process is the run
+    assert nemo_plan._launcher(1, 4) == ["torchrun", "--standalone", "--nnodes=1", "--nproc-per-node=4"]
+    assert nemo_plan._launcher(1, 1) == [nemo.PYTHON]  # one GPU: this process is the run
     monkeypatch.setenv("WORLD_SIZE", "4")
-    assert nemo._launcher(1, 4) == [nemo.PYTHON]  # one of 4 tasks: never launch inside a launch
+    assert nemo_plan._launcher(1, 4) == [nemo.PYTHON]  # one of 4 tasks: never launch inside a launch
     monkeypatch.setenv("WORLD_SIZE", "1")
     with pytest.raises(ConfigError, match="only task"):
-        nemo._launcher(2, 4)
+        nemo_plan._launcher(2, 4)

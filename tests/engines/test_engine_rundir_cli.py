@@ -8,7 +8,7 @@ import json
 import pytest
 
 from clinie_nemo.core.errors import ConfigError, InputError
-from clinie_nemo.engines import nemo
+from clinie_nemo.engines import nemo, nemo_plan
 from clinie_nemo.engines.run_dir import check_parity, prepare
 from clinie_nemo.engines.spec_loader import load_run_spec
 from tests.cli_plugin import cli
@@ -94,11 +94,11 @@ def test_nemo_output_conversion(tmp_path):
 
 
 def test_hydra_values_are_quoted():
-    assert nemo.hydra_value("{input} {output}") == "'{input} {output}'"
-    assert nemo.hydra_value("it's") == "'it\\'s'"
-    assert nemo.hydra_value(["/a/b.jsonl"]) == "[/a/b.jsonl]"
-    assert nemo.hydra_value(None) == "null" and nemo.hydra_value(True) == "true"
-    assert nemo.hydra_value("true") == "'true'"
+    assert nemo_plan.hydra_value("{input} {output}") == "'{input} {output}'"
+    assert nemo_plan.hydra_value("it's") == "'it\\'s'"
+    assert nemo_plan.hydra_value(["/a/b.jsonl"]) == "[/a/b.jsonl]"
+    assert nemo_plan.hydra_value(None) == "null" and nemo_plan.hydra_value(True) == "true"
+    assert nemo_plan.hydra_value("true") == "'true'"
 
 
 @pytest.mark.parametrize("engine, model, extra, expect", [

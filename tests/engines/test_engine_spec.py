@@ -11,8 +11,9 @@ import pytest
 from clinie_nemo.core.errors import ConfigError
 from clinie_nemo.engines import spec_loader
 from clinie_nemo.engines.spec import GenerateConfig, ModelSpec, NemoScriptConfig, RunSpec, TrainRecipe
+from clinie_nemo.engines.spec_checks import check_generate_config
 from clinie_nemo.engines.spec_loader import CONFIG_ROOT, load_run_spec
-from clinie_nemo.engines.validate import check_for_engine, check_generate_config
+from clinie_nemo.engines.validate import check_for_engine
 
 ALL_YAML = sorted(CONFIG_ROOT.rglob("*.yaml"))
 FOLDER_CLASS = {"models": ModelSpec, "train": TrainRecipe, "generate": GenerateConfig, "nemo": NemoScriptConfig}
@@ -77,7 +78,7 @@ def test_overrides_are_typed_and_dotted():
     ("lora.dmi=8", "unknown key 'dmi' under train.lora; valid keys: alpha, dim, dropout"),
     ("nonsense=1", "unknown key 'nonsense' under train; valid keys:"),
     ("model.heads=8", "unknown key 'heads' under model; valid keys:"),
-    ("lora.dim=eight", "train.lora.dim: expected an integer, got 'eight'"),
+    ("lora.dim=eight", "train.lora.dim: expected an integer, got str 'eight'"),
     ("packing=maybe", "train.packing: expected true or false"),
     ("method=qlora", "train.method: 'qlora' is not one of lora, full"),
     ("seq_length.x=1", "'seq_length' is a value, not a section"),
@@ -153,7 +154,7 @@ def test_unknown_preset_lists_valid_names(tmp_path):
         load_run_spec("llama4", "peft_lora")
     bad = tmp_path / "m.yaml"
     bad.write_text("name: x\n")
-    with pytest.raises(ConfigError, match="checkpoint: required key missing"):
+    with pytest.raises(ConfigError, match="model: missing required key 'checkpoint'"):
         load_run_spec(bad, "peft_lora")
 
 
@@ -176,3 +177,22 @@ def test_presets_may_be_given_as_paths(tmp_path, monkeypatch):
     assert spec.model.name == "my_llama" and spec.train.lora.dim == 256
     with pytest.raises(ConfigError, match="nope.yaml: file not found"):
         load_run_spec(tmp_path / "nope.yaml", "peft_lora")
+
+
+def test_interpolation_in_a_recipe_follows_the_overrides(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text((spec_loader.presets("train")["peft_lora"]).read_text().replace("alpha: ", "alpha: ${lora.dim} #"))
+    assert load_run_spec("llama31_8b", recipe).train.lora.alpha == load_run_spec("llama31_8b", recipe).train.lora.dim
+    assert load_run_spec("llama31_8b", recipe, ["lora.dim=64"]).train.lora.alpha == 64
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(recipe.read_text().replace("${lora.dim}", "${lora.dimm}"))
+    with pytest.raises(ConfigError, match=r"bad\.yaml: lora\.alpha: bad interpolation"):
+        load_run_spec("llama31_8b", bad)
+
+
+def test_nemo_script_overrides_keep_hydra_interpolation(tmp_path):
+    path = tmp_path / "n.yaml"
+    path.write_text("script: s.py\nconfig_path: conf\nconfig_name: c\n"
+                    "overrides: {model.data.max_seq_length: '${model.encoder_seq_length}'}\n")
+    cfg = spec_loader.load_nemo_script_config(path)
+    assert cfg.overrides == {"model.data.max_seq_length": "${model.encoder_seq_length}"}

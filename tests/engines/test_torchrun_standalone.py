@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import subprocess
 
-from clinie_nemo.engines import bridge_plan, nemo
+from clinie_nemo.engines import bridge_plan, nemo_plan
 from clinie_nemo.engines.spec_loader import load_run_spec
 
 
@@ -20,7 +20,7 @@ def bridge_spec(nodes: int, gpus: int):
 def launch_prefixes(monkeypatch) -> dict[str, list[str]]:
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     bridge = bridge_plan.launch_command(bridge_spec(1, 2), ["train"])
-    return {"nemo": nemo._launcher(1, 2), "bridge": bridge[:bridge.index("-m")]}
+    return {"nemo": nemo_plan._launcher(1, 2), "bridge": bridge[:bridge.index("-m")]}
 
 
 def test_single_node_launches_are_standalone(monkeypatch) -> None:

@@ -11,10 +11,9 @@ from clinie_nemo.corpus.datasets.convert import convert_dataset
 from clinie_nemo.engines.predictions import Prediction
 from clinie_nemo.evaluation.evaluate import evaluate_predictions
 from clinie_nemo.evaluation.scoring import get_rules
+from clinie_nemo.instruct.formats import FORMATS
 from clinie_nemo.instruct.render import RenderOptions, render_documents
-
-TASKS = ("ce", "re_pair", "re_e2e")
-FORMATS = ("lines", "json", "inline")
+from clinie_nemo.instruct.tasks import TASKS
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +28,7 @@ def corpora(tmp_path_factory):
 
 
 @pytest.mark.parametrize("dataset", synth.GENERATOR_NAMES)
-@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("fmt", list(FORMATS))
 def test_gold_outputs_score_one(corpora, dataset, fmt):
     docs = corpora[dataset]
     rules = get_rules(datasets.get(dataset).scoring)

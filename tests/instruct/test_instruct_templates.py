@@ -90,7 +90,7 @@ def test_few_shot_examples_come_before_the_text() -> None:
     ("task: ce\ntemplates:\n  - name: a\n    instruction: 'x {labels} {format}'\n", "unknown placeholder {labels}"),
     ("task: ce\ntemplates:\n  - name: a\n    instruction: 'no format'\n", "must contain {format}"),
     ("task: nope\ntemplates: []\n", "unknown task 'nope'"),
-    ("task: ce\ntemplate: []\n", "unknown key 'template'; valid: task, templates"),
+    ("task: ce\ntemplate: []\n", "t.yaml: unknown key 'template'; valid keys: task, templates"),
 ])
 def test_template_files_are_validated(tmp_path: Path, yaml_text: str, message: str) -> None:
     path = tmp_path / "t.yaml"

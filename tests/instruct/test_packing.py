@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from clinie_nemo.core.tokens import SPECIAL_TOKENS_PER_RECORD
 from clinie_nemo.instruct.packing import first_fit_decreasing, packing_stats
-from clinie_nemo.instruct.render_bridge import special_tokens_per_record
 from tests.cli_plugin import cli
 from tests.hypothesis_profiles import examples
 from tests.mixture_fixtures import build_tokenizer_folder
@@ -74,7 +74,7 @@ def test_stats_cli_on_records_with_fallback_counter(tmp_path):
     assert "packed FFD (256)" in result.stdout and "pad to max (256)" in result.stdout
     s = json.loads((tmp_path / "s.json").read_text())
     import re  # the fallback counter: one token per word or punctuation character
-    special = special_tokens_per_record()  # BOS + EOS
+    special = SPECIAL_TOKENS_PER_RECORD  # BOS + EOS
     expected = [len(re.findall(r"\w+|[^\w\s]", r["input"])) + len(re.findall(r"\w+|[^\w\s]", r["output"]))
                 + special for r in rows]
     assert s["tokens"]["max"] == max(expected) and s["packing"]["real_tokens"] == sum(expected)
@@ -91,7 +91,7 @@ def test_stats_records_with_real_tokenizer_and_documents_unchanged(tmp_path):
 
     raw = Tokenizer.from_file(str(folder / "tokenizer.json"))
     expected = [len(raw.encode(r["input"], add_special_tokens=False).ids)
-                + len(raw.encode(r["output"], add_special_tokens=False).ids) + special_tokens_per_record() for r in rows]
+                + len(raw.encode(r["output"], add_special_tokens=False).ids) + SPECIAL_TOKENS_PER_RECORD for r in rows]
     s = json.loads((tmp_path / "s.json").read_text())
     assert str(folder) in s["tokenizer"] and s["packing"]["real_tokens"] == sum(expected)
     docs = tmp_path / "docs.jsonl"

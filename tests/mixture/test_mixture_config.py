@@ -90,3 +90,23 @@ def test_cli_unknown_key_exits_2_listing_valid_keys(tmp_path):
     assert "unknown key 'sed'" in result.stderr and "valid keys:" in result.stderr and "seed" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_interpolation_in_a_mixture_yaml(tmp_path):
+    corpora = make_corpora(tmp_path / "corpora", {"a": (3, 1), "b": (3, 1)})
+    path = mixture_yaml(tmp_path, corpora, held_out="${datasets.1.name}", few_shot_k="${seed}")
+    config = load_mixture_config(path)
+    assert (config.held_out, config.few_shot_k, config.seed) == ("b", 7, 7)
+
+
+def test_bad_interpolation_is_a_config_error_naming_file_and_key(tmp_path, capsys):
+    from clinie_nemo.cli import main
+
+    corpora = make_corpora(tmp_path / "corpora", {"a": (3, 1), "b": (3, 1)})
+    path = mixture_yaml(tmp_path, corpora, held_out="${datasets.5.name}")
+    with pytest.raises(ConfigError, match=r"mixture\.yaml: held_out: bad interpolation"):
+        load_mixture_config(path)
+    assert main(["mix", str(path), "--output", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "mixture.yaml: held_out: bad interpolation" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()

@@ -12,7 +12,7 @@ import yaml
 from clinie_nemo.core.errors import ConfigError
 from clinie_nemo.study.config import load_study, study_from_dict
 from clinie_nemo.study.cost import cost_table
-from clinie_nemo.study.plan import build_plan
+from clinie_nemo.study.plan import build_plan, check_cells, expand_cells, expand_plan
 from clinie_nemo.study.sbatch import time_minutes
 from clinie_nemo.study.submit import submit_plan
 from tests.cli_plugin import cli
@@ -57,7 +57,7 @@ def test_keys_are_content_addressed(tmp_path: Path) -> None:
     again = build_plan(load_study(cfg_path), tmp_path / "elsewhere")
     assert list(first.stages) == list(again.stages), "keys depend on inputs, not on the study folder"
 
-    changed_steps = build_plan(load_study(write_study(tmp_path, train_overrides=["max_steps=5"])), tmp_path / "o")
+    changed_steps = build_plan(load_study(write_study(tmp_path, train_overrides=["max_steps=5", "optim.warmup_steps=1"])), tmp_path / "o")
     assert {s.key for s in changed_steps.by_kind("mix")} == {s.key for s in first.by_kind("mix")}
     assert not {s.key for s in changed_steps.by_kind("train")} & {s.key for s in first.by_kind("train")}
 
@@ -75,6 +75,13 @@ def test_mixture_config_of_a_cell(tmp_path: Path) -> None:
     assert all(Path(d["train"]).is_absolute() for d in data["datasets"])
 
 
+def test_interpolation_in_a_study_yaml(tmp_path: Path) -> None:
+    cfg = load_study(write_study(tmp_path, name="t${seeds.1}", train_overrides=["max_steps=${seeds.1}"]))
+    assert (cfg.name, cfg.train_overrides) == ("t2", ("max_steps=2",))
+    with pytest.raises(ConfigError, match=r"study\.yaml: held_out\[0\]: bad interpolation: Interpolation key"):
+        load_study(write_study(tmp_path, held_out=["${nope}"]))
+
+
 @pytest.mark.parametrize("change, message", [
     ({"bogus": 1}, "unknown key 'bogus'; valid keys: datasets, engine"),
     ({"held_out": ["zzz"]}, "unknown dataset 'zzz'; valid: a, b, c"),
@@ -82,7 +89,7 @@ def test_mixture_config_of_a_cell(tmp_path: Path) -> None:
     ({"engine": "vllm"}, "unknown engine 'vllm'; valid: local, bridge, nemo"),
     ({"fractions": [0.0, 1.5]}, "1.5 is outside [0, 1]"),
     ({"seeds": [1, 1]}, "values repeat"),
-    ({"resources": {"train": {"gpus": "two"}}}, "resources.train.gpus: expected int"),
+    ({"resources": {"train": {"gpus": "two"}}}, "resources.train.gpus: expected an integer, got str 'two'"),
     ({"resources": {"tune": {}}}, "unknown stage 'tune'"),
     ({"resources": {"train": {"time": "00:02:00"}}}, "signal_seconds 120 must be shorter than time 00:02:00"),
     ({"resources": {"mix": {"time": "soon"}}}, "invalid Slurm time 'soon'"),
@@ -183,7 +190,7 @@ def test_dependency_per_cell_when_arrays_line_up(tmp_path: Path) -> None:
     ({"train": {"reservation": "r;1"}}, "resources.train.reservation: invalid value 'r;1'; valid: a reservation"),
     ({"train": {"exclusive": "sometimes"}}, "resources.train.exclusive: invalid value 'sometimes'; valid: true, "
                                             "false, user, mcs"),
-    ({"train": {"exclusive": 1}}, "resources.train.exclusive: expected bool or str, got int 1"),
+    ({"train": {"exclusive": 1}}, "resources.train.exclusive: expected true or false or a string, got int 1"),
     ({"train": {"mem": "16 GB"}}, "resources.train.mem: invalid value '16 GB'; valid: megabytes, or a number"),
     ({"train": {"wckey": "a b"}}, "resources.train.wckey: invalid value 'a b'; valid: a workload"),
     ({"train": {"requeue": False}}, "unknown key 'requeue'; valid keys: account, array_parallelism, constraint, "
@@ -218,26 +225,54 @@ def bad_model(tmp: Path) -> str:
     return "bad_model.yaml"
 
 
-def test_every_cell_is_checked_before_anything_is_submitted(tmp_path: Path) -> None:
-    """Only the LAST cell is invalid (its model): submit_plan raises before the first sbatch, naming that
-    cell; nothing is written. On the cluster: test_study_slurm.py::test_invalid_last_cell_submits_nothing."""
+def test_every_cell_is_checked_when_the_plan_is_built(tmp_path: Path) -> None:
+    """Only the LAST cell is invalid (its model): building the plan raises, naming that cell, so neither a dry
+    run nor a submit gets a plan; nothing is written. On the cluster:
+    test_study_slurm.py::test_invalid_last_cell_submits_nothing."""
     cfg = load_study(write_study(tmp_path, held_out=["a"], fractions=[0.0], seeds=[1], methods=["lora"],
                                  models={"tiny": "tiny_local", "zbad": bad_model(tmp_path)}))
-    plan = build_plan(cfg, tmp_path / "out")
-    assert plan.cells[-1].model == "zbad"
-
-    def no_executor(folder):
-        raise AssertionError("an sbatch was attempted although a cell is invalid")
-
+    assert expand_cells(cfg)[-1].model == "zbad"
     with pytest.raises(ConfigError) as err:
-        submit_plan(plan, executor_factory=no_executor)
+        build_plan(cfg, tmp_path / "out")
     text = str(err.value)
     assert "1 of 2 cells cannot run; nothing was submitted" in text
     assert "cell heldout-a_frac-0_zbad_lora_seed-1:" in text and "heldout-a_frac-0_tiny_lora" not in text
     assert "num_attention_heads=4 is not a multiple of model.num_kv_heads=3" in text
-    assert not plan.study_dir.exists()
-    with pytest.raises(ConfigError):  # a dry run reports the same
-        submit_plan(plan, dry_run=True)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("change, problem", [
+    ({"method_overrides": {"full": ["lora.dim=8", "no_such_key=1"]}}, "no_such_key"),
+    ({"recipes": {"lora": "peft_lora", "full": "no_such_recipe"}}, "no_such_recipe"),
+])
+def test_a_bad_recipe_or_override_of_the_last_cell_fails_the_dry_run(tmp_path: Path, change: dict,
+                                                                       problem: str) -> None:
+    """`study --dry-run`: the last cell's recipe (or its method's overrides) is invalid; the plan is refused at
+    build time (exit 2) naming that cell only, and the study folder is not created."""
+    study = write_study(tmp_path, held_out=["a"], fractions=[0.0], seeds=[1], methods=["lora", "full"], **change)
+    cells = expand_cells(load_study(study))
+    assert cells[-1].method == "full" and len(cells) == 2
+    out = tmp_path / "out"
+    proc = cli("study", study, "--output", out, "--dry-run")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "study t: 1 of 2 cells cannot run" in proc.stderr
+    assert f"cell {cells[-1].name}:\n      train: " in proc.stderr and problem in proc.stderr
+    assert cells[0].name not in proc.stderr and "would submit" not in proc.stdout
+    assert not out.exists()
+
+
+def test_each_stage_check_runs_once_per_shared_stage(tmp_path: Path) -> None:
+    """expand_plan gives one check per stage (a mix shared by 2 methods is checked once); check_cells runs them."""
+    plan, checks = expand_plan(load_study(write_study(tmp_path)), tmp_path / "out")
+    assert set(checks) == set(plan.stages)
+    calls = []
+    wrapped = {k: (lambda k=k: calls.append(k)) for k in checks}
+    check_cells(plan, wrapped)
+    assert sorted(calls) == sorted(plan.stages) and len(calls) == 8 + 16 * 3
+    wrapped[plan.by_kind("mix")[0].key] = lambda: "broken mixture"
+    with pytest.raises(ConfigError, match="2 of 16 cells cannot run.*\n.*cells heldout-a_frac-0_tiny_lora_seed-1, "
+                                          "heldout-a_frac-0_tiny_full_seed-1:\n      mix: broken mixture"):
+        check_cells(plan, wrapped)
 
 
 def test_every_problem_is_listed_with_its_cells(tmp_path: Path) -> None:
@@ -275,11 +310,10 @@ def test_a_missing_checkpoint_is_found_before_submitting(tmp_path: Path) -> None
     (tmp_path / "gone.yaml").write_text(text.replace("checkpoint: tiny_model", "checkpoint: /nonexistent/tiny"))
     (tmp_path / "here.yaml").write_text(text.replace("checkpoint: tiny_model", f"checkpoint: {tmp_path}"))
     grid = {"held_out": ["a"], "fractions": [0.0], "seeds": [1], "methods": ["lora"]}
-    plan = build_plan(load_study(write_study(tmp_path, models={"gone": "gone.yaml", "here": "here.yaml"}, **grid)),
-                      tmp_path / "out")
     with pytest.raises(ConfigError, match="cell heldout-a_frac-0_gone_lora_seed-1:\n.*checkpoint /nonexistent/tiny "
                                           "not found") as err:
-        submit_plan(plan, dry_run=True)
+        build_plan(load_study(write_study(tmp_path, models={"gone": "gone.yaml", "here": "here.yaml"}, **grid)),
+                   tmp_path / "out")
     assert "here_lora" not in str(err.value)
     # inside a container the job sees the image's and the mounts' paths, not this machine's: not checked here
     res = {"train": {"gpus": 1, "time": "00:20:00", "container": "/images/nemo.sqsh"}}

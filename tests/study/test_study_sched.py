@@ -21,17 +21,12 @@ import pytest
 import submitit
 
 from clinie_nemo.core.errors import ClinieError
+from clinie_nemo.engines import PREEMPTED_EXIT_CODE
 from clinie_nemo.study import lock, runner, submit
 from clinie_nemo.study.config import load_study
-from clinie_nemo.study.plan import build_plan
-from clinie_nemo.study.submit import (
-    SlurmQueryError,
-    executor_settings,
-    job_groups,
-    stage_state,
-    submit_plan,
-    tasks_per_node,
-)
+from clinie_nemo.study.executor import executor_settings, index_spec, tasks_per_node
+from clinie_nemo.study.plan import build_plan, expand_plan
+from clinie_nemo.study.submit import SlurmQueryError, job_groups, stage_state, submit_plan
 from tests.study.test_study_plan import write_study
 
 RESOURCES = {"train": {"gpus": 4, "nodes": 2, "cpus": 2, "time": "00:20:00"}}
@@ -74,10 +69,11 @@ def make_stage(tmp: Path, code: str, **spec) -> Path:
 # ---------------------------------------------------------------- item 1: multi-node stages, no nested srun
 
 def test_multinode_train_is_one_task_per_gpu_in_one_srun(monkeypatch, tmp_path: Path) -> None:
-    plan = build_plan(load_study(write_study(tmp_path, engine="bridge", resources=RESOURCES)), tmp_path / "out")
+    # the expansion alone (expand_plan: not checked, tiny_local has no bridge recipe): only Slurm settings matter
+    plan, _ = expand_plan(load_study(write_study(tmp_path, engine="bridge", resources=RESOURCES)), tmp_path / "out")
     res = plan.config.stage_resources("train")
     assert tasks_per_node("bridge", "train", res) == 4
-    python, params = executor_settings(plan, "train", res, None)
+    python, params = executor_settings(plan.config, plan.study_dir, "train", res, None)
     script = submitit_script(monkeypatch, tmp_path, python, params)
     assert "#SBATCH --nodes=2" in script and "#SBATCH --ntasks-per-node=4" in script
     assert "#SBATCH --gpus-per-node=4" in script
@@ -154,8 +150,9 @@ def test_worker_rank_runs_the_command_but_keeps_no_books(monkeypatch, tmp_path: 
 def test_container_stage_runs_the_containers_python_in_its_workdir(monkeypatch, tmp_path: Path) -> None:
     res = {"train": {"gpus": 1, "time": "00:20:00", "container": "nvcr.io#nvidia/nemo:25.04",
                      "container_mounts": "/data:/data"}}
-    plan = build_plan(load_study(write_study(tmp_path, engine="nemo", resources=res)), tmp_path / "out")
-    python, params = executor_settings(plan, "train", plan.config.stage_resources("train"), None)
+    # expand_plan: not checked (tiny_local is an HF checkpoint, which engine nemo refuses); only Slurm settings here
+    plan, _ = expand_plan(load_study(write_study(tmp_path, engine="nemo", resources=res)), tmp_path / "out")
+    python, params = executor_settings(plan.config, plan.study_dir, "train", plan.config.stage_resources("train"), None)
     line = submitit_script(monkeypatch, tmp_path, python, params).splitlines()
     srun = next(x for x in line if x.startswith("srun"))
     assert "--container-image=nvcr.io#nvidia/nemo:25.04" in srun and "--container-mounts=/data:/data" in srun
@@ -164,12 +161,12 @@ def test_container_stage_runs_the_containers_python_in_its_workdir(monkeypatch, 
     assert sys.executable not in srun, "the host interpreter does not exist inside the container"
 
     res["train"].update(container_python="/opt/venv/bin/python3", container_workdir="/workspace")
-    plan = build_plan(load_study(write_study(tmp_path, engine="nemo", resources=res)), tmp_path / "out")
-    python, params = executor_settings(plan, "train", plan.config.stage_resources("train"), None)
+    plan, _ = expand_plan(load_study(write_study(tmp_path, engine="nemo", resources=res)), tmp_path / "out")
+    python, params = executor_settings(plan.config, plan.study_dir, "train", plan.config.stage_resources("train"), None)
     srun = next(x for x in submitit_script(monkeypatch, tmp_path, python, params).splitlines() if x.startswith("srun"))
     assert "--container-workdir=/workspace" in srun and "/opt/venv/bin/python3 -u -m submitit" in srun
     # without a container submitit keeps the host's interpreter
-    python, params = executor_settings(plan, "mix", plan.config.stage_resources("mix"), None)
+    python, params = executor_settings(plan.config, plan.study_dir, "mix", plan.config.stage_resources("mix"), None)
     assert python is None and params["srun_args"] == ["--cpus-per-task=1"]
 
 
@@ -177,15 +174,15 @@ def test_multinode_stage_takes_whole_nodes_and_the_enroot_image_form(monkeypatch
     """Like render_sbatch: a multi-node stage asks for --exclusive and --mem=0, and a registry image in docker's
     form is rewritten to enroot 3.x's ``nvcr.io#...`` (else enroot looks it up on Docker Hub)."""
     res = {"train": {"gpus": 8, "nodes": 2, "time": "1-12:30", "container": "nvcr.io/nvidia/nemo:25.04"}}
-    plan = build_plan(load_study(write_study(tmp_path, engine="nemo", resources=res,
-                                             train_overrides=["parallel.tensor=8", "parallel.gpus_per_node=8",
-                                                              "parallel.nodes=2"])), tmp_path / "out")
-    python, params = executor_settings(plan, "train", plan.config.stage_resources("train"), None)
+    plan, _ = expand_plan(load_study(write_study(tmp_path, engine="nemo", resources=res,  # not checked, as above
+                                                 train_overrides=["parallel.tensor=8", "parallel.gpus_per_node=8",
+                                                                  "parallel.nodes=2"])), tmp_path / "out")
+    python, params = executor_settings(plan.config, plan.study_dir, "train", plan.config.stage_resources("train"), None)
     text = submitit_script(monkeypatch, tmp_path, python, params)
     assert "#SBATCH --exclusive" in text and "#SBATCH --mem=0" in text and "#SBATCH --time=2190" in text
     srun = next(x for x in text.splitlines() if x.startswith("srun"))
     assert "--container-image=nvcr.io#nvidia/nemo:25.04" in srun
-    python, params = executor_settings(plan, "mix", plan.config.stage_resources("mix"), None)
+    python, params = executor_settings(plan.config, plan.study_dir, "mix", plan.config.stage_resources("mix"), None)
     text = submitit_script(monkeypatch, tmp_path, python, params)
     assert "--exclusive" not in text and "--mem=0" not in text
 
@@ -236,10 +233,10 @@ def test_max_array_size_read_once_from_scontrol(monkeypatch, tmp_path: Path) -> 
 def test_throttle_per_stage_kind(monkeypatch, tmp_path: Path) -> None:
     res = {"train": {"gpus": 1, "time": "00:20:00", "array_parallelism": 2}}
     plan = build_plan(load_study(write_study(tmp_path, resources=res)), tmp_path / "out")
-    python, params = executor_settings(plan, "train", plan.config.stage_resources("train"), "aftercorr:9")
+    python, params = executor_settings(plan.config, plan.study_dir, "train", plan.config.stage_resources("train"), "aftercorr:9")
     script = submitit_script(monkeypatch, tmp_path, python, params, map_count=8)
     assert "#SBATCH --array=0-7%2" in script and "#SBATCH --dependency=aftercorr:9" in script
-    python, params = executor_settings(plan, "mix", plan.config.stage_resources("mix"), None)
+    python, params = executor_settings(plan.config, plan.study_dir, "mix", plan.config.stage_resources("mix"), None)
     assert "#SBATCH --array=0-7%8" in submitit_script(monkeypatch, tmp_path, python, params, map_count=8)
 
 
@@ -353,7 +350,7 @@ def test_requeues_stop_at_max_requeues(monkeypatch, tmp_path: Path, capsys) -> N
     monkeypatch.setenv("SLURM_JOB_ID", "31")
     for restart in ("0", "1"):
         monkeypatch.setenv("SLURM_RESTART_COUNT", restart)
-        assert runner.run_stage(d, requeue_self=True) == runner.REQUEUE_EXIT_CODE
+        assert runner.run_stage(d, requeue_self=True) == PREEMPTED_EXIT_CODE
     assert _requeues(tmp_path) == ["scontrol requeue 31"] * 2
     assert (d / ".clinie-requeues-31").read_text().strip() == "2"
     monkeypatch.setenv("SLURM_RESTART_COUNT", "2")
@@ -376,7 +373,7 @@ def test_preemptions_slurm_requeued_do_not_use_up_max_requeues(monkeypatch, tmp_
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("SLURM_JOB_ID", "32")
     monkeypatch.setenv("SLURM_RESTART_COUNT", "7")
-    assert runner.run_stage(d, requeue_self=True) == runner.REQUEUE_EXIT_CODE
+    assert runner.run_stage(d, requeue_self=True) == PREEMPTED_EXIT_CODE
     assert _requeues(tmp_path) == ["scontrol requeue 32"]
 
 
@@ -389,7 +386,7 @@ def test_no_second_requeue_of_a_job_slurm_requeued(monkeypatch, tmp_path: Path, 
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("SLURM_JOB_ID", "33")
     monkeypatch.setenv("SLURM_RESTART_COUNT", "0")
-    assert runner.run_stage(d, requeue_self=True) == runner.REQUEUE_EXIT_CODE
+    assert runner.run_stage(d, requeue_self=True) == PREEMPTED_EXIT_CODE
     assert _requeues(tmp_path) == [] and not (d / ".clinie-requeues-33").exists()
     assert "Slurm requeued job 33 itself" in capsys.readouterr().err
 
@@ -501,8 +498,8 @@ def test_resubmit_under_a_partly_finished_array_sends_arrays_not_one_job_per_sta
 
 
 def test_index_spec() -> None:
-    assert submit.index_spec([0, 1, 2, 5, 7, 8]) == "0-2,5,7-8"
-    assert submit.index_spec([3]) == "3" and submit.index_spec([]) == ""
+    assert index_spec([0, 1, 2, 5, 7, 8]) == "0-2,5,7-8"
+    assert index_spec([3]) == "3" and index_spec([]) == ""
 
 
 # ---------------------------------------------------------------- issue 15: the study lock, clock skew

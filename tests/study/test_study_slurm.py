@@ -211,15 +211,17 @@ def test_each_slurm_task_is_one_rank_of_one_step(slurm_cluster, tmp_path: Path) 
     MASTER_PORT from the job id; rank 0 alone writes DONE and the timing."""
     import submitit
 
+    from clinie_nemo.study.executor import executor_settings
     from clinie_nemo.study.runner import StageJob, master_port
-    from clinie_nemo.study.submit import executor_settings, prepare_stage
+    from clinie_nemo.study.submit import prepare_stage
 
     plan = fake_plan(tmp_path, train_argv=lambda d: (sys.executable, "-c", DIST_RANK, str(d / "run")))
     train = plan.by_kind("train")[0]
     d = prepare_stage(plan, train)
     spec = json.loads((d / "stage.json").read_text())
     (d / "stage.json").write_text(json.dumps({**spec, "world_size": 2}))
-    python, params = executor_settings(plan, "train", plan.config.stage_resources("train"), None)
+    python, params = executor_settings(plan.config, plan.study_dir, "train", plan.config.stage_resources("train"),
+                                       None)
     params.update(ntasks_per_node=2, cpus_per_task=1, srun_args=["--cpus-per-task=1"])
     params.pop("gpus_per_node", None)
     ex = submitit.SlurmExecutor(folder=tmp_path / "submitit" / "%j", python=python)

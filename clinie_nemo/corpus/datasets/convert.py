@@ -125,7 +125,7 @@ def convert_dataset(name: str, input_dir: str | Path, output_dir: str | Path, *,
     from clinie_nemo.core.fileio import atomic_dir, atomic_write, check_output
     from clinie_nemo.core.progress import progress, say
     from clinie_nemo.corpus import readers
-    from clinie_nemo.corpus.datasets import resolve
+    from clinie_nemo.corpus.datasets.registry import resolve
 
     src = Path(input_dir)
     spec = resolve(name, user_schema_for(name, src, schema))

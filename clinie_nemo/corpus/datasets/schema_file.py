@@ -17,12 +17,12 @@ keys are listed), relation pairs must name declared labels, attribute values mus
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from clinie_nemo.core.config import build, checked, load_yaml, yaml_fields
 from clinie_nemo.core.errors import ConfigError
-from clinie_nemo.core.yaml_config import read_yaml
 from clinie_nemo.corpus.datasets.spec import AttributeSpec, DatasetSpec, ReleaseLayout, SplitSource
 
 SCORING_RULES = ("i2b2_2010", "n2c2_2018", "sdoh", "radgraph", "default")
@@ -31,29 +31,27 @@ SCORING_RULES = ("i2b2_2010", "n2c2_2018", "sdoh", "radgraph", "default")
 @dataclass(frozen=True)
 class BratSchema:
     name: str
-    entity_labels: Mapping[str, str]
-    description: str = ""
-    relation_labels: Mapping[str, str] = field(default_factory=dict)
-    relation_pairs: Mapping[str, list[list[str]]] = field(default_factory=dict)
-    attributes: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    splits: Mapping[str, list[str]] = field(default_factory=lambda: {"train": ["train"], "test": ["test"]})
+    entity_labels: Mapping[str, Any] | None  # label -> definition (text; null = none)
+    description: str | None = ""
+    relation_labels: Mapping[str, Any] | None = field(default_factory=dict)
+    relation_pairs: Mapping[str, Any] | None = field(default_factory=dict)  # relation -> [[head, tail], ...]
+    attributes: Mapping[str, Mapping[str, Any]] | None = field(default_factory=dict)  # name -> _Attribute keys
+    splits: Mapping[str, Any] = field(default_factory=lambda: {"train": ["train"], "test": ["test"]})
     scoring: str = "default"
     licence: str = "Institutional data: IRB approval and the institution's data use agreement required. " \
                    "Never redistribute."
 
 
-ATTRIBUTE_KEYS = ("values", "labels", "definition")
+@dataclass(frozen=True)
+class _Attribute:
+    """The keys of one ``attributes`` entry (checked with the builder; the schema keeps the mapping)."""
+
+    values: tuple[Any, ...]
+    labels: tuple[str, ...] | None = None
+    definition: str | None = None
 
 
-def _check_keys(where: str, obj: Any, valid: tuple[str, ...], required: tuple[str, ...] = ()) -> None:
-    if not isinstance(obj, Mapping):
-        raise ConfigError(f"{where}: expected a mapping with keys {', '.join(valid)}")
-    unknown = sorted(set(obj) - set(valid))
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(map(str, unknown))}; valid keys: {', '.join(valid)}")
-    missing = [k for k in required if k not in obj]
-    if missing:
-        raise ConfigError(f"{where}: missing required key(s) {', '.join(missing)}")
+ATTRIBUTE_KEYS = tuple(yaml_fields(_Attribute))
 
 
 def _str_map(where: str, obj: Any) -> dict[str, str]:
@@ -64,40 +62,54 @@ def _str_map(where: str, obj: Any) -> dict[str, str]:
     return {k: "" if v is None else str(v) for k, v in obj.items()}
 
 
-def load_schema(path: str | Path) -> BratSchema:
-    """Read and validate a schema YAML; raises ConfigError naming the file and the problem."""
-    p = Path(path)
-    raw = read_yaml(p, "schema")
-    valid = tuple(f.name for f in fields(BratSchema))
-    _check_keys(str(p), raw, valid, required=("name", "entity_labels"))
-    schema = BratSchema(**{k: raw[k] for k in raw})
-    entity_labels = _str_map(f"{p}: entity_labels", schema.entity_labels)
-    if not entity_labels:
-        raise ConfigError(f"{p}: entity_labels is empty")
-    relation_labels = _str_map(f"{p}: relation_labels", schema.relation_labels)
-    pairs_in = schema.relation_pairs or {}
-    if not isinstance(pairs_in, Mapping):
-        raise ConfigError(f"{p}: relation_pairs: expected a mapping relation -> [[head, tail], ...]")
-    for rel, rel_pairs in pairs_in.items():
+def _pair_problems(schema: BratSchema, entity_labels: Mapping[str, str],
+                   relation_labels: Mapping[str, str]) -> list[str]:
+    problems: list[str] = []
+    for rel, rel_pairs in (schema.relation_pairs or {}).items():
         if rel not in relation_labels:
-            raise ConfigError(f"{p}: relation_pairs: unknown relation {rel!r}; valid: {', '.join(relation_labels)}")
+            problems.append(f"relation_pairs: unknown relation {rel!r}; valid: {', '.join(relation_labels)}")
         if not isinstance(rel_pairs, list) or not all(isinstance(x, list) and len(x) == 2 for x in rel_pairs):
-            raise ConfigError(f"{p}: relation_pairs.{rel}: expected a list of [head label, tail label]")
+            problems.append(f"relation_pairs.{rel}: expected a list of [head label, tail label]")
+            continue
         for head, tail in rel_pairs:
             for label in (head, tail):
                 if label not in entity_labels:
-                    raise ConfigError(f"{p}: relation_pairs.{rel}: unknown entity label {label!r}; "
-                                      f"valid: {', '.join(entity_labels)}")
+                    problems.append(f"relation_pairs.{rel}: unknown entity label {label!r}; "
+                                    f"valid: {', '.join(entity_labels)}")
+    return problems
+
+
+def _check(schema: BratSchema) -> list[str]:
+    """The schema's own rules on the built object: labels declared before use, known scoring rules."""
+    problems: list[str] = []
+    entity_labels = _str_map("entity_labels", schema.entity_labels)
+    if not entity_labels:
+        problems.append("entity_labels is empty")
+    relation_labels = _str_map("relation_labels", schema.relation_labels)
+    problems += _pair_problems(schema, entity_labels, relation_labels)
     for attr, spec in (schema.attributes or {}).items():
-        _check_keys(f"{p}: attributes.{attr}", spec, ATTRIBUTE_KEYS, required=("values",))
-        for label in spec.get("labels") or ():
+        checked = build(_Attribute, spec, f"attributes.{attr}", problems)
+        for label in (checked.labels or ()) if checked is not None else ():
             if label not in entity_labels:
-                raise ConfigError(f"{p}: attributes.{attr}.labels: unknown entity label {label!r}")
+                problems.append(f"attributes.{attr}.labels: unknown entity label {label!r}")
     if schema.scoring not in SCORING_RULES:
-        raise ConfigError(f"{p}: scoring: unknown rules {schema.scoring!r}; valid: {', '.join(SCORING_RULES)}")
-    if not isinstance(schema.splits, Mapping) or not schema.splits:
-        raise ConfigError(f"{p}: splits: expected a mapping split -> [folder, ...]")
-    return schema
+        problems.append(f"scoring: unknown rules {schema.scoring!r}; valid: {', '.join(SCORING_RULES)}")
+    if not schema.splits:
+        problems.append("splits: expected a mapping split -> [folder, ...]")
+    return problems
+
+
+def load_schema(path: str | Path) -> BratSchema:
+    """Read and validate a schema YAML; raises ConfigError naming the file and every problem."""
+    p = Path(path)
+    problems: list[str] = []
+    schema = build(BratSchema, load_yaml(p, "schema"), "", problems)
+    if schema is not None:
+        try:
+            problems += _check(schema)
+        except ConfigError as exc:
+            problems.append(str(exc))
+    return checked(schema, "invalid schema file:", [f"{p}: {problem}" for problem in problems])
 
 
 def schema_to_spec(schema: BratSchema) -> DatasetSpec:

@@ -1,11 +1,12 @@
 """Engine ``local``: transformers + peft on CPU or one GPU (LoRA or full fine-tuning, batched generation).
 
-The engine interface (CONTRACT item 7):
+Implements :class:`clinie_nemo.engines.Engine`:
 
 - :func:`train` ``(spec, data_dir, run_dir)`` trains or resumes; on SIGUSR1/SIGTERM it checkpoints and
   exits with code 124 (:data:`PREEMPTED_EXIT_CODE`, via :class:`trainer.Preempted`, a SystemExit).
 - :func:`generate` ``(run_dir, records_path, output_path, gen_config)`` writes predictions JSONL.
 - :func:`plan` ``(spec, data_dir, run_dir) -> str`` describes what :func:`train` would do (dry run).
+- ``RANK_PER_GPU = False``: one device per rank, one rank per node of a multi-node job (data parallel).
 
 torch/transformers/peft are imported only when training or generating, never on import.
 """
@@ -15,12 +16,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from clinie_nemo.engines import PREEMPTED_EXIT_CODE
 from clinie_nemo.engines.local.settings import LocalSettings, from_run_spec
 
 NAME = "local"
-PREEMPTED_EXIT_CODE = 124
+RANK_PER_GPU = False  # a multi-node job: one task per node, each one data-parallel rank on one device
 
-__all__ = ["NAME", "PREEMPTED_EXIT_CODE", "LocalSettings", "from_run_spec", "generate", "plan", "train"]
+__all__ = ["NAME", "PREEMPTED_EXIT_CODE", "RANK_PER_GPU", "LocalSettings", "from_run_spec", "generate", "plan",
+           "train"]
 
 
 def train(spec: Any, data_dir: str | Path, run_dir: str | Path) -> dict[str, Any]:

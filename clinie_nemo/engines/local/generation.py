@@ -27,9 +27,10 @@ from typing import Any
 
 from clinie_nemo.core.errors import ConfigError
 from clinie_nemo.core.progress import progress, say
+from clinie_nemo.engines import PREEMPTED_EXIT_CODE
 from clinie_nemo.engines.local import data, runtime
 from clinie_nemo.engines.local.settings import LocalSettings
-from clinie_nemo.engines.local.trainer import PREEMPTED_EXIT_CODE, stop_requests
+from clinie_nemo.engines.local.trainer import stop_requests
 from clinie_nemo.engines.predictions import ResumablePredictions, batch_seed, generation_key
 
 

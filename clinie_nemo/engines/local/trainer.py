@@ -29,16 +29,17 @@ import math
 import signal
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from clinie_nemo.core.errors import ConfigError
 from clinie_nemo.core.progress import progress, say
+from clinie_nemo.engines import PREEMPTED_EXIT_CODE
 from clinie_nemo.engines.local import checkpoint as ckpt
 from clinie_nemo.engines.local import data, distributed, runtime
 from clinie_nemo.engines.local.settings import LocalSettings, lr_at
 
-PREEMPTED_EXIT_CODE = 124
 STOP_SIGNALS = (signal.SIGUSR1, signal.SIGTERM)
 # settings that may change between a run and its restart
 RESTART_MUTABLE = {"log_interval", "notes", "save_interval", "keep_last"}
@@ -155,22 +156,69 @@ def run_training(settings: LocalSettings, data_dir: str | Path, run_dir: str | P
             distributed.shutdown(layout)
 
 
+@dataclass
+class _Data:
+    """The tokenised training set and what follows from it."""
+
+    tokenizer: Any
+    examples: list[data.Example]
+    rows_per_epoch: int
+    total_steps: int
+    val_rows: list[data.Row]
+
+
+@dataclass
+class _Model:
+    """What one optimiser step needs: the model, its trainable parameters and optimiser, where it runs."""
+
+    settings: LocalSettings
+    layout: distributed.Layout
+    device: Any
+    amp: Any
+    model: Any
+    params: list[Any]
+    optimizer: Any
+    pad_id: int
+
+
 def _train(settings: LocalSettings, data_dir: str | Path, run_dir: str | Path,
            on_step: Callable[[int], None] | None, stop: dict[str, int],
            layout: distributed.Layout) -> dict[str, Any]:
-    import torch
-
+    """The steps of a run: set up the run directory, tokenise, build the model, resume, train, finish."""
     run_dir, data_dir = Path(run_dir), Path(data_dir)
     settings = resolve_paths(settings)
     main = layout.is_main
     if (run_dir / "DONE").is_file():
         say(f"{run_dir} is already DONE; nothing to train")
         return json.loads((run_dir / "DONE").read_text())
+    device, amp, threads = _set_up_run(settings, run_dir, layout)
+    train = _load_data(settings, data_dir)
+    m = _build(settings, layout, device, amp, train.tokenizer.pad_token_id)
+    start, rows_done, elapsed0, loss = _resume(run_dir, m, train.total_steps)
+    if main:
+        n_trainable = sum(p.numel() for p in m.params)
+        ranks = f" x {layout.world_size} data-parallel ranks" if layout.distributed else ""
+        say(f"local engine{ranks}: {settings.method} on {device.type}{' ' + str(amp).split('.')[-1] if amp else ''}"
+            f"{f', {threads} threads' if threads else ''}; {len(train.examples)} examples, "
+            f"{train.rows_per_epoch} rows/epoch, {train.total_steps} steps x {settings.global_batch} rows "
+            f"(micro {settings.micro_batch}); {n_trainable:,} trainable parameters")
+    loss, elapsed = _steps(m, train, run_dir, start, rows_done, elapsed0, loss, on_step, stop)
+    facts = {"steps": train.total_steps, "final_loss": loss, "elapsed_s": round(elapsed, 2),
+             "output": "adapter" if settings.method == "lora" else "model"}
+    if main:
+        facts = finish(settings, m.model, train.tokenizer, run_dir, train.total_steps, loss, elapsed)
+    distributed.barrier(layout)
+    return facts
+
+
+def _set_up_run(settings: LocalSettings, run_dir: Path, layout: distributed.Layout) -> tuple[Any, Any, int | None]:
+    """Create the run directory, pick the device, record (or check) the settings, meet the other ranks.
+    Returns (device, autocast dtype or None, threads set or None)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     runtime.quiet_transformers()
     threads = runtime.configure_threads()
     device, amp = runtime.device_and_dtype(settings.precision)
-    check_restart_settings(run_dir, settings, write=main)
+    check_restart_settings(run_dir, settings, write=layout.is_main)
     distributed.barrier(layout)  # nobody trains before rank 0 recorded (or refused) the settings
     if layout.distributed:
         facts = distributed.handshake(layout)
@@ -181,9 +229,13 @@ def _train(settings: LocalSettings, data_dir: str | Path, run_dir: str | Path,
             json.dump(facts, fh, indent=2, sort_keys=True)
         say(f"local engine: rank {layout.rank} of {layout.world_size} on {facts['node']} (local rank "
             f"{layout.local_rank}), torch.distributed {facts['backend']} at {facts['master']}")
-    for note in settings.notes if main else ():
+    for note in settings.notes if layout.is_main else ():
         say(f"local engine: {note}")
+    return device, amp, threads
 
+
+def _load_data(settings: LocalSettings, data_dir: Path) -> _Data:
+    """Tokenise training.jsonl (and the first 64 validation records when validating); count the steps."""
     tokenizer = runtime.load_tokenizer(settings.tokenizer_path or settings.model_path)
     records = data.read_records(data_dir / "training.jsonl")
     examples = [data.encode_example(tokenizer, settings, r) for r in progress(records, "tokenise", len(records))]
@@ -196,66 +248,59 @@ def _train(settings: LocalSettings, data_dir: str | Path, run_dir: str | Path,
     if settings.validation_interval and (data_dir / "validation.jsonl").is_file():
         val_rows = [data.single_row(data.encode_example(tokenizer, settings, r))
                     for r in data.read_records(data_dir / "validation.jsonl")[:64]]
+    return _Data(tokenizer, examples, rows_per_epoch, total_steps, val_rows)
+
+
+def _build(settings: LocalSettings, layout: distributed.Layout, device: Any, amp: Any, pad_id: int) -> _Model:
+    """The model (seeded) and AdamW over its trainable parameters."""
+    import torch
 
     torch.manual_seed(settings.seed)
     model = build_model(settings, device, amp)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=settings.lr, betas=(settings.adam_beta1, settings.adam_beta2),
                                   weight_decay=settings.weight_decay)
+    return _Model(settings, layout, device, amp, model, params, optimizer, pad_id)
+
+
+def _resume(run_dir: Path, m: _Model, total_steps: int) -> tuple[int, int, float, float]:
+    """(first step, rows consumed, seconds trained before, last loss) from the newest checkpoint, else a fresh
+    start; rank 0 drops metric lines written after that checkpoint."""
     start, rows_done, elapsed0, loss = 0, 0, 0.0, float("nan")
     latest = ckpt.latest_checkpoint(run_dir)
     if latest is not None:
-        state = ckpt.load_checkpoint(latest, model, optimizer)
+        state = ckpt.load_checkpoint(latest, m.model, m.optimizer)
         start, rows_done, elapsed0 = state["step"], state["rows_consumed"], state.get("elapsed_s", 0.0)
         loss = state.get("loss", loss)
         say(f"resuming from {latest.name}: step {start}/{total_steps}, data position {rows_done} rows")
-    if main:
+    if m.layout.is_main:
         truncate_metrics(run_dir / "metrics.jsonl", start)
-    pad_id = tokenizer.pad_token_id
-    n_trainable = sum(p.numel() for p in params)
-    ranks = f" x {layout.world_size} data-parallel ranks" if layout.distributed else ""
-    if main:
-        say(f"local engine{ranks}: {settings.method} on {device.type}{' ' + str(amp).split('.')[-1] if amp else ''}"
-            f"{f', {threads} threads' if threads else ''}; {len(examples)} examples, {rows_per_epoch} rows/epoch, "
-            f"{total_steps} steps x {settings.global_batch} rows (micro {settings.micro_batch}); "
-            f"{n_trainable:,} trainable parameters")
+    return start, rows_done, elapsed0, loss
 
-    stream = data.row_stream(examples, settings.seed, settings.packing, settings.seq_length, skip=rows_done)
+
+def _steps(m: _Model, train: _Data, run_dir: Path, start: int, rows_done: int, elapsed0: float, loss: float,
+           on_step: Callable[[int], None] | None, stop: dict[str, int]) -> tuple[float, float]:
+    """Steps ``start`` .. total_steps: one optimiser step, its metrics line and progress line, then a
+    checkpoint every save_interval steps or on a stop request (then :class:`Preempted`). Returns (last loss,
+    seconds trained in all)."""
+    settings, main, total_steps = m.settings, m.layout.is_main, train.total_steps
+    stream = data.row_stream(train.examples, settings.seed, settings.packing, settings.seq_length, skip=rows_done)
     t_start = time.perf_counter()
     metrics_file = (run_dir / "metrics.jsonl").open("a", encoding="utf-8") if main else contextlib.nullcontext()
     with metrics_file as metrics:
         for step in range(start, total_steps):
             t0 = time.perf_counter()
             lr = lr_at(step, total_steps, settings.lr, settings.min_lr, settings.warmup_steps, settings.schedule)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
             taken = take(stream, settings.global_batch)
-            epoch = taken[-1][0]
-            rows = [r for _, r in taken]
-            mine = distributed.shard(rows, layout)  # every row once per global batch, over all ranks
-            micro = [data.collate(mine[i:i + settings.micro_batch], pad_id)
-                     for i in range(0, len(mine), settings.micro_batch)]
-            own_labels = sum(int((b["labels"][:, 1:] != data.IGNORE).sum()) for b in micro)
-            n_labels = max(1, int(distributed.all_sum(layout, [own_labels], device)[0]))
-            step_loss = 0.0
-            for batch in micro:
-                s, _ = loss_sum(model, batch, device, amp)
-                (s / n_labels).backward()
-                step_loss += float(s.detach())
-            distributed.sum_gradients(layout, params)
-            if settings.clip_grad > 0:
-                torch.nn.utils.clip_grad_norm_(params, settings.clip_grad)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            rows_done += len(rows)
-            step_loss, tokens = distributed.all_sum(layout, [step_loss, sum(b["tokens"] for b in micro)], device)
-            loss = step_loss / n_labels
+            loss, tokens = _optimizer_step(m, [r for _, r in taken], lr)
+            rows_done += len(taken)
             dt = time.perf_counter() - t0
             elapsed = elapsed0 + time.perf_counter() - t_start
             line = {"step": step + 1, "loss": round(loss, 6), "lr": lr, "tokens_per_s": round(tokens / dt, 1),
-                    "step_time_s": round(dt, 4), "elapsed_s": round(elapsed, 2), "epoch": epoch}
-            if main and val_rows and (step + 1) % settings.validation_interval == 0:
-                line["val_loss"] = round(validation_loss(model, val_rows, settings, pad_id, device, amp), 6)
+                    "step_time_s": round(dt, 4), "elapsed_s": round(elapsed, 2), "epoch": taken[-1][0]}
+            if main and train.val_rows and (step + 1) % settings.validation_interval == 0:
+                line["val_loss"] = round(validation_loss(m.model, train.val_rows, settings, m.pad_id, m.device,
+                                                         m.amp), 6)
             if main:
                 metrics.write(json.dumps(line) + "\n")
                 metrics.flush()
@@ -267,25 +312,52 @@ def _train(settings: LocalSettings, data_dir: str | Path, run_dir: str | Path,
             state = {"rows_consumed": rows_done, "elapsed_s": elapsed, "total_steps": total_steps, "loss": loss}
             if on_step is not None:
                 on_step(done)
-            # every rank acts on one snapshot of the stop requests (a signal arriving later counts next step)
-            signum = distributed.any_rank(layout, stop["signal"], device)
-            stop_now = bool(signum) and done < total_steps
-            if done % settings.save_interval == 0 or stop_now:
-                if main:
-                    ckpt.save_checkpoint(run_dir, done, model, optimizer, state, settings.keep_last)
-                distributed.barrier(layout)  # no rank exits (and srun kills the rest) before the checkpoint
-            if stop_now:
-                if main:
-                    say(f"signal {signum}: checkpoint at step {done} written; "
-                        f"exiting {PREEMPTED_EXIT_CODE}")
-                raise Preempted(done)
-    elapsed = elapsed0 + time.perf_counter() - t_start
-    facts = {"steps": total_steps, "final_loss": loss, "elapsed_s": round(elapsed, 2),
-             "output": "adapter" if settings.method == "lora" else "model"}
-    if main:
-        facts = finish(settings, model, tokenizer, run_dir, total_steps, loss, elapsed)
-    distributed.barrier(layout)
-    return facts
+            _checkpoint_or_stop(m, run_dir, done, total_steps, state, stop)
+    return loss, elapsed0 + time.perf_counter() - t_start
+
+
+def _optimizer_step(m: _Model, rows: list[data.Row], lr: float) -> tuple[float, float]:
+    """One optimiser step at ``lr`` on this rank's share of the global batch ``rows`` (micro batches,
+    gradients summed over the ranks, clipped). Returns (loss per labelled token, tokens) over all ranks."""
+    import torch
+
+    settings, layout, device = m.settings, m.layout, m.device
+    for group in m.optimizer.param_groups:
+        group["lr"] = lr
+    mine = distributed.shard(rows, layout)  # every row once per global batch, over all ranks
+    micro = [data.collate(mine[i:i + settings.micro_batch], m.pad_id)
+             for i in range(0, len(mine), settings.micro_batch)]
+    own_labels = sum(int((b["labels"][:, 1:] != data.IGNORE).sum()) for b in micro)
+    n_labels = max(1, int(distributed.all_sum(layout, [own_labels], device)[0]))
+    step_loss = 0.0
+    for batch in micro:
+        s, _ = loss_sum(m.model, batch, device, m.amp)
+        (s / n_labels).backward()
+        step_loss += float(s.detach())
+    distributed.sum_gradients(layout, m.params)
+    if settings.clip_grad > 0:
+        torch.nn.utils.clip_grad_norm_(m.params, settings.clip_grad)
+    m.optimizer.step()
+    m.optimizer.zero_grad(set_to_none=True)
+    step_loss, tokens = distributed.all_sum(layout, [step_loss, sum(b["tokens"] for b in micro)], device)
+    return step_loss / n_labels, tokens
+
+
+def _checkpoint_or_stop(m: _Model, run_dir: Path, done: int, total_steps: int, state: dict[str, Any],
+                        stop: dict[str, int]) -> None:
+    """A checkpoint every save_interval steps or on a stop request; after the latter :class:`Preempted`."""
+    # every rank acts on one snapshot of the stop requests (a signal arriving later counts next step)
+    signum = distributed.any_rank(m.layout, stop["signal"], m.device)
+    stop_now = bool(signum) and done < total_steps
+    if done % m.settings.save_interval == 0 or stop_now:
+        if m.layout.is_main:
+            ckpt.save_checkpoint(run_dir, done, m.model, m.optimizer, state, m.settings.keep_last)
+        distributed.barrier(m.layout)  # no rank exits (and srun kills the rest) before the checkpoint
+    if stop_now:
+        if m.layout.is_main:
+            say(f"signal {signum}: checkpoint at step {done} written; "
+                f"exiting {PREEMPTED_EXIT_CODE}")
+        raise Preempted(done)
 
 
 def finish(settings: LocalSettings, model: Any, tokenizer: Any, run_dir: Path, steps: int, loss: float,

@@ -29,6 +29,8 @@ from clinie_nemo.evaluation.parsing.place import (
     PlacementFailure,
     place_mention,
 )
+from clinie_nemo.instruct import tasks
+from clinie_nemo.instruct.formats import FORMATS
 from clinie_nemo.instruct.placement import PlacementError, place_exact
 
 CAUSES = ("unparseable", "invalid_label", "mention_not_in_text", "ambiguous_occurrence", "truncated_output")
@@ -61,15 +63,6 @@ class RecordParse:
             self.unplaced[(what, label, cause)] += n
 
 
-def exact_formats() -> dict[str, Any]:
-    """Rendering's exact format inverses (``clinie_nemo.instruct.formats.FORMATS``), when that package is present."""
-    try:
-        from clinie_nemo.instruct.formats import FORMATS
-    except ImportError:
-        return {}
-    return FORMATS
-
-
 def _from_target(target: Any) -> Decoded:
     out = Decoded()
     for e in target.entities:
@@ -99,24 +92,27 @@ def well_formed(decoded: Decoded, chunk: str, entity_labels: LabelMap, relation_
 def decode_prediction(fmt: str, text: str, task: str, chunk: str, entity_labels: LabelMap,
                       relation_labels: LabelMap) -> Decoded:
     """The exact inverse first, kept only when well formed (then it means exactly what rendering meant);
-    otherwise the tolerant decoder on the text cleaned of code fences. ValueError when nothing reads it."""
+    otherwise the tolerant decoder on the text cleaned of code fences. ValueError when nothing reads it.
+    The task's ``OUTPUT`` says what is read: a target of mentions (and relations), or one answer label."""
     if fmt not in DECODERS:
         from clinie_nemo.core.errors import unknown_name
 
         raise unknown_name("target format", fmt, DECODERS)
-    exact = exact_formats().get(fmt)
+    spec = tasks.get(task)
+    answer = spec.OUTPUT == "answer"
+    exact = FORMATS.get(fmt)
     if exact is not None:
         try:
-            if task == "re_pair":
+            if answer:
                 decoded = Decoded(answer=exact.decode_answer(text))
             else:
-                decoded = _from_target(exact.decode(text, chunk, task == "re_e2e", labels=entity_labels.labels))
+                decoded = _from_target(exact.decode(text, chunk, spec.WITH_RELATIONS, labels=entity_labels.labels))
             if well_formed(decoded, chunk, entity_labels, relation_labels):
                 return decoded
         except ValueError:  # formats.DecodeError is a ValueError
             pass
     body = strip_code_fences(text)
-    if task == "re_pair":
+    if answer:
         return decode_answer(body)
     return DECODERS[fmt](body, chunk)
 
@@ -140,7 +136,8 @@ def parse_record(record: dict[str, Any], prediction: str, doc_text: str, entity_
     out = RecordParse(record["id"], record["doc_id"], record.get("dataset", ""), task)
     start, end = record["chunk"]
     chunk = doc_text[start:end]
-    what = "relation" if task == "re_pair" else "entity"  # what an unreadable element would have been
+    answer = tasks.get(task).OUTPUT == "answer"
+    what = "relation" if answer else "entity"  # what an unreadable element would have been
     try:
         decoded = decode_prediction(record.get("format", "lines"), prediction, task, chunk, entity_labels,
                                     relation_labels)
@@ -153,7 +150,7 @@ def parse_record(record: dict[str, Any], prediction: str, doc_text: str, entity_
         if finish_reason == "length" and not decoded.truncated and decoded.mentions:
             cut = decoded.mentions.pop()  # the last mention may be cut mid-word: not trusted, but it was said
             out.unplaced[("entity", entity_labels.get(cut.label), "truncated_output")] += 1
-    if task == "re_pair":
+    if answer:
         _pair(record, decoded, relation_labels, out)
         return out
     placed: dict[int, EntityKey] = {}

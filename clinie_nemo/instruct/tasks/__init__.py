@@ -1,57 +1,41 @@
-"""Task kinds: ``TASKS`` maps a name to a module that turns a chunk into items (prompt text + target) and
-turns a generated target back into document annotations.
+"""The task registry: ``TASKS`` maps a task name to the module that owns every fact about it.
 
-A task module defines ``NAME``, ``WITH_RELATIONS``, ``items(view, schema, fmt, options) -> (list[TaskItem],
-losses by cause)``,
-``gold(view, schema, options) -> Annotations`` (what decoding all of a chunk's items must give back) and
-``decode(output, view, extras, schema, fmt, id_prefix) -> (Annotations, failures)``.
+A task module (``ce``, ``re_pair``, ``re_e2e``) declares the facts listed in :data:`base.FACTS`: how a
+chunk becomes items (prompt text + target) and back (render), how parse reads a prediction, which score
+kinds its predictions produce and whether they merge into events (score), which headline figures it is the
+source of (report). Render, parse, score, report and the CLI ask this registry; none branches on a task's
+name. A new task is one module plus one line in ``TASKS`` (and its templates file,
+``instruct/templates/<name>.yaml``).
+
+Imports: core, corpus, instruct (formats, target, chunking). Imported by: render, templates, mixture,
+engines, evaluation, commands.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any
 
 from clinie_nemo.core.errors import unknown_name
+from clinie_nemo.instruct.tasks import ce, re_e2e, re_pair
+from clinie_nemo.instruct.tasks.base import FACTS, HEADLINE_KINDS, TaskItem, TaskOptions, missing_facts
 
-
-@dataclass(frozen=True)
-class TaskOptions:
-    """Task knobs (all deterministic)."""
-
-    per_label: bool = False  # ce: one record per label (the MRC-style variant)
-    attributes: bool = True  # carry entity/event attribute values in targets
-    pair_window_chars: int | None = None  # re_pair: max characters between the two mentions
-    pair_window_sentences: int | None = None  # re_pair: max sentence distance
-    negative_ratio: float | None = None  # re_pair: keep round(ratio * positives) negatives per chunk; None = all
-    seed: int = 13
-
-
-@dataclass(frozen=True)
-class TaskItem:
-    suffix: str  # appended to the record id ("" for one record per chunk)
-    text: str  # the chunk as the prompt shows it (re_pair: with pair markers)
-    output: str
-    entity_labels: tuple[str, ...]  # the labels the instruction lists
-    extras: dict[str, Any] = field(default_factory=dict)
-
-
-def _registry() -> dict[str, ModuleType]:
-    from clinie_nemo.instruct.tasks import ce, re_e2e, re_pair
-
-    return {"ce": ce, "re_pair": re_pair, "re_e2e": re_e2e}
-
-
-TASKS: dict[str, ModuleType] = {}
+TASKS: dict[str, ModuleType] = {"ce": ce, "re_pair": re_pair, "re_e2e": re_e2e}
 
 
 def get(name: str) -> ModuleType:
-    if not TASKS:
-        TASKS.update(_registry())
+    """The task module called ``name``; unknown names fail listing the valid ones."""
     if name not in TASKS:
         raise unknown_name("task", name, TASKS)
     return TASKS[name]
 
 
-TASKS.update(_registry())
+def headline_sources() -> dict[str, tuple[str, ...]]:
+    """Headline kind -> the tasks that can supply it, first choice first (each task's ``HEADLINE`` rank;
+    ties keep registry order). Evaluation takes each headline figure from the first of these it scored."""
+    order = list(TASKS)
+    return {kind: tuple(sorted((n for n, t in TASKS.items() if kind in t.HEADLINE),
+                               key=lambda n: (TASKS[n].HEADLINE[kind], order.index(n))))
+            for kind in HEADLINE_KINDS}
+
+
+__all__ = ["FACTS", "TASKS", "TaskItem", "TaskOptions", "get", "headline_sources", "missing_facts"]

@@ -4,16 +4,30 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
 from clinie_nemo.core.document import Entity
 from clinie_nemo.corpus.schema import TaskSchema
 from clinie_nemo.instruct.target import Annotations, ChunkView, build_target, resolve_target
-from clinie_nemo.instruct.tasks import TaskItem, TaskOptions
+from clinie_nemo.instruct.tasks.base import TaskItem, TaskOptions
 
 NAME = "ce"
 WITH_RELATIONS = False
+MARKERS: tuple[str, ...] = ()
+OUTPUT = "target"
+SCORES = ("entities",)  # no relations or events
+MERGES_EVENTS = False
+HEADLINE = {"entities": 0}
+
+
+def describe(fmt: ModuleType) -> str:
+    return fmt.describe(WITH_RELATIONS)
+
+
+def record_problem(record: dict[str, Any]) -> str | None:
+    return None
 
 
 def items(view: ChunkView, schema: TaskSchema, fmt: ModuleType,
@@ -30,6 +44,16 @@ def items(view: ChunkView, schema: TaskSchema, fmt: ModuleType,
         losses += fmt_losses
         out.append(TaskItem(f"/{label}", view.text, text, (label,), {"label": label}))
     return out, losses
+
+
+def longest_output(view: ChunkView, schema: TaskSchema, fmt: ModuleType, options: TaskOptions,
+                   count: Callable[[str], int]) -> int:
+    """Tokens of the longest target among the chunk's items."""
+    return longest_item_output(items(view, schema, fmt, options)[0], count)
+
+
+def longest_item_output(task_items: list[TaskItem], count: Callable[[str], int]) -> int:
+    return max((count(i.output) for i in task_items), default=0)
 
 
 def gold_entities(view: ChunkView, schema: TaskSchema, options: TaskOptions) -> tuple[Entity, ...]:

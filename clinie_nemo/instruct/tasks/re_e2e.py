@@ -5,15 +5,30 @@ back as Events (see :mod:`clinie_nemo.instruct.target`)."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
 from clinie_nemo.corpus.schema import TaskSchema
 from clinie_nemo.instruct.target import Annotations, ChunkView, build_target, resolve_target
-from clinie_nemo.instruct.tasks import TaskItem, TaskOptions, ce
+from clinie_nemo.instruct.tasks import ce
+from clinie_nemo.instruct.tasks.base import TaskItem, TaskOptions
 
 NAME = "re_e2e"
 WITH_RELATIONS = True
+MARKERS: tuple[str, ...] = ()
+OUTPUT = "target"
+SCORES = ("entities", "relations", "relations_untyped", "events")
+MERGES_EVENTS = True
+HEADLINE = {"entities": 1, "relations": 1, "events": 0}  # entities after ce, relations after re_pair
+
+
+def describe(fmt: ModuleType) -> str:
+    return fmt.describe(WITH_RELATIONS)
+
+
+def record_problem(record: dict[str, Any]) -> str | None:
+    return None
 
 
 def items(view: ChunkView, schema: TaskSchema, fmt: ModuleType,
@@ -21,6 +36,11 @@ def items(view: ChunkView, schema: TaskSchema, fmt: ModuleType,
     target, losses = build_target(view, schema, with_relations=True, with_attributes=options.attributes)
     text, fmt_losses = fmt.encode(target, view.text, True, labels=schema.entity_names)
     return [TaskItem("", view.text, text, schema.entity_names)], losses + fmt_losses
+
+
+def longest_output(view: ChunkView, schema: TaskSchema, fmt: ModuleType, options: TaskOptions,
+                   count: Callable[[str], int]) -> int:
+    return ce.longest_item_output(items(view, schema, fmt, options)[0], count)
 
 
 def gold(view: ChunkView, schema: TaskSchema, options: TaskOptions) -> Annotations:

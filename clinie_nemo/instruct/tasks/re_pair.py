@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
@@ -21,11 +22,31 @@ from clinie_nemo.corpus.schema import TaskSchema
 from clinie_nemo.instruct.chunking import sentence_index
 from clinie_nemo.instruct.formats import NONE_ANSWER
 from clinie_nemo.instruct.target import Annotations, ChunkView, entity_order
-from clinie_nemo.instruct.tasks import TaskItem, TaskOptions
+from clinie_nemo.instruct.tasks.base import TaskItem, TaskOptions
 
 NAME = "re_pair"
 WITH_RELATIONS = True
 MARKERS = ("[E1]", "[/E1]", "[E2]", "[/E2]")
+OUTPUT = "answer"  # one relation label or "none"
+SCORES = ("relations", "relations_untyped", "events")  # the entities are the gold ones, copied
+MERGES_EVENTS = True
+HEADLINE = {"relations": 0, "events": 1}
+
+
+def describe(fmt: ModuleType) -> str:
+    return fmt.describe_answer()
+
+
+def record_problem(record: dict[str, Any]) -> str | None:
+    """A re_pair record names its candidate pair; without it an answer cannot be placed."""
+    pair = record.get("pair")
+    return None if isinstance(pair, list) and len(pair) == 2 else 're_pair record without "pair": [head_id, tail_id]'
+
+
+def longest_output(view: ChunkView, schema: TaskSchema, fmt: ModuleType, options: TaskOptions,
+                   count: Callable[[str], int]) -> int:
+    """Tokens of the longest answer: any relation label of the schema, or none."""
+    return max(count(fmt.encode_answer(r)) for r in (*schema.relation_names, NONE_ANSWER))
 
 
 def gold_pairs(view: ChunkView) -> list[tuple[str, str, str]]:

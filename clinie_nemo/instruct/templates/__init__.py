@@ -12,17 +12,17 @@ from __future__ import annotations
 import hashlib
 import json
 import string
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, replace
 from functools import cache
 from pathlib import Path
-from typing import Any
 
+from clinie_nemo.core.config import build, checked, load_yaml
 from clinie_nemo.core.errors import ConfigError, unknown_name
-from clinie_nemo.core.yaml_config import read_yaml
+from clinie_nemo.instruct.tasks import TASKS
 
 TEMPLATE_DIR = Path(__file__).resolve().parent
 PLACEHOLDERS = ("entity_labels", "relation_labels", "format")
-TASK_NAMES = ("ce", "re_pair", "re_e2e")
+TASK_NAMES = tuple(TASKS)  # one templates file per registered task
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ class Template:
     instruction: str
     text_header: str = "Text:"
     answer_header: str = "Answer:"
-    task: str = ""  # filled from the file
+    task: str = field(default="", metadata={"yaml": False})  # filled from the file's task
 
     @property
     def hash(self) -> str:
@@ -50,16 +50,6 @@ class TemplateFile:
     templates: tuple[Template, ...]
 
 
-def _check_keys(obj: Any, cls: type, where: str) -> dict[str, Any]:
-    if not isinstance(obj, dict):
-        raise ConfigError(f"{where}: expected a mapping")
-    valid = [f.name for f in fields(cls)]
-    for key in obj:
-        if key not in valid:
-            raise ConfigError(f"{where}: unknown key {key!r}; valid: {', '.join(valid)}")
-    return obj
-
-
 def _validate_instruction(text: str, where: str) -> None:
     used = {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
     for name in used:
@@ -69,29 +59,31 @@ def _validate_instruction(text: str, where: str) -> None:
         raise ConfigError(f"{where}: the instruction must contain {{format}}")
 
 
-def load_template_file(path: str | Path) -> TemplateFile:
-    where = str(path)
-    raw = read_yaml(path, "templates")
-    obj = _check_keys(raw, TemplateFile, where)
-    task = obj.get("task")
-    if task not in TASK_NAMES:
-        raise unknown_name("task", str(task), TASK_NAMES)
-    items = obj.get("templates")
-    if not isinstance(items, list) or not items:
-        raise ConfigError(f"{where}: 'templates' must be a non-empty list")
-    templates = []
-    for k, item in enumerate(items):
-        t = _check_keys(item, Template, f"{where}: templates[{k}]")
-        if "task" in t:
-            raise ConfigError(f"{where}: templates[{k}]: 'task' is set by the file")
-        if not isinstance(t.get("name"), str) or not isinstance(t.get("instruction"), str):
-            raise ConfigError(f"{where}: templates[{k}] needs a string 'name' and 'instruction'")
-        _validate_instruction(t["instruction"], f"{where}: template {t['name']}")
-        templates.append(Template(task=task, **{k2: str(v) for k2, v in t.items()}))
-    names = [t.name for t in templates]
+def _check(file: TemplateFile) -> list[str]:
+    """The file's own rules: a known task, at least one template, known placeholders, unique names."""
+    problems: list[str] = []
+    if file.task not in TASK_NAMES:
+        problems.append(str(unknown_name("task", file.task, TASK_NAMES)))
+    if not file.templates:
+        problems.append("templates: must be a non-empty list")
+    for t in file.templates:
+        try:
+            _validate_instruction(t.instruction, f"template {t.name}")
+        except ConfigError as exc:
+            problems.append(str(exc))
+    names = [t.name for t in file.templates]
     if len(set(names)) != len(names):
-        raise ConfigError(f"{where}: duplicate template names")
-    return TemplateFile(task, tuple(templates))
+        problems.append("templates: duplicate template names")
+    return problems
+
+
+def load_template_file(path: str | Path) -> TemplateFile:
+    problems: list[str] = []
+    built = build(TemplateFile, load_yaml(path, "templates"), "", problems)
+    if built is not None:
+        built = TemplateFile(built.task, tuple(replace(t, task=built.task) for t in built.templates))
+        problems += _check(built)
+    return checked(built, "invalid templates file:", [f"{path}: {p}" for p in problems])
 
 
 @cache

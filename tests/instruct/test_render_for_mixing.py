@@ -1,18 +1,17 @@
-"""The contract mixing relies on from rendering (whichever renderer sits behind render_bridge): records
-within max_tokens by the same counter, chunks covering all non-blank text without cutting an entity, stable
-unique ids, and the record fields."""
+"""The contract mixing relies on from rendering (render_documents with one schema per dataset from the
+schema resolver, token lengths by the renderer's counter): records within max_tokens by the same counter,
+chunks covering all non-blank text without cutting an entity, stable unique ids, the record fields, and
+few-shot examples cut back out of rendered records."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from clinie_nemo.core.document import Document, Entity
-from clinie_nemo.instruct.render_bridge import (
-    RenderSettings,
-    dataset_schema,
-    few_shot_pair,
-    record_token_lengths,
-    render_documents,
-    token_counter,
-)
+from clinie_nemo.core.tokens import load_counter
+from clinie_nemo.corpus.schema import resolve_schema
+from clinie_nemo.instruct.records_stats import record_token_lengths
+from clinie_nemo.instruct.render import RenderOptions, few_shot_pair, render_documents
 from tests.mixture_fixtures import build_tokenizer_folder
 
 
@@ -27,22 +26,24 @@ def _long_doc(n_sentences: int = 120) -> Document:
     return Document(id="long-1", text="".join(parts), dataset="n2c2_2018", entities=tuple(entities))
 
 
+def _options(doc: Document, max_tokens: int, tokenizer: str | None = None) -> RenderOptions:
+    """As mixing renders: the dataset's schema resolved once, templates rotated by seed."""
+    return RenderOptions(task="ce", dataset="n2c2_2018", schema=resolve_schema([doc], "n2c2_2018"),
+                         template_policy="rotate", max_tokens=max_tokens, tokenizer=tokenizer)
+
+
 def _prompt_overhead(tokenizer: str | None) -> int:
     """Tokens of a record for a one-sentence note (instruction, label list, format text, headers)."""
     doc = _long_doc(1)
-    settings = RenderSettings(task="ce", max_tokens=100_000, tokenizer=tokenizer,
-                              schema=dataset_schema([doc], "n2c2_2018"))
-    return max(record_token_lengths(render_documents([doc], "n2c2_2018", settings).records,
-                                    token_counter(tokenizer)))
+    options = _options(doc, max_tokens=100_000, tokenizer=tokenizer)
+    return max(record_token_lengths(render_documents([doc], options).records, load_counter(tokenizer)))
 
 
 def _check(doc: Document, tokenizer: str | None) -> None:
     max_tokens = _prompt_overhead(tokenizer) + 250
-    settings = RenderSettings(task="ce", max_tokens=max_tokens, tokenizer=tokenizer,
-                              schema=dataset_schema([doc], "n2c2_2018"))
-    records = render_documents([doc], "n2c2_2018", settings).records
+    records = render_documents([doc], _options(doc, max_tokens=max_tokens, tokenizer=tokenizer)).records
     assert len(records) > 3
-    lengths = record_token_lengths(records, token_counter(tokenizer))
+    lengths = record_token_lengths(records, load_counter(tokenizer))
     assert max(lengths) <= max_tokens
     spans = [tuple(r["chunk"]) for r in records]
     assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:]))  # in order, no overlap
@@ -67,12 +68,11 @@ def test_chunks_fit_max_tokens_real_tokenizer(tmp_path):
 
 def test_few_shot_pair_is_the_chunk_text_and_answer():
     doc = _long_doc(30)
-    settings = RenderSettings(task="ce", max_tokens=_prompt_overhead(None) + 150,
-                              schema=dataset_schema([doc], "n2c2_2018"))
-    records = render_documents([doc], "n2c2_2018", settings).records
+    options = _options(doc, max_tokens=_prompt_overhead(None) + 150)
+    records = render_documents([doc], options).records
     text, answer = few_shot_pair(records[0])
     start, end = records[0]["chunk"]
     assert text == doc.text[start:end] and answer == records[0]["output"]
-    shown = render_documents([doc], "n2c2_2018", RenderSettings(**{**settings.__dict__, "few_shot": ((text, answer),),
-                                                                    "max_tokens": settings.max_tokens + 400})).records
+    shown = render_documents([doc], replace(options, few_shot=((text, answer),),
+                                            max_tokens=options.max_tokens + 400)).records
     assert all(r["few_shot"] == 1 and text in r["input"] and answer in r["input"] for r in shown)
