@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import functools
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.cli_plugin import REPO
+REPO = Path(__file__).resolve().parents[1]  # not imported from tests.cli_plugin: pytest loads that plugin itself
 
 pytest_plugins = ["tests.cli_plugin", "tests.hypothesis_profiles"]
 
