@@ -37,6 +37,7 @@ from pathlib import Path
 import pytest
 
 from tests.bridge_contract_sandbox import SHARED_DISTS
+from tests.cli_plugin import cli
 from tests.contract_site import require_or_skip
 
 pytestmark = pytest.mark.bridge_contract
@@ -104,14 +105,12 @@ def results(tmp_path_factory) -> dict[str, dict]:
 
 def _render_records(work: Path) -> Path:
     """What `clinie-nemo render` writes for a synthetic n2c2 2018 release (the README's steps)."""
-    cli = [sys.executable, "-m", "clinie_nemo"]
     steps = [["synth", "--dataset", "n2c2_2018", "--docs", "2", "--seed", "1", "--output", str(work / "release")],
              ["convert", "--dataset", "n2c2_2018", "--input", str(work / "release"), "--output", str(work / "docs")],
              ["render", "--corpus", str(work / "docs" / "train.jsonl"), "--task", "ce", "--format", "json",
               "--max-tokens", "512", "--output", str(work / "records.jsonl")]]
     for step in steps:
-        proc = subprocess.run([*cli, *step], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
-                              capture_output=True, text=True, timeout=300)
+        proc = cli(*step, cwd=ROOT)
         assert proc.returncode == 0, f"{step[0]} failed:\n{proc.stderr[-2000:]}"
     return work / "records.jsonl"
 

@@ -27,6 +27,7 @@ from clinie_nemo.study.config import load_study
 from clinie_nemo.study.executor import executor_settings, index_spec, tasks_per_node
 from clinie_nemo.study.plan import build_plan, expand_plan
 from clinie_nemo.study.submit import SlurmQueryError, job_groups, stage_state, submit_plan
+from tests.cli_plugin import cli
 from tests.study.test_study_plan import write_study
 
 RESOURCES = {"train": {"gpus": 4, "nodes": 2, "cpus": 2, "time": "00:20:00"}}
@@ -283,8 +284,7 @@ def test_a_failed_slurm_query_submits_nothing(monkeypatch, tmp_path: Path) -> No
         submit_plan(plan, executor_factory=no_executor)
     # the CLI: a clear error, exit 2, no traceback
     env_path = f"{bin_dir}{os.pathsep}{os.environ['PATH']}"
-    proc = subprocess.run([sys.executable, "-m", "clinie_nemo", "status", str(plan.study_dir)], capture_output=True,
-                          text=True, env={**os.environ, "PATH": env_path})
+    proc = cli("status", plan.study_dir, env={"PATH": env_path})
     assert proc.returncode == 2 and "squeue failed" in proc.stderr and "Traceback" not in proc.stderr
 
 
