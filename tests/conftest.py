@@ -36,6 +36,7 @@ def _scope(nodeid: str) -> str:
     return "slurm" if _uses_slurm(test_file) else test_file
 
 
+@pytest.hookimpl(optionalhook=True)  # a run without pytest-xdist (-p no:xdist, or not installed) still works
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     from xdist.scheduler import LoadScopeScheduling
 
