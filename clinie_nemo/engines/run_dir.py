@@ -1,4 +1,4 @@
-"""The run directory (CONTRACT item 7) and train/inference parity.
+"""The run directory (what every engine writes: spec.yaml, run.json, DONE, checkpoints) and train/inference parity.
 
 ``<run>/spec.yaml`` (resolved RunSpec), ``run.json`` (engine, version), ``data_manifest.json`` (sha256 and
 record counts of the data files, the template hashes trained on, the tokenizer/chat-template hash),

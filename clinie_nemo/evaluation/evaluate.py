@@ -85,7 +85,7 @@ def parse_summary(parses: Sequence[RecordParse]) -> dict[str, Any]:
 
 
 class Evaluation(NamedTuple):
-    result: dict[str, Any]  # the scores JSON (CONTRACT item 6)
+    result: dict[str, Any]  # the scores JSON written as scores.json
     predicted: dict[str, list[Document]]  # task -> predicted documents (gold order)
     scores: dict[str, Scores]  # task -> per-document counts (for bootstrap comparisons)
 

@@ -1,6 +1,6 @@
 """Instruction records: the JSONL rows NeMo and Megatron-Bridge fine-tune on, plus our metadata.
 
-Row (CONTRACT item 4)::
+Row (what every engine reads)::
 
     {"input": prompt, "output": target, "id", "dataset", "task", "template", "template_hash", "format",
      "doc_id", "chunk": [start, end], ...extras ("pair": [head_id, tail_id], "label", "few_shot")}

@@ -1,6 +1,6 @@
 """Training data for the local engine: records -> token ids with completion-only labels -> rows -> batches.
 
-A record ``{"input", "output", ...}`` (CONTRACT item 4) becomes ``[BOS?] prompt [completion EOS?]`` where the
+A record ``{"input", "output", ...}`` (the record row of :mod:`clinie_nemo.instruct.records`) becomes ``[BOS?] prompt [completion EOS?]`` where the
 prompt is the template text before ``{output}`` ("{input} {output}" -> ``input + " "``), tokenised on its
 own exactly as :mod:`.generation` tokenises it, so training and inference see the same prompt tokens.
 Labels are ``-100`` on prompt tokens (completion-only loss) and on padding.

@@ -1,4 +1,4 @@
-"""Batched generation for the local engine: records JSONL -> predictions JSONL (CONTRACT item 5).
+"""Batched generation for the local engine: records JSONL -> predictions JSONL (the format of :mod:`clinie_nemo.engines.predictions`).
 
 Prompts are built exactly as in training (:func:`.data.prompt_ids`), sorted by token length, cut into
 batches of ``batch_size``, left-padded and decoded greedily (default) or by sampling (temperature, top_k,
