@@ -2,7 +2,7 @@
 from the job's own timing (timing.jsonl, one segment per attempt, written by the stage runner from inside
 the job, so a requeued job counts every attempt).
 
-The evaluate stage writes ``cost.json`` beside ``scores.json`` (the evaluate stage's output):
+The evaluate stage writes ``cost.json`` beside ``scores.json``:
 ``{"gpu_hours": float, "stages": {kind: {...}}, "model", "method", "fold", "fraction", "seed", "steps"}``.
 :func:`cost_table` compares LoRA with full fine-tuning like for like (same model, data and steps).
 """
