@@ -1,6 +1,8 @@
 """Pairing gold and predicted documents by id, under a rule set's policy for sets that differ.
 
 ``intersection`` (n2c2 script): only ids on both sides are scored; the skipped counts are reported.
+``predicted`` (MEDDOCAN script): only the documents of the system output are scored; gold documents it
+lacks are skipped and listed, a predicted id with no gold is an error.
 ``identical`` (brat_scoring): any difference is an error naming the ids. ``gold``: every gold document
 is scored, one without predictions scores as empty (reported), a prediction for an unknown id is an
 error. Duplicate ids on either side are always an error.
@@ -14,7 +16,13 @@ from dataclasses import dataclass
 
 from clinie_nemo.core.document import Document
 from clinie_nemo.core.errors import InputError, Problem
-from clinie_nemo.evaluation.scoring.rules import DOCS_GOLD, DOCS_IDENTICAL, DOCS_INTERSECTION, RuleSet
+from clinie_nemo.evaluation.scoring.rules import (
+    DOCS_GOLD,
+    DOCS_IDENTICAL,
+    DOCS_INTERSECTION,
+    DOCS_PREDICTED,
+    RuleSet,
+)
 
 SHOW_IDS = 10
 
@@ -28,7 +36,7 @@ class Alignment:
     def notes(self, policy: str) -> list[str]:
         out = []
         if self.gold_only:
-            what = "skipped" if policy == DOCS_INTERSECTION else "scored as empty predictions"
+            what = "skipped" if policy in (DOCS_INTERSECTION, DOCS_PREDICTED) else "scored as empty predictions"
             out.append(f"{len(self.gold_only)} gold documents without predictions {what}: {_ids(self.gold_only)}")
         if self.pred_only:
             out.append(f"{len(self.pred_only)} predicted documents without gold skipped: {_ids(self.pred_only)}")
@@ -64,10 +72,10 @@ def align_documents(gold: Sequence[Document], pred: Sequence[Document], rules: R
             problems.append(Problem(pred_where, None, f"{len(pred_only)} predicted documents not in the gold set: "
                                     f"{_ids(pred_only)}"))
         raise InputError(problems, header=f"rules {rules.name!r} need identical gold and predicted document sets")
-    if policy == DOCS_GOLD and pred_only:
+    if policy in (DOCS_GOLD, DOCS_PREDICTED) and pred_only:
         raise InputError(Problem(pred_where, None, f"{len(pred_only)} predicted documents not in the gold set: "
                                  f"{_ids(pred_only)}"))
-    if policy == DOCS_INTERSECTION:
+    if policy in (DOCS_INTERSECTION, DOCS_PREDICTED):
         pairs = [(g, pred_by_id[g.id]) for g in gold if g.id in pred_by_id]
     elif policy == DOCS_GOLD:
         pairs = [(g, pred_by_id.get(g.id)) for g in gold]

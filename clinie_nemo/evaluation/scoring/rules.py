@@ -19,6 +19,11 @@ N2C2 = "n2c2"  # Track2-evaluate-ver4: extra system tags matching an already mat
 DOCS_GOLD = "gold"  # score every gold document; a gold document without predictions scores as empty
 DOCS_INTERSECTION = "intersection"  # score only documents present on both sides (the n2c2 script)
 DOCS_IDENTICAL = "identical"  # the sets must be identical, else an error (brat_scoring)
+DOCS_PREDICTED = "predicted"  # score only the documents the system output has (MEDDOCAN evaluate.py)
+
+COUNT = "count"  # every annotation line counts: a repeated prediction is one more FP (n2c2 2018 script)
+SET = "set"  # identical annotations (same label, same span key) count once, on both sides (BC5CDR kit, MEDDOCAN)
+ANY_LABEL = "(any)"  # the one label of label-free rule sets (MEDDOCAN SPANS, de-identification "any PHI")
 
 SDOH_LABELED_ARGUMENTS = frozenset({"StatusTime", "StatusEmploy", "TypeLiving"})
 
@@ -34,6 +39,8 @@ class RuleSet:
     event_argument_by: str = "role"  # "role": role + entity label; "type": entity label only (brat_scoring)
     labeled_arguments: frozenset[str] = frozenset()  # argument types matched by attribute value, span ignored
     documents: str = DOCS_GOLD
+    duplicates: str = COUNT  # COUNT or SET: how repeated identical annotations count
+    ignore_labels: bool = False  # entities match on spans alone, whatever their label (label-free SPANS)
 
 
 RULES: dict[str, RuleSet] = {

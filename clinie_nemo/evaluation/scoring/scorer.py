@@ -19,8 +19,8 @@ from clinie_nemo.core.document import Document
 from clinie_nemo.evaluation.scoring.counts import Counts, macro
 from clinie_nemo.evaluation.scoring.events import count_events, event_items
 from clinie_nemo.evaluation.scoring.items import entity_items, relation_items
-from clinie_nemo.evaluation.scoring.matching import count_by_label
-from clinie_nemo.evaluation.scoring.rules import RuleSet
+from clinie_nemo.evaluation.scoring.matching import Item, count_by_label
+from clinie_nemo.evaluation.scoring.rules import ANY_LABEL, SET, RuleSet
 
 MODES = ("strict", "lenient")
 Key = tuple[str, str, str]
@@ -86,12 +86,24 @@ def score_document(gold: Document, pred: Document, rules: RuleSet, labels: Colle
     return score
 
 
+def as_rules_see(items: list[Item], kind: str, rules: RuleSet) -> list[Item]:
+    """Items as the rule set compares them: label-free entities share one label (``ANY_LABEL``); under
+    ``duplicates=SET`` an item repeated (same group, same span key) is kept once, in first-seen order."""
+    if rules.ignore_labels and kind == "entities":
+        items = [((ANY_LABEL,), exact, segments) for _, exact, segments in items]
+    if rules.duplicates == SET:
+        items = list(dict.fromkeys(items))
+    return items
+
+
 def score_items(score: DocumentScore, items: dict[str, tuple[Any, Any]], rules: RuleSet) -> DocumentScore:
-    """Add the strict and lenient counts per label of each kind's (gold items, predicted items)."""
+    """Add the strict and lenient counts per label of each kind's (gold items, predicted items), the
+    items first seen as the rule set sees them (:func:`as_rules_see`)."""
     counts = score.counts
     for kind, (g, p) in items.items():
         if not g and not p:
             continue
+        g, p = as_rules_see(g, kind, rules), as_rules_see(p, kind, rules)
         for mode, rows in zip(MODES, count_by_label(g, p, rules.multiple_matches)):
             for label, row in rows.items():
                 counts[(kind, mode, label)] = row
