@@ -5,6 +5,10 @@ Skip policy: a reader takes ``skip_invalid`` = ``False`` (collect every problem 
 :class:`InputError` at the end, yield nothing after the first problem), ``True`` (drop invalid annotations
 and documents silently) or a callable ``on_skip(problem)`` (drop them and report each problem to it;
 :class:`SkipReport` is such a callable that the ``--skip-invalid`` report is built from).
+
+Warnings: an oddity a reader tolerates (the input is read, as the official scorer reads it) is a located
+:class:`Problem` passed to ``on_warning`` (a reader option); by default it is printed on stderr as
+``warning: FILE:LINE: ...``. Warnings never fail a read and are not subject to the skip policy.
 """
 
 from __future__ import annotations
@@ -19,6 +23,14 @@ from typing import Any
 from clinie_nemo.core.errors import InputError, Problem
 
 SkipOption = bool | Callable[[Problem], None]
+WarningSink = Callable[[Problem], None]
+
+
+def print_warning(problem: Problem) -> None:
+    """The default warning sink: one ``warning: FILE:LINE: message`` line on stderr."""
+    from clinie_nemo.core.progress import say
+
+    say(f"warning: {problem}")
 
 
 def normalise_ws(text: str) -> str:
@@ -117,6 +129,11 @@ class Problems:
     found: list[Problem] = field(default_factory=list)
     failed: bool = False  # any problem so far in this whole read (strict mode stops yielding)
     pending: list[Problem] = field(default_factory=list)  # strict mode: every problem, raised at the end
+    on_warning: WarningSink | None = None  # tolerated oddities (default: printed on stderr)
+
+    def warn(self, path: str | Path, line: int | None, message: str, quote: str = "") -> None:
+        """A tolerated oddity: reported at once (never raised, never skipped)."""
+        (self.on_warning or print_warning)(Problem(str(path), line, message, quote))
 
     def add(self, path: str | Path, line: int | None, message: str, quote: str = "") -> None:
         self.found.append(Problem(str(path), line, message, quote))
@@ -143,6 +160,16 @@ class Problems:
         self.take()
         if self.pending:
             raise InputError(self.pending)
+
+
+def warn_tolerated(problems: Problems, path: Path, lines: list[int | None], what: str, show: int = 5) -> None:
+    """One warning for the tolerated oddities of one system file: how many, what was done, the first lines."""
+    if not lines:
+        return
+    located = [n for n in lines if n is not None]
+    first = ", ".join(str(n) for n in located[:show]) + (", ..." if len(located) > show else "")
+    problems.warn(path, located[0] if located else None,
+                  f"{len(lines)} {what}" + (f" (lines {first})" if located else ""))
 
 
 def stream(docs: Iterator[Any], problems: Problems) -> Iterator[Any]:

@@ -32,9 +32,19 @@ from xml.parsers import expat
 
 from clinie_nemo.core.document import Document, Entity, Relation
 from clinie_nemo.core.errors import InputError, Problem
-from clinie_nemo.corpus.readers._common import FileIndex, Problems, SkipOption, same_text, stream
+from clinie_nemo.corpus.readers._common import (
+    FileIndex,
+    Problems,
+    SkipOption,
+    WarningSink,
+    same_text,
+    stream,
+    warn_tolerated,
+)
 
 CONCEPT_KEYS = ("identifier", "MESH", "Identifier")
+DISAGREES = "text disagrees with the note"
+Tolerated = list[tuple[Path, int | None, str]]  # system annotations kept at their offsets: (file, line, what)
 Escapes = dict[ET.Element, list[tuple[int, int, int]]]  # <text> -> (decoded position, decoded length, raw length)
 
 
@@ -163,12 +173,48 @@ def _place(ann: ET.Element, spans: list[tuple[int, int]], layout: Layout) -> lis
     out = [(int(s), int(e)) for s, e in mapped]  # type: ignore[arg-type]
     mention = ann.findtext("text")
     if mention is not None and not same_text(mention, " ".join(layout.text[s:e] for s, e in out)):
-        return "text disagrees with the note"
+        return DISAGREES
     return out
 
 
+def _agreeing(placed: list[list[tuple[int, int]] | str]) -> int:
+    return sum(not isinstance(p, str) for p in placed)
+
+
+def _best_layout(layout: Layout, located: list[tuple[ET.Element, list[tuple[int, int]]]],
+                 pieces: list[tuple[ET.Element, int, str, list[tuple[int, int, int]]]], path: Path,
+                 line: int | None, doc_id: str, problems: Problems) -> tuple[Layout, list[list[tuple[int, int]] | str]]:
+    """The layout under which most annotation texts agree with the note: offsets as decoded characters
+    (BioC), both passage and annotation offsets counting references as written, or passage offsets
+    written and annotation offsets decoded (the BioCreative V CDR kit's files: each passage re-placed at
+    its offset minus the expansion of the references before it; a warning says how many annotations
+    were re-placed). The decoded reading is kept unless another one places more annotations."""
+    placed = [_place(ann, spans, layout) for ann, spans in located]
+    if not any(isinstance(p, str) for p in placed) or not any(found for *_, found in pieces):
+        return layout, placed
+    written = _layout(pieces, written=True)
+    if written is None:
+        return layout, placed
+    mixed = Layout(written.text)  # passages where the written reading puts them, annotation offsets as given
+    best, best_placed, is_mixed = layout, placed, False
+    for candidate, mixed_one in ((written, False), (mixed, True)):
+        tried = [_place(ann, spans, candidate) for ann, spans in located]
+        if _agreeing(tried) > _agreeing(best_placed):
+            best, best_placed, is_mixed = candidate, tried, mixed_one
+    if is_mixed:
+        moved = sum(isinstance(a, str) and not isinstance(b, str) for a, b in zip(placed, best_placed))
+        problems.warn(path, line, f"document {doc_id}: passage offsets count XML references as written (e.g. "
+                      "&apos; as 6 characters) while annotation offsets count decoded characters; passages "
+                      f"re-placed, {moved} annotations placed by the decoded offsets")
+    return best, best_placed
+
+
 def parse_document(elem: ET.Element, path: Path, lines: dict[ET.Element, int], problems: Problems,
-                   dataset: str, split: str, escapes: Escapes | None = None) -> Document | None:
+                   dataset: str, split: str, escapes: Escapes | None = None,
+                   system: Tolerated | None = None) -> Document | None:
+    """One ``<document>``. ``system``: the file is a system's output, read as the BioCreative V CDR kit
+    reads it (by offsets): an annotation whose text disagrees with the note is kept at its offsets and
+    recorded in ``system``."""
     doc_id = (elem.findtext("id") or "").strip()
     annotations: list[ET.Element] = list(elem.findall("annotation"))
     pieces: list[tuple[ET.Element, int, str, list[tuple[int, int, int]]]] = []
@@ -213,17 +259,19 @@ def parse_document(elem: ET.Element, path: Path, lines: dict[ET.Element, int], p
                          "location", _quote(ann))
             continue
         located.append((ann, spans))
-    placed = [_place(ann, spans, layout) for ann, spans in located]
-    if any(isinstance(p, str) for p in placed) and any(found for *_, found in pieces):
-        written = _layout(pieces, written=True)
-        if written is not None:
-            placed_written = [_place(ann, spans, written) for ann, spans in located]
-            if sum(not isinstance(p, str) for p in placed_written) > sum(not isinstance(p, str) for p in placed):
-                layout, placed = written, placed_written
+    layout, placed = _best_layout(layout, located, pieces, path, lines.get(elem), doc_id, problems)
     text = layout.text
     entities: list[Entity] = []
-    for (ann, _), where in zip(located, placed):
+    for (ann, spans), where in zip(located, placed):
         ann_id, infons = ann.get("id", ""), _infons(ann)
+        if where == DISAGREES and system is not None:  # offsets inside the text: kept, as the kit keeps them
+            where = [(int(layout.map(s) or 0), int(layout.map(e) or 0)) for s, e in spans]
+            system.append((path, lines.get(ann), f"document {doc_id}: annotation {ann_id}"))
+        if isinstance(where, str) and infons.get("CompositeRole") == "IndividualMention":
+            problems.warn(path, lines.get(ann), f"document {doc_id}: annotation {ann_id} (an IndividualMention: "
+                          f"one part of a composite mention) {where}; left out (the BioCreative V CDR kit does not "
+                          "score IndividualMention locations)", _quote(ann))
+            continue
         if isinstance(where, str):
             problems.add(path, lines.get(ann), f"document {doc_id}: annotation {ann_id} {where}", _quote(ann))
             continue
@@ -253,26 +301,30 @@ def parse_document(elem: ET.Element, path: Path, lines: dict[ET.Element, int], p
     return Document(doc_id, text, dataset, split, tuple(entities), tuple(relations), metadata=metadata)
 
 
-def read(path: str | Path, dataset: str = "", split: str = "",
-         skip_invalid: SkipOption = False) -> Iterator[Document]:
-    """Stream documents from a BioC XML file (or every .xml file under a folder)."""
+def read(path: str | Path, dataset: str = "", split: str = "", skip_invalid: SkipOption = False,
+         on_warning: WarningSink | None = None, system: bool = False) -> Iterator[Document]:
+    """Stream documents from a BioC XML file (or every .xml file under a folder). ``system``: a system's
+    output, read as the BioCreative V CDR kit reads it (annotations by their offsets; those whose text
+    disagrees with the note are kept, counted in one warning per file). ``on_warning``: where tolerated
+    oddities go (default: stderr)."""
     root = Path(path)
     if not root.exists():
         raise InputError(Problem(str(root), None, "no such file or folder"))
     files = FileIndex(root, (".xml",)).all(".xml") if root.is_dir() else [root]
     if not files:
         raise InputError(Problem(str(root), None, "no .xml files found under this folder"))
-    problems = Problems(skip_invalid)
+    problems = Problems(skip_invalid, on_warning=on_warning)
 
     def docs() -> Iterator[Document | None]:
         for f in files:
             lines: dict[ET.Element, int] = {}
             escapes: Escapes = {}
+            tolerated: Tolerated | None = [] if system else None
             found = 0
             try:
                 for elem in iter_documents(f, lines, escapes):
                     found += 1
-                    doc = parse_document(elem, f, lines, problems, dataset, split, escapes)
+                    doc = parse_document(elem, f, lines, problems, dataset, split, escapes, tolerated)
                     for e in elem.iter():
                         lines.pop(e, None)
                         escapes.pop(e, None)
@@ -282,5 +334,8 @@ def read(path: str | Path, dataset: str = "", split: str = "",
             else:
                 if not found:
                     problems.add(f, None, "no <document> element: not BioC XML (expected collection/document/passage)")
+            warn_tolerated(problems, f, [line for _, line, _ in tolerated or ()], "predicted annotations whose "
+                           "text disagrees with the note scored by their offsets, as the BioCreative V CDR kit reads "
+                           "them")
 
     return stream(docs(), problems)
