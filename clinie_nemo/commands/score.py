@@ -34,8 +34,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", help="replace an existing --json file")
 
 
-def read_documents(path: str, fmt: str) -> list:
-    """All documents of a file or folder in one of FORMATS, via the shared reader registry."""
+SYSTEM_READERS = ("pubtator", "bioc")  # readers with a system mode: predictions read as the official kit reads them
+
+
+def read_documents(path: str, fmt: str, system: bool = False) -> list:
+    """All documents of a file or folder in one of FORMATS, via the shared reader registry; ``system``:
+    the file is a system's output (PubTator, BioC: read by offsets, as the BC5CDR kit reads it; tolerated
+    lines are counted in warnings on stderr)."""
     from clinie_nemo.core import docs_jsonl
     from clinie_nemo.corpus.readers import READERS
 
@@ -45,6 +50,8 @@ def read_documents(path: str, fmt: str) -> list:
         from clinie_nemo.core.errors import unknown_name
 
         raise unknown_name("format", fmt, READERS)
+    if system and fmt in SYSTEM_READERS:
+        return list(READERS[fmt].read(path, system=True))
     return list(READERS[fmt].read(path))
 
 
@@ -69,7 +76,7 @@ def _aligned(gold: list, pred_path: str, args: argparse.Namespace, rules):
     from clinie_nemo.core.progress import say
     from clinie_nemo.evaluation.scoring.docsets import align_documents
 
-    pred = read_documents(pred_path, args.format)
+    pred = read_documents(pred_path, args.format, system=True)
     alignment = align_documents(gold, pred, rules, args.gold, pred_path)
     for note in alignment.notes(rules.documents):
         say(f"{pred_path}: {note}")
@@ -84,6 +91,8 @@ def _score_documents(args: argparse.Namespace, labels: set[str] | None):
     gold = read_documents(args.gold, args.format)
     rules = rules_for(args.rules, gold)
     alignment = _aligned(gold, args.pred, args, rules)
+    if labels is not None:
+        labels = kept_labels(labels, [d for pair in alignment.pairs for d in pair if d is not None], rules)
     if not args.compare:
         return rules, alignment, score_pairs(alignment.pairs, rules, labels), None
     other = _aligned(gold, args.compare, args, rules)
@@ -92,6 +101,35 @@ def _score_documents(args: argparse.Namespace, labels: set[str] | None):
                                 alignment.pred_only)
     return (rules, alignment, score_pairs(alignment.pairs, rules, labels),
             score_pairs([(g, p) for g, p in other.pairs if g.id in common], rules, labels))
+
+
+def kept_labels(labels: set[str], docs: list, rules):
+    """``--labels`` as the scorer applies it (items.KeptLabels): when it names no relation label of these
+    documents, relations are kept by their arguments' labels; a note says how many relations it drops."""
+    from clinie_nemo.core.progress import say
+    from clinie_nemo.evaluation.scoring.items import KeptLabels, argument_index, relation_kept
+    from clinie_nemo.evaluation.scoring.scorer import (
+        concept_labels,
+        document_relation_kept,
+        document_relation_rows,
+    )
+
+    names = {r.label for d in docs for r in d.relations}
+    names |= {row[0] for d in docs for row in document_relation_rows(d)}
+    kept = KeptLabels(labels, by_arguments=not (labels & names))
+    dropped = 0
+    for d in docs:
+        index = argument_index(d)
+        dropped += sum(not relation_kept(kept, r.label, getattr(index.get(r.head), "label", None),
+                                         getattr(index.get(r.tail), "label", None)) for r in d.relations)
+        concepts = concept_labels(d, rules.concept_ids) if kept.by_arguments else {}
+        dropped += sum(not document_relation_kept(row, kept, concepts)
+                       for row in set(document_relation_rows(d, rules.concept_ids)))
+    if dropped:
+        how = ("an argument's label is not in --labels" if kept.by_arguments
+               else "their label is not in --labels")
+        say(f"note: --labels leaves out {dropped} relations (gold and predicted) because {how}")
+    return kept
 
 
 def _score_brat(args: argparse.Namespace, labels: set[str] | None):

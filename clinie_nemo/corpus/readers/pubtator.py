@@ -12,7 +12,10 @@ entities ``T1..`` with the concept id in attribute ``concept_id`` (extra columns
 tolerated and ignored). Problems quote a mention line, never a text line or a line that did not parse
 (it may be note text). Relation lines are document-level, between concept ids, so they are kept as lists
 of their fields (PMID removed) in ``metadata["relations"]``. ``path`` is a file or a folder of
-``.txt``/``.pubtator`` files. Options: ``dataset``, ``split``, ``skip_invalid`` (see :mod:`._common`).
+``.txt``/``.pubtator`` files. Options: ``dataset``, ``split``, ``skip_invalid`` (see :mod:`._common`),
+``on_warning`` and ``system``: a system's output, read as the BioCreative V CDR kit reads it (by type and
+offsets only: a mention whose text column disagrees with the note, lies past its end, or belongs to a block
+with no title/abstract lines is kept at its offsets; one warning per file counts them, with their lines).
 """
 
 from __future__ import annotations
@@ -23,8 +26,20 @@ from pathlib import Path
 
 from clinie_nemo.core.document import Document, Entity
 from clinie_nemo.core.errors import InputError, Problem
-from clinie_nemo.corpus.readers._common import FileIndex, Problems, SkipOption, same_text, shown_id, stream
+from clinie_nemo.corpus.readers._common import (
+    FileIndex,
+    Problems,
+    SkipOption,
+    WarningSink,
+    same_text,
+    shown_id,
+    stream,
+    warn_tolerated,
+)
 
+NO_TEXT = "documents with no title/abstract lines read from their annotation lines"
+DISAGREES = "mentions whose text column disagrees with the note (or lies past its end) scored by their offsets"
+Tolerated = list[tuple[int, str]]  # system lines read as the kit reads them: (line, what)
 TEXT_LINE = re.compile(r"^([^\t|]+)\|([ta])\|(.*)$", re.DOTALL)
 SUFFIXES = (".pubtator", ".PubTator", ".txt")
 
@@ -44,8 +59,20 @@ def _blocks(path: Path) -> Iterator[list[tuple[int, str]]]:
         yield block
 
 
+def _by_document(block: list[tuple[int, str]]) -> list[list[tuple[int, str]]]:
+    """A system's block with no title/abstract line split by PMID (the kit reads annotation lines one by one,
+    so a file of annotation lines needs no blank line between documents); other blocks unchanged."""
+    if any(TEXT_LINE.match(line) for _, line in block):
+        return [block]
+    parts: dict[str, list[tuple[int, str]]] = {}
+    for lineno, line in block:
+        parts.setdefault(line.split("\t", 1)[0].strip(), []).append((lineno, line))
+    return list(parts.values())
+
+
 def parse_block(block: list[tuple[int, str]], path: Path, problems: Problems, dataset: str,
-                split: str) -> Document | None:
+                split: str, system: Tolerated | None = None) -> Document | None:
+    """One document; ``system`` (a system's output): tolerated lines are recorded there, see the module."""
     pmid, title, abstract = "", None, None
     mentions: list[tuple[int, str, list[str]]] = []
     relations: list[list[str]] = []
@@ -72,19 +99,24 @@ def parse_block(block: list[tuple[int, str]], path: Path, problems: Problems, da
             problems.add(path, lineno, f"document id {shown_id(doc_id)} inside the block of {shown_id(pmid)} "
                          "(missing blank line?)")
         pmid = pmid or doc_id.strip()
-    if title is None:
+    if title is None and system is not None and abstract is None:
+        system.append((block[0][0], NO_TEXT))
+    elif title is None:
         problems.add(path, block[0][0], f"document {shown_id(pmid)} (block starting at this line): no title line "
                      "(PMID|t|...)")
         return None
-    text = title if abstract is None else title + "\n" + abstract
+    text = (title or "") if abstract is None else (title or "") + "\n" + abstract
     entities: list[Entity] = []
     for lineno, line, fields in mentions:
         start, end = int(fields[1]), int(fields[2])
-        if not (0 <= start < end <= len(text)):
+        if system is not None and start < end and (end > len(text) or not same_text(fields[3], text[start:end])):
+            if text:
+                system.append((lineno, DISAGREES))
+        elif not (0 <= start < end <= len(text)):
             problems.add(path, lineno, f"offsets {start}-{end} outside the text (length {len(text)}) or empty",
                          line)
             continue
-        if not same_text(fields[3], text[start:end]):
+        elif not same_text(fields[3], text[start:end]):
             problems.add(path, lineno, f"mention text disagrees with the text at {start}-{end}", line)
             continue
         attrs = (("concept_id", fields[5].strip()),) if len(fields) > 5 and fields[5].strip() else ()
@@ -94,9 +126,10 @@ def parse_block(block: list[tuple[int, str]], path: Path, problems: Problems, da
     return Document(pmid, text, dataset, split, tuple(entities), metadata=metadata)
 
 
-def read(path: str | Path, dataset: str = "", split: str = "",
-         skip_invalid: SkipOption = False) -> Iterator[Document]:
-    """Stream documents from a PubTator file (or every PubTator file under a folder)."""
+def read(path: str | Path, dataset: str = "", split: str = "", skip_invalid: SkipOption = False,
+         on_warning: WarningSink | None = None, system: bool = False) -> Iterator[Document]:
+    """Stream documents from a PubTator file (or every PubTator file under a folder); ``system``,
+    ``on_warning``: see the module."""
     root = Path(path)
     if not root.exists():
         raise InputError(Problem(str(root), None, "no such file or folder"))
@@ -107,14 +140,19 @@ def read(path: str | Path, dataset: str = "", split: str = "",
         files = [root]
     if not files:
         raise InputError(Problem(str(root), None, "no PubTator files found under this folder"))
-    problems = Problems(skip_invalid)
+    problems = Problems(skip_invalid, on_warning=on_warning)
 
     def docs() -> Iterator[Document | None]:
         for f in files:
+            tolerated: Tolerated | None = [] if system else None
             try:
                 for block in _blocks(f):
-                    yield parse_block(block, f, problems, dataset, split)
+                    for part in _by_document(block) if system else (block,):
+                        yield parse_block(part, f, problems, dataset, split, tolerated)
             except UnicodeDecodeError as exc:
                 problems.add(f, None, f"not valid UTF-8 (byte {exc.start})")
+            for what in (NO_TEXT, DISAGREES):
+                warn_tolerated(problems, f, [n for n, w in tolerated or () if w == what],
+                               f"{what}, as the BioCreative V CDR kit reads them")
 
     return stream(docs(), problems)

@@ -5,7 +5,8 @@
 lacks are skipped and listed, a predicted id with no gold is an error.
 ``identical`` (brat_scoring): any difference is an error naming the ids. ``gold``: every gold document
 is scored, one without predictions scores as empty (reported), a prediction for an unknown id is an
-error. Duplicate ids on either side are always an error.
+error, unless the rule set's ``skip_unknown_documents`` says that its official script ignores them (the
+BC5CDR kit): then it is skipped and listed. Duplicate ids on either side are always an error.
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ def align_documents(gold: Sequence[Document], pred: Sequence[Document], rules: R
             problems.append(Problem(pred_where, None, f"{len(pred_only)} predicted documents not in the gold set: "
                                     f"{_ids(pred_only)}"))
         raise InputError(problems, header=f"rules {rules.name!r} need identical gold and predicted document sets")
-    if policy in (DOCS_GOLD, DOCS_PREDICTED) and pred_only:
+    if policy in (DOCS_GOLD, DOCS_PREDICTED) and pred_only and not rules.skip_unknown_documents:
         raise InputError(Problem(pred_where, None, f"{len(pred_only)} predicted documents not in the gold set: "
                                  f"{_ids(pred_only)}"))
     if policy in (DOCS_INTERSECTION, DOCS_PREDICTED):

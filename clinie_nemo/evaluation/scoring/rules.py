@@ -25,6 +25,9 @@ COUNT = "count"  # every annotation line counts: a repeated prediction is one mo
 SET = "set"  # identical annotations (same label, same span key) count once, on both sides (BC5CDR kit, MEDDOCAN)
 ANY_LABEL = "(any)"  # the one label of label-free rule sets (MEDDOCAN SPANS, de-identification "any PHI")
 
+MESH = "mesh"  # BC5CDR kit: a concept id without a namespace gets "MESH:" ("D001" = "MESH:D001"); "-1" = none
+INDIVIDUAL_MENTION = ("CompositeRole", "IndividualMention")  # BC5CDR: one part of a composite mention
+
 SDOH_LABELED_ARGUMENTS = frozenset({"StatusTime", "StatusEmploy", "TypeLiving"})
 
 
@@ -41,6 +44,9 @@ class RuleSet:
     documents: str = DOCS_GOLD
     duplicates: str = COUNT  # COUNT or SET: how repeated identical annotations count
     ignore_labels: bool = False  # entities match on spans alone, whatever their label (label-free SPANS)
+    skip_entities_with: frozenset[tuple[str, str]] = frozenset()  # (attribute, value): such entities are not scored
+    concept_ids: str = ""  # MESH: concept ids of document-level relations as the BC5CDR kit writes them
+    skip_unknown_documents: bool = False  # predicted documents with no gold are skipped and listed, not an error
 
 
 RULES: dict[str, RuleSet] = {
@@ -76,7 +82,27 @@ RULES: dict[str, RuleSet] = {
         "8 types with both concepts matched; no public official scorer, one-to-one matching",
         collapse_discontinuous=True, documents=DOCS_INTERSECTION,
     ),
+    "bc5cdr": RuleSet(
+        "bc5cdr",
+        "BioCreative V CDR kit (BC5CDR_Evaluation-0.0.3): mentions by type + exact offsets, "
+        "IndividualMention annotations (CompositeRole) not scored; repeated identical items count once "
+        "(sets); document-level CID relations by (type, chemical id, disease id) with concept ids "
+        "normalised as the kit does (no namespace = MESH:); predicted documents with no gold are skipped",
+        skip_entities_with=frozenset({INDIVIDUAL_MENTION}), duplicates=SET, concept_ids=MESH,
+        skip_unknown_documents=True,
+    ),
 }
+
+
+def normalise_concept_id(value: str, how: str) -> str:
+    """A concept id as a rule set compares it: unchanged, or (``mesh``, the BC5CDR kit's finalizeConceptId)
+    ``MESH:`` prepended when it has no namespace, and ``""`` for none (empty or ``-1``)."""
+    value = value.strip()
+    if how != MESH:
+        return value
+    if not value or value == "-1":
+        return ""
+    return value if ":" in value else "MESH:" + value
 
 
 AUTO = "auto"

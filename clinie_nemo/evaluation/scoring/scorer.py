@@ -20,7 +20,7 @@ from clinie_nemo.evaluation.scoring.counts import Counts, macro
 from clinie_nemo.evaluation.scoring.events import count_events, event_items
 from clinie_nemo.evaluation.scoring.items import entity_items, relation_items
 from clinie_nemo.evaluation.scoring.matching import Item, count_by_label
-from clinie_nemo.evaluation.scoring.rules import ANY_LABEL, SET, RuleSet
+from clinie_nemo.evaluation.scoring.rules import ANY_LABEL, SET, RuleSet, normalise_concept_id
 
 MODES = ("strict", "lenient")
 Key = tuple[str, str, str]
@@ -42,14 +42,42 @@ def kinds_of(rules: RuleSet) -> tuple[str, ...]:
     return ("entities", "relations", "events", *untyped, "document_relations")
 
 
-def document_relations(doc: Document, labels: Collection[str] | None) -> Counter[tuple[str, ...]]:
-    """PubTator/BioC document-level relations (``metadata["relations"]``: [label, id1, id2, extra...]),
-    compared as (label, id1, id2) with no span; extra columns such as system scores are ignored.
-    A set (each count 1): a relation listed twice counts once on either side, as in the BioCreative V
-    CDR evaluation kit, which collects each document's CID pairs into a set before counting."""
+def concept_labels(doc: Document, how: str = "") -> dict[str, set[str]]:
+    """The labels of the entities carrying each concept id (``a|b`` = two ids), ids normalised by ``how``."""
+    out: dict[str, set[str]] = {}
+    for e in doc.entities:
+        for cid in dict(e.attributes).get("concept_id", "").split("|"):
+            if (key := normalise_concept_id(cid, how)):
+                out.setdefault(key, set()).add(e.label)
+    return out
+
+
+def document_relation_rows(doc: Document, how: str = "") -> list[tuple[str, str, str]]:
+    """PubTator/BioC document-level relations (``metadata["relations"]``: [label, id1, id2, extra...]) as
+    (label, id1, id2), concept ids normalised by ``how`` (a rule set's ``concept_ids``)."""
     rows = doc.metadata.get("relations") or ()
-    return Counter({tuple(str(x) for x in r[:3]) for r in rows
-                    if isinstance(r, (list, tuple)) and len(r) >= 3 and (labels is None or r[0] in labels)})
+    return [(str(r[0]), normalise_concept_id(str(r[1]), how), normalise_concept_id(str(r[2]), how))
+            for r in rows if isinstance(r, (list, tuple)) and len(r) >= 3]
+
+
+def document_relation_kept(row: tuple[str, str, str], labels: Collection[str] | None,
+                           concepts: dict[str, set[str]]) -> bool:
+    """Under ``--labels``: a relation named by label, or (labels naming entity labels only) one whose
+    concept ids are not carried only by entities of labels left out."""
+    if labels is None or not getattr(labels, "by_arguments", False):
+        return labels is None or row[0] in labels
+    return all(c not in concepts or not concepts[c].isdisjoint(labels) for c in row[1:])
+
+
+def document_relations(doc: Document, labels: Collection[str] | None,
+                       rules: RuleSet | None = None) -> Counter[tuple[str, ...]]:
+    """The document-level relations compared as (label, id1, id2) with no span; extra columns such as system
+    scores are ignored. A set (each count 1): a relation listed twice counts once on either side, as in the
+    BioCreative V CDR evaluation kit, which collects each document's CID pairs into a set before counting.
+    Concept ids are normalised as ``rules.concept_ids`` says (bc5cdr: ``D001`` = ``MESH:D001``)."""
+    how = rules.concept_ids if rules is not None else ""
+    concepts = concept_labels(doc, how) if getattr(labels, "by_arguments", False) else {}
+    return Counter({r for r in document_relation_rows(doc, how) if document_relation_kept(r, labels, concepts)})
 
 
 def empty_like(doc: Document) -> Document:
@@ -71,7 +99,7 @@ def score_document(gold: Document, pred: Document, rules: RuleSet, labels: Colle
                                       relation_items(pred, rules, False, labels))
     score = score_items(DocumentScore(gold.id, gold.dataset), items, rules)
     if "document_relations" in wanted and (gold.metadata.get("relations") or pred.metadata.get("relations")):
-        g_rel, p_rel = document_relations(gold, labels), document_relations(pred, labels)
+        g_rel, p_rel = document_relations(gold, labels, rules), document_relations(pred, labels, rules)
         for label in {k[0] for k in g_rel} | {k[0] for k in p_rel}:
             tp = sum((g_rel & p_rel)[k] for k in g_rel if k[0] == label)
             row = [tp, sum(n for k, n in p_rel.items() if k[0] == label) - tp,
