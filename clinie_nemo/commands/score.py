@@ -106,7 +106,6 @@ def _score_documents(args: argparse.Namespace, labels: set[str] | None):
 def kept_labels(labels: set[str], docs: list, rules):
     """``--labels`` as the scorer applies it (items.KeptLabels): when it names no relation label of these
     documents, relations are kept by their arguments' labels; a note says how many relations it drops."""
-    from clinie_nemo.core.progress import say
     from clinie_nemo.evaluation.scoring.items import KeptLabels, argument_index, relation_kept
     from clinie_nemo.evaluation.scoring.scorer import (
         concept_labels,
@@ -125,11 +124,16 @@ def kept_labels(labels: set[str], docs: list, rules):
         concepts = concept_labels(d, rules.concept_ids) if kept.by_arguments else {}
         dropped += sum(not document_relation_kept(row, kept, concepts)
                        for row in set(document_relation_rows(d, rules.concept_ids)))
-    if dropped:
-        how = ("an argument's label is not in --labels" if kept.by_arguments
-               else "their label is not in --labels")
-        say(f"note: --labels leaves out {dropped} relations (gold and predicted) because {how}")
+    _note_dropped(dropped, kept)
     return kept
+
+
+def _note_dropped(dropped: int, kept) -> None:
+    from clinie_nemo.core.progress import say
+
+    if dropped:
+        how = "an argument's label is not in --labels" if kept.by_arguments else "their label is not in --labels"
+        say(f"note: --labels leaves out {dropped} relations (gold and predicted) because {how}")
 
 
 def _score_brat(args: argparse.Namespace, labels: set[str] | None):
@@ -139,6 +143,13 @@ def _score_brat(args: argparse.Namespace, labels: set[str] | None):
     from clinie_nemo.evaluation.scoring.rules import rules_for
 
     rules = rules_for(args.rules, [])  # brat folders carry no dataset name: auto means default
+    if labels is not None:
+        from clinie_nemo.evaluation.scoring.brat_folders import relation_labels
+        from clinie_nemo.evaluation.scoring.items import KeptLabels, relation_kept
+
+        names, rows = relation_labels(*(p for p in (args.gold, args.pred, args.compare) if p))
+        labels = KeptLabels(labels, by_arguments=not (labels & names))
+        _note_dropped(sum(not relation_kept(labels, *row) for row in rows), labels)
     runs = [score_brat_folders(args.gold, path, rules, labels, workers=args.workers)
             for path in (args.pred, args.compare) if path]
     for path, run in zip((args.pred, args.compare), runs):

@@ -29,7 +29,7 @@ from clinie_nemo.core.document import Document
 from clinie_nemo.corpus.readers._common import Problems, read_note
 from clinie_nemo.corpus.readers.brat import find_pairs, read_pair
 from clinie_nemo.evaluation.scoring.docsets import Alignment, align_documents
-from clinie_nemo.evaluation.scoring.items import entity_items, relation_items
+from clinie_nemo.evaluation.scoring.items import entity_items, relation_items, relation_kept
 from clinie_nemo.evaluation.scoring.n2c2 import isolated_keys, n2c2_counts
 from clinie_nemo.evaluation.scoring.rules import N2C2, RuleSet
 from clinie_nemo.evaluation.scoring.scorer import (
@@ -132,7 +132,7 @@ def flat_keys(ann: PlainAnn, labels: Collection[str] | None, kinds: Collection[s
     out: dict[str, list[Any]] = {}
     if "entities" in kinds:
         out["entities"] = list(ents.values()) if labels is None else [k for k in ents.values() if k[0] in labels]
-    rels = ann.relations if labels is None else [r for r in ann.relations if r[1] in labels]
+    rels = [r for r in ann.relations if relation_kept(labels, r[1], ents[r[2]][0], ents[r[3]][0])]
     if "relations" in kinds:
         out["relations"] = [(label, h[0], t[0], h[1], h[2], t[1], t[2])
                             for _, label, head, tail in rels for h, t in ((ents[head], ents[tail]),)]
@@ -159,7 +159,8 @@ def plain_items(ann: PlainAnn, rules: RuleSet, labels: Collection[str] | None,
         if kind in kinds:
             out[kind] = [((label, keyed[head][0], keyed[tail][0]) if typed else (label,),
                           (keyed[head][1], keyed[tail][1]), (keyed[head][2], keyed[tail][2]))
-                         for _, label, head, tail in ann.relations if labels is None or label in labels]
+                         for _, label, head, tail in ann.relations
+                          if relation_kept(labels, label, keyed[head][0], keyed[tail][0])]
     return out
 
 
@@ -173,6 +174,30 @@ def document_items(doc: Any, rules: RuleSet, labels: Collection[str] | None,
     if "relations_untyped" in kinds:
         out["relations_untyped"] = relation_items(doc, rules, False, labels)
     return out
+
+
+def relation_labels(*folders: str | Path) -> tuple[set[str], list[tuple[str, str, str]]]:
+    """The relation labels of the brat files under ``folders`` and every relation as (label, head label,
+    tail label): what ``score --labels`` needs to keep relations by their arguments (items.KeptLabels)."""
+    names: set[str] = set()
+    rows: list[tuple[str, str, str]] = []
+    for folder in folders:
+        for ref in folder_refs(folder):
+            if ref.ann is None:
+                continue
+            kinds: dict[str, str] = {}
+            rels: list[list[str]] = []
+            for line in Path(ref.ann).read_text(encoding="utf-8-sig", errors="replace").splitlines():
+                ident, _, body = line.partition("\t")
+                fields = body.split()
+                if ident[:1] in "TE" and fields:
+                    kinds[ident] = fields[0].split(":")[0]
+                elif ident.startswith("R") and len(fields) >= 3:
+                    rels.append(fields[:3])
+            for label, head, tail in rels:
+                names.add(label)
+                rows.append((label, kinds.get(head.partition(":")[2], ""), kinds.get(tail.partition(":")[2], "")))
+    return names, rows
 
 
 def folder_refs(path: str | Path) -> list[Ref]:
