@@ -90,3 +90,11 @@ def annotation_lines_only(src: Path, dst: Path) -> Path:
              if ln.strip() and "|t|" not in ln and "|a|" not in ln]
     dst.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return dst
+
+
+def without_disease_and_cid(src: Path, dst: Path, pmid: str = "26094") -> Path:
+    """The gold without the Disease mentions and CID relations of one document (its Chemicals stay)."""
+    def change(f: list[str], _: dict[str, str]) -> list[str] | None:
+        drop = f[0] == pmid and (f[1] == "CID" or (len(f) > 4 and f[4] == "Disease"))
+        return None if drop else f
+    return _rewrite(src, dst, change)

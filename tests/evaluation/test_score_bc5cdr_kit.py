@@ -25,6 +25,7 @@ from tests.bc5cdr_kit import (
     kit_file,
     mesh_prefixed,
     with_extra_document,
+    without_disease_and_cid,
 )
 
 KIT_DISEASE = (303, 105, 121)  # eval_mention.sh (Disease), BioC and PubTator alike
@@ -124,3 +125,16 @@ def test_labels_keep_relations_between_kept_entities(tmp_path):
     assert named[("document_relations", "CID")] == KIT_CID and ("entities", "Chemical") not in named
     plain = _counts(g, p, labels={"Chemical", "Disease"})  # a plain label set (evaluate's API) as before
     assert ("document_relations", "CID") not in plain
+
+
+def test_predictions_of_a_label_the_gold_document_lacks_are_not_scored(tmp_path):
+    """The kit, run for Disease (or CID), drops the predictions of documents with no gold Disease (CID):
+    document 26094 without its gold Disease mentions and CID pairs -> kit 295/105/119 and 90/531/32."""
+    gold = _docs(tmp_path, without_disease_and_cid(kit_file(GOLD_PT, tmp_path), tmp_path / "g.PubTator"))
+    pred = _docs(tmp_path, CID_PT, system=True)
+    kit = _counts(gold, pred)
+    assert kit[("entities", "Disease")] == (295, 105, 119)
+    assert kit[("document_relations", "CID")] == (90, 531, 32)
+    assert kit[("entities", "Chemical")] == KIT_CHEMICAL_CID_RUN  # 26094 keeps its Chemicals
+    default = _counts(gold, pred, "default")
+    assert default[("entities", "Disease")][1] > 105 and default[("document_relations", "CID")][1] > 531

@@ -47,6 +47,7 @@ class RuleSet:
     skip_entities_with: frozenset[tuple[str, str]] = frozenset()  # (attribute, value): such entities are not scored
     concept_ids: str = ""  # MESH: concept ids of document-level relations as the BC5CDR kit writes them
     skip_unknown_documents: bool = False  # predicted documents with no gold are skipped and listed, not an error
+    gold_label_documents: bool = False  # a label's predictions count only in documents whose gold has that label
 
 
 RULES: dict[str, RuleSet] = {
@@ -87,9 +88,10 @@ RULES: dict[str, RuleSet] = {
         "BioCreative V CDR kit (BC5CDR_Evaluation-0.0.3): mentions by type + exact offsets, "
         "IndividualMention annotations (CompositeRole) not scored; repeated identical items count once "
         "(sets); document-level CID relations by (type, chemical id, disease id) with concept ids "
-        "normalised as the kit does (no namespace = MESH:); predicted documents with no gold are skipped",
+        "normalised as the kit does (no namespace = MESH:); predicted documents with no gold are skipped, and "
+        "so are a label's predictions in a document whose gold has none of that label (the kit, run per type)",
         skip_entities_with=frozenset({INDIVIDUAL_MENTION}), duplicates=SET, concept_ids=MESH,
-        skip_unknown_documents=True,
+        skip_unknown_documents=True, gold_label_documents=True,
     ),
 }
 

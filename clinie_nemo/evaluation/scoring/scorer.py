@@ -100,6 +100,8 @@ def score_document(gold: Document, pred: Document, rules: RuleSet, labels: Colle
     score = score_items(DocumentScore(gold.id, gold.dataset), items, rules)
     if "document_relations" in wanted and (gold.metadata.get("relations") or pred.metadata.get("relations")):
         g_rel, p_rel = document_relations(gold, labels, rules), document_relations(pred, labels, rules)
+        if rules.gold_label_documents:
+            p_rel = Counter(gold_labels_only(g_rel, list(p_rel)))
         for label in {k[0] for k in g_rel} | {k[0] for k in p_rel}:
             tp = sum((g_rel & p_rel)[k] for k in g_rel if k[0] == label)
             row = [tp, sum(n for k, n in p_rel.items() if k[0] == label) - tp,
@@ -124,6 +126,13 @@ def as_rules_see(items: list[Item], kind: str, rules: RuleSet) -> list[Item]:
     return items
 
 
+def gold_labels_only(gold: Collection[Any], pred: list[Any]) -> list[Any]:
+    """The predictions whose label (first item of the group, or of the row) the gold side has: the BC5CDR
+    kit, run for one type, scores only the documents with a gold item of that type."""
+    labels = {g[0][0] if isinstance(g[0], tuple) else g[0] for g in gold}
+    return [x for x in pred if (x[0][0] if isinstance(x[0], tuple) else x[0]) in labels]
+
+
 def score_items(score: DocumentScore, items: dict[str, tuple[Any, Any]], rules: RuleSet) -> DocumentScore:
     """Add the strict and lenient counts per label of each kind's (gold items, predicted items), the
     items first seen as the rule set sees them (:func:`as_rules_see`)."""
@@ -132,6 +141,8 @@ def score_items(score: DocumentScore, items: dict[str, tuple[Any, Any]], rules: 
         if not g and not p:
             continue
         g, p = as_rules_see(g, kind, rules), as_rules_see(p, kind, rules)
+        if rules.gold_label_documents:
+            p = gold_labels_only(g, p)
         for mode, rows in zip(MODES, count_by_label(g, p, rules.multiple_matches)):
             for label, row in rows.items():
                 counts[(kind, mode, label)] = row
