@@ -4,6 +4,8 @@ document, and the one IndividualMention whose location disagrees left out with a
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from clinie_nemo.core.errors import InputError
@@ -17,6 +19,8 @@ from tests.bc5cdr_kit import (
     REPLACED_PMIDS,
     kit_file,
 )
+
+QUIET = {"on_warning": lambda _w: None}
 
 
 def _read(reader, path, **options):
@@ -84,3 +88,13 @@ def test_a_gold_annotation_that_disagrees_is_still_an_error(tmp_path):
 def test_pubtator_twin_of_the_cid_predictions_reads(tmp_path):
     docs, warnings = _read(pubtator, kit_file(CID_PT, tmp_path), system=True)
     assert len(docs) == 50 and not warnings
+
+
+def test_cid_infons_read_by_key_whatever_their_order(tmp_path):
+    src = kit_file(CID_BIOC, tmp_path).read_text(encoding="utf-8")
+    swapped = tmp_path / "swapped.xml"
+    swapped.write_text(re.sub(r'(<infon key="Chemical">[^<]*</infon>\n)(<infon key="Disease">[^<]*</infon>\n)',
+                              r"\2\1", src), encoding="utf-8")
+    assert swapped.read_text(encoding="utf-8") != src
+    rows = [d.metadata.get("relations") for d in bioc.read(kit_file(CID_BIOC, tmp_path), system=True, **QUIET)]
+    assert rows == [d.metadata.get("relations") for d in bioc.read(swapped, system=True, **QUIET)]

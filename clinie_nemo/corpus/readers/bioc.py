@@ -7,7 +7,8 @@ infons become attributes (``identifier``/``MESH`` also as ``concept_id``); sever
 discontinuous fragments; the annotation ``<text>`` is checked (whitespace-normalised) against the note.
 Relations: label = infon ``type`` or ``relation``; with exactly two nodes whose ``refid`` are annotations
 they become :class:`Relation` (head = first node), otherwise (concept-level, as in BioCreative V CDR) a
-list ``[label, other infon values..., refids...]`` in ``metadata["relations"]``.
+list ``[label, other infon values..., refids...]`` in ``metadata["relations"]`` (infons ``Chemical`` and
+``Disease`` first, in that order, whatever their order in the file).
 
 Offsets that count XML entities as written: the BioCreative V CDR kit's own BioC files count ``&amp;``
 as 5 characters (and ``&lt;`` as 4) in passage and annotation offsets, where BioC means decoded
@@ -43,6 +44,7 @@ from clinie_nemo.corpus.readers._common import (
 )
 
 CONCEPT_KEYS = ("identifier", "MESH", "Identifier")
+CDR_ARGUMENTS = ("Chemical", "Disease")  # BioCreative V CDR relation infons: chemical id, then disease id
 DISAGREES = "text disagrees with the note"
 Tolerated = list[tuple[Path, int | None, str]]  # system annotations kept at their offsets: (file, line, what)
 Escapes = dict[ET.Element, list[tuple[int, int, int]]]  # <text> -> (decoded position, decoded length, raw length)
@@ -296,7 +298,8 @@ def parse_document(elem: ET.Element, path: Path, lines: dict[ET.Element, int], p
             problems.add(path, lines.get(rel), f"document {doc_id}: relation {rel.get('id', '')} refers to "
                          f"missing annotation {', '.join(sorted(set(refs) - ids))}", _quote(rel))
         else:
-            doc_relations.append([label, *infons.values(), *refs])
+            first = [infons.pop(k) for k in CDR_ARGUMENTS if k in infons]  # the kit reads them by key
+            doc_relations.append([label, *first, *infons.values(), *refs])
     metadata: dict[str, Any] = {"relations": doc_relations} if doc_relations else {}
     return Document(doc_id, text, dataset, split, tuple(entities), tuple(relations), metadata=metadata)
 
