@@ -4,6 +4,8 @@
 Every reader accepts ``dataset``/``split`` (fill those fields) and ``skip_invalid`` (False: collect every
 located problem and raise :class:`clinie_nemo.core.errors.InputError`; True or a callable ``on_skip(problem)``:
 drop invalid annotations/documents and report them; see :mod:`clinie_nemo.corpus.readers._common`).
+PubTator and BioC also take ``on_warning`` (where tolerated oddities go; default: stderr) and ``system``
+(a system's output, read by offsets as the BioCreative V CDR kit reads it; ``score --pred`` uses it).
 """
 
 from __future__ import annotations
