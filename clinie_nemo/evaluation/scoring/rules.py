@@ -41,6 +41,7 @@ class RuleSet:
     documents: str = DOCS_GOLD
     duplicates: str = COUNT  # COUNT or SET: how repeated identical annotations count
     ignore_labels: bool = False  # entities match on spans alone, whatever their label (label-free SPANS)
+    merge_spans: bool = False  # strict entities counted as MEDDOCAN "merged spans" (scoring/merged_spans.py)
 
 
 RULES: dict[str, RuleSet] = {
@@ -75,6 +76,31 @@ RULES: dict[str, RuleSet] = {
         "2010 i2b2/VA: concepts by exact and inexact (overlap) match, relations micro P/R/F over the "
         "8 types with both concepts matched; no public official scorer, one-to-one matching",
         collapse_discontinuous=True, documents=DOCS_INTERSECTION,
+    ),
+    "spans": RuleSet(
+        "spans",
+        "label-free spans (de-identification 'any PHI'): the default rules with every entity compared under "
+        "one label, whatever its type; relations and events as in default",
+        ignore_labels=True,
+    ),
+    "meddocan": RuleSet(
+        "meddocan",
+        "MEDDOCAN NER subtrack (evaluate.py brat ner): type + exact span; annotations are sets (a repeated "
+        "line counts once, both sides); only documents in the system output are scored",
+        duplicates=SET, documents=DOCS_PREDICTED,
+    ),
+    "meddocan_spans": RuleSet(
+        "meddocan_spans",
+        "MEDDOCAN SPANS subtrack, strict (evaluate.py brat spans, 'Subtrack 2 [strict]'): exact span, "
+        "label ignored; sets; only documents in the system output are scored",
+        duplicates=SET, documents=DOCS_PREDICTED, ignore_labels=True,
+    ),
+    "meddocan_merged_spans": RuleSet(
+        "meddocan_merged_spans",
+        "MEDDOCAN SPANS subtrack, merged (evaluate.py brat spans, 'Subtrack 2 [merged]'): strict = spans "
+        "joined across non-alphanumeric gaps, matched strict or merged, contained spans forgiven; lenient "
+        "= label-free overlap; sets; only documents in the system output are scored",
+        duplicates=SET, documents=DOCS_PREDICTED, ignore_labels=True, merge_spans=True,
     ),
 }
 
