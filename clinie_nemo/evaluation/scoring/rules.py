@@ -54,7 +54,8 @@ RULES: dict[str, RuleSet] = {
         "n2c2_2018",
         "2018 n2c2 track 2 (Track2-evaluate-ver4.py): discontinuous spans collapsed to (first start, last "
         "end); system tags matching an already matched gold tag are dropped (not FP); relations need type "
-        "+ both arguments (type + span) under the mode; only documents on both sides are scored",
+        "+ both arguments (type + span) under the mode; only documents on both sides are scored; a gold "
+        "annotation repeated with the same type and spans counts once (the script counts the copy as a FN)",
         collapse_discontinuous=True, multiple_matches=N2C2, documents=DOCS_INTERSECTION,
     ),
     "sdoh": RuleSet(
