@@ -23,7 +23,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--labels", help="comma-separated labels to score (entity, relation and event labels); "
                    "anything else is ignored on both sides")
     p.add_argument("--rules", default="auto", help="scoring rule set: auto (the rules of the gold documents' "
-                   "registered dataset, else default), default, n2c2_2018, sdoh, radgraph, i2b2_2010")
+                   "registered dataset, else default), default, n2c2_2018, sdoh, radgraph, i2b2_2010, spans (label-free), "
+                   "meddocan, meddocan_spans, meddocan_merged_spans")
     p.add_argument("--bootstrap", type=int, default=0, metavar="N", help="document bootstrap replicates for 95%% CIs")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     p.add_argument("--compare", metavar="PRED_B", help="a second system's annotations: paired bootstrap of "

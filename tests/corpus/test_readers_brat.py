@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from clinie_nemo.corpus.readers import READERS, brat
+from clinie_nemo.corpus.readers._common import Problems
+from clinie_nemo.corpus.readers.brat import read_pair
 from tests.corpus_fixtures import FIXTURES, norm, t_lines
 
 BRAT = FIXTURES / "brat"
@@ -124,3 +126,18 @@ def test_fragments_listed_out_of_order_and_annotated_text_with_other_whitespace(
     assert "T4" not in ents
     assert [(p.line, p.message, p.quote) for p in report.problems] == [
         (4, "annotated text disagrees with the note at 0 8", "T4\tADE 0 8\tswolen")]
+
+
+def test_system_line_repeated_verbatim_is_read_once(tmp_path):
+    (tmp_path / "d.txt").write_text("Ana vive en Lugo.", encoding="utf-8")
+    ann = tmp_path / "d.ann"
+    line = "T1\tNOMBRE 0 3\tAna"
+    ann.write_text(f"{line}\n{line}\nT2\tPAIS 12 16\tLugo\nT2\tPAIS 0 3\tAna\n", encoding="utf-8")
+    problems, tolerated = Problems(), []
+    doc = read_pair(ann, tmp_path / "d.txt", "d", problems, system=tolerated)
+    assert [e.id for e in doc.entities] == ["T1", "T2"]
+    assert tolerated == [(ann, 2, "line repeated with its id (read once)")]
+    assert [(p.line, p.message) for p in problems.found] == [(4, "duplicate annotation id T2")]  # other content
+    gold = Problems()
+    read_pair(ann, tmp_path / "d.txt", "d", gold)
+    assert [p.line for p in gold.found] == [2, 4]  # a gold file may not repeat an id at all

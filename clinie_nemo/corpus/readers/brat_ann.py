@@ -115,6 +115,16 @@ SYSTEM_TEXT = "text column disagrees with the note (text ignored)"
 SYSTEM_ZERO = "zero-length span"
 SYSTEM_BEYOND = "span beyond the end of the note"
 SYSTEM_OVERLAP = "overlapping fragments"
+SYSTEM_REPEAT = "line repeated with its id (read once)"
+
+
+def first_lines(lines: list[str]) -> dict[str, str]:
+    """The first line of each annotation id (a system file may repeat a line verbatim: Track2-evaluate-ver4
+    keeps one annotation per id, MEDDOCAN's evaluate.py a set)."""
+    out: dict[str, str] = {}
+    for line in lines:
+        out.setdefault(line.split("\t", 1)[0].strip(), line)
+    return out
 
 
 def system_text_bound(ident: str, body: str, annotated: str | None, text: str,
@@ -188,6 +198,7 @@ def parse_lines(lines: list[str], text: str, path: Path, problems: Problems, kee
     ``system``: as in :func:`parse_ann`."""
     out = RawAnn()
     seen: set[str] = set()
+    firsts: dict[str, str] | None = None  # built on a system file's first repeated id
     entities, raw_relations, raw_events = out.entities, out.relations, out.events
     raw_attrs, raw_refs = out.attributes, out.refs
     add_problem = problems.add
@@ -215,6 +226,11 @@ def parse_lines(lines: list[str], text: str, path: Path, problems: Problems, kee
         column = fields[2] if len(fields) > 2 else None
 
         if kind in "TREAMN" and ident in seen:
+            if system is not None and firsts is None:
+                firsts = first_lines(lines)
+            if firsts is not None and firsts.get(ident) == line:
+                system.append((lineno, SYSTEM_REPEAT))  # read once, as both official scripts read it
+                continue
             add_problem(path, lineno, f"duplicate annotation id {ident}")
             continue
         if kind == "T":

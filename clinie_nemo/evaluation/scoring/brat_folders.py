@@ -273,8 +273,9 @@ def _score_chunk(pairs: list[tuple[Ref, Ref | None]], rules: RuleSet, labels: Co
                     add_n2c2_counts(score, g_ann, flat_keys(g_ann, labels, wanted), flat_keys(p_ann, labels, wanted))
                 else:
                     p_items = plain_items(p_ann, rules, labels, wanted)
+                    texts = (note[0], p_note[0] if p is not None else note[0])  # type: ignore[index]
                     score_items(score, {k: (gi, p_items[k]) for k, gi in plain_items(g_ann, rules, labels,
-                                                                                     wanted).items()}, rules)
+                                                                                     wanted).items()}, rules, texts)
                 out.docs.append(score)
                 continue
             out.fallback += 1

@@ -8,11 +8,17 @@ the spans compared by overlap.
 
 The rule: predictions are taken in file order; one that matches a gold annotation already matched by an
 earlier prediction is dropped (neither TP nor FP); TP = the others that match, FP = those that match
-nothing, FN = gold - TP. Strict counts are set arithmetic (a prediction matches exactly its own key).
+nothing, FN = distinct gold - TP. Strict counts are set arithmetic (a prediction matches exactly its own key).
 Lenient: gold annotations with identical keys overlap the same predictions, so they are matched as one
 unit; a prediction equal to an *isolated* gold key (at every argument position its span overlaps no other
 distinct gold span of the group) overlaps exactly that key; only the other predictions search the gold
 keys, sorted by (group, first start).
+
+One deliberate difference: a gold annotation written twice (same labels, same spans: e.g. a relation line
+repeated under another id, as in the clinical-trials-gov corpus) is one gold annotation here. The official
+loops keep both copies, and the first prediction that matches one also marks the other as matched, so the
+second prediction is dropped and the copy is a false negative no system can avoid (gold scored against
+itself would stay below 1.0).
 """
 
 from __future__ import annotations
@@ -88,7 +94,7 @@ def n2c2_counts(gold: list[Key], pred: list[Key], width: int,
     """Strict and lenient ``{label: [tp, fp, fn]}`` for one document; every label seen on either side.
     ``isolated``: :func:`isolated_keys` of the gold keys when the caller knows it (else computed here)."""
     distinct = set(gold)
-    n_gold = Counter(map(_label, gold))
+    n_gold = Counter(map(_label, distinct))  # a repeated gold key is one annotation (module docstring)
     strict_tp = Counter(map(_label, distinct.intersection(pred)))
     strict_fp = Counter(map(_label, filterfalse(distinct.__contains__, pred)))
     if isolated is None:

@@ -48,6 +48,7 @@ class RuleSet:
     concept_ids: str = ""  # MESH: concept ids of document-level relations as the BC5CDR kit writes them
     skip_unknown_documents: bool = False  # predicted documents with no gold are skipped and listed, not an error
     gold_label_documents: bool = False  # a label's predictions count only in documents whose gold has that label
+    merge_spans: bool = False  # strict entities counted as MEDDOCAN "merged spans" (scoring/merged_spans.py)
 
 
 RULES: dict[str, RuleSet] = {
@@ -60,7 +61,8 @@ RULES: dict[str, RuleSet] = {
         "n2c2_2018",
         "2018 n2c2 track 2 (Track2-evaluate-ver4.py): discontinuous spans collapsed to (first start, last "
         "end); system tags matching an already matched gold tag are dropped (not FP); relations need type "
-        "+ both arguments (type + span) under the mode; only documents on both sides are scored",
+        "+ both arguments (type + span) under the mode; only documents on both sides are scored; a gold "
+        "annotation repeated with the same type and spans counts once (the script counts the copy as a FN)",
         collapse_discontinuous=True, multiple_matches=N2C2, documents=DOCS_INTERSECTION,
     ),
     "sdoh": RuleSet(
@@ -92,6 +94,31 @@ RULES: dict[str, RuleSet] = {
         "so are a label's predictions in a document whose gold has none of that label (the kit, run per type)",
         skip_entities_with=frozenset({INDIVIDUAL_MENTION}), duplicates=SET, concept_ids=MESH,
         skip_unknown_documents=True, gold_label_documents=True,
+    ),
+    "spans": RuleSet(
+        "spans",
+        "label-free spans (de-identification 'any PHI'): the default rules with every entity compared under "
+        "one label, whatever its type; relations and events as in default",
+        ignore_labels=True,
+    ),
+    "meddocan": RuleSet(
+        "meddocan",
+        "MEDDOCAN NER subtrack (evaluate.py brat ner): type + exact span; annotations are sets (a repeated "
+        "line counts once, both sides); only documents in the system output are scored",
+        duplicates=SET, documents=DOCS_PREDICTED,
+    ),
+    "meddocan_spans": RuleSet(
+        "meddocan_spans",
+        "MEDDOCAN SPANS subtrack, strict (evaluate.py brat spans, 'Subtrack 2 [strict]'): exact span, "
+        "label ignored; sets; only documents in the system output are scored",
+        duplicates=SET, documents=DOCS_PREDICTED, ignore_labels=True,
+    ),
+    "meddocan_merged_spans": RuleSet(
+        "meddocan_merged_spans",
+        "MEDDOCAN SPANS subtrack, merged (evaluate.py brat spans, 'Subtrack 2 [merged]'): strict = spans "
+        "joined across non-alphanumeric gaps, matched strict or merged, contained spans forgiven; lenient "
+        "= label-free overlap; sets; only documents in the system output are scored",
+        duplicates=SET, documents=DOCS_PREDICTED, ignore_labels=True, merge_spans=True,
     ),
 }
 

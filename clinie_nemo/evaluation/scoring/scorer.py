@@ -20,6 +20,7 @@ from clinie_nemo.evaluation.scoring.counts import Counts, macro
 from clinie_nemo.evaluation.scoring.events import count_events, event_items
 from clinie_nemo.evaluation.scoring.items import entity_items, relation_items
 from clinie_nemo.evaluation.scoring.matching import Item, count_by_label
+from clinie_nemo.evaluation.scoring.merged_spans import merged_counts
 from clinie_nemo.evaluation.scoring.rules import ANY_LABEL, SET, RuleSet, normalise_concept_id
 
 MODES = ("strict", "lenient")
@@ -97,7 +98,7 @@ def score_document(gold: Document, pred: Document, rules: RuleSet, labels: Colle
     if "relations_untyped" in wanted:
         items["relations_untyped"] = (relation_items(gold, rules, False, labels),
                                       relation_items(pred, rules, False, labels))
-    score = score_items(DocumentScore(gold.id, gold.dataset), items, rules)
+    score = score_items(DocumentScore(gold.id, gold.dataset), items, rules, (gold.text, pred.text or gold.text))
     if "document_relations" in wanted and (gold.metadata.get("relations") or pred.metadata.get("relations")):
         g_rel, p_rel = document_relations(gold, labels, rules), document_relations(pred, labels, rules)
         if rules.gold_label_documents:
@@ -133,9 +134,11 @@ def gold_labels_only(gold: Collection[Any], pred: list[Any]) -> list[Any]:
     return [x for x in pred if (x[0][0] if isinstance(x[0], tuple) else x[0]) in labels]
 
 
-def score_items(score: DocumentScore, items: dict[str, tuple[Any, Any]], rules: RuleSet) -> DocumentScore:
+def score_items(score: DocumentScore, items: dict[str, tuple[Any, Any]], rules: RuleSet,
+                texts: tuple[str, str] | None = None) -> DocumentScore:
     """Add the strict and lenient counts per label of each kind's (gold items, predicted items), the
-    items first seen as the rule set sees them (:func:`as_rules_see`)."""
+    items first seen as the rule set sees them (:func:`as_rules_see`). ``texts``: the gold and predicted
+    notes, needed by ``merge_spans`` rule sets (strict entities: scoring/merged_spans.py)."""
     counts = score.counts
     for kind, (g, p) in items.items():
         if not g and not p:
@@ -146,6 +149,13 @@ def score_items(score: DocumentScore, items: dict[str, tuple[Any, Any]], rules: 
         for mode, rows in zip(MODES, count_by_label(g, p, rules.multiple_matches)):
             for label, row in rows.items():
                 counts[(kind, mode, label)] = row
+        if rules.merge_spans and kind == "entities":
+            if texts is None:
+                raise ValueError(f"rules {rules.name!r} merge spans across the note: pass the note texts")
+            for label in {item[0][0] for item in (*g, *p)}:
+                counts[(kind, "strict", label)] = merged_counts(
+                    [item[2][0] for item in g if item[0][0] == label],
+                    [item[2][0] for item in p if item[0][0] == label], *texts)
     return score
 
 
