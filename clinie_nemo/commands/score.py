@@ -68,8 +68,8 @@ def warn_tolerated(pred_dir: str, tolerated: list, show: int = 5) -> None:
     kinds = Counter(what for _, _, what in tolerated)
     where = ", ".join(f"{path}:{line}" for path, line, _ in tolerated[:show])
     more = f", ... ({len(tolerated) - show} more)" if len(tolerated) > show else ""
-    say(f"warning: {pred_dir}: {len(tolerated)} predicted annotations scored as the official n2c2 script scores "
-        f"them (by type and offsets only; a zero-length span never matches strictly): "
+    say(f"warning: {pred_dir}: {len(tolerated)} predicted annotations read as the official scripts read "
+        f"them (by type and offsets; a repeated line once; a zero-length span never matches strictly): "
         + "; ".join(f"{n} {what}" for what, n in sorted(kinds.items())) + f" (first: {where}{more})")
 
 

@@ -1,8 +1,6 @@
 """Pairing gold and predicted documents by id, under a rule set's policy for sets that differ.
 
-``intersection`` (n2c2 script): only ids on both sides are scored; the skipped counts are reported.
-``predicted`` (MEDDOCAN script): only the documents of the system output are scored; gold documents it
-lacks are skipped and listed, a predicted id with no gold is an error.
+``intersection`` (n2c2 and MEDDOCAN scripts): only ids on both sides are scored; the skipped counts are reported.
 ``identical`` (brat_scoring): any difference is an error naming the ids. ``gold``: every gold document
 is scored, one without predictions scores as empty (reported), a prediction for an unknown id is an
 error, unless the rule set's ``skip_unknown_documents`` says that its official script ignores them (the
@@ -21,7 +19,6 @@ from clinie_nemo.evaluation.scoring.rules import (
     DOCS_GOLD,
     DOCS_IDENTICAL,
     DOCS_INTERSECTION,
-    DOCS_PREDICTED,
     RuleSet,
 )
 
@@ -37,7 +34,7 @@ class Alignment:
     def notes(self, policy: str) -> list[str]:
         out = []
         if self.gold_only:
-            what = "skipped" if policy in (DOCS_INTERSECTION, DOCS_PREDICTED) else "scored as empty predictions"
+            what = "skipped" if policy == DOCS_INTERSECTION else "scored as empty predictions"
             out.append(f"{len(self.gold_only)} gold documents without predictions {what}: {_ids(self.gold_only)}")
         if self.pred_only:
             out.append(f"{len(self.pred_only)} predicted documents without gold skipped: {_ids(self.pred_only)}")
@@ -73,10 +70,10 @@ def align_documents(gold: Sequence[Document], pred: Sequence[Document], rules: R
             problems.append(Problem(pred_where, None, f"{len(pred_only)} predicted documents not in the gold set: "
                                     f"{_ids(pred_only)}"))
         raise InputError(problems, header=f"rules {rules.name!r} need identical gold and predicted document sets")
-    if policy in (DOCS_GOLD, DOCS_PREDICTED) and pred_only and not rules.skip_unknown_documents:
+    if policy == DOCS_GOLD and pred_only and not rules.skip_unknown_documents:
         raise InputError(Problem(pred_where, None, f"{len(pred_only)} predicted documents not in the gold set: "
                                  f"{_ids(pred_only)}"))
-    if policy in (DOCS_INTERSECTION, DOCS_PREDICTED):
+    if policy == DOCS_INTERSECTION:
         pairs = [(g, pred_by_id[g.id]) for g in gold if g.id in pred_by_id]
     elif policy == DOCS_GOLD:
         pairs = [(g, pred_by_id.get(g.id)) for g in gold]

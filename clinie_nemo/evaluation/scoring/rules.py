@@ -17,9 +17,8 @@ ONE_TO_ONE = "one_to_one"  # each gold annotation matches at most one prediction
 N2C2 = "n2c2"  # Track2-evaluate-ver4: extra system tags matching an already matched gold tag are dropped
 
 DOCS_GOLD = "gold"  # score every gold document; a gold document without predictions scores as empty
-DOCS_INTERSECTION = "intersection"  # score only documents present on both sides (the n2c2 script)
+DOCS_INTERSECTION = "intersection"  # score only documents present on both sides (n2c2 and MEDDOCAN scripts)
 DOCS_IDENTICAL = "identical"  # the sets must be identical, else an error (brat_scoring)
-DOCS_PREDICTED = "predicted"  # score only the documents the system output has (MEDDOCAN evaluate.py)
 
 COUNT = "count"  # every annotation line counts: a repeated prediction is one more FP (n2c2 2018 script)
 SET = "set"  # identical annotations (same label, same span key) count once, on both sides (BC5CDR kit, MEDDOCAN)
@@ -104,21 +103,21 @@ RULES: dict[str, RuleSet] = {
     "meddocan": RuleSet(
         "meddocan",
         "MEDDOCAN NER subtrack (evaluate.py brat ner): type + exact span; annotations are sets (a repeated "
-        "line counts once, both sides); only documents in the system output are scored",
-        duplicates=SET, documents=DOCS_PREDICTED,
+        "line counts once, both sides); only documents on both sides are scored",
+        duplicates=SET, documents=DOCS_INTERSECTION,
     ),
     "meddocan_spans": RuleSet(
         "meddocan_spans",
         "MEDDOCAN SPANS subtrack, strict (evaluate.py brat spans, 'Subtrack 2 [strict]'): exact span, "
-        "label ignored; sets; only documents in the system output are scored",
-        duplicates=SET, documents=DOCS_PREDICTED, ignore_labels=True,
+        "label ignored; sets; only documents on both sides are scored",
+        duplicates=SET, documents=DOCS_INTERSECTION, ignore_labels=True,
     ),
     "meddocan_merged_spans": RuleSet(
         "meddocan_merged_spans",
         "MEDDOCAN SPANS subtrack, merged (evaluate.py brat spans, 'Subtrack 2 [merged]'): strict = spans "
         "joined across non-alphanumeric gaps, matched strict or merged, contained spans forgiven; lenient "
-        "= label-free overlap; sets; only documents in the system output are scored",
-        duplicates=SET, documents=DOCS_PREDICTED, ignore_labels=True, merge_spans=True,
+        "= label-free overlap; sets; only documents on both sides are scored",
+        duplicates=SET, documents=DOCS_INTERSECTION, ignore_labels=True, merge_spans=True,
     ),
 }
 
