@@ -11,7 +11,9 @@ are under ``by_task``; per template name under ``by_template``, with ``template_
 (``template_coverage: "all"``, from ``render --all-templates``), each (document, template) is scored as
 its own unit ``<doc_id>@<template>``: the headline counts are summed over templates (the gold counted once
 per template), never a union of the templates' answers. ``parse`` counts records, placed mentions and failures by cause, overall and per
-``dataset/task``. A prediction that cannot be placed is also a false positive in every score (per label
+``dataset/task``, and ``repeated``: mentions and relations an answer said again (repeated lines; they
+count as predictions under the rule set's ``duplicates=count``, once under ``set``; the same mention from
+two overlapping chunks is one prediction either way, see :mod:`clinie_nemo.evaluation.parsing.merge`). A prediction that cannot be placed is also a false positive in every score (per label
 where its label is known, else under ``unplaced:<cause>``; see :func:`clinie_nemo.evaluation.parsing.merge.add_unplaced`).
 """
 
@@ -76,7 +78,8 @@ def parse_summary(parses: Sequence[RecordParse]) -> dict[str, Any]:
             failures.update(p.failures)
             how.update(p.how)
         return {"records": len(ps), "placed": sum(p.placed for p in ps), "failures": dict(failures),
-                "placed_by": dict(how), "records_with_failures": sum(1 for p in ps if sum(p.failures.values()))}
+                "placed_by": dict(how), "repeated": sum(p.repeated for p in ps),
+                "records_with_failures": sum(1 for p in ps if sum(p.failures.values()))}
 
     groups: dict[str, list[RecordParse]] = defaultdict(list)
     for p in parses:
@@ -117,7 +120,8 @@ def evaluate_predictions(records: Sequence[dict[str, Any]], predictions: dict[st
         pred = [merge_document(g, per_doc[g.id], triggers if with_events else set(), roles) for g in gold]
         scores = score_pairs(zip(gold, pred), rules, kinds=spec.SCORES)
         for doc_score in scores.documents:  # unplaced predictions are false positives (before any total)
-            add_unplaced(doc_score, per_doc[doc_score.doc_id], scores.kinds, triggers if with_events else (), roles)
+            add_unplaced(doc_score, per_doc[doc_score.doc_id], scores.kinds, triggers if with_events else (), roles,
+                         rules)
         task_scores[task] = scores
         result["by_task"][task] = scores.to_json()
         if bootstrap:
