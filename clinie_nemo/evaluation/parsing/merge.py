@@ -47,9 +47,9 @@ def merge_document(gold: Document, parses: Iterable[RecordParse], trigger_labels
                    roles: set[str] = frozenset()) -> Document:
     keys: dict[EntityKey, str] = {}
     entities: list[Entity] = []
-    said: Counter[EntityKey] = Counter()  # the most times one answer said each entity
+    said: dict[EntityKey, int] = {}  # the most times one answer said an entity (when more than once)
     pair_mode = False
-    relations: Counter[tuple[str, str, str]] = Counter()  # likewise per relation (first-seen order)
+    relations: dict[tuple[str, str, str], int] = {}  # likewise per relation (first-seen order)
 
     def entity_id(key: EntityKey) -> str:
         if key not in keys:
@@ -61,16 +61,20 @@ def merge_document(gold: Document, parses: Iterable[RecordParse], trigger_labels
     for p in parses:
         for key in p.entities:
             entity_id(key)
-            said[key] = max(said[key], p.said.get(key, 1))
-        in_answer: Counter[tuple[str, str, str]] = Counter()
+        for key, again in p.said_again.items():
+            if again + 1 > said.get(key, 1):
+                said[key] = again + 1
+        in_answer: dict[tuple[str, str, str], int] = {}
         for label, head, tail in p.relations:
             if isinstance(head, str):  # re_pair: gold entity ids
                 pair_mode = True
-                in_answer[(label, head, tail)] += 1
+                rel = (label, head, tail)
             else:
-                in_answer[(label, entity_id(head), entity_id(tail))] += 1
+                rel = (label, entity_id(head), entity_id(tail))
+            in_answer[rel] = in_answer.get(rel, 0) + 1
         for rel, n in in_answer.items():
-            relations[rel] = max(relations[rel], n)
+            if n > relations.get(rel, 0):
+                relations[rel] = n
     if pair_mode:
         entities = list(gold.entities)
     by_id = {e.id: e for e in entities}
@@ -87,19 +91,19 @@ def merge_document(gold: Document, parses: Iterable[RecordParse], trigger_labels
             events[e.id] = []
     event_ids = {t: f"E{i + 1}" for i, t in enumerate(events)}
     built = tuple(Event(event_ids[t], by_id[t].label, t, tuple(args)) for t, args in events.items())
-    if not pair_mode:
+    if said and not pair_mode:
         entities += _repeats(entities, said, keys, len(entities))
     return Document(gold.id, gold.text, gold.dataset, gold.split, tuple(entities), tuple(plain), built)
 
 
-def _repeats(entities: Sequence[Entity], said: Counter[EntityKey], keys: dict[EntityKey, str],
+def _repeats(entities: Sequence[Entity], said: dict[EntityKey, int], keys: dict[EntityKey, str],
              numbered: int) -> list[Entity]:
-    """The copies of entities an answer said more than once, with fresh ids after ``T<numbered>``
-    (relations and events name the first copy)."""
-    first = {ident: key for key, ident in keys.items()}
+    """The copies of the entities an answer said more than once, with fresh ids after ``T<numbered>``
+    (relations and events name the first copy, ``keys[key]`` = ``T<its index + 1>``)."""
     out: list[Entity] = []
-    for e in entities:
-        for _ in range(said[first[e.id]] - 1):
+    for key, times in said.items():
+        e = entities[int(keys[key][1:]) - 1]
+        for _ in range(times - 1):
             out.append(Entity(f"T{numbered + len(out) + 1}", e.label, e.spans, e.text, e.attributes))
     return out
 

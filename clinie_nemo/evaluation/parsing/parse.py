@@ -15,8 +15,8 @@ A whole unreadable output is one such element; a missing prediction and the cut-
 JSON are none (nothing was said).
 
 Repeats: a mention or relation the answer says more than once (a repeated line, or two lines placed on
-the same span) is kept in ``entities``/``relations`` once per time said (``said``, ``relations`` with
-repeats; ``unplaced_repeats`` for unplaced ones) and counted in ``repeated``; the failure table and
+the same span) is kept in ``entities`` once, with the times it was said again in ``said_again``
+(``relations`` lists a relation once per time said; ``unplaced_repeats`` holds unplaced ones) and counted in ``repeated``; the failure table and
 ``placed`` count each distinct element once. Whether repeats count as predictions is the rule set's
 ``duplicates`` (COUNT: each is one more; SET: once), applied when scoring.
 """
@@ -61,7 +61,7 @@ class RecordParse:
     placed: int = 0
     how: Counter[str] = field(default_factory=Counter)  # which placer found each mention
     unplaced: Counter[Unplaced] = field(default_factory=Counter)  # scored as false positives
-    said: Counter[EntityKey] = field(default_factory=Counter)  # entity key -> times this answer said it
+    said_again: dict[EntityKey, int] = field(default_factory=dict)  # entity -> times said beyond the first
     unplaced_repeats: Counter[Unplaced] = field(default_factory=Counter)  # unplaced elements said again
     repeated: int = 0  # mentions and relations said again in this answer (repeated lines)
 
@@ -165,9 +165,11 @@ def parse_record(record: dict[str, Any], prediction: str, doc_text: str, entity_
         _pair(record, decoded, relation_labels, out)
         return out
     placed: dict[int, EntityKey] = {}
+    repeats, said_again = decoded.repeats, out.said_again
+    seen: set[EntityKey] = set()
     for i, m in enumerate(decoded.mentions):
         label = entity_labels.get(m.label)
-        again = decoded.repeats[i]
+        again = repeats.get(i, 0) if repeats else 0
         if label is None:
             _fail_said(out, "entity", None, "invalid_label", again)
             continue
@@ -179,21 +181,25 @@ def parse_record(record: dict[str, Any], prediction: str, doc_text: str, entity_
         key: EntityKey = (label, spans, m.attributes)
         placed[i] = key
         out.how[how] += 1
-        if key in out.said:
-            again += 1  # another line placed on the same span: the same prediction said again
+        if key in seen:  # another line placed on the same span: the same prediction said again
+            again += 1
         else:
+            seen.add(key)
             out.entities.append(key)
-        out.said[key] += 1 + decoded.repeats[i]
-        out.repeated += again
+        if again:
+            said_again[key] = said_again.get(key, 0) + again
+            out.repeated += again
     out.placed = len(placed)
+    said_relations: set[tuple[str, EntityKey, EntityKey]] = set()
     for n, link in enumerate(decoded.links):
         label = relation_labels.get(link.label)
-        again = decoded.link_repeats[n]
+        again = decoded.link_repeats.get(n, 0) if decoded.link_repeats else 0
         if label is None:
             _fail_said(out, "relation", None, "invalid_label", again)
         elif link.head in placed and link.tail in placed:
             relation = (label, placed[link.head], placed[link.tail])
-            out.repeated += again + (relation in out.relations)
+            out.repeated += again + (relation in said_relations)
+            said_relations.add(relation)
             out.relations.extend([relation] * (1 + again))
         else:
             _fail_said(out, "relation", label, ARGUMENT_UNPLACED, again)
