@@ -12,7 +12,7 @@ from dataclasses import replace
 import pytest
 
 from clinie_nemo.core import docs_jsonl
-from clinie_nemo.core.document import Document, Entity, Relation
+from clinie_nemo.core.document import Document, Entity, Event, EventArgument, Relation
 from clinie_nemo.core.fileio import write_jsonl
 from clinie_nemo.corpus.writers import WRITERS
 from clinie_nemo.evaluation.scoring.rules import COUNT, RULES, SET
@@ -20,6 +20,7 @@ from tests.cli_plugin import cli
 
 TEXT_A = "Aspirin 81 mg daily. Heparin drip. Stop ibuprofen and heparin today."
 TEXT_B = "Heparin drip started."
+TEXT_C = "Smokes daily. Quit 2010."
 OVERLAP = (21, 35)  # "Heparin drip. " lies in both ce chunks of note a
 
 
@@ -31,7 +32,10 @@ def corpus() -> list[Document]:
         relations=(Relation("R1", "Strength-Drug", "T2", "T1"),))
     b = Document("b", TEXT_B, "dup", "test", entities=(
         Entity("T1", "Drug", ((0, 7),), "Heparin"), Entity("T2", "Form", ((8, 12),), "drip")))
-    return [a, b]
+    c = Document("c", TEXT_C, "dup", "test", entities=(
+        Entity("T1", "Tobacco", ((0, 6),), "Smokes"), Entity("T2", "Status", ((7, 12),), "daily")),
+        events=(Event("E1", "Tobacco", "T1", (EventArgument("Status", "T2"),)),))
+    return [a, b, c]
 
 
 def record(rid: str, doc: str, task: str, chunk: tuple[int, int]) -> dict:
@@ -45,6 +49,8 @@ RECORDS = [
     record("b/ce/0", "b", "ce", (0, len(TEXT_B))),
     record("a/re_e2e/0", "a", "re_e2e", (0, len(TEXT_A))),
     record("b/re_e2e/0", "b", "re_e2e", (0, len(TEXT_B))),
+    record("c/ce/0", "c", "ce", (0, len(TEXT_C))),
+    record("c/re_e2e/0", "c", "re_e2e", (0, len(TEXT_C))),
 ]
 
 PREDICTIONS = {
@@ -58,6 +64,11 @@ PREDICTIONS = {
     "a/re_e2e/0": "Drug | Aspirin\nStrength | 81 mg\n=> Strength-Drug | 2 | 1\n=> Strength-Drug | 2 | 1\n"
                   "Strength | 80 mg\n=> Strength-Drug | 3 | 1\n=> Strength-Drug | 3 | 1",
     "b/re_e2e/0": "Drug | Heparin",
+    "c/ce/0": "Tobacco | Smokes\nStatus | daily",
+    # an event: its trigger and its argument relation said twice (entities count the repeat, the event is
+    # merged once); a trigger not in the note (Vapes) with an argument relation: unplaced, once under events
+    "c/re_e2e/0": "Tobacco | Smokes\nTobacco | Smokes\nStatus | daily\n=> Status | 1 | 3\n=> Status | 1 | 3\n"
+                  "Tobacco | Vapes\n=> Status | 4 | 3",
 }
 
 
@@ -66,7 +77,10 @@ def unplaced_fp(task: str, kind: str, duplicates: str) -> int:
     count = duplicates == COUNT
     if task == "ce":
         return {"entities": (2 if count else 1) + 1}.get(kind, 0)  # warfarin x2, Dose
-    return {"entities": 1, "relations": 2 if count else 1, "relations_untyped": 2 if count else 1}.get(kind, 0)
+    # 80 mg and Vapes; the Strength-Drug relation to 80 mg said twice; under events: the trigger Vapes and
+    # its Status argument, each once (events are merged once)
+    return {"entities": 2, "relations": 2 if count else 1, "relations_untyped": 2 if count else 1,
+            "events": 2}.get(kind, 0)
 
 
 # variants of the default rules that only this test registers: duplicates as a set, and label-free spans
@@ -107,23 +121,27 @@ def test_repeated_lines_count_under_count_and_once_under_set(files):
     s = evaluate(files, "default")
     assert RULES["default"].duplicates == COUNT
     ents = s["by_task"]["ce"]["entities"]
-    # 8 gold entities all found; FP: Aspirin again, Heparin again (chunk 0 said it twice), drip again (b),
+    # 10 gold entities all found; FP: Aspirin again, Heparin again (chunk 0 said it twice), drip again (b),
     # warfarin twice, Dose; the overlap's drip and Heparin of chunk 1 add nothing
-    assert counts(ents, "strict") == (8, 6, 0)
+    assert counts(ents, "strict") == (10, 6, 0)
     assert ents["by_label"]["Form"]["strict"]["fp"] == 1
     assert ents["by_label"]["Drug"]["strict"]["fp"] == 4
     assert ents["by_label"]["unplaced:invalid_label"]["strict"]["fp"] == 1
     rels = s["by_task"]["re_e2e"]["relations"]
     assert counts(rels, "strict") == (1, 3, 0)  # the repeat, and the unplaced relation said twice
-    assert s["parse"]["repeated"] == 6  # Aspirin, Heparin, warfarin, drip (b), the two relation lines
+    e2e = s["by_task"]["re_e2e"]
+    assert e2e["entities"]["by_label"]["Tobacco"]["strict"]["fp"] == 2  # Smokes again, Vapes
+    assert counts(e2e["events"], "strict") == (2, 2, 0)  # trigger + argument once; Vapes and its argument
+    # Aspirin, Heparin, warfarin, drip (b), the two relation lines (a), Smokes and its relation line (c)
+    assert s["parse"]["repeated"] == 8
     ann = (files / "default" / "brat" / "ce" / "a.ann").read_text()
     assert ann.count("\tDrug 0 7\tAspirin") == 2 and ann.count("\tForm 29 33\tdrip") == 1
 
     s = evaluate(files, "default+set")
     ents = s["by_task"]["ce"]["entities"]
-    assert counts(ents, "strict") == (8, 2, 0)  # warfarin once, Dose; the placed repeats are one prediction
+    assert counts(ents, "strict") == (10, 2, 0)  # warfarin once, Dose; the placed repeats are one prediction
     assert counts(s["by_task"]["re_e2e"]["relations"], "strict") == (1, 1, 0)
-    assert s["parse"]["repeated"] == 6  # the parse statistics do not depend on the rules
+    assert s["parse"]["repeated"] == 8  # the parse statistics do not depend on the rules
 
 
 @pytest.mark.parametrize("name", sorted(RULES) + sorted(VARIANTS))

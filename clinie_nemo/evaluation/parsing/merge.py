@@ -15,7 +15,8 @@ under label-free rules; also ``events`` row ``<label>/Trigger`` when its label i
 relation under its label (``relations``, ``relations_untyped``; under ``events`` when the label is an
 event role), and what has no schema label under ``unplaced:<cause>``. An unplaced element one answer
 said again counts again under ``duplicates=COUNT`` and once under SET (the same element said by two
-chunks counts per chunk: without a span nothing shows it is the same). Every total, per-label table, CI
+chunks counts per chunk: without a span nothing shows it is the same); under ``events`` once, as events
+and their arguments are merged once. Every total, per-label table, CI
 and comparison is summed from those counts, so they all see the same false positives.
 """
 
@@ -116,8 +117,9 @@ def unplaced_rows(parses: Iterable[RecordParse], kinds: Collection[str], trigger
     once = rules is not None and rules.duplicates == SET
     any_label = rules is not None and rules.ignore_labels
     for p in parses:
-        said = p.unplaced if once else p.unplaced + p.unplaced_repeats
-        for (what, label, cause), n in said.items():
+        for unplaced, n_once in p.unplaced.items():
+            what, label, cause = unplaced
+            n = n_once if once else n_once + p.unplaced_repeats.get(unplaced, 0)
             row = label if label is not None else UNPLACED + cause
             if what == "entity":
                 if any_label and label is not None:
@@ -129,7 +131,7 @@ def unplaced_rows(parses: Iterable[RecordParse], kinds: Collection[str], trigger
                 targets = [("relations", row), ("relations_untyped", row)]
             for kind, key in targets:
                 if kind in kinds:
-                    rows[(kind, key)] += n
+                    rows[(kind, key)] += n_once if kind == "events" else n  # events are merged once
     return rows
 
 

@@ -15,10 +15,11 @@ A whole unreadable output is one such element; a missing prediction and the cut-
 JSON are none (nothing was said).
 
 Repeats: a mention or relation the answer says more than once (a repeated line, or two lines placed on
-the same span) is kept in ``entities`` once, with the times it was said again in ``said_again``
-(``relations`` lists a relation once per time said; ``unplaced_repeats`` holds unplaced ones) and counted in ``repeated``; the failure table and
-``placed`` count each distinct element once. Whether repeats count as predictions is the rule set's
-``duplicates`` (COUNT: each is one more; SET: once), applied when scoring.
+the same span) is kept in ``entities`` once, with the times it was said again in ``said_again``;
+``relations`` lists a relation once per time said; ``unplaced_repeats`` holds the unplaced ones said
+again; all are counted in ``repeated``. The failure table and ``placed`` count each distinct element
+once. Whether repeats count as predictions is the rule set's ``duplicates`` (COUNT: each is one more;
+SET: once), applied when scoring.
 """
 
 from __future__ import annotations
