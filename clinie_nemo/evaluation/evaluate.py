@@ -11,7 +11,10 @@ are under ``by_task``; per template name under ``by_template``, with ``template_
 (``template_coverage: "all"``, from ``render --all-templates``), each (document, template) is scored as
 its own unit ``<doc_id>@<template>``: the headline counts are summed over templates (the gold counted once
 per template), never a union of the templates' answers. ``parse`` counts records, placed mentions and failures by cause, overall and per
-``dataset/task``. A prediction that cannot be placed is also a false positive in every score (per label
+``dataset/task``; ``placed_by`` counts placed mentions by rank tier (:mod:`clinie_nemo.evaluation.parsing.place`)
+and ``placed_in_word`` those placed inside a word because no whole-token match exists; ``repeated``: mentions and relations an answer said again (repeated lines; they
+count as predictions under the rule set's ``duplicates=count``, once under ``set``; the same mention from
+two overlapping chunks is one prediction either way, see :mod:`clinie_nemo.evaluation.parsing.merge`). A prediction that cannot be placed is also a false positive in every score (per label
 where its label is known, else under ``unplaced:<cause>``; see :func:`clinie_nemo.evaluation.parsing.merge.add_unplaced`).
 """
 
@@ -29,6 +32,7 @@ from clinie_nemo.engines.predictions import Prediction
 from clinie_nemo.evaluation.parsing.clean import LabelMap
 from clinie_nemo.evaluation.parsing.merge import add_unplaced, event_schema, merge_document
 from clinie_nemo.evaluation.parsing.parse import CAUSES, RecordParse, parse_record
+from clinie_nemo.evaluation.parsing.place import IN_WORD
 from clinie_nemo.evaluation.scoring import RuleSet, Scores, score_pairs
 from clinie_nemo.evaluation.scoring.bootstrap import add_confidence_intervals
 from clinie_nemo.evaluation.template_scores import by_template, template_coverage
@@ -76,7 +80,9 @@ def parse_summary(parses: Sequence[RecordParse]) -> dict[str, Any]:
             failures.update(p.failures)
             how.update(p.how)
         return {"records": len(ps), "placed": sum(p.placed for p in ps), "failures": dict(failures),
-                "placed_by": dict(how), "records_with_failures": sum(1 for p in ps if sum(p.failures.values()))}
+                "placed_by": dict(how), "placed_in_word": sum(n for k, n in how.items() if k.endswith(IN_WORD)),
+                "repeated": sum(p.repeated for p in ps),
+                "records_with_failures": sum(1 for p in ps if sum(p.failures.values()))}
 
     groups: dict[str, list[RecordParse]] = defaultdict(list)
     for p in parses:
@@ -117,7 +123,8 @@ def evaluate_predictions(records: Sequence[dict[str, Any]], predictions: dict[st
         pred = [merge_document(g, per_doc[g.id], triggers if with_events else set(), roles) for g in gold]
         scores = score_pairs(zip(gold, pred), rules, kinds=spec.SCORES)
         for doc_score in scores.documents:  # unplaced predictions are false positives (before any total)
-            add_unplaced(doc_score, per_doc[doc_score.doc_id], scores.kinds, triggers if with_events else (), roles)
+            add_unplaced(doc_score, per_doc[doc_score.doc_id], scores.kinds, triggers if with_events else (), roles,
+                         rules)
         task_scores[task] = scores
         result["by_task"][task] = scores.to_json()
         if bootstrap:

@@ -129,7 +129,7 @@ def score_template(task: str, kinds: tuple[str, ...], docs: dict[str, Document],
             pred = merge_document(g, parses.get(doc_id, []), triggers if events and merges_events else set(), roles)
             combined.counts.update(score_pairs([(g, pred)], rules, kinds=ks).documents[0].counts)
         add_unplaced(combined, parses.get(doc_id, []), [k for k in kinds if k in kinds_of(rules)],
-                     triggers if merges_events else (), roles)  # unplaced predictions: false positives
+                     triggers if merges_events else (), roles, rules)  # unplaced predictions: false positives
         documents.append(combined)
     return Scores(documents, rules, tuple(k for k in kinds_of(rules) if k in kinds))
 

@@ -10,13 +10,16 @@ tags (fragments of one mention share ``id``; relations as ``rel="label:tail id;.
 
 These decoders accept what the exact inverses refuse: bullets, prose lines, repeated lines, unescaped
 text, missing ids, unclosed or stray tags, altered chunk text. They never guess a mention: an element
-they cannot read is counted in ``unreadable``.
+they cannot read is counted in ``unreadable``. A mention or relation said again in the same answer is
+kept once, its repeats counted (``Decoded.repeats``, ``Decoded.link_repeats``): the rule set's
+``duplicates`` decides whether they count when scoring.
 """
 
 from __future__ import annotations
 
 import html
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,20 +50,28 @@ class Decoded:
     unreadable: int = 0
     truncated: bool = False
     answer: str | None = None  # re_pair: the relation label (or "none")
+    repeats: Counter[int] = field(default_factory=Counter)  # mention index -> times said again
+    link_repeats: Counter[int] = field(default_factory=Counter)  # link index -> times said again
 
     def add(self, mention: Mention) -> int:
-        """Index of the mention, added once (repeats map to the first)."""
+        """Index of the mention, added once (repeats map to the first and are counted in ``repeats``)."""
         try:
-            return self.mentions.index(mention)
+            index = self.mentions.index(mention)
         except ValueError:
             self.mentions.append(mention)
             return len(self.mentions) - 1
+        self.repeats[index] += 1
+        return index
 
     def link(self, label: str, head: int | None, tail: int | None) -> None:
         if head is None or tail is None or not label:
             self.unreadable += 1
-        elif Link(label, head, tail) not in self.links:
-            self.links.append(Link(label, head, tail))
+            return
+        link = Link(label, head, tail)
+        if link in self.links:
+            self.link_repeats[self.links.index(link)] += 1
+        else:
+            self.links.append(link)
 
 
 def _unescape(text: str) -> str:

@@ -13,6 +13,13 @@ Every predicted element that was said but not placed is also kept in ``RecordPar
 ``(what, label or None, cause)``: evaluation scores each as a false positive (see ``merge.add_unplaced``).
 A whole unreadable output is one such element; a missing prediction and the cut-off tail of truncated
 JSON are none (nothing was said).
+
+Repeats: a mention or relation the answer says more than once (a repeated line, or two lines placed on
+the same span) is kept in ``entities`` once, with the times it was said again in ``said_again``;
+``relations`` lists a relation once per time said; ``unplaced_repeats`` holds the unplaced ones said
+again; all are counted in ``repeated``. The failure table and ``placed`` count each distinct element
+once. Whether repeats count as predictions is the rule set's ``duplicates`` (COUNT: each is one more;
+SET: once), applied when scoring.
 """
 
 from __future__ import annotations
@@ -55,6 +62,9 @@ class RecordParse:
     placed: int = 0
     how: Counter[str] = field(default_factory=Counter)  # which placer found each mention
     unplaced: Counter[Unplaced] = field(default_factory=Counter)  # scored as false positives
+    said_again: dict[EntityKey, int] = field(default_factory=dict)  # entity -> times said beyond the first
+    unplaced_repeats: Counter[Unplaced] = field(default_factory=Counter)  # unplaced elements said again
+    repeated: int = 0  # mentions and relations said again in this answer (repeated lines)
 
     def fail(self, what: str, label: str | None, cause: str, n: int = 1) -> None:
         """Count ``n`` elements that cannot be placed, in the failure table and as unplaced predictions."""
@@ -149,36 +159,60 @@ def parse_record(record: dict[str, Any], prediction: str, doc_text: str, entity_
         out.failures["truncated_output"] += 1
         if finish_reason == "length" and not decoded.truncated and decoded.mentions:
             cut = decoded.mentions.pop()  # the last mention may be cut mid-word: not trusted, but it was said
-            out.unplaced[("entity", entity_labels.get(cut.label), "truncated_output")] += 1
+            unplaced = ("entity", entity_labels.get(cut.label), "truncated_output")
+            out.unplaced[unplaced] += 1
+            out.unplaced_repeats[unplaced] += decoded.repeats.pop(len(decoded.mentions), 0)
     if answer:
         _pair(record, decoded, relation_labels, out)
         return out
     placed: dict[int, EntityKey] = {}
+    repeats, said_again = decoded.repeats, out.said_again
+    seen: set[EntityKey] = set()
     for i, m in enumerate(decoded.mentions):
         label = entity_labels.get(m.label)
+        again = repeats.get(i, 0) if repeats else 0
         if label is None:
-            out.fail("entity", None, "invalid_label")
+            _fail_said(out, "entity", None, "invalid_label", again)
             continue
         try:
             spans, how = _place(chunk, start, m)
         except PlacementFailure as exc:
-            out.fail("entity", label, exc.cause)
+            _fail_said(out, "entity", label, exc.cause, again)
             continue
         key: EntityKey = (label, spans, m.attributes)
         placed[i] = key
         out.how[how] += 1
-        if key not in out.entities:
-            out.entities.append(key)
-    out.placed = len(placed)
-    for link in decoded.links:
-        label = relation_labels.get(link.label)
-        if label is None:
-            out.fail("relation", None, "invalid_label")
-        elif link.head in placed and link.tail in placed:
-            out.relations.append((label, placed[link.head], placed[link.tail]))
+        if key in seen:  # another line placed on the same span: the same prediction said again
+            again += 1
         else:
-            out.fail("relation", label, ARGUMENT_UNPLACED)
+            seen.add(key)
+            out.entities.append(key)
+        if again:
+            said_again[key] = said_again.get(key, 0) + again
+            out.repeated += again
+    out.placed = len(placed)
+    said_relations: set[tuple[str, EntityKey, EntityKey]] = set()
+    for n, link in enumerate(decoded.links):
+        label = relation_labels.get(link.label)
+        again = decoded.link_repeats.get(n, 0) if decoded.link_repeats else 0
+        if label is None:
+            _fail_said(out, "relation", None, "invalid_label", again)
+        elif link.head in placed and link.tail in placed:
+            relation = (label, placed[link.head], placed[link.tail])
+            out.repeated += again + (relation in said_relations)
+            said_relations.add(relation)
+            out.relations.extend([relation] * (1 + again))
+        else:
+            _fail_said(out, "relation", label, ARGUMENT_UNPLACED, again)
     return out
+
+
+def _fail_said(out: RecordParse, what: str, label: str | None, cause: str, again: int) -> None:
+    """One element that cannot be placed, said ``1 + again`` times (the failure table counts it once)."""
+    out.fail(what, label, cause)
+    if again:
+        out.unplaced_repeats[(what, label, cause)] += again
+        out.repeated += again
 
 
 def _pair(record: dict[str, Any], decoded: Decoded, relation_labels: LabelMap, out: RecordParse) -> None:

@@ -4,7 +4,9 @@ A mention is ``(text, occurrence)``; occurrence k (1 when the format omits it) p
 :func:`clinie_nemo.instruct.placement.ranked_matches` order: whole-token matches first (exact case, then
 case-insensitive, then whitespace-normalised), then the same three inside a word. So ``ana`` lands on a
 case-insensitive whole word ``Ana`` before the ``ana`` inside ``banana``, and a mention goes inside a word
-only when no whole-token match exists. Failures carry a cause: ``mention_not_in_text`` or
+only when no whole-token match exists (``evaluate`` counts those in ``parse.placed_in_word``). A token
+boundary is the text's edge, a character that is neither letter nor digit, or a letter/digit change, so a
+mention that itself starts or ends with punctuation is bounded there. Failures carry a cause: ``mention_not_in_text`` or
 ``ambiguous_occurrence`` (an occurrence beyond the matches found).
 """
 
@@ -19,6 +21,8 @@ AMBIGUOUS_OCCURRENCE = "ambiguous_occurrence"
 
 #: placement tiers, best first (the ``placed_by`` counter uses these names)
 MATCHERS = TIERS
+#: the suffix of the fallback tiers: a mention placed inside a word (no whole-token match in the chunk)
+IN_WORD = "_in_word"
 
 
 class PlacementFailure(ValueError):

@@ -43,14 +43,16 @@ def summary_table(result: dict[str, Any], by_label: bool = True) -> str:
 
 
 def parse_table(parse: dict[str, Any]) -> str:
-    """Parse outcome per (dataset, task): records, placed mentions, failures by cause."""
+    """Parse outcome per (dataset, task): records, placed mentions (of which inside a word), repeated
+    mentions and relations, failures by cause."""
     rows = parse.get("by_dataset_task", {})
     if not rows:
         return ""
     causes = sorted({c for r in rows.values() for c in r.get("failures", {})})
-    header = f"{'dataset/task':<32} {'records':>8} {'placed':>8} " + " ".join(f"{c:>14}" for c in causes)
+    header = (f"{'dataset/task':<32} {'records':>8} {'placed':>8} {'in_word':>8} {'repeated':>8} "
+              + " ".join(f"{c:>14}" for c in causes))
     lines = [header, "-" * len(header)]
     for name, r in sorted(rows.items()):
-        lines.append(f"{name:<32} {r['records']:>8} {r['placed']:>8} "
-                     + " ".join(f"{r['failures'].get(c, 0):>14}" for c in causes))
+        lines.append(f"{name:<32} {r['records']:>8} {r['placed']:>8} {r.get('placed_in_word', 0):>8} "
+                     f"{r.get('repeated', 0):>8} " + " ".join(f"{r['failures'].get(c, 0):>14}" for c in causes))
     return "\n".join(lines)
