@@ -14,11 +14,12 @@ EXAMPLES = """
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from clinie_nemo.evaluation.scoring.rules import rules_help
+
     p.add_argument("--records", required=True, help="test records JSONL (from `clinie-nemo mix` or `render`)")
     p.add_argument("--predictions", required=True, help="predictions JSONL ({\"id\", \"prediction\"} per line)")
     p.add_argument("--corpus", required=True, help="gold documents JSONL the records were rendered from")
-    p.add_argument("--rules", default="auto", help="scoring rule set: auto (the rules of the gold documents' "
-                   "registered dataset, else default), default, n2c2_2018, sdoh, radgraph, i2b2_2010")
+    p.add_argument("--rules", default="auto", help=rules_help())
     p.add_argument("--bootstrap", type=int, default=0, metavar="N", help="document bootstrap replicates for 95%% CIs")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     p.add_argument("--compare", metavar="PRED_B", help="a second predictions JSONL for the same records: paired "

@@ -10,6 +10,8 @@ EXAMPLES = """
   clinie-nemo score --gold gold_brat/ --pred system_brat/ --format brat --rules n2c2_2018
   clinie-nemo score --gold gold_brat/ --pred system_brat/ --format brat --rules n2c2_2018 --workers 1
   clinie-nemo score --gold test.pubtator --pred pred.pubtator --format pubtator --labels Chemical,Disease
+  clinie-nemo score --gold CDR_sample.gold.BioC.xml --pred CDR_sample.test.CID.BioC.xml --format bioc --rules bc5cdr
+  clinie-nemo score --gold meddocan_test/ --pred system/ --format brat --rules meddocan_spans
   clinie-nemo score --gold gold.jsonl --pred pred.jsonl --bootstrap 1000 --json scores.json
 """
 
@@ -17,14 +19,14 @@ FORMATS = ("brat", "pubtator", "bioc", "jsonl", "i2b2", "radgraph")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from clinie_nemo.evaluation.scoring.rules import rules_help
+
     p.add_argument("--gold", required=True, help="gold annotations (folder or file)")
     p.add_argument("--pred", required=True, help="predicted annotations, same format")
     p.add_argument("--format", default="jsonl", choices=FORMATS, help="annotation format (default: jsonl)")
     p.add_argument("--labels", help="comma-separated labels to score (entity, relation and event labels); "
                    "anything else is ignored on both sides")
-    p.add_argument("--rules", default="auto", help="scoring rule set: auto (the rules of the gold documents' "
-                   "registered dataset, else default), default, n2c2_2018, sdoh, radgraph, i2b2_2010, spans (label-free), "
-                   "meddocan, meddocan_spans, meddocan_merged_spans")
+    p.add_argument("--rules", default="auto", help=rules_help())
     p.add_argument("--bootstrap", type=int, default=0, metavar="N", help="document bootstrap replicates for 95%% CIs")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     p.add_argument("--compare", metavar="PRED_B", help="a second system's annotations: paired bootstrap of "

@@ -136,6 +136,12 @@ def normalise_concept_id(value: str, how: str) -> str:
 AUTO = "auto"
 
 
+def rules_help() -> str:
+    """The --rules help of score and evaluate: every registered rule set, from RULES."""
+    return ("scoring rule set: auto (the rules of the gold documents' registered dataset, else default), "
+            + ", ".join(RULES) + " (docs/scoring.md)")
+
+
 def get_rules(name: str) -> RuleSet:
     try:
         return RULES[name]
