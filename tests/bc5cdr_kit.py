@@ -98,3 +98,23 @@ def without_disease_and_cid(src: Path, dst: Path, pmid: str = "26094") -> Path:
         drop = f[0] == pmid and (f[1] == "CID" or (len(f) > 4 and f[4] == "Disease"))
         return None if drop else f
     return _rewrite(src, dst, change)
+
+
+def without_title_lines(src: Path, dst: Path) -> Path:
+    """Every document's title line left out (abstract and annotation lines kept)."""
+    lines = [ln for ln in src.read_text(encoding="utf-8").splitlines() if "|t|" not in ln]
+    dst.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return dst
+
+
+def with_empty_mention(src: Path, dst: Path) -> Path:
+    """One more mention, empty (start = end), after the first mention line: the kit counts it as an FP."""
+    out, done = [], False
+    for line in src.read_text(encoding="utf-8").splitlines():
+        out.append(line)
+        fields = line.split("\t")
+        if not done and len(fields) >= 5 and fields[1].isdigit():
+            out.append("\t".join([fields[0], fields[1], fields[1], "", *fields[4:]]))
+            done = True
+    dst.write_text("\n".join(out) + "\n", encoding="utf-8")
+    return dst

@@ -20,7 +20,9 @@ from tests.bc5cdr_kit import (
     annotation_lines_only,
     kit_file,
     shifted_text_column,
+    with_empty_mention,
     with_extra_document,
+    without_title_lines,
 )
 from tests.cli_plugin import cli
 
@@ -55,14 +57,20 @@ def test_bioc_default_rules_no_longer_refuse_the_kit_files(tmp_path):
     assert _row(result, "entities", "Disease") != KIT_DISEASE  # IndividualMentions counted: say bc5cdr
 
 
-@pytest.mark.parametrize("variant,what", [
-    (shifted_text_column, "mentions whose text column disagrees with the note"),
-    (annotation_lines_only, "documents with no title/abstract lines read from their annotation lines"),
+KIT_CHEMICAL = (455, 8, 55)
+
+
+@pytest.mark.parametrize("variant,what,chemical", [
+    (shifted_text_column, "mentions whose text column disagrees with the note", KIT_CHEMICAL),
+    (annotation_lines_only, "documents with no title/abstract lines read from their annotation lines", KIT_CHEMICAL),
+    (without_title_lines, "documents with an abstract but no title line", KIT_CHEMICAL),
+    (with_empty_mention, "empty mentions (start = end) kept", (455, 9, 55)),  # the kit: the empty Chemical is FP
 ])
-def test_prediction_variants_the_kit_scores(tmp_path, variant, what):
+def test_prediction_variants_the_kit_scores(tmp_path, variant, what, chemical):
     pred = variant(kit_file(CID_PT, tmp_path), tmp_path / "variant.PubTator")
     result, err = _score(tmp_path, kit_file(GOLD_PT, tmp_path), pred, "pubtator", "--rules", "bc5cdr")
     assert _row(result, "entities", "Disease") == KIT_DISEASE
+    assert _row(result, "entities", "Chemical") == chemical
     assert _row(result, "document_relations", "CID") == KIT_CID
     assert f"warning: {pred}:" in err and what in err and "(lines " in err
 

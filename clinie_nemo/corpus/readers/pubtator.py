@@ -14,8 +14,8 @@ tolerated and ignored). Problems quote a mention line, never a text line or a li
 of their fields (PMID removed) in ``metadata["relations"]``. ``path`` is a file or a folder of
 ``.txt``/``.pubtator`` files. Options: ``dataset``, ``split``, ``skip_invalid`` (see :mod:`._common`),
 ``on_warning`` and ``system``: a system's output, read as the BioCreative V CDR kit reads it (by type and
-offsets only: a mention whose text column disagrees with the note, lies past its end, or belongs to a block
-with no title/abstract lines is kept at its offsets; one warning per file counts them, with their lines).
+offsets only: a mention whose text column disagrees with the note, lies past its end, is empty, or belongs
+to a block with no title line is kept at its offsets; one warning per file counts them, with their lines).
 """
 
 from __future__ import annotations
@@ -38,6 +38,8 @@ from clinie_nemo.corpus.readers._common import (
 )
 
 NO_TEXT = "documents with no title/abstract lines read from their annotation lines"
+NO_TITLE = "documents with an abstract but no title line read from their annotation lines (the note text unknown)"
+EMPTY = "empty mentions (start = end) kept, matching no gold mention"
 DISAGREES = "mentions whose text column disagrees with the note (or lies past its end) scored by their offsets"
 Tolerated = list[tuple[int, str]]  # system lines read as the kit reads them: (line, what)
 TEXT_LINE = re.compile(r"^([^\t|]+)\|([ta])\|(.*)$", re.DOTALL)
@@ -99,8 +101,10 @@ def parse_block(block: list[tuple[int, str]], path: Path, problems: Problems, da
             problems.add(path, lineno, f"document id {shown_id(doc_id)} inside the block of {shown_id(pmid)} "
                          "(missing blank line?)")
         pmid = pmid or doc_id.strip()
-    if title is None and system is not None and abstract is None:
-        system.append((block[0][0], NO_TEXT))
+    if title is None and system is not None:
+        # the kit never reads the text: with no title, the abstract's place in the offsets is unknown
+        system.append((block[0][0], NO_TEXT if abstract is None else NO_TITLE))
+        abstract = None
     elif title is None:
         problems.add(path, block[0][0], f"document {shown_id(pmid)} (block starting at this line): no title line "
                      "(PMID|t|...)")
@@ -109,7 +113,9 @@ def parse_block(block: list[tuple[int, str]], path: Path, problems: Problems, da
     entities: list[Entity] = []
     for lineno, line, fields in mentions:
         start, end = int(fields[1]), int(fields[2])
-        if system is not None and start < end and (end > len(text) or not same_text(fields[3], text[start:end])):
+        if system is not None and start == end:
+            system.append((lineno, EMPTY))
+        elif system is not None and start < end and (end > len(text) or not same_text(fields[3], text[start:end])):
             if text:
                 system.append((lineno, DISAGREES))
         elif not (0 <= start < end <= len(text)):
@@ -151,7 +157,7 @@ def read(path: str | Path, dataset: str = "", split: str = "", skip_invalid: Ski
                         yield parse_block(part, f, problems, dataset, split, tolerated)
             except UnicodeDecodeError as exc:
                 problems.add(f, None, f"not valid UTF-8 (byte {exc.start})")
-            for what in (NO_TEXT, DISAGREES):
+            for what in (NO_TEXT, NO_TITLE, EMPTY, DISAGREES):
                 warn_tolerated(problems, f, [n for n, w in tolerated or () if w == what],
                                f"{what}, as the BioCreative V CDR kit reads them")
 
