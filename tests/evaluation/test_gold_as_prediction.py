@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from clinie_nemo.core import docs_jsonl
 from clinie_nemo.corpus import datasets, synth
-from clinie_nemo.corpus.datasets.convert import convert_dataset
 from clinie_nemo.engines.predictions import Prediction
 from clinie_nemo.evaluation.evaluate import evaluate_predictions
 from clinie_nemo.evaluation.scoring import get_rules
@@ -16,21 +14,10 @@ from clinie_nemo.instruct.render import RenderOptions, render_documents
 from clinie_nemo.instruct.tasks import TASKS
 
 
-@pytest.fixture(scope="module")
-def corpora(tmp_path_factory):
-    root = tmp_path_factory.mktemp("synth")
-    out = {}
-    for name in synth.GENERATOR_NAMES:
-        synth.generate(name, root / name, 6, seed=3)
-        convert_dataset(name, root / name, root / f"{name}_docs", show_progress=False)
-        out[name] = [d for split in sorted((root / f"{name}_docs").glob("*.jsonl")) for d in docs_jsonl.read(split)]
-    return out
-
-
 @pytest.mark.parametrize("dataset", synth.GENERATOR_NAMES)
 @pytest.mark.parametrize("fmt", list(FORMATS))
-def test_gold_outputs_score_one(corpora, dataset, fmt):
-    docs = corpora[dataset]
+def test_gold_outputs_score_one(synthetic_corpora, dataset, fmt):
+    docs = synthetic_corpora[dataset]
     rules = get_rules(datasets.get(dataset).scoring)
     for task in TASKS:
         rendered = render_documents(docs, RenderOptions(task=task, format=fmt, dataset=dataset))
@@ -97,9 +84,9 @@ def ver4_totals(docs, kind: str, mode: str) -> tuple[int, int, int]:
 
 
 @pytest.mark.parametrize("dataset", synth.GENERATOR_NAMES)
-def test_gold_outputs_score_one_across_chunks(corpora, dataset):
+def test_gold_outputs_score_one_across_chunks(synthetic_corpora, dataset):
     """Small windows: several chunks per note; entities come back at document offsets, merged once."""
-    docs = corpora[dataset]
+    docs = synthetic_corpora[dataset]
     rendered = render_documents(docs, RenderOptions(task="ce", format="inline", dataset=dataset, max_tokens=400))
     assert len(rendered.records) > len(docs)
     predictions = {r["id"]: Prediction(r["id"], r["output"]) for r in rendered.records}

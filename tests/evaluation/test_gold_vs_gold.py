@@ -10,9 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from clinie_nemo.core import docs_jsonl
 from clinie_nemo.corpus import synth
-from clinie_nemo.corpus.datasets.convert import convert_dataset
 from clinie_nemo.corpus.readers import READERS
 from clinie_nemo.evaluation.scoring import RULES, Scores, score_pairs
 from clinie_nemo.evaluation.scoring.brat_folders import score_brat_folders
@@ -72,20 +70,9 @@ def test_ctgov_gold_against_itself_scores_one(rules, tmp_path):
     assert_perfect(fast.scores, "brat fast path")
 
 
-@pytest.fixture(scope="module")
-def corpora(tmp_path_factory):
-    root = tmp_path_factory.mktemp("synth")
-    out = {}
-    for name in synth.GENERATOR_NAMES:
-        synth.generate(name, root / name, 6, seed=5)
-        convert_dataset(name, root / name, root / f"{name}_docs", show_progress=False)
-        out[name] = [d for split in sorted((root / f"{name}_docs").glob("*.jsonl")) for d in docs_jsonl.read(split)]
-    return out
-
-
 @pytest.mark.parametrize("dataset", synth.GENERATOR_NAMES)
-def test_synthetic_gold_against_itself_scores_one_under_every_rule_set(corpora, dataset):
-    docs = corpora[dataset]
+def test_synthetic_gold_against_itself_scores_one_under_every_rule_set(synthetic_corpora, dataset):
+    docs = synthetic_corpora[dataset]
     assert docs
     for name, rules in RULES.items():
         assert_perfect(score_pairs([(d, d) for d in docs], rules), f"{dataset} under {name}",
