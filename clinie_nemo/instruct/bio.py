@@ -34,8 +34,9 @@ An entity spans from its first token's start to its last token's end. ``decode(e
 
 from __future__ import annotations
 
+import bisect
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from clinie_nemo.core.document import Entity
@@ -104,12 +105,13 @@ def encode(entities: Sequence[Entity], offsets: Sequence[Offset | None], labels:
     for k, (s, t) in enumerate(spans):
         starts.setdefault(s, k)
         ends[t] = k
+    inside_token = _inside_token(spans)
     lost: list[tuple[Entity, str]] = []
     candidates: list[tuple[Entity, int, int]] = []  # entity, first and last token (positions in `real`)
     for e in entities:
         if window is not None and (e.end <= window[0] or e.start >= window[1]):
             continue
-        cause = _unrepresentable(e, window, spans, starts, ends)
+        cause = _unrepresentable(e, window, inside_token, starts, ends)
         if cause:
             lost.append((e, cause))
         else:
@@ -148,15 +150,28 @@ def _prefix(scheme: str, k: int, first: int, last: int) -> str:
     return "B" if k == first else "I"
 
 
-def _unrepresentable(e: Entity, window: Offset | None, spans: list[Offset], starts: dict[int, int],
-                     ends: dict[int, int]) -> str:
+def _inside_token(spans: list[Offset]) -> Callable[[int], bool]:
+    """offset -> whether some token has start < offset < end (log time; tokens may overlap or be unsorted)."""
+    ordered = sorted(spans)
+    token_starts = [s for s, _ in ordered]
+    reach: list[int] = []  # the furthest end among the tokens up to each, in start order
+    for _, t in ordered:
+        reach.append(max(t, reach[-1]) if reach else t)
+
+    def inside(offset: int) -> bool:
+        k = bisect.bisect_left(token_starts, offset) - 1  # the last token starting before offset
+        return k >= 0 and reach[k] > offset
+    return inside
+
+
+def _unrepresentable(e: Entity, window: Offset | None, inside_token: Callable[[int], bool],
+                     starts: dict[int, int], ends: dict[int, int]) -> str:
     if e.is_discontinuous:
         return "discontinuous"
     if window is not None and (e.start < window[0] or e.end > window[1]):
         return "window_edge"
-    for s, t in spans:
-        if s < e.start < t or s < e.end < t:
-            return "boundary_mid_token"
+    if inside_token(e.start) or inside_token(e.end):
+        return "boundary_mid_token"
     if e.start not in starts or e.end not in ends or starts[e.start] > ends[e.end]:
         return "boundary_off_token"
     return ""

@@ -215,3 +215,38 @@ def test_synthetic_corpora_round_trip(synthetic_corpora, scheme):  # noqa: F811 
                 kept_in_windows += win.kept
             assert sorted(e.id for e in kept_in_windows) == sorted(e.id for e in enc.kept)
         assert kept + lost == sum(len(d.entities) for d in docs) and kept > 0, dataset
+
+
+@st.composite
+def tokens_and_any_spans(draw):
+    """Random tokens (special ones too) and random contiguous entities anywhere: misaligned, nested, crossing."""
+    text, offsets, _ = draw(tokens_and_entities())
+    n = len(text)
+    entities = []
+    for i in range(draw(st.integers(0, 8))):
+        start = draw(st.integers(0, n - 1))
+        end = draw(st.integers(start + 1, n))
+        entities.append(ent(f"R{i}", draw(st.sampled_from(["A", "C"])), (start, end), text=text))
+    return offsets, entities
+
+
+@pytest.mark.parametrize("scheme", ["BIO", "BIOES"])
+@given(case=tokens_and_any_spans())
+def test_any_spans_against_brute_force(scheme, case):
+    offsets, entities = case
+    real = [o for o in offsets if o is not None and o[0] < o[1]]
+    enc = encode(entities, offsets, ["A", "C"], scheme)
+    assert sorted([e.id for e in enc.kept] + [e.id for e, _ in enc.lost_entities]) == sorted(e.id for e in entities)
+    causes = {e.id: cause for e, cause in enc.lost_entities}
+    for e in entities:
+        mid = any(s < x < t for s, t in real for x in (e.start, e.end))
+        covered = [(s, t) for s, t in real if e.start <= s and t <= e.end]
+        aligned = bool(covered) and min(covered)[0] == e.start and max(t for _, t in covered) == e.end
+        assert (causes.get(e.id) == "boundary_mid_token") == mid
+        assert (causes.get(e.id) == "boundary_off_token") == (not mid and not aligned)
+    tokens_of = {e.id: {o for o in real if e.start <= o[0] and o[1] <= e.end} for e in enc.kept}
+    for a in enc.kept:
+        for b in enc.kept:
+            if a is not b and (a.label, a.spans) != (b.label, b.spans):
+                assert not tokens_of[a.id] & tokens_of[b.id]
+    assert decode(enc.tags, offsets, scheme) == sorted(set(spans_of(enc.kept)), key=lambda x: (x[1], x[2]))
