@@ -1,21 +1,8 @@
-"""Fixtures shared by the evaluation tests: the synthetic corpora of every dataset, as documents."""
+"""Fixtures shared by the evaluation tests: the synthetic corpora of every dataset, as documents
+(defined in tests/synthetic_fixtures.py, which the BIO tests use too)."""
 
 from __future__ import annotations
 
-import pytest
+from tests.synthetic_fixtures import synthetic_corpora
 
-from clinie_nemo.core import docs_jsonl
-from clinie_nemo.corpus import synth
-from clinie_nemo.corpus.datasets.convert import convert_dataset
-
-
-@pytest.fixture(scope="session")
-def synthetic_corpora(tmp_path_factory):
-    """``{dataset: [Document, ...]}``: 6 synthetic notes of each dataset (seed 3), converted, all splits."""
-    root = tmp_path_factory.mktemp("synth")
-    out = {}
-    for name in synth.GENERATOR_NAMES:
-        synth.generate(name, root / name, 6, seed=3)
-        convert_dataset(name, root / name, root / f"{name}_docs", show_progress=False)
-        out[name] = [d for split in sorted((root / f"{name}_docs").glob("*.jsonl")) for d in docs_jsonl.read(split)]
-    return out
+__all__ = ["synthetic_corpora"]
