@@ -19,8 +19,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,20 +26,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.engine_local import machine  # noqa: E402  (the local-engine benchmarks describe the machine alike)
+
 LABELS = ["O"] + [f"{p}-{t}" for t in ("Drug", "Strength", "Form", "Dosage", "Frequency", "Route", "Duration",
                                         "Reason", "ADE") for p in ("B", "I")]
-
-
-def machine() -> str:
-    import torch
-
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        model = next(ln.split(":", 1)[1].strip() for ln in out.splitlines() if ln.startswith("Model name"))
-        cpus = next(ln.split(":", 1)[1].strip() for ln in out.splitlines() if ln.startswith("CPU(s)"))
-    except (OSError, StopIteration):
-        model, cpus = platform.processor() or "unknown", "?"
-    return f"{model}, {cpus} CPUs, torch {torch.__version__} ({torch.get_num_threads()} threads)"
 
 
 def notes(n: int, length: str, work: Path) -> list[str]:
